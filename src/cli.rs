@@ -1,0 +1,140 @@
+//! Command-line parsing and printing; no logic of its own.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::commands::{self, Context};
+use crate::error::{ExitKind, details_of, exit_kind_of};
+use crate::report::Report;
+
+#[derive(Parser, Debug)]
+#[command(name = "codex-maint", version, about = "Keep a Codex home light, recoverable and explainable: measure, archive, undo, verify.")]
+struct Cli {
+    /// The Codex home (default: $CODEX_HOME, else ~/.codex)
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Where codex-maint keeps its catalog, blobs and backups (default: $CODEX_MAINT_STORE, else ~/.codex-maintenance)
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of the text report
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Archive sessions by id (full or unique prefix) or by age, as Codex's own archive does
+    Archive {
+        /// Session ids or unique prefixes
+        ids: Vec<String>,
+        /// Archive every session last active longer ago than this (e.g. 30d, 12h, 2w)
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Sessions younger than this are kept in policy runs
+        #[arg(long, value_name = "AGE", default_value = "10d")]
+        min_age: String,
+        /// Show what would be archived and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm a policy run without asking
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List runs, or one run's operations
+    Log {
+        #[arg(long, value_name = "N")]
+        run: Option<i64>,
+    },
+    /// Take back the last run (or run N), newest operation first
+    Undo {
+        #[arg(long, value_name = "N")]
+        run: Option<i64>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Put one archived item back where it was
+    Restore {
+        /// The operation id, as `log --run N` shows it
+        op_id: i64,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check the catalog, every blob and every archived item; exit 4 on any problem
+    Verify,
+    /// Finish or roll back operations interrupted by a crash
+    Recover,
+}
+
+pub fn main_exit_code() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitKind::Usage.code() } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let json = cli.json;
+    match dispatch(cli) {
+        Ok(report) => {
+            print_report(&report, json);
+            report.exit_code
+        }
+        Err(err) => {
+            let kind = exit_kind_of(&err);
+            let details = details_of(&err);
+            if json {
+                let doc = serde_json::json!({
+                    "error": { "message": format!("{err:#}"), "kind": kind, "exit_code": kind.code(), "details": details }
+                });
+                println!("{}", serde_json::to_string_pretty(&doc).expect("JSON of plain values"));
+            }
+            eprintln!("codex-maint: {err:#}");
+            for d in details {
+                eprintln!("  - {d}");
+            }
+            kind.code()
+        }
+    }
+}
+
+fn print_report(report: &Report, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).expect("reports are plain data"));
+    } else {
+        print!("{}", report.render_text());
+    }
+}
+
+fn parse_age(text: &str, flag: &str) -> anyhow::Result<u64> {
+    crate::clock::parse_duration(text)
+        .ok_or_else(|| crate::error::MaintError::usage(format!("{flag} {text}: expected a number and a unit (s, m, h, d, w), e.g. 30d")).into())
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<Report> {
+    let ctx = Context {
+        home_flag: cli.home,
+        store_root: commands::resolve_store_root(cli.store.as_deref())?,
+        json: cli.json,
+        argv: std::env::args().skip(1).collect(),
+    };
+    match cli.command {
+        Command::Archive { ids, older_than, min_age, dry_run, yes } => commands::archive::run(
+            &ctx,
+            commands::archive::ArchiveArgs {
+                ids,
+                older_than_secs: older_than.as_deref().map(|t| parse_age(t, "--older-than")).transpose()?,
+                min_age_secs: parse_age(&min_age, "--min-age")?,
+                dry_run,
+                yes,
+            },
+        ),
+        Command::Log { run } => commands::log::run(&ctx, run),
+        Command::Undo { run, dry_run } => commands::undo::undo(&ctx, run, dry_run),
+        Command::Restore { op_id, dry_run } => commands::undo::restore(&ctx, op_id, dry_run),
+        Command::Verify => commands::verify::run(&ctx),
+        Command::Recover => commands::recover::run(&ctx),
+    }
+}

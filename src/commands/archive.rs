@@ -1,0 +1,332 @@
+//! `archive`: move sessions to `archived_sessions/` as Codex does, by id or by age policy,
+//! each move journaled with its thread row.
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+
+use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relative_to};
+use crate::clock::{human_age, human_bytes, now_unix};
+use crate::error::MaintError;
+use crate::home::sessions::{self, SessionFile, SessionLocation};
+use crate::home::thread_index::{self, IndexState, ThreadRow};
+use crate::home::{CodexHome, writer_locks};
+use crate::ops::Run;
+use crate::ops::session_move::{self, PlannedMove};
+use crate::ops::thread_row::{self, IndexWriter};
+use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
+use crate::report::{self, Report};
+
+pub struct ArchiveArgs {
+    pub ids: Vec<String>,
+    pub older_than_secs: Option<u64>,
+    pub min_age_secs: u64,
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+/// Moves per journal batch: large enough that commits and fsyncs are amortised, small
+/// enough that a failure rolls back little.
+const BATCH: usize = 256;
+
+#[derive(Debug, Serialize)]
+struct SessionLine {
+    id: String,
+    path: String,
+    size: u64,
+    last_active_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protection: Option<Protection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<String>,
+}
+
+pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
+    if args.ids.is_empty() && args.older_than_secs.is_none() {
+        return Err(MaintError::usage("name the sessions to archive (IDs or unique prefixes) or give --older-than AGE").into());
+    }
+    if !args.ids.is_empty() && args.older_than_secs.is_some() {
+        return Err(MaintError::usage("give session IDs or --older-than, not both").into());
+    }
+    let home = ctx.locate_home()?;
+    home.require_recognizable()?;
+    if !args.dry_run {
+        refuse_if_codex_running(&home)?;
+    }
+    let (store, recovered) = if args.dry_run { (None, Vec::new()) } else {
+        let (s, r) = ctx.open_store_and_recover()?;
+        (Some(s), r)
+    };
+
+    let index_state = thread_index::detect(&home);
+    let index = match &index_state {
+        IndexState::NotUnderstood { path, reason } => {
+            return Err(MaintError::refused(
+                format!(
+                    "Codex's thread index {} is not understood ({reason}); moving transcripts would leave Codex inconsistent, so nothing was changed",
+                    path.display()
+                ),
+                vec![],
+            )
+            .into());
+        }
+        IndexState::Understood(index) => Some(index.clone()),
+        IndexState::Absent => None,
+    };
+    let mut writer = match (&index, args.dry_run) {
+        (Some(index), false) => {
+            let w = IndexWriter::open(&index.path)?;
+            w.preflight(&index.path)?;
+            Some(w)
+        }
+        _ => None,
+    };
+    let rows: Option<HashMap<String, ThreadRow>> = match (&index, &writer) {
+        (Some(index), Some(w)) => Some(index.read_all_with(w.connection())?),
+        (Some(index), None) => Some(index.read_all()?),
+        (None, _) => None,
+    };
+
+    let (files, scan_problems) = sessions::scan(&home);
+    let locked = writer_locks::held_thread_locks(&home);
+    let explicit = !args.ids.is_empty();
+    let policy = SessionPolicy {
+        min_age_secs: args.older_than_secs.unwrap_or(0).max(if explicit { 0 } else { args.min_age_secs }),
+        explicit_request: explicit,
+    };
+
+    let mut report = Report::spec_shaped("archive", "archive");
+    describe_recovery(&mut report, &recovered);
+    let active: Vec<&SessionFile> = files.iter().filter(|f| f.location == SessionLocation::Active).collect();
+    report.push(
+        report::OBSERVED,
+        format!(
+            "{}/ - {} transcripts, {}",
+            crate::home::SESSIONS_DIR,
+            active.len(),
+            human_bytes(active.iter().map(|f| f.size).sum())
+        ),
+    );
+    for p in &scan_problems {
+        report.push(report::NOT_TOUCHED, format!("unreadable: {p}"));
+    }
+
+    let targets: Vec<&SessionFile> = if explicit { resolve_ids(&files, &args.ids, &mut report)? } else { active.clone() };
+
+    let mut chosen: Vec<(&SessionFile, PlannedMove, u64)> = Vec::new();
+    let mut protected_lines = Vec::new();
+    let now = now_unix();
+    for file in targets {
+        let meta = sessions::read_session_meta(&file.path);
+        let row = rows.as_ref().map(|r| file.id().and_then(|id| r.get(id)));
+        let facts = SessionFacts { file, meta: &meta, row, writer_locked: file.id().is_some_and(|id| locked.contains(id)) };
+        let age = facts.last_activity_age_secs();
+        match judge_for_archive(&facts, &policy) {
+            Ok(()) => {
+                let plan = session_move::plan_archive(&home, file, row.flatten(), index.as_ref().map(|i| i.path.as_path()), now);
+                chosen.push((file, plan, age));
+            }
+            Err(protection) => {
+                report.push(report::NOT_TOUCHED, format!("{} - {}", relative_to(&home, &file.path), protection.explain()));
+                protected_lines.push(SessionLine {
+                    id: file.id().unwrap_or("?").to_string(),
+                    path: file.path.display().to_string(),
+                    size: file.size,
+                    last_active_secs: age,
+                    protection: Some(protection),
+                    op_id: None,
+                    destination: None,
+                });
+            }
+        }
+    }
+
+    let occupied: Vec<String> = chosen
+        .iter()
+        .filter(|(_, plan, _)| std::fs::symlink_metadata(&plan.dst).is_ok())
+        .map(|(_, plan, _)| format!("{} is already occupied", plan.dst.display()))
+        .collect();
+    if !occupied.is_empty() {
+        return Err(MaintError::refused("archive destinations are occupied; nothing was overwritten or changed", occupied).into());
+    }
+    if explicit && !protected_lines.is_empty() {
+        return Err(MaintError::refused(
+            "some named sessions are protected and were not archived; nothing was changed",
+            protected_lines
+                .iter()
+                .map(|l| format!("{} - {}", l.id, l.protection.as_ref().map(Protection::explain).unwrap_or_default()))
+                .collect(),
+        )
+        .into());
+    }
+
+    let total_bytes: u64 = chosen.iter().map(|(f, _, _)| f.size).sum();
+    let mut done_lines = Vec::new();
+    if args.dry_run || chosen.is_empty() {
+        for (file, plan, age) in &chosen {
+            report.push(
+                report::PROPOSED,
+                format!(
+                    "archive {} ({}, last active {} ago): {} -> {}",
+                    file.id().unwrap_or("?"),
+                    human_bytes(file.size),
+                    human_age(*age),
+                    relative_to(&home, &file.path),
+                    relative_to(&home, &plan.dst)
+                ),
+            );
+        }
+        report.push(report::BACKUPS, "not created: this was a dry run or there was nothing to archive");
+        report.push(report::VERIFICATION, "no files changed");
+        report.data = json!({
+            "dry_run": args.dry_run,
+            "run_id": null,
+            "candidates": chosen.iter().map(|(f, p, age)| line(f, Some(p), *age, None)).collect::<Vec<_>>(),
+            "protected": protected_lines,
+            "bytes": total_bytes,
+        });
+        return Ok(report);
+    }
+
+    if !explicit {
+        confirm(&format!("Archive {} sessions ({})?", chosen.len(), human_bytes(total_bytes)), args.yes)?;
+    }
+    let store = store.expect("a store is open when not a dry run");
+    let run = Run::begin(&store, "archive", &ctx.argv, &home.display(), None)?;
+    let run_id = run.id;
+    let mut failure = None;
+    let mut cursor = chosen.into_iter().peekable();
+    while cursor.peek().is_some() {
+        let batch: Vec<_> = cursor.by_ref().take(BATCH).collect();
+        let plans: Vec<PlannedMove> = batch.iter().map(|(_, p, _)| p.clone()).collect();
+        match session_move::execute_batch(&run, plans, writer.as_mut()) {
+            Ok(ids) => {
+                for ((file, plan, age), id) in batch.iter().zip(ids) {
+                    report.push(
+                        report::COMPLETED,
+                        format!(
+                            "archived {} ({}) -> {} (op {id})",
+                            file.id().unwrap_or("?"),
+                            human_bytes(file.size),
+                            relative_to(&home, &plan.dst)
+                        ),
+                    );
+                    done_lines.push(line(file, Some(plan), *age, Some(id)));
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let status = if failure.is_some() { "failed" } else { "done" };
+    run.finish(status)?;
+
+    let moved_bytes: u64 = done_lines.iter().map(|l| l.size).sum();
+    report.push(
+        report::BACKUPS,
+        format!(
+            "journal: run {run_id} in {} ({} ops, original paths and BLAKE3 hashes recorded); transcripts were moved, not copied",
+            store.root.join(crate::store::CATALOG_FILE).display(),
+            done_lines.len()
+        ),
+    );
+    verify_moves(&home, &done_lines, writer.as_ref(), &mut report);
+    report.push(report::RESIDUAL_RISK, format!("to take this back: codex-maint undo --run {run_id}"));
+    report.data = json!({
+        "dry_run": false,
+        "run_id": run_id,
+        "archived": done_lines,
+        "protected": protected_lines,
+        "bytes": moved_bytes,
+    });
+    if let Some(e) = failure {
+        return Err(e.context(format!("run {run_id} stopped after {} archived sessions (they stay archived and can be undone)", done_lines.len())));
+    }
+    Ok(report)
+}
+
+fn line(file: &SessionFile, plan: Option<&PlannedMove>, age: u64, op_id: Option<i64>) -> SessionLine {
+    SessionLine {
+        id: file.id().unwrap_or("?").to_string(),
+        path: file.path.display().to_string(),
+        size: file.size,
+        last_active_secs: age,
+        protection: None,
+        op_id,
+        destination: plan.map(|p| p.dst.display().to_string()),
+    }
+}
+
+/// SPEC.md "Validation": each moved transcript is where the manifest says, its source is
+/// free, and its thread row points at it.
+fn verify_moves(home: &CodexHome, done: &[SessionLine], writer: Option<&IndexWriter>, report: &mut Report) {
+    let mut bad = Vec::new();
+    for l in done {
+        let dst = l.destination.as_deref().unwrap_or_default();
+        if !std::path::Path::new(dst).is_file() {
+            bad.push(format!("{dst} is missing"));
+        }
+        if std::path::Path::new(&l.path).exists() {
+            bad.push(format!("{} still exists", l.path));
+        }
+        if let Some(w) = writer {
+            match thread_row::read(w.connection(), &l.id) {
+                Ok(Some(row)) if row.archived == 1 && crate::home::same_file(std::path::Path::new(&row.rollout_path), std::path::Path::new(dst)) => {}
+                other => bad.push(format!("thread {}'s row is {other:?}", l.id)),
+            }
+        }
+    }
+    if bad.is_empty() {
+        report.push(
+            report::VERIFICATION,
+            format!(
+                "{} moved transcripts present in {}/ with their source paths free{}",
+                done.len(),
+                relative_to(home, &home.archived_sessions_dir()),
+                if writer.is_some() { ", each thread row archived = 1 and pointing at it" } else { " (no thread index in this home)" }
+            ),
+        );
+    } else {
+        report.exit_code = crate::error::ExitKind::VerifyFailed.code();
+        report.extend(report::VERIFICATION, bad.into_iter().map(|b| format!("FAILED: {b}")));
+    }
+}
+
+/// Full ids or unique prefixes; every id must match exactly one session, or nothing runs.
+fn resolve_ids<'f>(files: &'f [SessionFile], ids: &[String], report: &mut Report) -> Result<Vec<&'f SessionFile>> {
+    let mut chosen = Vec::new();
+    let mut seen = HashSet::new();
+    let mut errors = Vec::new();
+    for wanted in ids {
+        let wanted_lc = wanted.to_ascii_lowercase();
+        let matches: Vec<&SessionFile> = files.iter().filter(|f| f.id().is_some_and(|id| id.starts_with(&wanted_lc))).collect();
+        let distinct: HashSet<&str> = matches.iter().filter_map(|f| f.id()).collect();
+        match distinct.len() {
+            0 => errors.push(format!("no session matches {wanted}")),
+            1 => {
+                for f in matches {
+                    if f.location == SessionLocation::Archived {
+                        report.push(report::NOT_TOUCHED, format!("{} - already archived", f.id().unwrap_or("?")));
+                    } else if seen.insert(f.path.clone()) {
+                        chosen.push(f);
+                    }
+                }
+            }
+            _ => {
+                let mut names: Vec<&str> = distinct.into_iter().collect();
+                names.sort();
+                errors.push(format!("{wanted} is ambiguous: it matches {}", names.join(", ")));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let first = errors[0].clone();
+        return Err(MaintError { kind: crate::error::ExitKind::Usage, message: format!("{first}; nothing was changed"), details: errors }.into());
+    }
+    Ok(chosen)
+}

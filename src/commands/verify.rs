@@ -1,0 +1,94 @@
+//! `verify`: the catalog's integrity, every blob's hash, every live change still in place.
+//! It reads only; it opens the catalog read-only and Codex's databases without writing.
+
+use anyhow::Result;
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::Context;
+use crate::error::ExitKind;
+use crate::home::sqlite_read;
+use crate::ops::session_move;
+use crate::ops::thread_row::{self, RowState};
+use crate::report::{self, Report};
+use crate::store::{self, OpState, blobs::BlobStore};
+
+pub fn run(ctx: &Context) -> Result<Report> {
+    let mut report = Report::spec_shaped("verify", "verify");
+    let Some(catalog) = store::open_read_only(&ctx.store_root)? else {
+        report.push(report::VERIFICATION, format!("no store at {}: codex-maint has changed nothing, so there is nothing to verify", ctx.store_root.display()));
+        report.data = json!({ "store": ctx.store_root, "problems": [], "checked": {} });
+        return Ok(report);
+    };
+    let mut problems: Vec<String> = Vec::new();
+    let mut checks = serde_json::Map::new();
+
+    match store::integrity_problems(catalog.connection()) {
+        Ok(p) if p.is_empty() => report.push(report::VERIFICATION, "catalog PRAGMA integrity_check: ok"),
+        Ok(p) => {
+            report.push(report::VERIFICATION, format!("catalog PRAGMA integrity_check: {} problems", p.len()));
+            problems.extend(p.into_iter().map(|l| format!("catalog: {l}")));
+        }
+        Err(e) => problems.push(format!("catalog cannot be read: {e:#}")),
+    }
+    if !problems.is_empty() {
+        return Ok(finish(report, problems, checks));
+    }
+
+    let blobs = BlobStore::new(&ctx.store_root);
+    let blob_list = catalog.blob_hashes()?;
+    let mut bad_blobs = 0;
+    for (hash, _) in &blob_list {
+        match blobs.rehash(hash) {
+            Ok(h) if &h == hash => {}
+            Ok(_) => {
+                bad_blobs += 1;
+                problems.push(format!("blob {hash}: its bytes were altered (hash differs)"));
+            }
+            Err(e) => {
+                bad_blobs += 1;
+                problems.push(format!("blob {hash}: missing or unreadable ({e:#})"));
+            }
+        }
+    }
+    report.push(report::VERIFICATION, format!("{} blobs rehashed: {} bad", blob_list.len(), bad_blobs));
+    checks.insert("blobs".into(), json!({ "checked": blob_list.len(), "bad": bad_blobs }));
+
+    for op in catalog.ops_in_state(OpState::Prepared)? {
+        problems.push(format!("op {} ({}) was interrupted and is still prepared: run `codex-maint recover`", op.id, op.kind));
+    }
+
+    let live = catalog.live_ops()?;
+    let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
+    let mut moved_checked = 0;
+    let before = problems.len();
+    for op in &live {
+        if session_move::is_move(op) {
+            moved_checked += 1;
+            if let Some(detail_index) = op.detail.get("index").and_then(|v| v.as_str()) {
+                dbs.entry(detail_index.to_string()).or_insert_with(|| sqlite_read::open(Path::new(detail_index)).ok());
+            }
+            let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
+                let db = dbs.get(index)?.as_ref()?;
+                Some(thread_row::read(&db.conn, id))
+            };
+            problems.extend(session_move::verify_live(op, &lookup));
+        }
+    }
+    report.push(
+        report::VERIFICATION,
+        format!("{moved_checked} archived items checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
+    );
+    checks.insert("items".into(), json!({ "checked": moved_checked, "bad": problems.len() - before }));
+    Ok(finish(report, problems, checks))
+}
+
+fn finish(mut report: Report, problems: Vec<String>, checks: serde_json::Map<String, serde_json::Value>) -> Report {
+    if !problems.is_empty() {
+        report.exit_code = ExitKind::VerifyFailed.code();
+        report.extend(report::RESIDUAL_RISK, problems.iter().cloned());
+    }
+    report.data = json!({ "ok": problems.is_empty(), "problems": problems, "checked": checks });
+    report
+}

@@ -1,0 +1,45 @@
+//! Named crash points for the crash-safety tests. The tests set `CODEX_MAINT_FAILPOINT` to a
+//! point's name and the process aborts there, the way a power cut or `kill -9` would stop
+//! it; recovery must then leave every item whole and exactly once. Unset, this is one
+//! environment lookup per step.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const ENV_VAR: &str = "CODEX_MAINT_FAILPOINT";
+
+/// `name` aborts at the first pass, `name@N` at the N-th, so a test can stop a batch
+/// half-way through.
+fn armed() -> Option<&'static (String, u64)> {
+    static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| {
+            let spec = std::env::var(ENV_VAR).ok().filter(|v| !v.is_empty())?;
+            Some(match spec.split_once('@') {
+                Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
+                None => (spec, 1),
+            })
+        })
+        .as_ref()
+}
+
+static PASSES: AtomicU64 = AtomicU64::new(0);
+
+/// Aborts the process at the armed point. `abort` rather than `exit` so no destructor,
+/// buffered write or SQLite cleanup runs: the test sees what a crash leaves.
+pub fn hit(name: &str) {
+    let Some((armed_name, nth)) = armed() else { return };
+    if armed_name == name && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+        eprintln!("codex-maint: failpoint {name} hit, aborting");
+        std::process::abort();
+    }
+}
+
+/// The points a session archive or undo passes, in protocol order; the crash test walks
+/// every one of them.
+pub const SESSION_MOVE_POINTS: &[&str] =
+    &["op-prepared", "move-renamed", "file-moved", "thread-row-updated", "op-applied", "run-finishing"];
+
+/// Points only a move across filesystems or a write into the blob store passes; their
+/// own tests cover them.
+pub const OTHER_POINTS: &[&str] = &["move-copied-temp", "move-before-source-removed", "blob-temp-written"];

@@ -1,0 +1,248 @@
+//! Filesystem steps the journal relies on: a move that never overwrites, a write that is
+//! either whole or absent, and the fsyncs that make both survive a power cut.
+
+use anyhow::{Context, Result, bail};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::content_hash::HashingReader;
+use crate::error::MaintError;
+use crate::failpoint;
+
+/// Prefix of every temporary name this tool writes, so recovery and inspection can tell
+/// our half-written files from anything else.
+pub const TEMP_PREFIX: &str = ".codex-maint-tmp-";
+
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+pub fn fsync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => fsync_dir(p),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `dir` and any missing parents, returning the ones it created (outermost first)
+/// so an undo can remove exactly those and nothing the user made.
+pub fn create_dirs_recording(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut cursor = Some(dir);
+    while let Some(d) = cursor {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cursor = d.parent();
+    }
+    missing.reverse();
+    for d in &missing {
+        match fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        fsync_parent(d)?;
+    }
+    Ok(missing)
+}
+
+/// Removes folders this tool created, innermost first, but only while they are empty: a
+/// folder that gained content since is the user's now and stays.
+pub fn remove_created_dirs_if_empty(created: &[PathBuf]) {
+    for d in created.iter().rev() {
+        if fs::remove_dir(d).is_ok() {
+            let _ = fsync_parent(d);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveMethod {
+    Rename,
+    CopyAcrossFilesystems,
+}
+
+/// Moves a file or folder from `src` to `dst` without ever replacing anything at `dst`.
+/// Within one filesystem it is one atomic rename; across filesystems (files only) it is
+/// a hashed copy beside the destination, renamed into place, then the source removed, so
+/// a crash leaves the source intact or a verified whole copy, never a partial file.
+pub fn move_no_replace(src: &Path, dst: &Path) -> Result<MoveMethod> {
+    if fs::symlink_metadata(dst).is_ok() {
+        return Err(MaintError::refused(
+            format!("destination {} is occupied; nothing was overwritten", dst.display()),
+            vec![dst.display().to_string()],
+        )
+        .into());
+    }
+    match rename_no_replace(src, dst) {
+        Ok(()) => {
+            failpoint::hit("move-renamed");
+            fsync_parent(dst)?;
+            if src.parent() != dst.parent() {
+                fsync_parent(src)?;
+            }
+            Ok(MoveMethod::Rename)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            copy_across_filesystems(src, dst)?;
+            Ok(MoveMethod::CopyAcrossFilesystems)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(MaintError::refused(
+            format!("destination {} is occupied; nothing was overwritten", dst.display()),
+            vec![dst.display().to_string()],
+        )
+        .into()),
+        Err(e) => Err(e).with_context(|| format!("moving {} to {}", src.display(), dst.display())),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c_src = CString::new(src.as_os_str().as_bytes())?;
+    let c_dst = CString::new(dst.as_os_str().as_bytes())?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            c_src.as_ptr(),
+            libc::AT_FDCWD,
+            c_dst.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Filesystems without RENAME_NOREPLACE: a hard link also refuses an existing name.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => link_then_unlink(src, dst),
+        _ => Err(err),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
+    link_then_unlink(src, dst)
+}
+
+fn link_then_unlink(src: &Path, dst: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(src)?.is_dir() {
+        // Folders cannot be hard-linked; the caller holds the store lock and checked `dst`.
+        if fs::symlink_metadata(dst).is_ok() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        return fs::rename(src, dst);
+    }
+    fs::hard_link(src, dst)?;
+    fs::remove_file(src)
+}
+
+fn copy_across_filesystems(src: &Path, dst: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(src)?;
+    if !meta.is_file() {
+        bail!("{} is on another filesystem than {}; only files can be moved across filesystems", src.display(), dst.display());
+    }
+    let temp = temp_path_beside(dst);
+    let (src_hash, _) = {
+        let mut reader = HashingReader::new(File::open(src)?);
+        let mut out = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        io::copy(&mut reader, &mut out)?;
+        out.set_permissions(meta.permissions())?;
+        out.set_modified(meta.modified()?)?;
+        out.sync_all()?;
+        reader.finish()
+    };
+    failpoint::hit("move-copied-temp");
+    let copy_hash = crate::content_hash::hash_file(&temp)?;
+    if copy_hash != src_hash {
+        let _ = fs::remove_file(&temp);
+        bail!("copy of {} to {} did not match its source", src.display(), dst.display());
+    }
+    rename_no_replace(&temp, dst).with_context(|| format!("placing {}", dst.display()))?;
+    fsync_parent(dst)?;
+    failpoint::hit("move-before-source-removed");
+    fs::remove_file(src)?;
+    fsync_parent(src)?;
+    Ok(())
+}
+
+pub fn temp_path_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = path.parent().unwrap_or(Path::new("."));
+    parent.join(format!("{TEMP_PREFIX}{}-{name}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Writes `bytes` to `path` so a reader sees the old file or the new one, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    let temp = temp_path_beside(path);
+    {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        if let Some(mode) = mode {
+            set_mode(&f, mode)?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))?;
+    fsync_parent(path)?;
+    Ok(())
+}
+
+#[cfg(unix)]
+pub fn set_mode(file: &File, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+pub fn set_mode(_file: &File, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn move_refuses_an_occupied_destination_and_keeps_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, "source").unwrap();
+        fs::write(&b, "already here").unwrap();
+        let err = move_no_replace(&a, &b).unwrap_err();
+        assert_eq!(crate::error::exit_kind_of(&err), crate::error::ExitKind::Refused);
+        assert_eq!(fs::read_to_string(&a).unwrap(), "source");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "already here");
+    }
+
+    #[test]
+    fn move_keeps_bytes_and_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("sub/b"));
+        fs::write(&a, "payload").unwrap();
+        let before = fs::metadata(&a).unwrap().modified().unwrap();
+        let created = create_dirs_recording(b.parent().unwrap()).unwrap();
+        assert_eq!(created, vec![dir.path().join("sub")]);
+        move_no_replace(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(fs::read_to_string(&b).unwrap(), "payload");
+        assert_eq!(fs::metadata(&b).unwrap().modified().unwrap(), before);
+    }
+
+    #[test]
+    fn created_dirs_are_removed_only_when_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("x/y");
+        let created = create_dirs_recording(&deep).unwrap();
+        fs::write(dir.path().join("x/keep"), "user file").unwrap();
+        remove_created_dirs_if_empty(&created);
+        assert!(!deep.exists());
+        assert!(dir.path().join("x/keep").exists());
+    }
+}

@@ -1,0 +1,242 @@
+//! Session transcripts: Codex's file names, where they live, and the one line of each we
+//! read (`session_meta`). Transcript bodies are never read here.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::CodexHome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionLocation {
+    Active,
+    Archived,
+}
+
+/// What a Codex transcript's file name says: `rollout-YYYY-MM-DDThh-mm-ss-<uuid>.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutName {
+    pub year: String,
+    pub month: String,
+    pub day: String,
+    pub id: String,
+}
+
+pub fn parse_rollout_name(name: &str) -> Option<RolloutName> {
+    let stem = name.strip_prefix("rollout-")?.strip_suffix(".jsonl")?;
+    // "YYYY-MM-DDThh-mm-ss" is 19 bytes, then '-' and a 36-byte uuid.
+    if stem.len() != 19 + 1 + 36 || !stem.is_char_boundary(19) {
+        return None;
+    }
+    let (stamp, rest) = stem.split_at(19);
+    let id = rest.strip_prefix('-')?;
+    let b = stamp.as_bytes();
+    let digits_at = |range: std::ops::Range<usize>| b[range].iter().all(u8::is_ascii_digit);
+    let shape_ok = digits_at(0..4)
+        && b[4] == b'-'
+        && digits_at(5..7)
+        && b[7] == b'-'
+        && digits_at(8..10)
+        && b[10] == b'T'
+        && digits_at(11..13)
+        && b[13] == b'-'
+        && digits_at(14..16)
+        && b[16] == b'-'
+        && digits_at(17..19);
+    if !shape_ok || uuid::Uuid::parse_str(id).is_err() {
+        return None;
+    }
+    Some(RolloutName {
+        year: stamp[0..4].to_string(),
+        month: stamp[5..7].to_string(),
+        day: stamp[8..10].to_string(),
+        id: id.to_ascii_lowercase(),
+    })
+}
+
+/// A file found where Codex keeps transcripts, with the metadata policy needs.
+#[derive(Debug, Clone)]
+pub struct SessionFile {
+    pub path: PathBuf,
+    pub location: SessionLocation,
+    pub name: Option<RolloutName>,
+    pub is_symlink: bool,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub mode: u32,
+    /// For active sessions: whether it sits in the dated folder its name implies.
+    pub in_dated_folder: bool,
+}
+
+impl SessionFile {
+    pub fn from_path(path: &Path, location: SessionLocation, sessions_root: &Path) -> std::io::Result<SessionFile> {
+        let meta = fs::symlink_metadata(path)?;
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = parse_rollout_name(&file_name);
+        let in_dated_folder = match (&name, location) {
+            (Some(n), SessionLocation::Active) => {
+                path.parent() == Some(&sessions_root.join(&n.year).join(&n.month).join(&n.day))
+            }
+            (_, SessionLocation::Archived) => path.parent() == Some(sessions_root),
+            _ => false,
+        };
+        Ok(SessionFile {
+            path: path.to_path_buf(),
+            location,
+            name,
+            is_symlink: meta.file_type().is_symlink(),
+            size: meta.len(),
+            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            mode: file_mode(&meta),
+            in_dated_folder,
+        })
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        self.name.as_ref().map(|n| n.id.as_str())
+    }
+}
+
+#[cfg(unix)]
+pub fn file_mode(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode()
+}
+
+#[cfg(not(unix))]
+pub fn file_mode(_meta: &fs::Metadata) -> u32 {
+    0o644
+}
+
+/// Every `*.jsonl` under `sessions/` and `archived_sessions/`, without following symlinks.
+/// Problems (unreadable folders) come back as text for the report, never as a failure.
+pub fn scan(home: &CodexHome) -> (Vec<SessionFile>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for (root, location, depth) in [
+        (home.sessions_dir(), SessionLocation::Active, 4),
+        (home.archived_sessions_dir(), SessionLocation::Archived, 1),
+    ] {
+        if !root.exists() {
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&root).min_depth(1).max_depth(depth).follow_links(false) {
+            match entry {
+                Ok(e) if is_transcript_candidate(e.path(), e.file_type().is_dir()) => {
+                    match SessionFile::from_path(e.path(), location, &root) {
+                        Ok(f) => found.push(f),
+                        Err(err) => problems.push(format!("{}: {err}", e.path().display())),
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => problems.push(format!("{err}")),
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    (found, problems)
+}
+
+pub fn is_transcript_candidate(path: &Path, is_dir: bool) -> bool {
+    !is_dir && path.extension().is_some_and(|e| e == "jsonl")
+}
+
+/// The first record of a transcript, which names the thread and where it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionMeta {
+    pub id: String,
+    pub timestamp: Option<String>,
+    pub cwd: Option<String>,
+    pub originator: Option<String>,
+    pub cli_version: Option<String>,
+    pub source: Option<String>,
+    pub git_branch: Option<String>,
+    pub git_commit: Option<String>,
+}
+
+/// A `session_meta` line carries the full base instructions (tens of KB); anything far
+/// larger is not a Codex first line and is not read further.
+const MAX_FIRST_LINE: u64 = 8 << 20;
+
+pub fn read_session_meta(path: &Path) -> Result<SessionMeta, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut line = Vec::new();
+    BufReader::new(file.take(MAX_FIRST_LINE))
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if line.is_empty() {
+        return Err("empty transcript".into());
+    }
+    let record: Value = serde_json::from_slice(&line).map_err(|_| "first line is not a whole JSON record".to_string())?;
+    parse_session_meta(&record)
+}
+
+pub fn parse_session_meta(record: &Value) -> Result<SessionMeta, String> {
+    if record.get("type").and_then(Value::as_str) != Some("session_meta") {
+        return Err("first record is not session_meta".into());
+    }
+    let payload = record.get("payload").ok_or("session_meta has no payload")?;
+    let text = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_string);
+    let id = text("id").or_else(|| text("session_id")).ok_or("session_meta has no id")?;
+    let git = payload.get("git");
+    let git_text = |key: &str| git.and_then(|g| g.get(key)).and_then(Value::as_str).map(str::to_string);
+    Ok(SessionMeta {
+        id: id.to_ascii_lowercase(),
+        timestamp: text("timestamp"),
+        cwd: text("cwd"),
+        originator: text("originator"),
+        cli_version: text("cli_version"),
+        source: payload.get("source").map(|s| match s {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+        git_branch: git_text("branch"),
+        git_commit: git_text("commit_hash"),
+    })
+}
+
+/// Where Codex's own `unarchive` puts a transcript back: the dated folder of its name.
+pub fn dated_folder(sessions_root: &Path, name: &RolloutName) -> PathBuf {
+    sessions_root.join(&name.year).join(&name.month).join(&name.day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codex_names_parse_and_others_do_not() {
+        let n = parse_rollout_name("rollout-2026-11-24T06-12-09-01a20c2e-e45a-7d33-9558-2b68569b884c.jsonl").unwrap();
+        assert_eq!((n.year.as_str(), n.month.as_str(), n.day.as_str()), ("2026", "11", "24"));
+        assert_eq!(n.id, "01a20c2e-e45a-7d33-9558-2b68569b884c");
+        for bad in [
+            "rollout-2026-11-24T06-12-09-not-a-uuid.jsonl",
+            "notes.jsonl",
+            "rollout-2026-11-24-06-12-09-01a20c2e-e45a-7d33-9558-2b68569b884c.jsonl",
+            "rollout-2026-11-24T06-12-09-01a20c2e-e45a-7d33-9558-2b68569b884c.json",
+        ] {
+            assert!(parse_rollout_name(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn session_meta_is_read_from_the_first_line_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        fs::write(
+            &path,
+            "{\"type\":\"session_meta\",\"payload\":{\"id\":\"ABC\",\"cwd\":\"/w\",\"git\":{\"branch\":\"main\"}}}\n{not json\n",
+        )
+        .unwrap();
+        let meta = read_session_meta(&path).unwrap();
+        assert_eq!(meta.id, "abc");
+        assert_eq!(meta.git_branch.as_deref(), Some("main"));
+        fs::write(&path, "{\"type\":\"session_me").unwrap();
+        assert!(read_session_meta(&path).is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! Opening Codex's SQLite files for reading without writing a byte in the home. A plain
+//! read-only connection may still write the `-shm` index and cannot be trusted to leave
+//! mtimes alone, so: a database without a pending WAL is opened `immutable`, one with a
+//! WAL is copied (with its WAL) to a private temporary folder and read there.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Above this size a database with a pending WAL is read from its main file alone rather
+/// than copied: a consistent snapshot as of the last checkpoint, said so in the report.
+const COPY_LIMIT: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Snapshot {
+    /// No pending WAL: what was read is the whole database.
+    Whole,
+    /// Read from a private copy of the file and its WAL.
+    CopiedWithWal,
+    /// The WAL (this many bytes) was too large to copy; its transactions are not seen.
+    MainFileOnly { wal_bytes: u64 },
+}
+
+pub struct ReadOnlyDb {
+    pub conn: Connection,
+    pub snapshot: Snapshot,
+    _copy: Option<tempfile::TempDir>,
+}
+
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+pub fn shm_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-shm");
+    PathBuf::from(name)
+}
+
+pub fn open(db: &Path) -> Result<ReadOnlyDb> {
+    let wal_bytes = std::fs::metadata(wal_path(db)).map(|m| m.len()).unwrap_or(0);
+    let db_bytes = std::fs::metadata(db).with_context(|| format!("reading {}", db.display()))?.len();
+    if wal_bytes == 0 || db_bytes + wal_bytes > COPY_LIMIT {
+        let conn = open_immutable(db)?;
+        let snapshot = if wal_bytes == 0 { Snapshot::Whole } else { Snapshot::MainFileOnly { wal_bytes } };
+        return Ok(ReadOnlyDb { conn, snapshot, _copy: None });
+    }
+    let dir = tempfile::Builder::new().prefix("codex-maint-read-").tempdir()?;
+    let copy = dir.path().join(db.file_name().unwrap_or_default());
+    std::fs::copy(db, &copy).with_context(|| format!("reading {}", db.display()))?;
+    std::fs::copy(wal_path(db), wal_path(&copy)).with_context(|| format!("reading the WAL of {}", db.display()))?;
+    let conn = Connection::open(&copy)?;
+    Ok(ReadOnlyDb { conn, snapshot: Snapshot::CopiedWithWal, _copy: Some(dir) })
+}
+
+fn open_immutable(db: &Path) -> Result<Connection> {
+    let uri = format!("file:{}?mode=ro&immutable=1", uri_escape(db));
+    Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", db.display()))
+}
+
+fn uri_escape(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `PRAGMA integrity_check` lines other than "ok"; an empty list means it passed.
+pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut problems = Vec::new();
+    for row in rows {
+        let line = row?;
+        if line != "ok" {
+            problems.push(line);
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_a_wal_database_sees_pending_rows_and_changes_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state_5.sqlite");
+        let writer = Connection::open(&db).unwrap();
+        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        writer.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1),(2);").unwrap();
+        let before = crate::test_support::tree_fingerprint(dir.path());
+        let read = open(&db).unwrap();
+        let n: i64 = read.conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 2);
+        assert!(matches!(read.snapshot, Snapshot::CopiedWithWal));
+        drop(read);
+        assert_eq!(before, crate::test_support::tree_fingerprint(dir.path()));
+        drop(writer);
+    }
+}

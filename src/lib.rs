@@ -1,0 +1,21 @@
+//! codex-maint: keeps a Codex home light, recoverable and explainable. Layers, top to
+//! bottom (DESIGN.md): cli, commands, policy, home | ops, store. Nothing calls upward.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod content_hash;
+pub mod error;
+pub mod failpoint;
+pub mod fs_atomic;
+pub mod home;
+pub mod ops;
+pub mod policy;
+pub mod report;
+pub mod store;
+pub mod testkit;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    pub use crate::testkit::fingerprint::tree_fingerprint;
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(codex_maint::cli::main_exit_code());
+}

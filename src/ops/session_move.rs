@@ -1,0 +1,362 @@
+//! Moving a transcript between `sessions/Y/M/D/` and `archived_sessions/` together with its
+//! thread row, as Codex's own `archive` / `unarchive` do, journaled so that a crash at any
+//! instant leaves the file exactly once, whole, and its row matching where it is.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::thread_row::{IndexWriter, RowState};
+use super::{Recovered, Run};
+use crate::clock::system_time_ns;
+use crate::content_hash::hash_file;
+use crate::error::MaintError;
+use crate::fs_atomic::{TEMP_PREFIX, create_dirs_recording, move_no_replace, remove_created_dirs_if_empty};
+use crate::home::sessions::{SessionFile, file_mode};
+use crate::store::{NewOp, OpRecord, OpState, Store};
+use crate::{failpoint, home};
+
+pub const ARCHIVE: &str = "archive_session";
+pub const UNARCHIVE: &str = "unarchive_session";
+
+/// What the journal keeps of a move beyond the columns of `ops`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MoveDetail {
+    pub thread_id: String,
+    /// The thread index updated with the move; `None` for homes without one.
+    pub index: Option<String>,
+    pub row_before: Option<RowState>,
+    pub row_after: Option<RowState>,
+    /// Folders this op created for its destination, removed again if it is rolled back.
+    #[serde(default)]
+    pub created_dirs: Vec<PathBuf>,
+    /// Folders an earlier op created that this one empties (an undo), removed if empty.
+    #[serde(default)]
+    pub tidy_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedMove {
+    pub kind: &'static str,
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub detail: MoveDetail,
+    pub reverts_op: Option<i64>,
+    /// The content hash when the caller has just read it, so the file is read only once.
+    pub known_hash: Option<String>,
+}
+
+/// Plans the archive of one active transcript the way `codex archive` does it: same file
+/// name, flat in `archived_sessions/`, row pointed at the new path and marked archived.
+pub fn plan_archive(
+    home: &home::CodexHome,
+    file: &SessionFile,
+    row: Option<&home::thread_index::ThreadRow>,
+    index_path: Option<&Path>,
+    now_unix: i64,
+) -> PlannedMove {
+    let file_name = file.path.file_name().expect("transcripts have names").to_owned();
+    let dst = home.archived_sessions_dir().join(&file_name);
+    let row_before = row.map(|r| RowState {
+        rollout_path: r.rollout_path.clone(),
+        archived: r.archived,
+        archived_at: r.archived_at,
+    });
+    let row_after = row_before.as_ref().map(|before| RowState {
+        rollout_path: codex_spelling_of(&before.rollout_path, &dst, &file_name),
+        archived: 1,
+        archived_at: Some(now_unix),
+    });
+    PlannedMove {
+        kind: ARCHIVE,
+        src: file.path.clone(),
+        dst,
+        detail: MoveDetail {
+            thread_id: file.id().unwrap_or_default().to_string(),
+            index: index_path.map(|p| p.display().to_string()),
+            row_before,
+            row_after,
+            created_dirs: Vec::new(),
+            tidy_dirs: Vec::new(),
+        },
+        reverts_op: None,
+        known_hash: None,
+    }
+}
+
+/// Codex stores absolute paths spelled from its own view of the home; the new path keeps
+/// that spelling (taken from the old row) rather than ours, which may differ by a symlink.
+fn codex_spelling_of(old_rollout_path: &str, our_dst: &Path, file_name: &std::ffi::OsStr) -> String {
+    // <home>/sessions/YYYY/MM/DD/<file>: the home is five levels up, `sessions` four.
+    let old = Path::new(old_rollout_path);
+    let under_sessions = old.ancestors().nth(4).and_then(|s| s.file_name()).is_some_and(|n| n == home::SESSIONS_DIR);
+    let codex_home = old.ancestors().nth(5).filter(|_| under_sessions);
+    match codex_home {
+        Some(h) => h.join(home::ARCHIVED_SESSIONS_DIR).join(file_name).display().to_string(),
+        None => our_dst.display().to_string(),
+    }
+}
+
+/// The inverse of an applied move: back to where it was, the row back to what it was.
+pub fn plan_revert(op: &OpRecord) -> Result<PlannedMove> {
+    let detail: MoveDetail = serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+    let dst_of_op = op.dst.clone().context("a move op has a destination")?;
+    let kind = if op.kind == ARCHIVE { UNARCHIVE } else { ARCHIVE };
+    Ok(PlannedMove {
+        kind,
+        src: PathBuf::from(dst_of_op),
+        dst: PathBuf::from(&op.src),
+        detail: MoveDetail {
+            thread_id: detail.thread_id.clone(),
+            index: detail.index.clone(),
+            row_before: detail.row_after.clone(),
+            row_after: detail.row_before.clone(),
+            created_dirs: Vec::new(),
+            tidy_dirs: detail.created_dirs.clone(),
+        },
+        reverts_op: Some(op.id),
+        known_hash: None,
+    })
+}
+
+/// Why an applied move cannot be taken back now; empty when it can. Hashes the file, and
+/// records the hash in `plan` so the revert does not read it again.
+pub fn revert_conflicts(op: &OpRecord, plan: &mut PlannedMove, index: Option<&IndexWriter>) -> Vec<String> {
+    let mut conflicts = Vec::new();
+    let here = &plan.src;
+    match fs::symlink_metadata(here) {
+        Err(_) => conflicts.push(format!("op {}: {} is no longer there", op.id, here.display())),
+        Ok(m) if !m.is_file() => conflicts.push(format!("op {}: {} is no longer a regular file", op.id, here.display())),
+        Ok(_) => match hash_file(here) {
+            Ok(h) if Some(&h) == op.hash_after.as_ref().or(op.hash_before.as_ref()) => plan.known_hash = Some(h),
+            Ok(_) => conflicts.push(format!("op {}: {} changed since it was moved (hash differs)", op.id, here.display())),
+            Err(e) => conflicts.push(format!("op {}: cannot read {}: {e}", op.id, here.display())),
+        },
+    }
+    if fs::symlink_metadata(&plan.dst).is_ok() {
+        conflicts.push(format!("op {}: the original place {} is occupied", op.id, plan.dst.display()));
+    }
+    if let (Some(expected), Some(index)) = (&plan.detail.row_before, index) {
+        match super::thread_row::read(index.connection(), &plan.detail.thread_id) {
+            Ok(Some(row)) if &row == expected => {}
+            Ok(Some(row)) => conflicts.push(format!(
+                "op {}: thread {}'s row changed since (rollout_path {}, archived {})",
+                op.id, plan.detail.thread_id, row.rollout_path, row.archived
+            )),
+            Ok(None) => conflicts.push(format!("op {}: thread {} has no row any more", op.id, plan.detail.thread_id)),
+            Err(e) => conflicts.push(format!("op {}: cannot read thread {}'s row: {e}", op.id, plan.detail.thread_id)),
+        }
+    } else if plan.detail.row_before.is_some() {
+        conflicts.push(format!("op {}: the thread index {:?} is gone", op.id, plan.detail.index));
+    }
+    conflicts
+}
+
+/// Executes a batch of moves under the journal protocol: all prepared (one commit), each
+/// file moved, all rows changed (one transaction), all marked applied (one commit). If
+/// any step fails, the moves already made in this batch are put back and the batch's ops
+/// marked rolled back, so a failed batch leaves no trace but its journal rows.
+pub fn execute_batch(run: &Run, plans: Vec<PlannedMove>, mut index: Option<&mut IndexWriter>) -> Result<Vec<i64>> {
+    let catalog = &run.store.catalog;
+    let mut prepared = Vec::with_capacity(plans.len());
+    let mut dirs_claimed: HashSet<PathBuf> = HashSet::new();
+    for mut plan in plans {
+        let meta = fs::symlink_metadata(&plan.src).with_context(|| format!("reading {}", plan.src.display()))?;
+        if !meta.is_file() {
+            return Err(MaintError::refused(format!("{} is not a regular file; not moved", plan.src.display()), vec![]).into());
+        }
+        let hash = match plan.known_hash.take() {
+            Some(h) => h,
+            None => hash_file(&plan.src).with_context(|| format!("hashing {}", plan.src.display()))?,
+        };
+        for dir in missing_ancestors(plan.dst.parent().unwrap_or(Path::new("/"))) {
+            if dirs_claimed.insert(dir.clone()) {
+                plan.detail.created_dirs.push(dir);
+            }
+        }
+        let new_op = NewOp {
+            kind: plan.kind.to_string(),
+            src: plan.src.display().to_string(),
+            dst: Some(plan.dst.display().to_string()),
+            size: Some(meta.len() as i64),
+            mode: Some(file_mode(&meta) as i64),
+            mtime_ns: meta.modified().ok().map(system_time_ns),
+            hash_before: Some(hash.clone()),
+            blob: None,
+            detail: serde_json::to_value(&plan.detail)?,
+            reverts_op: plan.reverts_op,
+        };
+        prepared.push((plan, new_op, hash));
+    }
+    let ops: Vec<NewOp> = prepared.iter().map(|(_, op, _)| op.clone()).collect();
+    let ids = catalog.prepare_ops(run.id, &ops)?;
+    failpoint::hit("op-prepared");
+
+    let mut moved: Vec<usize> = Vec::new();
+    let outcome = (|| -> Result<()> {
+        for (i, (plan, _, _)) in prepared.iter().enumerate() {
+            if let Some(parent) = plan.dst.parent() {
+                create_dirs_recording(parent)?;
+            }
+            move_no_replace(&plan.src, &plan.dst)?;
+            moved.push(i);
+            failpoint::hit("file-moved");
+        }
+        if let Some(index) = index.as_deref_mut() {
+            let changes: Vec<(&str, &RowState, &RowState)> = prepared
+                .iter()
+                .filter_map(|(plan, _, _)| {
+                    let d = &plan.detail;
+                    Some((d.thread_id.as_str(), d.row_before.as_ref()?, d.row_after.as_ref()?))
+                })
+                .collect();
+            index.transition(&changes)?;
+        }
+        failpoint::hit("thread-row-updated");
+        Ok(())
+    })();
+
+    if let Err(err) = outcome {
+        for &i in moved.iter().rev() {
+            let (plan, _, _) = &prepared[i];
+            if let Err(back) = move_no_replace(&plan.dst, &plan.src) {
+                return Err(err.context(format!(
+                    "and putting {} back failed ({back:#}); run `codex-maint recover`",
+                    plan.src.display()
+                )));
+            }
+        }
+        for (plan, _, _) in prepared.iter().rev() {
+            remove_created_dirs_if_empty(&plan.detail.created_dirs);
+        }
+        for id in &ids {
+            catalog.mark_rolled_back(*id)?;
+        }
+        return Err(err);
+    }
+
+    for (plan, _, _) in &prepared {
+        remove_created_dirs_if_empty(&plan.detail.tidy_dirs);
+    }
+    let applied: Vec<(i64, Option<String>)> =
+        ids.iter().zip(&prepared).map(|(id, (_, _, hash))| (*id, Some(hash.clone()))).collect();
+    catalog.mark_applied_many(&applied)?;
+    failpoint::hit("op-applied");
+    Ok(ids)
+}
+
+fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
+    let mut missing: Vec<PathBuf> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).map(Path::to_path_buf).collect();
+    missing.reverse();
+    missing
+}
+
+/// Brings one op left `prepared` by a crash to rest by looking at the disk: a file still at
+/// its source was never moved (roll back), a whole file at its destination was (roll
+/// forward); the row is set to match, and anything else is reported, never guessed.
+pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail: MoveDetail = serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+    let src = PathBuf::from(&op.src);
+    let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
+    let expected = op.hash_before.clone().unwrap_or_default();
+    let at_src = fs::symlink_metadata(&src).is_ok();
+    let at_dst = fs::symlink_metadata(&dst).is_ok();
+    let mut index = match &detail.index {
+        Some(p) if detail.row_before.is_some() => Some(IndexWriter::open(Path::new(p))?),
+        _ => None,
+    };
+    let settle_row = |index: &mut Option<IndexWriter>, from: &Option<RowState>, to: &Option<RowState>| -> Result<()> {
+        if let (Some(index), Some(from), Some(to)) = (index.as_mut(), from, to) {
+            index.transition(&[(detail.thread_id.as_str(), from, to)])?;
+        }
+        Ok(())
+    };
+    match (at_src, at_dst) {
+        (true, false) => {
+            settle_row(&mut index, &detail.row_after, &detail.row_before)?;
+            remove_our_temp_copies(&dst);
+            remove_created_dirs_if_empty(&detail.created_dirs);
+            store.catalog.mark_rolled_back(op.id)?;
+            Ok(Recovered::RolledBack)
+        }
+        (false, true) => {
+            if hash_file(&dst)? != expected {
+                return Ok(Recovered::Stuck(format!("{} differs from the journaled hash", dst.display())));
+            }
+            settle_row(&mut index, &detail.row_before, &detail.row_after)?;
+            remove_created_dirs_if_empty(&detail.tidy_dirs);
+            store.catalog.mark_applied(op.id, Some(&expected))?;
+            Ok(Recovered::RolledForward)
+        }
+        (true, true) => {
+            // A move interrupted between placing the copy and removing the source: finish it
+            // only when both are provably the same bytes.
+            if hash_file(&dst)? == expected && hash_file(&src)? == expected {
+                fs::remove_file(&src)?;
+                crate::fs_atomic::fsync_parent(&src)?;
+                settle_row(&mut index, &detail.row_before, &detail.row_after)?;
+                store.catalog.mark_applied(op.id, Some(&expected))?;
+                Ok(Recovered::RolledForward)
+            } else {
+                Ok(Recovered::Stuck(format!(
+                    "both {} and {} exist and differ; keep the right one by hand",
+                    src.display(),
+                    dst.display()
+                )))
+            }
+        }
+        (false, false) => Ok(Recovered::Stuck(format!(
+            "neither {} nor {} exists",
+            src.display(),
+            dst.display()
+        ))),
+    }
+}
+
+fn remove_our_temp_copies(dst: &Path) {
+    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else { return };
+    let suffix = format!("-{}", name.to_string_lossy());
+    if let Ok(entries) = fs::read_dir(parent) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(TEMP_PREFIX) && n.ends_with(&suffix) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// What `verify` finds wrong with a live move: the item missing or changed at its recorded
+/// place, or the thread row no longer pointing at an existing file.
+pub fn verify_live(op: &OpRecord, rows: &dyn Fn(&str, &str) -> Option<Result<Option<RowState>>>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(dst) = op.dst.as_deref() else { return problems };
+    match hash_file(Path::new(dst)) {
+        Ok(h) if Some(&h) == op.hash_after.as_ref() => {}
+        Ok(_) => problems.push(format!("op {}: {dst} does not match its recorded hash", op.id)),
+        Err(e) => problems.push(format!("op {}: {dst} is missing or unreadable ({e})", op.id)),
+    }
+    let Ok(detail) = serde_json::from_value::<MoveDetail>(op.detail.clone()) else {
+        problems.push(format!("op {}: its journal detail cannot be read", op.id));
+        return problems;
+    };
+    if let (Some(index), Some(_)) = (&detail.index, &detail.row_after) {
+        match rows(index, &detail.thread_id) {
+            None => problems.push(format!("op {}: the thread index {index} cannot be read", op.id)),
+            Some(Err(e)) => problems.push(format!("op {}: the thread index {index} cannot be read ({e:#})", op.id)),
+            Some(Ok(None)) => problems.push(format!("op {}: thread {} has no row in {index}", op.id, detail.thread_id)),
+            Some(Ok(Some(row))) if !Path::new(&row.rollout_path).exists() => problems.push(format!(
+                "op {}: thread {}'s row points at {}, which does not exist",
+                op.id, detail.thread_id, row.rollout_path
+            )),
+            Some(Ok(Some(_))) => {}
+        }
+    }
+    problems
+}
+
+pub fn is_move(op: &OpRecord) -> bool {
+    (op.kind == ARCHIVE || op.kind == UNARCHIVE) && op.state == OpState::Applied
+}

@@ -1,0 +1,159 @@
+//! Content-addressed blobs: `blobs/ab/<blake3>.zst`, the hash of the plain bytes. A blob is
+//! compressed to a temporary name, fsynced, then renamed into place, so a name that exists
+//! always holds a whole blob.
+
+use anyhow::{Context, Result, bail};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::content_hash::{HashingReader, hash_reader};
+use crate::fs_atomic::{TEMP_PREFIX, fsync_dir, fsync_parent};
+use crate::failpoint;
+
+const ZSTD_LEVEL: i32 = 3;
+
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub hash: String,
+    pub size: u64,
+    pub stored_size: u64,
+}
+
+impl BlobStore {
+    pub fn new(store_root: &Path) -> Self {
+        BlobStore { dir: store_root.join("blobs") }
+    }
+
+    pub fn path_of(&self, hash: &str) -> PathBuf {
+        let prefix = hash.get(..2).unwrap_or("xx");
+        self.dir.join(prefix).join(format!("{hash}.zst"))
+    }
+
+    /// Compresses `source` into the store, hashing the plain bytes on the way, so the file
+    /// is read once. A blob already present is kept and the new copy dropped.
+    pub fn put_reader(&self, source: impl Read) -> Result<StoredBlob> {
+        super::create_private_dir(&self.dir)?;
+        let temp = self.dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let mut reader = HashingReader::new(source);
+        {
+            let out = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+            let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+            encoder.multithread(workers())?;
+            io::copy(&mut reader, &mut encoder).context("compressing into the store")?;
+            let out = encoder.finish()?;
+            out.sync_all()?;
+        }
+        failpoint::hit("blob-temp-written");
+        let (hash, size) = reader.finish();
+        let final_path = self.path_of(&hash);
+        super::create_private_dir(final_path.parent().expect("blob paths have a parent"))?;
+        let stored_size = fs::metadata(&temp)?.len();
+        if final_path.exists() {
+            fs::remove_file(&temp)?;
+        } else {
+            super::restrict_file(&temp)?;
+            fs::rename(&temp, &final_path)?;
+            fsync_parent(&final_path)?;
+        }
+        Ok(StoredBlob { hash, size, stored_size })
+    }
+
+    pub fn put_file(&self, path: &Path) -> Result<StoredBlob> {
+        let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        self.put_reader(BufReader::with_capacity(256 * 1024, file))
+    }
+
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<StoredBlob> {
+        self.put_reader(bytes)
+    }
+
+    pub fn open(&self, hash: &str) -> Result<impl Read + use<>> {
+        let path = self.path_of(hash);
+        let file = File::open(&path).with_context(|| format!("opening blob {}", path.display()))?;
+        Ok(zstd::Decoder::new(file)?)
+    }
+
+    pub fn read_all(&self, hash: &str) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open(hash)?.read_to_end(&mut bytes)?;
+        if crate::content_hash::hash_bytes(&bytes) != hash {
+            bail!("blob {hash} does not match its hash");
+        }
+        Ok(bytes)
+    }
+
+    /// Hash of the plain bytes the blob decompresses to; a mismatch means it was altered.
+    pub fn rehash(&self, hash: &str) -> Result<String> {
+        Ok(hash_reader(self.open(hash)?)?)
+    }
+
+    /// Writes the blob's bytes to `dst`, which must not exist, checking the hash before
+    /// the file takes its final name.
+    pub fn restore_to(&self, hash: &str, dst: &Path) -> Result<()> {
+        let temp = crate::fs_atomic::temp_path_beside(dst);
+        let (got, _) = {
+            let mut reader = HashingReader::new(self.open(hash)?);
+            let mut out = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+            io::copy(&mut reader, &mut out)?;
+            out.flush()?;
+            out.sync_all()?;
+            reader.finish()
+        };
+        if got != hash {
+            let _ = fs::remove_file(&temp);
+            bail!("blob {hash} does not match its hash; {} was not written", dst.display());
+        }
+        crate::fs_atomic::move_no_replace(&temp, dst).inspect_err(|_| {
+            let _ = fs::remove_file(&temp);
+        })?;
+        Ok(())
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        if self.dir.exists() {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn workers() -> u32 {
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_round_trips_and_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let bytes = b"hello blob ".repeat(1000);
+        let a = blobs.put_bytes(&bytes).unwrap();
+        let b = blobs.put_bytes(&bytes).unwrap();
+        assert_eq!(a.hash, b.hash);
+        assert!(a.stored_size < a.size);
+        assert_eq!(blobs.read_all(&a.hash).unwrap(), bytes);
+        let out = dir.path().join("restored");
+        blobs.restore_to(&a.hash, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), bytes);
+        assert!(blobs.restore_to(&a.hash, &out).is_err(), "restore never overwrites");
+    }
+
+    #[test]
+    fn an_altered_blob_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let stored = blobs.put_bytes(b"original bytes").unwrap();
+        let forged = zstd::encode_all(&b"tampered bytes"[..], 3).unwrap();
+        fs::write(blobs.path_of(&stored.hash), forged).unwrap();
+        assert_ne!(blobs.rehash(&stored.hash).unwrap(), stored.hash);
+        assert!(blobs.read_all(&stored.hash).is_err());
+    }
+}

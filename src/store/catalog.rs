@@ -1,0 +1,339 @@
+//! Reads and writes of the catalog tables. Each write is its own committed transaction:
+//! the journal's guarantees come from the order of these commits around the disk changes.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::now_rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpState {
+    Prepared,
+    Applied,
+    RolledBack,
+}
+
+impl OpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpState::Prepared => "prepared",
+            OpState::Applied => "applied",
+            OpState::RolledBack => "rolled_back",
+        }
+    }
+    fn parse(text: &str) -> rusqlite::Result<OpState> {
+        match text {
+            "prepared" => Ok(OpState::Prepared),
+            "applied" => Ok(OpState::Applied),
+            "rolled_back" => Ok(OpState::RolledBack),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                0,
+                format!("unknown op state {other}"),
+                rusqlite::types::Type::Text,
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub command: String,
+    pub args: Vec<String>,
+    pub home: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub reverts_run: Option<i64>,
+    pub op_counts: OpCounts,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpCounts {
+    pub applied: i64,
+    pub prepared: i64,
+    pub rolled_back: i64,
+    pub reverted: i64,
+    pub bytes: i64,
+}
+
+/// Everything needed to finish an op or take it back, written before it acts.
+#[derive(Debug, Clone, Default)]
+pub struct NewOp {
+    pub kind: String,
+    pub src: String,
+    pub dst: Option<String>,
+    pub size: Option<i64>,
+    pub mode: Option<i64>,
+    pub mtime_ns: Option<i64>,
+    pub hash_before: Option<String>,
+    pub blob: Option<String>,
+    pub detail: Value,
+    pub reverts_op: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpRecord {
+    pub id: i64,
+    pub run_id: i64,
+    pub seq: i64,
+    pub kind: String,
+    pub state: OpState,
+    pub src: String,
+    pub dst: Option<String>,
+    pub size: Option<i64>,
+    pub mode: Option<i64>,
+    pub mtime_ns: Option<i64>,
+    pub hash_before: Option<String>,
+    pub hash_after: Option<String>,
+    pub blob: Option<String>,
+    pub detail: Value,
+    pub reverts_op: Option<i64>,
+    pub reverted_by: Option<i64>,
+    pub prepared_at: String,
+    pub finished_at: Option<String>,
+}
+
+const OP_COLUMNS: &str = "id, run_id, seq, kind, state, src, dst, size, mode, mtime_ns, hash_before, \
+     hash_after, blob, detail, reverts_op, reverted_by, prepared_at, finished_at";
+
+fn op_from_row(row: &Row<'_>) -> rusqlite::Result<OpRecord> {
+    let detail: String = row.get(13)?;
+    Ok(OpRecord {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        seq: row.get(2)?,
+        kind: row.get(3)?,
+        state: OpState::parse(&row.get::<_, String>(4)?)?,
+        src: row.get(5)?,
+        dst: row.get(6)?,
+        size: row.get(7)?,
+        mode: row.get(8)?,
+        mtime_ns: row.get(9)?,
+        hash_before: row.get(10)?,
+        hash_after: row.get(11)?,
+        blob: row.get(12)?,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        reverts_op: row.get(14)?,
+        reverted_by: row.get(15)?,
+        prepared_at: row.get(16)?,
+        finished_at: row.get(17)?,
+    })
+}
+
+pub struct Catalog {
+    conn: Connection,
+}
+
+impl Catalog {
+    pub fn new(conn: Connection) -> Self {
+        Catalog { conn }
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn begin_run(&self, command: &str, args: &[String], home: &str, reverts_run: Option<i64>) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (command, args, home, started_at, status, reverts_run)
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+            params![command, serde_json::to_string(args)?, home, now_rfc3339(), reverts_run],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, run_id: i64, status: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            params![run_id, status, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Runs still marked running belong to a process that died; recovery closes them.
+    pub fn mark_unfinished_runs_interrupted(&self) -> Result<Vec<i64>> {
+        let ids = self.ids("SELECT id FROM runs WHERE status = 'running' ORDER BY id")?;
+        self.conn.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE status = 'running'",
+            [now_rfc3339()],
+        )?;
+        Ok(ids)
+    }
+
+    /// The write-ahead step: the op is durable before anything on disk changes.
+    pub fn prepare_op(&self, run_id: i64, op: &NewOp) -> Result<i64> {
+        Ok(self.prepare_ops(run_id, std::slice::from_ref(op))?[0])
+    }
+
+    /// Prepares a batch in one commit: one fsync for the lot, the same guarantee for each.
+    pub fn prepare_ops(&self, run_id: i64, ops: &[NewOp]) -> Result<Vec<i64>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut ids = Vec::with_capacity(ops.len());
+        for op in ops {
+            ids.push(Self::insert_op(&tx, run_id, op)?);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn insert_op(conn: &Connection, run_id: i64, op: &NewOp) -> Result<i64> {
+        let seq: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM ops WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )?;
+        conn.execute(
+            "INSERT INTO ops (run_id, seq, kind, state, src, dst, size, mode, mtime_ns, hash_before,
+                              blob, detail, reverts_op, prepared_at)
+             VALUES (?1, ?2, ?3, 'prepared', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                run_id,
+                seq,
+                op.kind,
+                op.src,
+                op.dst,
+                op.size,
+                op.mode,
+                op.mtime_ns,
+                op.hash_before,
+                op.blob,
+                serde_json::to_string(&op.detail)?,
+                op.reverts_op,
+                now_rfc3339()
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    pub fn mark_applied(&self, op_id: i64, hash_after: Option<&str>) -> Result<()> {
+        self.mark_applied_many(&[(op_id, hash_after.map(str::to_string))])
+    }
+
+    /// Marks ops applied and, for inverse ops, their originals as reverted, in one
+    /// transaction so the two can never disagree.
+    pub fn mark_applied_many(&self, ops: &[(i64, Option<String>)]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        let now = now_rfc3339();
+        for (op_id, hash_after) in ops {
+            tx.execute(
+                "UPDATE ops SET state = 'applied', hash_after = COALESCE(?2, hash_after), finished_at = ?3
+                 WHERE id = ?1",
+                params![op_id, hash_after, now],
+            )?;
+            tx.execute(
+                "UPDATE ops SET reverted_by = ?1
+                 WHERE id = (SELECT reverts_op FROM ops WHERE id = ?1)",
+                [op_id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn mark_rolled_back(&self, op_id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE ops SET state = 'rolled_back', finished_at = ?2 WHERE id = ?1",
+            params![op_id, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn update_detail(&self, op_id: i64, detail: &Value) -> Result<()> {
+        self.conn.execute(
+            "UPDATE ops SET detail = ?2 WHERE id = ?1",
+            params![op_id, serde_json::to_string(detail)?],
+        )?;
+        Ok(())
+    }
+
+    pub fn op(&self, op_id: i64) -> Result<Option<OpRecord>> {
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT {OP_COLUMNS} FROM ops WHERE id = ?1"), [op_id], op_from_row)
+            .optional()?)
+    }
+
+    pub fn ops_in_state(&self, state: OpState) -> Result<Vec<OpRecord>> {
+        self.query_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE state = ?1 ORDER BY id"), params![state.as_str()])
+    }
+
+    pub fn ops_of_run(&self, run_id: i64) -> Result<Vec<OpRecord>> {
+        self.query_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"), params![run_id])
+    }
+
+    /// Applied ops whose effect is still in place: what `verify` checks and `undo` reverts.
+    pub fn live_ops(&self) -> Result<Vec<OpRecord>> {
+        self.query_ops(
+            &format!("SELECT {OP_COLUMNS} FROM ops WHERE state = 'applied' AND reverted_by IS NULL ORDER BY id"),
+            params![],
+        )
+    }
+
+    fn query_ops(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<OpRecord>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(args, op_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn ids(&self, sql: &str) -> Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.command, r.args, r.home, r.started_at, r.finished_at, r.status, r.reverts_run,
+                    COALESCE(SUM(o.state = 'applied'), 0), COALESCE(SUM(o.state = 'prepared'), 0),
+                    COALESCE(SUM(o.state = 'rolled_back'), 0), COALESCE(SUM(o.reverted_by IS NOT NULL), 0),
+                    COALESCE(SUM(CASE WHEN o.state = 'applied' THEN o.size END), 0)
+             FROM runs r LEFT JOIN ops o ON o.run_id = r.id
+             GROUP BY r.id ORDER BY r.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let args: String = r.get(2)?;
+            Ok(RunRecord {
+                id: r.get(0)?,
+                command: r.get(1)?,
+                args: serde_json::from_str(&args).unwrap_or_default(),
+                home: r.get(3)?,
+                started_at: r.get(4)?,
+                finished_at: r.get(5)?,
+                status: r.get(6)?,
+                reverts_run: r.get(7)?,
+                op_counts: OpCounts {
+                    applied: r.get(8)?,
+                    prepared: r.get(9)?,
+                    rolled_back: r.get(10)?,
+                    reverted: r.get(11)?,
+                    bytes: r.get(12)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
+        Ok(self.runs()?.into_iter().find(|r| r.id == run_id))
+    }
+
+    pub fn record_blob(&self, hash: &str, size: u64, stored_size: u64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO blobs (hash, size, stored_size, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, size as i64, stored_size as i64, now_rfc3339()],
+            )
+            .context("recording a blob")?;
+        Ok(())
+    }
+
+    pub fn blob_hashes(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare("SELECT hash, size FROM blobs ORDER BY hash")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

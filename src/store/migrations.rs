@@ -1,0 +1,60 @@
+//! Schema migrations, applied in order inside one transaction each and recorded, so a
+//! catalog written by any earlier version opens in this one.
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+/// `migrations/NNNN_name.sql`, in order. Compiled in so the binary never depends on the
+/// source tree being beside it.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "catalog",
+    include_str!("../../migrations/0001_catalog.sql"),
+)];
+
+pub fn apply_pending(conn: &mut Connection) -> Result<Vec<i64>> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let done: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if done {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("applying migration {version:04}_{name}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![version, name, crate::clock::now_rfc3339()],
+        )?;
+        tx.commit()?;
+        applied.push(*version);
+    }
+    Ok(applied)
+}
+
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_are_recorded() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1]);
+        assert!(apply_pending(&mut conn).unwrap().is_empty());
+        let recorded: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(recorded, latest_version());
+    }
+}

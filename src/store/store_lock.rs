@@ -1,0 +1,55 @@
+//! One writer at a time: every command that writes holds an exclusive lock on
+//! `<store>/lock`. A second writer waits a little for the first, then refuses.
+
+use anyhow::Result;
+use fs2::FileExt;
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::MaintError;
+
+/// How long a second writer waits before refusing; tests shorten it.
+const WAIT_ENV: &str = "CODEX_MAINT_LOCK_WAIT_MS";
+const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+
+pub struct StoreLock {
+    file: File,
+}
+
+impl StoreLock {
+    pub fn acquire(root: &Path) -> Result<StoreLock> {
+        let path = root.join("lock");
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let wait = std::env::var(WAIT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_WAIT);
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock_exclusive() {
+                Ok(()) => return Ok(StoreLock { file }),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => {
+                    return Err(MaintError::refused(
+                        format!(
+                            "another codex-maint is changing the store {} (its lock {} is held); waited {} ms, nothing was changed. Try again when it has finished",
+                            root.display(),
+                            path.display(),
+                            wait.as_millis()
+                        ),
+                        vec![path.display().to_string()],
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
