@@ -130,7 +130,6 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                 chosen.push((file, plan, age));
             }
             Err(protection) => {
-                report.push(report::NOT_TOUCHED, format!("{} - {}", relative_to(&home, &file.path), protection.explain()));
                 protected_lines.push(SessionLine {
                     id: file.id().unwrap_or("?").to_string(),
                     path: file.path.display().to_string(),
@@ -143,6 +142,8 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             }
         }
     }
+
+    report.extend(report::NOT_TOUCHED, summarize_protected(&protected_lines));
 
     let occupied: Vec<String> = chosen
         .iter()
@@ -166,16 +167,15 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let total_bytes: u64 = chosen.iter().map(|(f, _, _)| f.size).sum();
     let mut done_lines = Vec::new();
     if args.dry_run || chosen.is_empty() {
-        for (file, plan, age) in &chosen {
+        for (file, _, age) in &chosen {
             report.push(
                 report::PROPOSED,
                 format!(
-                    "archive {} ({}, last active {} ago): {} -> {}",
+                    "archive {} ({}, idle {}) from {}",
                     file.id().unwrap_or("?"),
                     human_bytes(file.size),
                     human_age(*age),
-                    relative_to(&home, &file.path),
-                    relative_to(&home, &plan.dst)
+                    relative_to(&home, file.path.parent().unwrap_or(&home.root)),
                 ),
             );
         }
@@ -207,12 +207,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                 for ((file, plan, age), id) in batch.iter().zip(ids) {
                     report.push(
                         report::COMPLETED,
-                        format!(
-                            "archived {} ({}) -> {} (op {id})",
-                            file.id().unwrap_or("?"),
-                            human_bytes(file.size),
-                            relative_to(&home, &plan.dst)
-                        ),
+                        format!("archived {} ({}) (op {id})", file.id().unwrap_or("?"), human_bytes(file.size)),
                     );
                     done_lines.push(line(file, Some(plan), *age, Some(id)));
                 }
@@ -248,6 +243,25 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         return Err(e.context(format!("run {run_id} stopped after {} archived sessions (they stay archived and can be undone)", done_lines.len())));
     }
     Ok(report)
+}
+
+/// Protected sessions for the text view: the age heuristic as one count, every other
+/// reason item by item (those are the ones a person may want to act on), capped.
+fn summarize_protected(lines: &[SessionLine]) -> Vec<String> {
+    const SHOWN: usize = 20;
+    let mut out = Vec::new();
+    let recent = lines.iter().filter(|l| matches!(l.protection, Some(Protection::Recent(_)))).count();
+    if recent > 0 {
+        out.push(format!("{recent} recent sessions, younger than the minimum age"));
+    }
+    let others: Vec<&SessionLine> = lines.iter().filter(|l| !matches!(l.protection, Some(Protection::Recent(_)))).collect();
+    for l in others.iter().take(SHOWN) {
+        out.push(format!("{} - {}", l.id, l.protection.as_ref().map(Protection::explain).unwrap_or_default()));
+    }
+    if others.len() > SHOWN {
+        out.push(format!("... and {} more protected sessions (all in --json)", others.len() - SHOWN));
+    }
+    out
 }
 
 fn line(file: &SessionFile, plan: Option<&PlannedMove>, age: u64, op_id: Option<i64>) -> SessionLine {

@@ -102,6 +102,12 @@ fn revert(
     reverts_run: Option<i64>,
     dry_run: bool,
 ) -> Result<Report> {
+    let mut run_folders: HashMap<i64, Vec<std::path::PathBuf>> = HashMap::new();
+    for op in &ops {
+        if !run_folders.contains_key(&op.run_id) {
+            run_folders.insert(op.run_id, session_move::folders_created_by(&store.catalog.ops_of_run(op.run_id)?));
+        }
+    }
     let mut writers: HashMap<String, IndexWriter> = HashMap::new();
     let mut plans: Vec<(OpRecord, PlannedMove)> = Vec::new();
     let mut conflicts = Vec::new();
@@ -110,7 +116,7 @@ fn revert(
             conflicts.push(format!("op {}: kind {} cannot be taken back by this version", op.id, op.kind));
             continue;
         }
-        let mut plan = session_move::plan_revert(&op)?;
+        let mut plan = session_move::plan_revert(&op, &run_folders[&op.run_id])?;
         let writer = match &plan.detail.index {
             Some(path) if plan.detail.row_before.is_some() => {
                 if !writers.contains_key(path) {

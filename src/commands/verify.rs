@@ -78,7 +78,7 @@ pub fn run(ctx: &Context) -> Result<Report> {
     }
     report.push(
         report::VERIFICATION,
-        format!("{moved_checked} archived items checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
+        format!("{moved_checked} moved items checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
     );
     checks.insert("items".into(), json!({ "checked": moved_checked, "bad": problems.len() - before }));
     Ok(finish(report, problems, checks))

@@ -99,8 +99,25 @@ fn codex_spelling_of(old_rollout_path: &str, our_dst: &Path, file_name: &std::ff
     }
 }
 
-/// The inverse of an applied move: back to where it was, the row back to what it was.
-pub fn plan_revert(op: &OpRecord) -> Result<PlannedMove> {
+/// Folders any op of a run created: an inverse move tidies all of them (while empty), since
+/// the op that created a shared folder may be taken back before the others.
+pub fn folders_created_by(ops: &[OpRecord]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for op in ops {
+        if let Ok(detail) = serde_json::from_value::<MoveDetail>(op.detail.clone()) {
+            for d in detail.created_dirs {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of an applied move: back to where it was, the row back to what it was;
+/// `run_folders` are the folders its run created, removed once the move leaves them empty.
+pub fn plan_revert(op: &OpRecord, run_folders: &[PathBuf]) -> Result<PlannedMove> {
     let detail: MoveDetail = serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
     let dst_of_op = op.dst.clone().context("a move op has a destination")?;
     let kind = if op.kind == ARCHIVE { UNARCHIVE } else { ARCHIVE };
@@ -114,7 +131,7 @@ pub fn plan_revert(op: &OpRecord) -> Result<PlannedMove> {
             row_before: detail.row_after.clone(),
             row_after: detail.row_before.clone(),
             created_dirs: Vec::new(),
-            tidy_dirs: detail.created_dirs.clone(),
+            tidy_dirs: run_folders.to_vec(),
         },
         reverts_op: Some(op.id),
         known_hash: None,

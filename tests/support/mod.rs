@@ -1,0 +1,141 @@
+//! Shared by the integration tests: run the binary against a home and store in temporary
+//! folders (never the machine's `~/.codex`), and observe homes and thread indexes.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use codex_maint::testkit::fingerprint::{EntryState, tree_fingerprint_filtered};
+use codex_maint::testkit::synthetic_home::{SessionSpec, build};
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub store: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("codex-home");
+        let store = dir.path().join("maint-store");
+        Sandbox { dir, home, store }
+    }
+
+    pub fn with_sessions(specs: &[SessionSpec], with_index: bool) -> Sandbox {
+        let sb = Sandbox::new();
+        build(&sb.home, specs, with_index).unwrap();
+        sb
+    }
+
+    /// The binary with `--home` and `--store` set and an environment that cannot reach the
+    /// real home: `HOME`, `CODEX_HOME` and `CODEX_MAINT_STORE` point into the sandbox.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("codex-maint").unwrap();
+        cmd.env("HOME", self.dir.path())
+            .env("CODEX_HOME", &self.home)
+            .env("CODEX_MAINT_STORE", &self.store)
+            .env_remove(codex_maint::failpoint::ENV_VAR)
+            .env("CODEX_MAINT_LOCK_WAIT_MS", "500")
+            .arg("--home")
+            .arg(&self.home)
+            .arg("--store")
+            .arg(&self.store);
+        cmd
+    }
+
+    /// Runs with `--json` and returns (exit code, parsed stdout).
+    pub fn json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let out = self.cmd().arg("--json").args(args).output().unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout of {args:?} is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, doc)
+    }
+
+    pub fn ok_json(&self, args: &[&str]) -> serde_json::Value {
+        let (code, doc) = self.json(args);
+        assert_eq!(code, 0, "{args:?} failed: {doc:#}");
+        doc
+    }
+
+    /// Every file of the home except Codex's databases, whose pages SQLite rewrites; their
+    /// content is compared row by row with `thread_rows` instead.
+    pub fn home_files(&self) -> BTreeMap<String, EntryState> {
+        tree_fingerprint_filtered(&self.home, |rel| !rel.contains(".sqlite"))
+    }
+
+    pub fn thread_rows(&self) -> Vec<(String, String, i64, Option<i64>, i64)> {
+        thread_rows(&self.home)
+    }
+}
+
+pub fn thread_rows(home: &Path) -> Vec<(String, String, i64, Option<i64>, i64)> {
+    let conn = Connection::open(home.join("state_5.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, rollout_path, archived, archived_at, updated_at FROM threads ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Every session exists exactly once, under `sessions/` or `archived_sessions/`, whole
+/// (same hash as at the start), and its row says where it is.
+pub fn assert_sessions_whole_and_consistent(home: &Path, original_hashes: &BTreeMap<String, String>) {
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(home).follow_links(false) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(n) = codex_maint::home::sessions::parse_rollout_name(&name) {
+            assert!(seen.insert(n.id.clone(), entry.path().to_path_buf()).is_none(), "{} exists twice", n.id);
+        }
+        assert!(!name.starts_with(codex_maint::fs_atomic::TEMP_PREFIX), "temporary file left: {}", entry.path().display());
+    }
+    for (id, hash) in original_hashes {
+        let path = seen.get(id).unwrap_or_else(|| panic!("session {id} is lost"));
+        assert_eq!(&codex_maint::content_hash::hash_file(path).unwrap(), hash, "session {id} is not whole");
+    }
+    if home.join("state_5.sqlite").exists() {
+        for (id, rollout_path, archived, _, _) in thread_rows(home) {
+            let Some(path) = seen.get(&id) else { continue };
+            assert_eq!(Path::new(&rollout_path), path.as_path(), "row of {id} points elsewhere");
+            let in_archive = path.parent().unwrap().ends_with("archived_sessions");
+            assert_eq!(archived == 1, in_archive, "row of {id} says archived={archived}, file at {}", path.display());
+        }
+    }
+}
+
+pub fn session_hashes(home: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(home) {
+        let entry = entry.unwrap();
+        if let Some(n) = codex_maint::home::sessions::parse_rollout_name(&entry.file_name().to_string_lossy()) {
+            out.insert(n.id, codex_maint::content_hash::hash_file(entry.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// A home of `n` sessions: mostly old, some recent, one pinned, one current (just written).
+pub fn mixed_specs(n: u64) -> Vec<SessionSpec> {
+    (0..n)
+        .map(|i| {
+            let age = match i % 5 {
+                0 => 3.0,
+                _ => 20.0 + i as f64,
+            };
+            let mut s = SessionSpec::aged(i, age, 1500 + (i as usize * 977) % 40_000);
+            s.pinned = i == 7;
+            s
+        })
+        .collect()
+}
