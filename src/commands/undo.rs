@@ -27,6 +27,12 @@ pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report>
     let Some(store) = store else {
         return Ok(nothing_to_do("undo", "there is no store yet: codex-maint has changed nothing"));
     };
+    let mut report = undo_in(ctx, &home, &store, run_id, dry_run)?;
+    describe_recovery(&mut report, &recovered);
+    Ok(report)
+}
+
+fn undo_in(ctx: &Context, home: &CodexHome, store: &Store, run_id: Option<i64>, dry_run: bool) -> Result<Report> {
     let runs = store.catalog.runs()?;
     let target = match run_id {
         Some(id) => runs.iter().find(|r| r.id == id).ok_or_else(|| MaintError::usage(format!("there is no run {id}; see `codex-maint log`")))?,
@@ -45,9 +51,7 @@ pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report>
     if ops.is_empty() {
         return Ok(nothing_to_do("undo", &format!("run {} has nothing left to undo", target.id)));
     }
-    let mut report = revert(ctx, &home, &store, ops, "undo", Some(target.id), dry_run)?;
-    describe_recovery(&mut report, &recovered);
-    Ok(report)
+    revert(ctx, home, store, ops, "undo", Some(target.id), dry_run)
 }
 
 pub fn restore(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
