@@ -38,6 +38,8 @@ CREATE TABLE ops (
     UNIQUE (run_id, seq)
 );
 CREATE INDEX ops_by_state ON ops(state);
+-- verify asks whether a later op moved an item on from where an op left it
+CREATE INDEX ops_by_src ON ops(src);
 
 CREATE TABLE blobs (
     hash         TEXT PRIMARY KEY,

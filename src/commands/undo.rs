@@ -16,7 +16,7 @@ use crate::ops::thread_row::IndexWriter;
 use crate::report::{self, Report};
 use crate::store::{OpRecord, OpState, Store};
 
-const REVERSAL_COMMANDS: &[&str] = &["undo", "restore"];
+const UNDO_COMMAND: &str = "undo";
 
 pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report> {
     let home = ctx.locate_home()?;
@@ -34,19 +34,17 @@ pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report>
 
 fn undo_in(ctx: &Context, home: &CodexHome, store: &Store, run_id: Option<i64>, dry_run: bool) -> Result<Report> {
     let runs = store.catalog.runs()?;
+    let live = store.catalog.live_ops()?;
     let target = match run_id {
         Some(id) => runs.iter().find(|r| r.id == id).ok_or_else(|| MaintError::usage(format!("there is no run {id}; see `codex-maint log`")))?,
-        None => match runs.iter().rev().find(|r| !REVERSAL_COMMANDS.contains(&r.command.as_str()) && r.op_counts.applied > r.op_counts.reverted) {
+        // The newest run with changes in force, passing over undo runs: a second `undo`
+        // goes further back instead of redoing the first.
+        None => match runs.iter().rev().find(|r| r.command != UNDO_COMMAND && live.iter().any(|o| o.run_id == r.id)) {
             Some(r) => r,
             None => return Ok(nothing_to_do("undo", "no run has changes left to undo")),
         },
     };
-    let mut ops: Vec<OpRecord> = store
-        .catalog
-        .ops_of_run(target.id)?
-        .into_iter()
-        .filter(|o| o.state == OpState::Applied && o.reverted_by.is_none())
-        .collect();
+    let mut ops: Vec<OpRecord> = live.into_iter().filter(|o| o.run_id == target.id).collect();
     ops.sort_by(|a, b| b.seq.cmp(&a.seq));
     if ops.is_empty() {
         return Ok(nothing_to_do("undo", &format!("run {} has nothing left to undo", target.id)));
@@ -67,6 +65,13 @@ pub fn restore(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
     }
     if op.state != OpState::Applied {
         return Err(MaintError::refused(format!("op {op_id} is {}, not applied; there is nothing to restore", op.state.as_str()), vec![]).into());
+    }
+    if !store.catalog.live_ops()?.iter().any(|o| o.id == op_id) {
+        return Err(MaintError::refused(
+            format!("op {op_id} is no longer in force: a later operation moved its item on (see `codex-maint log`); nothing was changed"),
+            vec![],
+        )
+        .into());
     }
     let mut report = revert(ctx, &home, &store, vec![op], "restore", None, dry_run)?;
     describe_recovery(&mut report, &recovered);
@@ -106,12 +111,7 @@ fn revert(
     reverts_run: Option<i64>,
     dry_run: bool,
 ) -> Result<Report> {
-    let mut run_folders: HashMap<i64, Vec<std::path::PathBuf>> = HashMap::new();
-    for op in &ops {
-        if !run_folders.contains_key(&op.run_id) {
-            run_folders.insert(op.run_id, session_move::folders_created_by(&store.catalog.ops_of_run(op.run_id)?));
-        }
-    }
+    let our_folders = session_move::folders_we_created(store)?;
     let mut writers: HashMap<String, IndexWriter> = HashMap::new();
     let mut plans: Vec<(OpRecord, PlannedMove)> = Vec::new();
     let mut conflicts = Vec::new();
@@ -120,7 +120,7 @@ fn revert(
             conflicts.push(format!("op {}: kind {} cannot be taken back by this version", op.id, op.kind));
             continue;
         }
-        let mut plan = session_move::plan_revert(&op, &run_folders[&op.run_id])?;
+        let mut plan = session_move::plan_revert(&op, &our_folders)?;
         let writer = match &plan.detail.index {
             Some(path) if plan.detail.row_before.is_some() => {
                 if !writers.contains_key(path) {

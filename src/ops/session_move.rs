@@ -99,31 +99,30 @@ fn codex_spelling_of(old_rollout_path: &str, our_dst: &Path, file_name: &std::ff
     }
 }
 
-/// Folders any op of a run created: an inverse move tidies all of them (while empty), since
-/// the op that created a shared folder may be taken back before the others.
-pub fn folders_created_by(ops: &[OpRecord]) -> Vec<PathBuf> {
+/// Every folder codex-maint ever created for a destination. An inverse move tidies those
+/// above its item once they are empty: the op that created a shared folder may be taken
+/// back before, or in another run than, the ops that filled it.
+pub fn folders_we_created(store: &Store) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = Vec::new();
-    for op in ops {
-        if let Ok(detail) = serde_json::from_value::<MoveDetail>(op.detail.clone()) {
-            for d in detail.created_dirs {
-                if !out.contains(&d) {
-                    out.push(d);
-                }
+    for list in store.catalog.created_dir_lists()? {
+        for d in serde_json::from_value::<Vec<PathBuf>>(list).unwrap_or_default() {
+            if !out.contains(&d) {
+                out.push(d);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// The inverse of an applied move: back to where it was, the row back to what it was;
-/// `run_folders` are the folders its run created, removed once the move leaves them empty.
-pub fn plan_revert(op: &OpRecord, run_folders: &[PathBuf]) -> Result<PlannedMove> {
+/// of `our_folders`, those above the item are removed once the move leaves them empty.
+pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove> {
     let detail: MoveDetail = serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
     let dst_of_op = op.dst.clone().context("a move op has a destination")?;
     let kind = if op.kind == ARCHIVE { UNARCHIVE } else { ARCHIVE };
     Ok(PlannedMove {
         kind,
-        src: PathBuf::from(dst_of_op),
+        src: PathBuf::from(&dst_of_op),
         dst: PathBuf::from(&op.src),
         detail: MoveDetail {
             thread_id: detail.thread_id.clone(),
@@ -131,7 +130,7 @@ pub fn plan_revert(op: &OpRecord, run_folders: &[PathBuf]) -> Result<PlannedMove
             row_before: detail.row_after.clone(),
             row_after: detail.row_before.clone(),
             created_dirs: Vec::new(),
-            tidy_dirs: run_folders.to_vec(),
+            tidy_dirs: our_folders.iter().filter(|d| Path::new(dst_of_op.as_str()).starts_with(d)).cloned().collect(),
         },
         reverts_op: Some(op.id),
         known_hash: None,

@@ -225,8 +225,7 @@ impl Catalog {
                 params![op_id, hash_after, now],
             )?;
             tx.execute(
-                "UPDATE ops SET reverted_by = ?1
-                 WHERE id = (SELECT reverts_op FROM ops WHERE id = ?1)",
+                "UPDATE ops SET reverted_by = ?1 WHERE id = (SELECT reverts_op FROM ops WHERE id = ?1)",
                 [op_id],
             )?;
         }
@@ -265,10 +264,20 @@ impl Catalog {
         self.query_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"), params![run_id])
     }
 
-    /// Applied ops whose effect is still in place: what `verify` checks and `undo` reverts.
+    /// Ops in force: each is the latest applied move of its item, because no later applied
+    /// op picked the item up from where this one left it (an inverse op does exactly that,
+    /// so a reverted op is never live). What `verify` checks, `undo` takes back and
+    /// `restore` accepts.
     pub fn live_ops(&self) -> Result<Vec<OpRecord>> {
+        let columns = OP_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", ");
         self.query_ops(
-            &format!("SELECT {OP_COLUMNS} FROM ops WHERE state = 'applied' AND reverted_by IS NULL ORDER BY id"),
+            &format!(
+                "SELECT {columns} FROM ops o
+                 WHERE o.state = 'applied'
+                   AND NOT EXISTS (SELECT 1 FROM ops later
+                                   WHERE later.state = 'applied' AND later.id > o.id AND later.src = o.dst)
+                 ORDER BY o.id"
+            ),
             params![],
         )
     }
@@ -319,6 +328,20 @@ impl Catalog {
 
     pub fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
         Ok(self.runs()?.into_iter().find(|r| r.id == run_id))
+    }
+
+    /// The `created_dirs` lists of every op that created folders, in op order.
+    pub fn created_dir_lists(&self) -> Result<Vec<Value>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT json_extract(detail, '$.created_dirs') FROM ops
+             WHERE json_array_length(json_extract(detail, '$.created_dirs')) > 0 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
     }
 
     pub fn record_blob(&self, hash: &str, size: u64, stored_size: u64) -> Result<()> {
