@@ -8,7 +8,11 @@ use crate::error::{ExitKind, details_of, exit_kind_of};
 use crate::report::Report;
 
 #[derive(Parser, Debug)]
-#[command(name = "codex-maint", version, about = "Keep a Codex home light, recoverable and explainable: measure, archive, undo, verify.")]
+#[command(
+    name = "codex-maint",
+    version,
+    about = "Keep a Codex home light, recoverable and explainable: measure, archive, undo, verify."
+)]
 struct Cli {
     /// The Codex home (default: $CODEX_HOME, else ~/.codex)
     #[arg(long, global = true, value_name = "DIR")]
@@ -71,7 +75,11 @@ pub fn main_exit_code() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { ExitKind::Usage.code() } else { 0 };
+            let code = if e.use_stderr() {
+                ExitKind::Usage.code()
+            } else {
+                0
+            };
             let _ = e.print();
             return code;
         }
@@ -89,7 +97,10 @@ pub fn main_exit_code() -> i32 {
                 let doc = serde_json::json!({
                     "error": { "message": format!("{err:#}"), "kind": kind, "exit_code": kind.code(), "details": details }
                 });
-                println!("{}", serde_json::to_string_pretty(&doc).expect("JSON of plain values"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doc).expect("JSON of plain values")
+                );
             }
             eprintln!("codex-maint: {err:#}");
             for d in details {
@@ -102,15 +113,22 @@ pub fn main_exit_code() -> i32 {
 
 fn print_report(report: &Report, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(report).expect("reports are plain data"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("reports are plain data")
+        );
     } else {
         print!("{}", report.render_text());
     }
 }
 
 fn parse_age(text: &str, flag: &str) -> anyhow::Result<u64> {
-    crate::clock::parse_duration(text)
-        .ok_or_else(|| crate::error::MaintError::usage(format!("{flag} {text}: expected a number and a unit (s, m, h, d, w), e.g. 30d")).into())
+    crate::clock::parse_duration(text).ok_or_else(|| {
+        crate::error::MaintError::usage(format!(
+            "{flag} {text}: expected a number and a unit (s, m, h, d, w), e.g. 30d"
+        ))
+        .into()
+    })
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Report> {
@@ -121,11 +139,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
         argv: std::env::args().skip(1).collect(),
     };
     match cli.command {
-        Command::Archive { ids, older_than, min_age, dry_run, yes } => commands::archive::run(
+        Command::Archive {
+            ids,
+            older_than,
+            min_age,
+            dry_run,
+            yes,
+        } => commands::archive::run(
             &ctx,
             commands::archive::ArchiveArgs {
                 ids,
-                older_than_secs: older_than.as_deref().map(|t| parse_age(t, "--older-than")).transpose()?,
+                older_than_secs: older_than
+                    .as_deref()
+                    .map(|t| parse_age(t, "--older-than"))
+                    .transpose()?,
                 min_age_secs: parse_age(&min_age, "--min-age")?,
                 dry_run,
                 yes,

@@ -20,7 +20,10 @@ pub fn system_time_ns(t: SystemTime) -> i64 {
 
 /// Age in whole seconds of a moment, never negative (clock skew reads as "just now").
 pub fn age_secs(t: SystemTime) -> u64 {
-    SystemTime::now().duration_since(t).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// "3d 4h", "12m": short enough for a report line.
@@ -60,7 +63,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]

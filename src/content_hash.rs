@@ -52,7 +52,11 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: blake3::Hasher::new(), bytes: 0 }
+        HashingReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        }
     }
     pub fn finish(self) -> (String, u64) {
         (self.hasher.finalize().to_hex().to_string(), self.bytes)

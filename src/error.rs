@@ -37,13 +37,25 @@ pub struct MaintError {
 
 impl MaintError {
     pub fn usage(message: impl Into<String>) -> Self {
-        MaintError { kind: ExitKind::Usage, message: message.into(), details: Vec::new() }
+        MaintError {
+            kind: ExitKind::Usage,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
     pub fn refused(message: impl Into<String>, details: Vec<String>) -> Self {
-        MaintError { kind: ExitKind::Refused, message: message.into(), details }
+        MaintError {
+            kind: ExitKind::Refused,
+            message: message.into(),
+            details,
+        }
     }
     pub fn failed(message: impl Into<String>) -> Self {
-        MaintError { kind: ExitKind::Error, message: message.into(), details: Vec::new() }
+        MaintError {
+            kind: ExitKind::Error,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 }
 

@@ -28,7 +28,9 @@ static PASSES: AtomicU64 = AtomicU64::new(0);
 /// Aborts the process at the armed point. `abort` rather than `exit` so no destructor,
 /// buffered write or SQLite cleanup runs: the test sees what a crash leaves.
 pub fn hit(name: &str) {
-    let Some((armed_name, nth)) = armed() else { return };
+    let Some((armed_name, nth)) = armed() else {
+        return;
+    };
     if armed_name == name && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
         eprintln!("codex-maint: failpoint {name} hit, aborting");
         std::process::abort();
@@ -37,9 +39,19 @@ pub fn hit(name: &str) {
 
 /// The points a session archive or undo passes, in protocol order; the crash test walks
 /// every one of them.
-pub const SESSION_MOVE_POINTS: &[&str] =
-    &["op-prepared", "move-renamed", "file-moved", "thread-row-updated", "op-applied", "run-finishing"];
+pub const SESSION_MOVE_POINTS: &[&str] = &[
+    "op-prepared",
+    "move-renamed",
+    "file-moved",
+    "thread-row-updated",
+    "op-applied",
+    "run-finishing",
+];
 
 /// Points only a move across filesystems or a write into the blob store passes; their
 /// own tests cover them.
-pub const OTHER_POINTS: &[&str] = &["move-copied-temp", "move-before-source-removed", "blob-temp-written"];
+pub const OTHER_POINTS: &[&str] = &[
+    "move-copied-temp",
+    "move-before-source-removed",
+    "blob-temp-written",
+];

@@ -72,7 +72,10 @@ pub enum MoveMethod {
 pub fn move_no_replace(src: &Path, dst: &Path) -> Result<MoveMethod> {
     if fs::symlink_metadata(dst).is_ok() {
         return Err(MaintError::refused(
-            format!("destination {} is occupied; nothing was overwritten", dst.display()),
+            format!(
+                "destination {} is occupied; nothing was overwritten",
+                dst.display()
+            ),
             vec![dst.display().to_string()],
         )
         .into());
@@ -91,7 +94,10 @@ pub fn move_no_replace(src: &Path, dst: &Path) -> Result<MoveMethod> {
             Ok(MoveMethod::CopyAcrossFilesystems)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(MaintError::refused(
-            format!("destination {} is occupied; nothing was overwritten", dst.display()),
+            format!(
+                "destination {} is occupied; nothing was overwritten",
+                dst.display()
+            ),
             vec![dst.display().to_string()],
         )
         .into()),
@@ -146,12 +152,19 @@ fn link_then_unlink(src: &Path, dst: &Path) -> io::Result<()> {
 fn copy_across_filesystems(src: &Path, dst: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(src)?;
     if !meta.is_file() {
-        bail!("{} is on another filesystem than {}; only files can be moved across filesystems", src.display(), dst.display());
+        bail!(
+            "{} is on another filesystem than {}; only files can be moved across filesystems",
+            src.display(),
+            dst.display()
+        );
     }
     let temp = temp_path_beside(dst);
     let (src_hash, _) = {
         let mut reader = HashingReader::new(File::open(src)?);
-        let mut out = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         io::copy(&mut reader, &mut out)?;
         out.set_permissions(meta.permissions())?;
         out.set_modified(meta.modified()?)?;
@@ -162,7 +175,11 @@ fn copy_across_filesystems(src: &Path, dst: &Path) -> Result<()> {
     let copy_hash = crate::content_hash::hash_file(&temp)?;
     if copy_hash != src_hash {
         let _ = fs::remove_file(&temp);
-        bail!("copy of {} to {} did not match its source", src.display(), dst.display());
+        bail!(
+            "copy of {} to {} did not match its source",
+            src.display(),
+            dst.display()
+        );
     }
     rename_no_replace(&temp, dst).with_context(|| format!("placing {}", dst.display()))?;
     fsync_parent(dst)?;
@@ -173,16 +190,25 @@ fn copy_across_filesystems(src: &Path, dst: &Path) -> Result<()> {
 }
 
 pub fn temp_path_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let parent = path.parent().unwrap_or(Path::new("."));
-    parent.join(format!("{TEMP_PREFIX}{}-{name}", uuid::Uuid::new_v4().simple()))
+    parent.join(format!(
+        "{TEMP_PREFIX}{}-{name}",
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 /// Writes `bytes` to `path` so a reader sees the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     let temp = temp_path_beside(path);
     {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         if let Some(mode) = mode {
             set_mode(&f, mode)?;
         }
@@ -216,7 +242,10 @@ mod tests {
         fs::write(&a, "source").unwrap();
         fs::write(&b, "already here").unwrap();
         let err = move_no_replace(&a, &b).unwrap_err();
-        assert_eq!(crate::error::exit_kind_of(&err), crate::error::ExitKind::Refused);
+        assert_eq!(
+            crate::error::exit_kind_of(&err),
+            crate::error::ExitKind::Refused
+        );
         assert_eq!(fs::read_to_string(&a).unwrap(), "source");
         assert_eq!(fs::read_to_string(&b).unwrap(), "already here");
     }

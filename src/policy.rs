@@ -37,7 +37,10 @@ impl Protection {
     pub fn explain(&self) -> String {
         match self {
             Protection::Pinned => "pinned in Codex".into(),
-            Protection::Current(why) | Protection::Recent(why) | Protection::Ambiguous(why) | Protection::NeedsHandoff(why) => {
+            Protection::Current(why)
+            | Protection::Recent(why)
+            | Protection::Ambiguous(why)
+            | Protection::NeedsHandoff(why) => {
                 format!("{}: {why}", self.label())
             }
         }
@@ -57,7 +60,10 @@ pub struct SessionPolicy {
 
 impl Default for SessionPolicy {
     fn default() -> Self {
-        SessionPolicy { min_age_secs: DEFAULT_MIN_AGE_SECS, explicit_request: false }
+        SessionPolicy {
+            min_age_secs: DEFAULT_MIN_AGE_SECS,
+            explicit_request: false,
+        }
     }
 }
 
@@ -75,54 +81,78 @@ impl SessionFacts<'_> {
     /// Last sign of life: the later of the file's mtime and the thread's `updated_at`.
     pub fn last_activity_age_secs(&self) -> u64 {
         let file_age = age_secs(self.file.mtime);
-        let row_age = self
-            .row
-            .flatten()
-            .and_then(|r| r.updated_at)
-            .map(|t| age_secs(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64)));
+        let row_age = self.row.flatten().and_then(|r| r.updated_at).map(|t| {
+            age_secs(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
+        });
         row_age.map_or(file_age, |r| r.min(file_age))
     }
 }
 
 /// `Ok(())` means the session may be archived; otherwise the first reason it is kept.
-pub fn judge_for_archive(facts: &SessionFacts<'_>, policy: &SessionPolicy) -> Result<(), Protection> {
+pub fn judge_for_archive(
+    facts: &SessionFacts<'_>,
+    policy: &SessionPolicy,
+) -> Result<(), Protection> {
     let file = facts.file;
     if file.is_symlink {
         return Err(Protection::Ambiguous("the transcript is a symlink".into()));
     }
     let Some(name) = &file.name else {
-        return Err(Protection::Ambiguous("the file name is not Codex's rollout-<time>-<id>.jsonl".into()));
+        return Err(Protection::Ambiguous(
+            "the file name is not Codex's rollout-<time>-<id>.jsonl".into(),
+        ));
     };
     if !file.in_dated_folder {
-        return Err(Protection::Ambiguous("not in the dated folder its name implies".into()));
+        return Err(Protection::Ambiguous(
+            "not in the dated folder its name implies".into(),
+        ));
     }
     if facts.writer_locked {
-        return Err(Protection::Current("a live Codex writer holds its thread lock".into()));
+        return Err(Protection::Current(
+            "a live Codex writer holds its thread lock".into(),
+        ));
     }
     let mtime_age = age_secs(file.mtime);
     if mtime_age < CURRENT_WINDOW_SECS {
-        return Err(Protection::Current(format!("modified {} ago", human_age(mtime_age))));
+        return Err(Protection::Current(format!(
+            "modified {} ago",
+            human_age(mtime_age)
+        )));
     }
     match facts.meta {
-        Err(why) => return Err(Protection::Ambiguous(format!("no readable session_meta ({why})"))),
+        Err(why) => {
+            return Err(Protection::Ambiguous(format!(
+                "no readable session_meta ({why})"
+            )));
+        }
         Ok(meta) if meta.id != name.id => {
-            return Err(Protection::Ambiguous(format!("session_meta names thread {}, the file name {}", meta.id, name.id)));
+            return Err(Protection::Ambiguous(format!(
+                "session_meta names thread {}, the file name {}",
+                meta.id, name.id
+            )));
         }
         Ok(_) => {}
     }
     if let Some(row) = facts.row {
         let Some(row) = row else {
-            return Err(Protection::Ambiguous("no row in Codex's thread index".into()));
+            return Err(Protection::Ambiguous(
+                "no row in Codex's thread index".into(),
+            ));
         };
         if row.is_pinned {
             return Err(Protection::Pinned);
         }
         if !same_file(std::path::Path::new(&row.rollout_path), &file.path) {
-            return Err(Protection::Ambiguous(format!("its thread row points at {}", row.rollout_path)));
+            return Err(Protection::Ambiguous(format!(
+                "its thread row points at {}",
+                row.rollout_path
+            )));
         }
         let row_says_archived = row.archived != 0;
         if row_says_archived != (file.location == SessionLocation::Archived) {
-            return Err(Protection::Ambiguous("its thread row and its folder disagree on whether it is archived".into()));
+            return Err(Protection::Ambiguous(
+                "its thread row and its folder disagree on whether it is archived".into(),
+            ));
         }
     }
     let age = facts.last_activity_age_secs();
@@ -169,21 +199,60 @@ mod tests {
         let m = meta();
         let old = file(40);
         let judge = |f: &SessionFile, locked: bool, explicit: bool| {
-            let facts = SessionFacts { file: f, meta: &m, row: None, writer_locked: locked };
-            judge_for_archive(&facts, &SessionPolicy { explicit_request: explicit, ..Default::default() })
+            let facts = SessionFacts {
+                file: f,
+                meta: &m,
+                row: None,
+                writer_locked: locked,
+            };
+            judge_for_archive(
+                &facts,
+                &SessionPolicy {
+                    explicit_request: explicit,
+                    ..Default::default()
+                },
+            )
         };
         assert_eq!(judge(&old, false, false), Ok(()));
-        assert!(matches!(judge(&old, true, true), Err(Protection::Current(_))));
-        assert!(matches!(judge(&file(0), false, true), Err(Protection::Current(_))));
-        assert!(matches!(judge(&file(3), false, false), Err(Protection::Recent(_))));
+        assert!(matches!(
+            judge(&old, true, true),
+            Err(Protection::Current(_))
+        ));
+        assert!(matches!(
+            judge(&file(0), false, true),
+            Err(Protection::Current(_))
+        ));
+        assert!(matches!(
+            judge(&file(3), false, false),
+            Err(Protection::Recent(_))
+        ));
         assert_eq!(judge(&file(3), false, true), Ok(()));
         let mut link = file(40);
         link.is_symlink = true;
-        assert!(matches!(judge(&link, false, true), Err(Protection::Ambiguous(_))));
+        assert!(matches!(
+            judge(&link, false, true),
+            Err(Protection::Ambiguous(_))
+        ));
         let bad_meta: Result<SessionMeta, String> = Err("truncated".into());
-        let facts = SessionFacts { file: &old, meta: &bad_meta, row: None, writer_locked: false };
-        assert!(matches!(judge_for_archive(&facts, &SessionPolicy::default()), Err(Protection::Ambiguous(_))));
-        let facts = SessionFacts { file: &old, meta: &m, row: Some(None), writer_locked: false };
-        assert!(matches!(judge_for_archive(&facts, &SessionPolicy::default()), Err(Protection::Ambiguous(_))));
+        let facts = SessionFacts {
+            file: &old,
+            meta: &bad_meta,
+            row: None,
+            writer_locked: false,
+        };
+        assert!(matches!(
+            judge_for_archive(&facts, &SessionPolicy::default()),
+            Err(Protection::Ambiguous(_))
+        ));
+        let facts = SessionFacts {
+            file: &old,
+            meta: &m,
+            row: Some(None),
+            writer_locked: false,
+        };
+        assert!(matches!(
+            judge_for_archive(&facts, &SessionPolicy::default()),
+            Err(Protection::Ambiguous(_))
+        ));
     }
 }

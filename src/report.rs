@@ -32,15 +32,32 @@ pub const RESIDUAL_RISK: &str = "Residual risk";
 
 impl Report {
     pub fn new(command: &str, mode: &str) -> Report {
-        Report { command: command.into(), mode: mode.into(), exit_code: 0, sections: Vec::new(), data: Value::Null }
+        Report {
+            command: command.into(),
+            mode: mode.into(),
+            exit_code: 0,
+            sections: Vec::new(),
+            data: Value::Null,
+        }
     }
 
     /// A report in SPEC.md's shape, every section present even when empty, so a reader
     /// can tell "nothing" from "not reported".
     pub fn spec_shaped(command: &str, mode: &str) -> Report {
         let mut r = Report::new(command, mode);
-        for title in [OBSERVED, PROPOSED, COMPLETED, NOT_TOUCHED, BACKUPS, VERIFICATION, RESIDUAL_RISK] {
-            r.sections.push(Section { title: title.into(), items: Vec::new() });
+        for title in [
+            OBSERVED,
+            PROPOSED,
+            COMPLETED,
+            NOT_TOUCHED,
+            BACKUPS,
+            VERIFICATION,
+            RESIDUAL_RISK,
+        ] {
+            r.sections.push(Section {
+                title: title.into(),
+                items: Vec::new(),
+            });
         }
         r
     }
@@ -49,7 +66,10 @@ impl Report {
         let item = item.into();
         match self.sections.iter_mut().find(|s| s.title == title) {
             Some(s) => s.items.push(item),
-            None => self.sections.push(Section { title: title.into(), items: vec![item] }),
+            None => self.sections.push(Section {
+                title: title.into(),
+                items: vec![item],
+            }),
         }
     }
 

@@ -16,7 +16,12 @@ fn archive_by_age_then_undo_restores_every_file_and_row() {
     let archived = doc["data"]["archived"].as_array().unwrap();
     // 40 sessions: 8 are 3 days old (recent), one is pinned; the other 31 go.
     assert_eq!(archived.len(), 31, "{doc:#}");
-    let protected: Vec<&str> = doc["data"]["protected"].as_array().unwrap().iter().map(|p| p["protection"]["reason"].as_str().unwrap()).collect();
+    let protected: Vec<&str> = doc["data"]["protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["protection"]["reason"].as_str().unwrap())
+        .collect();
     assert_eq!(protected.iter().filter(|r| **r == "recent").count(), 8);
     assert_eq!(protected.iter().filter(|r| **r == "pinned").count(), 1);
     for a in archived {
@@ -38,8 +43,16 @@ fn archive_by_age_then_undo_restores_every_file_and_row() {
     let undo = sb.ok_json(&["undo"]);
     assert_eq!(undo["data"]["reverted"].as_array().unwrap().len(), 31);
     let diffs = codex_maint::testkit::fingerprint::differences(&files_before, &sb.home_files());
-    assert!(diffs.is_empty(), "home differs after undo:\n{}", diffs.join("\n"));
-    assert_eq!(rows_before, sb.thread_rows(), "thread rows differ after undo");
+    assert!(
+        diffs.is_empty(),
+        "home differs after undo:\n{}",
+        diffs.join("\n")
+    );
+    assert_eq!(
+        rows_before,
+        sb.thread_rows(),
+        "thread rows differ after undo"
+    );
     assert_eq!(sb.json(&["verify"]).0, 0);
 
     // Nothing is left to undo: a second undo is a no-op, not a redo.
@@ -55,12 +68,25 @@ fn explicit_ids_take_prefixes_and_lift_only_the_age_guard() {
     let pinned = &specs[7];
     let doc = sb.ok_json(&["archive", &recent.id[..24]]);
     assert_eq!(doc["data"]["archived"].as_array().unwrap().len(), 1);
-    assert!(sb.home.join("archived_sessions").join(recent.file_name()).is_file());
+    assert!(
+        sb.home
+            .join("archived_sessions")
+            .join(recent.file_name())
+            .is_file()
+    );
 
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", &pinned.id]);
-    assert_eq!(code, 3, "a pinned session named explicitly is refused: {doc:#}");
-    assert!(doc["error"]["details"][0].as_str().unwrap().contains("pinned"));
+    assert_eq!(
+        code, 3,
+        "a pinned session named explicitly is refused: {doc:#}"
+    );
+    assert!(
+        doc["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("pinned")
+    );
     assert_eq!(before, sb.home_files(), "a refusal changes nothing");
 }
 
@@ -71,13 +97,29 @@ fn unknown_and_ambiguous_ids_are_usage_errors_that_change_nothing() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", "ffffffff"]);
     assert_eq!(code, 2);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("no session matches ffffffff"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no session matches ffffffff")
+    );
     // Every generated id starts with the same 8 hex digits.
     let (code, doc) = sb.json(&["archive", &specs[1].id[..8]]);
     assert_eq!(code, 2);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("ambiguous"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ambiguous")
+    );
     assert_eq!(before, sb.home_files());
-    assert!(!sb.store.join("catalog.sqlite").exists() || sb.ok_json(&["log"])["data"]["runs"].as_array().unwrap().is_empty());
+    assert!(
+        !sb.store.join("catalog.sqlite").exists()
+            || sb.ok_json(&["log"])["data"]["runs"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+    );
 }
 
 #[test]
@@ -96,11 +138,25 @@ fn ambiguous_files_are_protected_and_never_moved() {
     std::os::unix::fs::symlink(&target, day.join(link_name)).unwrap();
 
     let doc = sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
-    let moved: Vec<&str> = doc["data"]["archived"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let moved: Vec<&str> = doc["data"]["archived"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     assert_eq!(moved.len(), 3, "{doc:#}");
     assert!(!moved.contains(&specs[1].id.as_str()));
-    let reasons: Vec<String> = doc["data"]["protected"].as_array().unwrap().iter().map(|p| p["protection"]["reason"].as_str().unwrap().to_string()).collect();
-    assert_eq!(reasons.iter().filter(|r| *r == "ambiguous").count(), 3, "{doc:#}");
+    let reasons: Vec<String> = doc["data"]["protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["protection"]["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "ambiguous").count(),
+        3,
+        "{doc:#}"
+    );
     assert!(truncated.exists());
     assert!(target.exists() && std::fs::symlink_metadata(day.join("notes.jsonl")).is_ok());
 }
@@ -148,7 +204,12 @@ fn undo_refuses_and_lists_every_conflict_changing_nothing() {
     let rows_mid = sb.thread_rows();
     let (code, doc) = sb.json(&["undo"]);
     assert_eq!(code, 3, "{doc:#}");
-    let details: Vec<&str> = doc["error"]["details"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let details: Vec<&str> = doc["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
     assert_eq!(details.len(), 2, "{details:?}");
     assert!(details.iter().any(|d| d.contains("changed since")));
     assert!(details.iter().any(|d| d.contains("occupied")));

@@ -9,7 +9,9 @@ use codex_maint::testkit::synthetic_home::SessionSpec;
 use support::*;
 
 fn specs() -> Vec<SessionSpec> {
-    (0..6).map(|i| SessionSpec::aged(i, 30.0, 2000 + i as usize * 300)).collect()
+    (0..6)
+        .map(|i| SessionSpec::aged(i, 30.0, 2000 + i as usize * 300))
+        .collect()
 }
 
 /// Every point, plus the middle of a batch (some files moved, some not).
@@ -22,8 +24,15 @@ fn points() -> Vec<String> {
 
 fn crash(sb: &Sandbox, point: &str, args: &[&str]) {
     let out = sb.cmd().env(ENV_VAR, point).args(args).output().unwrap();
-    assert!(!out.status.success(), "{point}: the run was meant to abort: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("failpoint"), "{point} was never reached");
+    assert!(
+        !out.status.success(),
+        "{point}: the run was meant to abort: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("failpoint"),
+        "{point} was never reached"
+    );
 }
 
 #[test]
@@ -44,7 +53,11 @@ fn an_archive_killed_at_any_point_recovers_to_a_consistent_home() {
 
         // Whatever was applied can be taken back to the exact start.
         let log = sb.ok_json(&["log"]);
-        if log["data"]["runs"][0]["op_counts"]["applied"].as_i64().unwrap() > 0 {
+        if log["data"]["runs"][0]["op_counts"]["applied"]
+            .as_i64()
+            .unwrap()
+            > 0
+        {
             sb.ok_json(&["undo", "--run", "1"]);
         }
         assert_eq!(files_before, sb.home_files(), "{point}: files after undo");
@@ -64,11 +77,31 @@ fn an_undo_killed_at_any_point_recovers_and_can_be_finished() {
 
         // The next writing command recovers first, then finishes the undo.
         let doc = sb.ok_json(&["undo", "--run", "1"]);
-        assert!(doc["sections"].as_array().unwrap().iter().any(|s| s["items"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().contains("recovered interrupted op")))
-            || point == "run-finishing" || point == "op-applied", "{point}: recovery is reported: {doc:#}");
+        assert!(
+            doc["sections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| i.as_str().unwrap().contains("recovered interrupted op")))
+                || point == "run-finishing"
+                || point == "op-applied",
+            "{point}: recovery is reported: {doc:#}"
+        );
         assert_sessions_whole_and_consistent(&sb.home, &hashes);
-        assert_eq!(files_before, sb.home_files(), "{point}: files after finishing the undo");
-        assert_eq!(rows_before, sb.thread_rows(), "{point}: rows after finishing the undo");
+        assert_eq!(
+            files_before,
+            sb.home_files(),
+            "{point}: files after finishing the undo"
+        );
+        assert_eq!(
+            rows_before,
+            sb.thread_rows(),
+            "{point}: rows after finishing the undo"
+        );
         assert_eq!(sb.json(&["verify"]).0, 0);
     }
 }

@@ -25,12 +25,22 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// Ops in force are those verify checks: the latest move of each item.
 fn live_ops_with_dst(sb: &Sandbox) -> Vec<(i64, String)> {
-    let Some(store) = codex_maint::store::open_read_only(&sb.store).unwrap() else { return Vec::new() };
-    store.live_ops().unwrap().into_iter().map(|o| (o.id, o.dst.unwrap_or_default())).collect()
+    let Some(store) = codex_maint::store::open_read_only(&sb.store).unwrap() else {
+        return Vec::new();
+    };
+    store
+        .live_ops()
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.id, o.dst.unwrap_or_default()))
+        .collect()
 }
 
 fn live_archive_ops(sb: &Sandbox) -> Vec<i64> {
-    live_ops_with_dst(sb).into_iter().map(|(id, _)| id).collect()
+    live_ops_with_dst(sb)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 proptest! {

@@ -19,7 +19,11 @@ fn fake_codex(sb: &Sandbox, codex_home: &std::path::Path) -> Child {
     if !codex.exists() {
         std::fs::copy(which("sleep"), &codex).unwrap();
     }
-    let child = StdCommand::new(&codex).arg("30").env("CODEX_HOME", codex_home).spawn().unwrap();
+    let child = StdCommand::new(&codex)
+        .arg("30")
+        .env("CODEX_HOME", codex_home)
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(150));
     child
 }
@@ -39,11 +43,19 @@ fn a_running_codex_blocks_every_mutating_command_and_is_named() {
     let specs = old_specs(3);
     let sb = Sandbox::with_sessions(&specs, true);
     let doc = sb.ok_json(&["archive", &specs[0].id]);
-    let op = doc["data"]["archived"][0]["op_id"].as_i64().unwrap().to_string();
+    let op = doc["data"]["archived"][0]["op_id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
     let before = sb.home_files();
     let rows = sb.thread_rows();
     let mut codex = fake_codex(&sb, &sb.home);
-    for args in [vec!["archive", specs[1].id.as_str()], vec!["undo"], vec!["restore", op.as_str()], vec!["recover"]] {
+    for args in [
+        vec!["archive", specs[1].id.as_str()],
+        vec!["undo"],
+        vec!["restore", op.as_str()],
+        vec!["recover"],
+    ] {
         let (code, doc) = sb.json(&args);
         assert_eq!(code, 3, "{args:?}: {doc:#}");
         let msg = doc["error"]["message"].as_str().unwrap();
@@ -56,7 +68,10 @@ fn a_running_codex_blocks_every_mutating_command_and_is_named() {
     sb.ok_json(&["archive", &specs[1].id, "--dry-run"]);
     assert_eq!(before, sb.home_files());
     assert_eq!(rows, sb.thread_rows());
-    assert!(codex.try_wait().unwrap().is_none(), "the process was not killed");
+    assert!(
+        codex.try_wait().unwrap().is_none(),
+        "the process was not killed"
+    );
     codex.kill().unwrap();
     codex.wait().unwrap();
 }
@@ -76,12 +91,25 @@ fn a_codex_of_another_home_does_not_block() {
 fn the_app_server_daemon_pid_file_marks_codex_running() {
     let specs = old_specs(2);
     let sb = Sandbox::with_sessions(&specs, true);
-    let mut daemon = StdCommand::new(which("sleep")).arg("30").env("CODEX_HOME", "/nowhere").spawn().unwrap();
+    let mut daemon = StdCommand::new(which("sleep"))
+        .arg("30")
+        .env("CODEX_HOME", "/nowhere")
+        .spawn()
+        .unwrap();
     std::fs::create_dir_all(sb.home.join("app-server-daemon")).unwrap();
-    std::fs::write(sb.home.join("app-server-daemon/daemon.pid"), format!("{{\"pid\": {}, \"started_at\": 1}}", daemon.id())).unwrap();
+    std::fs::write(
+        sb.home.join("app-server-daemon/daemon.pid"),
+        format!("{{\"pid\": {}, \"started_at\": 1}}", daemon.id()),
+    )
+    .unwrap();
     let (code, doc) = sb.json(&["archive", &specs[0].id]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["details"][0].as_str().unwrap().contains("daemon stop"));
+    assert!(
+        doc["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("daemon stop")
+    );
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     sb.ok_json(&["archive", &specs[0].id]);
@@ -98,9 +126,19 @@ fn a_thread_with_a_held_writer_lock_is_current_and_never_moved() {
     lock.lock_exclusive().unwrap();
     let (code, doc) = sb.json(&["archive", &specs[0].id]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["details"][0].as_str().unwrap().contains("current"));
+    assert!(
+        doc["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("current")
+    );
     let doc = sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
-    let moved: Vec<&str> = doc["data"]["archived"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let moved: Vec<&str> = doc["data"]["archived"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     assert_eq!(moved, vec![specs[1].id.as_str()]);
 }
 
@@ -109,7 +147,12 @@ fn a_missing_home_is_a_usage_error() {
     let sb = Sandbox::new();
     let (code, doc) = sb.json(&["archive", "abc"]);
     assert_eq!(code, 2);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("no Codex home"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no Codex home")
+    );
     assert!(!sb.store.exists());
 }
 
@@ -119,7 +162,8 @@ fn a_corrupt_thread_index_refuses_transcript_moves() {
     let sb = Sandbox::with_sessions(&specs, true);
     let db = sb.home.join("state_5.sqlite");
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        .unwrap();
     drop(conn);
     let mut bytes = std::fs::read(&db).unwrap();
     for b in bytes.iter_mut().skip(100).take(3000) {
@@ -129,7 +173,12 @@ fn a_corrupt_thread_index_refuses_transcript_moves() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", "--older-than", "10d", "--yes"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("thread index"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("thread index")
+    );
     assert_eq!(before, sb.home_files());
 }
 
@@ -138,11 +187,17 @@ fn an_index_without_the_needed_columns_is_not_guessed_at() {
     let specs = old_specs(2);
     let sb = Sandbox::with_sessions(&specs, false);
     let conn = rusqlite::Connection::open(sb.home.join("state_6.sqlite")).unwrap();
-    conn.execute_batch("CREATE TABLE threads (id TEXT PRIMARY KEY, path TEXT)").unwrap();
+    conn.execute_batch("CREATE TABLE threads (id TEXT PRIMARY KEY, path TEXT)")
+        .unwrap();
     drop(conn);
     let (code, doc) = sb.json(&["archive", &specs[0].id]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("state_6.sqlite is not understood"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("state_6.sqlite is not understood")
+    );
 }
 
 #[test]
@@ -150,7 +205,8 @@ fn a_locked_thread_index_refuses_before_any_move() {
     let specs = old_specs(3);
     let sb = Sandbox::with_sessions(&specs, true);
     let conn = rusqlite::Connection::open(sb.home.join("state_5.sqlite")).unwrap();
-    conn.execute_batch("BEGIN IMMEDIATE; UPDATE threads SET title = title;").unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE; UPDATE threads SET title = title;")
+        .unwrap();
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", &specs[0].id]);
     assert_eq!(code, 3, "{doc:#}");
@@ -169,7 +225,12 @@ fn an_occupied_destination_is_a_conflict_and_nothing_is_overwritten() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", "--older-than", "10d", "--yes"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["details"][0].as_str().unwrap().contains("occupied"));
+    assert!(
+        doc["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("occupied")
+    );
     assert_eq!(before, sb.home_files());
 }
 
@@ -179,13 +240,26 @@ fn a_second_writer_waits_briefly_then_refuses() {
     let specs = old_specs(2);
     let sb = Sandbox::with_sessions(&specs, true);
     std::fs::create_dir_all(&sb.store).unwrap();
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(sb.store.join("lock")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(sb.store.join("lock"))
+        .unwrap();
     lock.lock_exclusive().unwrap();
     let started = std::time::Instant::now();
     let (code, doc) = sb.json(&["archive", &specs[0].id]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "it waited before refusing");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("another codex-maint"));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(400),
+        "it waited before refusing"
+    );
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another codex-maint")
+    );
     FileExt::unlock(&lock).unwrap();
     sb.ok_json(&["archive", &specs[0].id]);
 }
@@ -197,8 +271,11 @@ fn a_catalog_failing_its_integrity_check_stops_writers_and_fails_verify() {
     sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
     let catalog = sb.store.join("catalog.sqlite");
     let conn = rusqlite::Connection::open(&catalog).unwrap();
-    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        .unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
     drop(conn);
     let mut bytes = std::fs::read(&catalog).unwrap();
     // Scribble over the middle of the ops table's pages, past the schema page.
@@ -210,7 +287,12 @@ fn a_catalog_failing_its_integrity_check_stops_writers_and_fails_verify() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["undo"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("catalog"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("catalog")
+    );
     assert_eq!(before, sb.home_files());
     let (code, doc) = sb.json(&["verify"]);
     assert_eq!(code, 4, "{doc:#}");
@@ -222,8 +304,14 @@ fn verify_finds_an_altered_blob_and_a_missing_archived_file() {
     let sb = Sandbox::with_sessions(&specs, true);
     let doc = sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
     let store = codex_maint::store::Store::open_for_write(&sb.store).unwrap();
-    let blob = store.blobs().put_bytes(b"backup bytes that must not change").unwrap();
-    store.catalog.record_blob(&blob.hash, blob.size, blob.stored_size).unwrap();
+    let blob = store
+        .blobs()
+        .put_bytes(b"backup bytes that must not change")
+        .unwrap();
+    store
+        .catalog
+        .record_blob(&blob.hash, blob.size, blob.stored_size)
+        .unwrap();
     drop(store);
     assert_eq!(sb.json(&["verify"]).0, 0);
 
@@ -234,16 +322,37 @@ fn verify_finds_an_altered_blob_and_a_missing_archived_file() {
     let home_before = sb.home_files();
     let (code, doc) = sb.json(&["verify"]);
     assert_eq!(code, 4, "{doc:#}");
-    let problems: Vec<&str> = doc["data"]["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-    assert!(problems.iter().any(|p| p.contains(&blob.hash) && p.contains("altered")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("missing")), "{problems:?}");
-    assert_eq!(home_before, sb.home_files(), "verify never writes in the home");
-    let store_after = codex_maint::testkit::fingerprint::tree_fingerprint(&sb.store);
-    let changed: Vec<String> = codex_maint::testkit::fingerprint::differences(&store_before, &store_after)
-        .into_iter()
-        .filter(|d| !d.contains("catalog.sqlite-shm"))
+    let problems: Vec<&str> = doc["data"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
         .collect();
-    assert!(changed.is_empty(), "verify never writes in the store: {changed:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&blob.hash) && p.contains("altered")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("missing")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        home_before,
+        sb.home_files(),
+        "verify never writes in the home"
+    );
+    let store_after = codex_maint::testkit::fingerprint::tree_fingerprint(&sb.store);
+    let changed: Vec<String> =
+        codex_maint::testkit::fingerprint::differences(&store_before, &store_after)
+            .into_iter()
+            .filter(|d| !d.contains("catalog.sqlite-shm"))
+            .collect();
+    assert!(
+        changed.is_empty(),
+        "verify never writes in the store: {changed:?}"
+    );
 }
 
 #[test]
@@ -272,6 +381,10 @@ fn a_store_inside_the_home_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is inside the Codex home"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is inside the Codex home"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!sb.home.join("maint").exists());
 }

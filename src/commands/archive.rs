@@ -46,7 +46,10 @@ struct SessionLine {
 
 pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     if args.ids.is_empty() && args.older_than_secs.is_none() {
-        return Err(MaintError::usage("name the sessions to archive (IDs or unique prefixes) or give --older-than AGE").into());
+        return Err(MaintError::usage(
+            "name the sessions to archive (IDs or unique prefixes) or give --older-than AGE",
+        )
+        .into());
     }
     if !args.ids.is_empty() && args.older_than_secs.is_some() {
         return Err(MaintError::usage("give session IDs or --older-than, not both").into());
@@ -56,7 +59,9 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     if !args.dry_run {
         refuse_if_codex_running(&home)?;
     }
-    let (store, recovered) = if args.dry_run { (None, Vec::new()) } else {
+    let (store, recovered) = if args.dry_run {
+        (None, Vec::new())
+    } else {
         let (s, r) = ctx.open_store_and_recover()?;
         (Some(s), r)
     };
@@ -94,13 +99,20 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let locked = writer_locks::held_thread_locks(&home);
     let explicit = !args.ids.is_empty();
     let policy = SessionPolicy {
-        min_age_secs: args.older_than_secs.unwrap_or(0).max(if explicit { 0 } else { args.min_age_secs }),
+        min_age_secs: args.older_than_secs.unwrap_or(0).max(if explicit {
+            0
+        } else {
+            args.min_age_secs
+        }),
         explicit_request: explicit,
     };
 
     let mut report = Report::spec_shaped("archive", "archive");
     describe_recovery(&mut report, &recovered);
-    let active: Vec<&SessionFile> = files.iter().filter(|f| f.location == SessionLocation::Active).collect();
+    let active: Vec<&SessionFile> = files
+        .iter()
+        .filter(|f| f.location == SessionLocation::Active)
+        .collect();
     report.push(
         report::OBSERVED,
         format!(
@@ -114,7 +126,11 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         report.push(report::NOT_TOUCHED, format!("unreadable: {p}"));
     }
 
-    let targets: Vec<&SessionFile> = if explicit { resolve_ids(&files, &args.ids, &mut report)? } else { active.clone() };
+    let targets: Vec<&SessionFile> = if explicit {
+        resolve_ids(&files, &args.ids, &mut report)?
+    } else {
+        active.clone()
+    };
 
     let mut chosen: Vec<(&SessionFile, PlannedMove, u64)> = Vec::new();
     let mut protected_lines = Vec::new();
@@ -122,11 +138,22 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     for file in targets {
         let meta = sessions::read_session_meta(&file.path);
         let row = rows.as_ref().map(|r| file.id().and_then(|id| r.get(id)));
-        let facts = SessionFacts { file, meta: &meta, row, writer_locked: file.id().is_some_and(|id| locked.contains(id)) };
+        let facts = SessionFacts {
+            file,
+            meta: &meta,
+            row,
+            writer_locked: file.id().is_some_and(|id| locked.contains(id)),
+        };
         let age = facts.last_activity_age_secs();
         match judge_for_archive(&facts, &policy) {
             Ok(()) => {
-                let plan = session_move::plan_archive(&home, file, row.flatten(), index.as_ref().map(|i| i.path.as_path()), now);
+                let plan = session_move::plan_archive(
+                    &home,
+                    file,
+                    row.flatten(),
+                    index.as_ref().map(|i| i.path.as_path()),
+                    now,
+                );
                 chosen.push((file, plan, age));
             }
             Err(protection) => {
@@ -151,14 +178,27 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         .map(|(_, plan, _)| format!("{} is already occupied", plan.dst.display()))
         .collect();
     if !occupied.is_empty() {
-        return Err(MaintError::refused("archive destinations are occupied; nothing was overwritten or changed", occupied).into());
+        return Err(MaintError::refused(
+            "archive destinations are occupied; nothing was overwritten or changed",
+            occupied,
+        )
+        .into());
     }
     if explicit && !protected_lines.is_empty() {
         return Err(MaintError::refused(
             "some named sessions are protected and were not archived; nothing was changed",
             protected_lines
                 .iter()
-                .map(|l| format!("{} - {}", l.id, l.protection.as_ref().map(Protection::explain).unwrap_or_default()))
+                .map(|l| {
+                    format!(
+                        "{} - {}",
+                        l.id,
+                        l.protection
+                            .as_ref()
+                            .map(Protection::explain)
+                            .unwrap_or_default()
+                    )
+                })
                 .collect(),
         )
         .into());
@@ -179,7 +219,10 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                 ),
             );
         }
-        report.push(report::BACKUPS, "not created: this was a dry run or there was nothing to archive");
+        report.push(
+            report::BACKUPS,
+            "not created: this was a dry run or there was nothing to archive",
+        );
         report.push(report::VERIFICATION, "no files changed");
         report.data = json!({
             "dry_run": args.dry_run,
@@ -192,7 +235,14 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     }
 
     if !explicit {
-        confirm(&format!("Archive {} sessions ({})?", chosen.len(), human_bytes(total_bytes)), args.yes)?;
+        confirm(
+            &format!(
+                "Archive {} sessions ({})?",
+                chosen.len(),
+                human_bytes(total_bytes)
+            ),
+            args.yes,
+        )?;
     }
     let store = store.expect("a store is open when not a dry run");
     let run = Run::begin(&store, "archive", &ctx.argv, &home.display(), None)?;
@@ -207,7 +257,11 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                 for ((file, plan, age), id) in batch.iter().zip(ids) {
                     report.push(
                         report::COMPLETED,
-                        format!("archived {} ({}) (op {id})", file.id().unwrap_or("?"), human_bytes(file.size)),
+                        format!(
+                            "archived {} ({}) (op {id})",
+                            file.id().unwrap_or("?"),
+                            human_bytes(file.size)
+                        ),
                     );
                     done_lines.push(line(file, Some(plan), *age, Some(id)));
                 }
@@ -231,7 +285,10 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         ),
     );
     verify_moves(&home, &done_lines, writer.as_ref(), &mut report);
-    report.push(report::RESIDUAL_RISK, format!("to take this back: codex-maint undo --run {run_id}"));
+    report.push(
+        report::RESIDUAL_RISK,
+        format!("to take this back: codex-maint undo --run {run_id}"),
+    );
     report.data = json!({
         "dry_run": false,
         "run_id": run_id,
@@ -250,21 +307,44 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
 fn summarize_protected(lines: &[SessionLine]) -> Vec<String> {
     const SHOWN: usize = 20;
     let mut out = Vec::new();
-    let recent = lines.iter().filter(|l| matches!(l.protection, Some(Protection::Recent(_)))).count();
+    let recent = lines
+        .iter()
+        .filter(|l| matches!(l.protection, Some(Protection::Recent(_))))
+        .count();
     if recent > 0 {
-        out.push(format!("{recent} recent sessions, younger than the minimum age"));
+        out.push(format!(
+            "{recent} recent sessions, younger than the minimum age"
+        ));
     }
-    let others: Vec<&SessionLine> = lines.iter().filter(|l| !matches!(l.protection, Some(Protection::Recent(_)))).collect();
+    let others: Vec<&SessionLine> = lines
+        .iter()
+        .filter(|l| !matches!(l.protection, Some(Protection::Recent(_))))
+        .collect();
     for l in others.iter().take(SHOWN) {
-        out.push(format!("{} - {}", l.id, l.protection.as_ref().map(Protection::explain).unwrap_or_default()));
+        out.push(format!(
+            "{} - {}",
+            l.id,
+            l.protection
+                .as_ref()
+                .map(Protection::explain)
+                .unwrap_or_default()
+        ));
     }
     if others.len() > SHOWN {
-        out.push(format!("... and {} more protected sessions (all in --json)", others.len() - SHOWN));
+        out.push(format!(
+            "... and {} more protected sessions (all in --json)",
+            others.len() - SHOWN
+        ));
     }
     out
 }
 
-fn line(file: &SessionFile, plan: Option<&PlannedMove>, age: u64, op_id: Option<i64>) -> SessionLine {
+fn line(
+    file: &SessionFile,
+    plan: Option<&PlannedMove>,
+    age: u64,
+    op_id: Option<i64>,
+) -> SessionLine {
     SessionLine {
         id: file.id().unwrap_or("?").to_string(),
         path: file.path.display().to_string(),
@@ -278,7 +358,12 @@ fn line(file: &SessionFile, plan: Option<&PlannedMove>, age: u64, op_id: Option<
 
 /// SPEC.md "Validation": each moved transcript is where the manifest says, its source is
 /// free, and its thread row points at it.
-fn verify_moves(home: &CodexHome, done: &[SessionLine], writer: Option<&IndexWriter>, report: &mut Report) {
+fn verify_moves(
+    home: &CodexHome,
+    done: &[SessionLine],
+    writer: Option<&IndexWriter>,
+    report: &mut Report,
+) {
     let mut bad = Vec::new();
     for l in done {
         let dst = l.destination.as_deref().unwrap_or_default();
@@ -290,7 +375,12 @@ fn verify_moves(home: &CodexHome, done: &[SessionLine], writer: Option<&IndexWri
         }
         if let Some(w) = writer {
             match thread_row::read(w.connection(), &l.id) {
-                Ok(Some(row)) if row.archived == 1 && crate::home::same_file(std::path::Path::new(&row.rollout_path), std::path::Path::new(dst)) => {}
+                Ok(Some(row))
+                    if row.archived == 1
+                        && crate::home::same_file(
+                            std::path::Path::new(&row.rollout_path),
+                            std::path::Path::new(dst),
+                        ) => {}
                 other => bad.push(format!("thread {}'s row is {other:?}", l.id)),
             }
         }
@@ -302,30 +392,47 @@ fn verify_moves(home: &CodexHome, done: &[SessionLine], writer: Option<&IndexWri
                 "{} moved transcripts present in {}/ with their source paths free{}",
                 done.len(),
                 relative_to(home, &home.archived_sessions_dir()),
-                if writer.is_some() { ", each thread row archived = 1 and pointing at it" } else { " (no thread index in this home)" }
+                if writer.is_some() {
+                    ", each thread row archived = 1 and pointing at it"
+                } else {
+                    " (no thread index in this home)"
+                }
             ),
         );
     } else {
         report.exit_code = crate::error::ExitKind::VerifyFailed.code();
-        report.extend(report::VERIFICATION, bad.into_iter().map(|b| format!("FAILED: {b}")));
+        report.extend(
+            report::VERIFICATION,
+            bad.into_iter().map(|b| format!("FAILED: {b}")),
+        );
     }
 }
 
 /// Full ids or unique prefixes; every id must match exactly one session, or nothing runs.
-fn resolve_ids<'f>(files: &'f [SessionFile], ids: &[String], report: &mut Report) -> Result<Vec<&'f SessionFile>> {
+fn resolve_ids<'f>(
+    files: &'f [SessionFile],
+    ids: &[String],
+    report: &mut Report,
+) -> Result<Vec<&'f SessionFile>> {
     let mut chosen = Vec::new();
     let mut seen = HashSet::new();
     let mut errors = Vec::new();
     for wanted in ids {
         let wanted_lc = wanted.to_ascii_lowercase();
-        let matches: Vec<&SessionFile> = files.iter().filter(|f| f.id().is_some_and(|id| id.starts_with(&wanted_lc))).collect();
+        let matches: Vec<&SessionFile> = files
+            .iter()
+            .filter(|f| f.id().is_some_and(|id| id.starts_with(&wanted_lc)))
+            .collect();
         let distinct: HashSet<&str> = matches.iter().filter_map(|f| f.id()).collect();
         match distinct.len() {
             0 => errors.push(format!("no session matches {wanted}")),
             1 => {
                 for f in matches {
                     if f.location == SessionLocation::Archived {
-                        report.push(report::NOT_TOUCHED, format!("{} - already archived", f.id().unwrap_or("?")));
+                        report.push(
+                            report::NOT_TOUCHED,
+                            format!("{} - already archived", f.id().unwrap_or("?")),
+                        );
                     } else if seen.insert(f.path.clone()) {
                         chosen.push(f);
                     }
@@ -334,13 +441,21 @@ fn resolve_ids<'f>(files: &'f [SessionFile], ids: &[String], report: &mut Report
             _ => {
                 let mut names: Vec<&str> = distinct.into_iter().collect();
                 names.sort();
-                errors.push(format!("{wanted} is ambiguous: it matches {}", names.join(", ")));
+                errors.push(format!(
+                    "{wanted} is ambiguous: it matches {}",
+                    names.join(", ")
+                ));
             }
         }
     }
     if !errors.is_empty() {
         let first = errors[0].clone();
-        return Err(MaintError { kind: crate::error::ExitKind::Usage, message: format!("{first}; nothing was changed"), details: errors }.into());
+        return Err(MaintError {
+            kind: crate::error::ExitKind::Usage,
+            message: format!("{first}; nothing was changed"),
+            details: errors,
+        }
+        .into());
     }
     Ok(chosen)
 }

@@ -15,7 +15,13 @@ pub const OPERATIONS: &str = "Operations";
 pub fn run(ctx: &Context, run_id: Option<i64>) -> Result<Report> {
     let mut report = Report::new("log", "log");
     let Some(catalog) = store::open_read_only(&ctx.store_root)? else {
-        report.push(RUNS, format!("none: there is no store at {} yet", ctx.store_root.display()));
+        report.push(
+            RUNS,
+            format!(
+                "none: there is no store at {} yet",
+                ctx.store_root.display()
+            ),
+        );
         report.data = json!({ "runs": [] });
         return Ok(report);
     };
@@ -31,7 +37,9 @@ pub fn run(ctx: &Context, run_id: Option<i64>) -> Result<Report> {
             report.data = json!({ "runs": runs });
         }
         Some(id) => {
-            let run = catalog.run(id)?.ok_or_else(|| MaintError::usage(format!("there is no run {id}; see `codex-maint log`")))?;
+            let run = catalog.run(id)?.ok_or_else(|| {
+                MaintError::usage(format!("there is no run {id}; see `codex-maint log`"))
+            })?;
             report.push(RUNS, describe_run(&run));
             let ops = catalog.ops_of_run(id)?;
             if ops.is_empty() {
@@ -71,7 +79,12 @@ fn describe_run(r: &RunRecord) -> String {
 }
 
 fn describe_op(op: &OpRecord) -> String {
-    let hash = op.hash_after.as_deref().or(op.hash_before.as_deref()).map(|h| &h[..h.len().min(16)]).unwrap_or("-");
+    let hash = op
+        .hash_after
+        .as_deref()
+        .or(op.hash_before.as_deref())
+        .map(|h| &h[..h.len().min(16)])
+        .unwrap_or("-");
     let mut line = format!(
         "op {} · {} · {} · {} -> {} · {} · blake3 {}",
         op.id,

@@ -63,7 +63,10 @@ impl Context {
 }
 
 fn nearest_existing(path: &Path) -> PathBuf {
-    path.ancestors().find(|p| p.exists()).map(Path::to_path_buf).unwrap_or_else(|| path.to_path_buf())
+    path.ancestors()
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// `--store`, else `$CODEX_MAINT_STORE`, else `~/.codex-maintenance`.
@@ -73,18 +76,29 @@ pub fn resolve_store_root(flag: Option<&Path>) -> Result<PathBuf> {
         None => match std::env::var_os("CODEX_MAINT_STORE").filter(|v| !v.is_empty()) {
             Some(v) => PathBuf::from(v),
             None => crate::home::home_dir()
-                .ok_or_else(|| MaintError::usage("cannot place the store: no --store, no $CODEX_MAINT_STORE, and no $HOME"))?
+                .ok_or_else(|| {
+                    MaintError::usage(
+                        "cannot place the store: no --store, no $CODEX_MAINT_STORE, and no $HOME",
+                    )
+                })?
                 .join(".codex-maintenance"),
         },
     };
-    Ok(if root.is_relative() { std::env::current_dir()?.join(root) } else { root })
+    Ok(if root.is_relative() {
+        std::env::current_dir()?.join(root)
+    } else {
+        root
+    })
 }
 
 /// SPEC.md: while Codex runs, nothing that mutates may proceed. Names each process and how
 /// to stop it; kills nothing.
 pub fn refuse_if_codex_running(home: &CodexHome) -> Result<()> {
     let running = processes::blocking(home).map_err(|e| {
-        MaintError::refused(format!("cannot tell whether Codex is running ({e:#}); nothing was changed"), vec![])
+        MaintError::refused(
+            format!("cannot tell whether Codex is running ({e:#}); nothing was changed"),
+            vec![],
+        )
     })?;
     if running.is_empty() {
         return Ok(());
@@ -136,14 +150,22 @@ pub fn describe_recovery(report: &mut Report, recovered: &[RecoveredOp]) {
         };
         report.push(
             crate::report::COMPLETED,
-            format!("recovered interrupted op {} (run {}, {}): {what}", r.op_id, r.run_id, r.kind),
+            format!(
+                "recovered interrupted op {} (run {}, {}): {what}",
+                r.op_id, r.run_id, r.kind
+            ),
         );
         if matches!(r.result, crate::ops::Recovered::Stuck(_)) {
-            report.push(crate::report::RESIDUAL_RISK, format!("op {} could not be recovered automatically", r.op_id));
+            report.push(
+                crate::report::RESIDUAL_RISK,
+                format!("op {} could not be recovered automatically", r.op_id),
+            );
         }
     }
 }
 
 pub fn relative_to(home: &CodexHome, path: &Path) -> String {
-    path.strip_prefix(&home.root).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string())
+    path.strip_prefix(&home.root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
 }

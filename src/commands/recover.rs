@@ -18,14 +18,26 @@ pub fn run(ctx: &Context) -> Result<Report> {
     }
     let (_store, recovered) = ctx.open_store_and_recover()?;
     if recovered.is_empty() {
-        report.push(report::COMPLETED, "nothing to recover: no interrupted operations");
+        report.push(
+            report::COMPLETED,
+            "nothing to recover: no interrupted operations",
+        );
     }
     describe_recovery(&mut report, &recovered);
-    let stuck = recovered.iter().filter(|r| matches!(r.result, crate::ops::Recovered::Stuck(_))).count();
+    let stuck = recovered
+        .iter()
+        .filter(|r| matches!(r.result, crate::ops::Recovered::Stuck(_)))
+        .count();
     if stuck > 0 {
         report.exit_code = crate::error::ExitKind::VerifyFailed.code();
     }
-    report.push(report::VERIFICATION, format!("{} interrupted ops examined, {stuck} need a decision", recovered.len()));
+    report.push(
+        report::VERIFICATION,
+        format!(
+            "{} interrupted ops examined, {stuck} need a decision",
+            recovered.len()
+        ),
+    );
     report.data = json!({ "recovered": recovered });
     Ok(report)
 }

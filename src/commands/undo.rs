@@ -25,29 +25,47 @@ pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report>
     }
     let (store, recovered) = open(ctx, dry_run)?;
     let Some(store) = store else {
-        return Ok(nothing_to_do("undo", "there is no store yet: codex-maint has changed nothing"));
+        return Ok(nothing_to_do(
+            "undo",
+            "there is no store yet: codex-maint has changed nothing",
+        ));
     };
     let mut report = undo_in(ctx, &home, &store, run_id, dry_run)?;
     describe_recovery(&mut report, &recovered);
     Ok(report)
 }
 
-fn undo_in(ctx: &Context, home: &CodexHome, store: &Store, run_id: Option<i64>, dry_run: bool) -> Result<Report> {
+fn undo_in(
+    ctx: &Context,
+    home: &CodexHome,
+    store: &Store,
+    run_id: Option<i64>,
+    dry_run: bool,
+) -> Result<Report> {
     let runs = store.catalog.runs()?;
     let live = store.catalog.live_ops()?;
     let target = match run_id {
-        Some(id) => runs.iter().find(|r| r.id == id).ok_or_else(|| MaintError::usage(format!("there is no run {id}; see `codex-maint log`")))?,
+        Some(id) => runs.iter().find(|r| r.id == id).ok_or_else(|| {
+            MaintError::usage(format!("there is no run {id}; see `codex-maint log`"))
+        })?,
         // The newest run with changes in force, passing over undo runs: a second `undo`
         // goes further back instead of redoing the first.
-        None => match runs.iter().rev().find(|r| r.command != UNDO_COMMAND && live.iter().any(|o| o.run_id == r.id)) {
+        None => match runs
+            .iter()
+            .rev()
+            .find(|r| r.command != UNDO_COMMAND && live.iter().any(|o| o.run_id == r.id))
+        {
             Some(r) => r,
             None => return Ok(nothing_to_do("undo", "no run has changes left to undo")),
         },
     };
     let mut ops: Vec<OpRecord> = live.into_iter().filter(|o| o.run_id == target.id).collect();
-    ops.sort_by(|a, b| b.seq.cmp(&a.seq));
+    ops.sort_by_key(|o| std::cmp::Reverse(o.seq));
     if ops.is_empty() {
-        return Ok(nothing_to_do("undo", &format!("run {} has nothing left to undo", target.id)));
+        return Ok(nothing_to_do(
+            "undo",
+            &format!("run {} has nothing left to undo", target.id),
+        ));
     }
     revert(ctx, home, store, ops, "undo", Some(target.id), dry_run)
 }
@@ -58,13 +76,29 @@ pub fn restore(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
         refuse_if_codex_running(&home)?;
     }
     let (store, recovered) = open(ctx, dry_run)?;
-    let store = store.ok_or_else(|| MaintError::usage(format!("there is no op {op_id}: the store is empty")))?;
-    let op = store.catalog.op(op_id)?.ok_or_else(|| MaintError::usage(format!("there is no op {op_id}; see `codex-maint log --run N`")))?;
+    let store = store
+        .ok_or_else(|| MaintError::usage(format!("there is no op {op_id}: the store is empty")))?;
+    let op = store.catalog.op(op_id)?.ok_or_else(|| {
+        MaintError::usage(format!(
+            "there is no op {op_id}; see `codex-maint log --run N`"
+        ))
+    })?;
     if let Some(by) = op.reverted_by {
-        return Err(MaintError::refused(format!("op {op_id} was already taken back by op {by}; nothing was changed"), vec![]).into());
+        return Err(MaintError::refused(
+            format!("op {op_id} was already taken back by op {by}; nothing was changed"),
+            vec![],
+        )
+        .into());
     }
     if op.state != OpState::Applied {
-        return Err(MaintError::refused(format!("op {op_id} is {}, not applied; there is nothing to restore", op.state.as_str()), vec![]).into());
+        return Err(MaintError::refused(
+            format!(
+                "op {op_id} is {}, not applied; there is nothing to restore",
+                op.state.as_str()
+            ),
+            vec![],
+        )
+        .into());
     }
     if !store.catalog.live_ops()?.iter().any(|o| o.id == op_id) {
         return Err(MaintError::refused(
@@ -117,7 +151,10 @@ fn revert(
     let mut conflicts = Vec::new();
     for op in ops {
         if !session_move::is_move(&op) {
-            conflicts.push(format!("op {}: kind {} cannot be taken back by this version", op.id, op.kind));
+            conflicts.push(format!(
+                "op {}: kind {} cannot be taken back by this version",
+                op.id, op.kind
+            ));
             continue;
         }
         let mut plan = session_move::plan_revert(&op, &our_folders)?;
@@ -131,7 +168,10 @@ fn revert(
                             }
                             writers.insert(path.clone(), w);
                         }
-                        Err(e) => conflicts.push(format!("op {}: cannot open the thread index {path}: {e:#}", op.id)),
+                        Err(e) => conflicts.push(format!(
+                            "op {}: cannot open the thread index {path}: {e:#}",
+                            op.id
+                        )),
                     }
                 }
                 writers.get(path)
@@ -143,7 +183,11 @@ fn revert(
     }
     if !conflicts.is_empty() {
         return Err(MaintError::refused(
-            format!("{command} found {} conflict{}; nothing was changed", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }),
+            format!(
+                "{command} found {} conflict{}; nothing was changed",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" }
+            ),
             conflicts,
         )
         .into());
@@ -153,7 +197,11 @@ fn revert(
     let describe = |op: &OpRecord, plan: &PlannedMove| {
         format!(
             "{} {} ({}): {} -> {}",
-            if op.kind == session_move::ARCHIVE { "unarchive" } else { "re-archive" },
+            if op.kind == session_move::ARCHIVE {
+                "unarchive"
+            } else {
+                "re-archive"
+            },
             plan.detail.thread_id,
             human_bytes(op.size.unwrap_or(0) as u64),
             super::relative_to(home, &plan.src),
@@ -162,9 +210,15 @@ fn revert(
     };
     if dry_run {
         for (op, plan) in &plans {
-            report.push(report::PROPOSED, format!("{} (reverts op {})", describe(op, plan), op.id));
+            report.push(
+                report::PROPOSED,
+                format!("{} (reverts op {})", describe(op, plan), op.id),
+            );
         }
-        report.push(report::VERIFICATION, "checked every item is still as its op left it: no conflicts; no files changed");
+        report.push(
+            report::VERIFICATION,
+            "checked every item is still as its op left it: no conflicts; no files changed",
+        );
         report.data = json!({ "dry_run": true, "run_id": null, "reverts_run": reverts_run,
             "reverts_ops": plans.iter().map(|(o, _)| o.id).collect::<Vec<_>>() });
         return Ok(report);
@@ -188,7 +242,10 @@ fn revert(
         match session_move::execute_batch(&run, batch, writer) {
             Ok(ids) => {
                 for ((op, plan), new_id) in plans[i..j].iter().zip(ids) {
-                    report.push(report::COMPLETED, format!("{} (op {new_id}, reverts op {})", describe(op, plan), op.id));
+                    report.push(
+                        report::COMPLETED,
+                        format!("{} (op {new_id}, reverts op {})", describe(op, plan), op.id),
+                    );
                     reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "thread_id": plan.detail.thread_id,
                         "from": plan.src, "to": plan.dst }));
                 }
@@ -203,16 +260,30 @@ fn revert(
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
     report.push(
         report::BACKUPS,
-        format!("journal: run {run_id} in {}", store.root.join(crate::store::CATALOG_FILE).display()),
+        format!(
+            "journal: run {run_id} in {}",
+            store.root.join(crate::store::CATALOG_FILE).display()
+        ),
     );
     report.push(
         report::VERIFICATION,
-        format!("{} items back at their original paths, hashes and thread rows checked before the move", reverted.len()),
+        format!(
+            "{} items back at their original paths, hashes and thread rows checked before the move",
+            reverted.len()
+        ),
     );
-    report.push(report::RESIDUAL_RISK, format!("this {command} is itself run {run_id}; `codex-maint undo --run {run_id}` redoes it"));
+    report.push(
+        report::RESIDUAL_RISK,
+        format!(
+            "this {command} is itself run {run_id}; `codex-maint undo --run {run_id}` redoes it"
+        ),
+    );
     report.data = json!({ "dry_run": false, "run_id": run_id, "reverts_run": reverts_run, "reverted": reverted });
     if let Some(e) = failure {
-        return Err(e.context(format!("{command} run {run_id} stopped after {} items", reverted.len())));
+        return Err(e.context(format!(
+            "{command} run {run_id} stopped after {} items",
+            reverted.len()
+        )));
     }
     Ok(report)
 }

@@ -17,7 +17,13 @@ use crate::store::{self, OpState, blobs::BlobStore};
 pub fn run(ctx: &Context) -> Result<Report> {
     let mut report = Report::spec_shaped("verify", "verify");
     let Some(catalog) = store::open_read_only(&ctx.store_root)? else {
-        report.push(report::VERIFICATION, format!("no store at {}: codex-maint has changed nothing, so there is nothing to verify", ctx.store_root.display()));
+        report.push(
+            report::VERIFICATION,
+            format!(
+                "no store at {}: codex-maint has changed nothing, so there is nothing to verify",
+                ctx.store_root.display()
+            ),
+        );
         report.data = json!({ "store": ctx.store_root, "problems": [], "checked": {} });
         return Ok(report);
     };
@@ -25,9 +31,14 @@ pub fn run(ctx: &Context) -> Result<Report> {
     let mut checks = serde_json::Map::new();
 
     match store::integrity_problems(catalog.connection()) {
-        Ok(p) if p.is_empty() => report.push(report::VERIFICATION, "catalog PRAGMA integrity_check: ok"),
+        Ok(p) if p.is_empty() => {
+            report.push(report::VERIFICATION, "catalog PRAGMA integrity_check: ok")
+        }
         Ok(p) => {
-            report.push(report::VERIFICATION, format!("catalog PRAGMA integrity_check: {} problems", p.len()));
+            report.push(
+                report::VERIFICATION,
+                format!("catalog PRAGMA integrity_check: {} problems", p.len()),
+            );
             problems.extend(p.into_iter().map(|l| format!("catalog: {l}")));
         }
         Err(e) => problems.push(format!("catalog cannot be read: {e:#}")),
@@ -44,7 +55,9 @@ pub fn run(ctx: &Context) -> Result<Report> {
             Ok(h) if &h == hash => {}
             Ok(_) => {
                 bad_blobs += 1;
-                problems.push(format!("blob {hash}: its bytes were altered (hash differs)"));
+                problems.push(format!(
+                    "blob {hash}: its bytes were altered (hash differs)"
+                ));
             }
             Err(e) => {
                 bad_blobs += 1;
@@ -52,11 +65,20 @@ pub fn run(ctx: &Context) -> Result<Report> {
             }
         }
     }
-    report.push(report::VERIFICATION, format!("{} blobs rehashed: {} bad", blob_list.len(), bad_blobs));
-    checks.insert("blobs".into(), json!({ "checked": blob_list.len(), "bad": bad_blobs }));
+    report.push(
+        report::VERIFICATION,
+        format!("{} blobs rehashed: {} bad", blob_list.len(), bad_blobs),
+    );
+    checks.insert(
+        "blobs".into(),
+        json!({ "checked": blob_list.len(), "bad": bad_blobs }),
+    );
 
     for op in catalog.ops_in_state(OpState::Prepared)? {
-        problems.push(format!("op {} ({}) was interrupted and is still prepared: run `codex-maint recover`", op.id, op.kind));
+        problems.push(format!(
+            "op {} ({}) was interrupted and is still prepared: run `codex-maint recover`",
+            op.id, op.kind
+        ));
     }
 
     let live = catalog.live_ops()?;
@@ -67,7 +89,8 @@ pub fn run(ctx: &Context) -> Result<Report> {
         if session_move::is_move(op) {
             moved_checked += 1;
             if let Some(detail_index) = op.detail.get("index").and_then(|v| v.as_str()) {
-                dbs.entry(detail_index.to_string()).or_insert_with(|| sqlite_read::open(Path::new(detail_index)).ok());
+                dbs.entry(detail_index.to_string())
+                    .or_insert_with(|| sqlite_read::open(Path::new(detail_index)).ok());
             }
             let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
                 let db = dbs.get(index)?.as_ref()?;
@@ -80,11 +103,18 @@ pub fn run(ctx: &Context) -> Result<Report> {
         report::VERIFICATION,
         format!("{moved_checked} moved items checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
     );
-    checks.insert("items".into(), json!({ "checked": moved_checked, "bad": problems.len() - before }));
+    checks.insert(
+        "items".into(),
+        json!({ "checked": moved_checked, "bad": problems.len() - before }),
+    );
     Ok(finish(report, problems, checks))
 }
 
-fn finish(mut report: Report, problems: Vec<String>, checks: serde_json::Map<String, serde_json::Value>) -> Report {
+fn finish(
+    mut report: Report,
+    problems: Vec<String>,
+    checks: serde_json::Map<String, serde_json::Value>,
+) -> Report {
     if !problems.is_empty() {
         report.exit_code = ExitKind::VerifyFailed.code();
         report.extend(report::RESIDUAL_RISK, problems.iter().cloned());

@@ -44,14 +44,26 @@ impl CodexHome {
             None => match std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) {
                 Some(v) => PathBuf::from(v),
                 None => home_dir()
-                    .ok_or_else(|| MaintError::usage("cannot find the Codex home: no --home, no $CODEX_HOME, and no $HOME"))?
+                    .ok_or_else(|| {
+                        MaintError::usage(
+                            "cannot find the Codex home: no --home, no $CODEX_HOME, and no $HOME",
+                        )
+                    })?
                     .join(".codex"),
             },
         };
-        let root = if root.is_relative() { std::env::current_dir()?.join(root) } else { root };
+        let root = if root.is_relative() {
+            std::env::current_dir()?.join(root)
+        } else {
+            root
+        };
         match std::fs::metadata(&root) {
             Ok(m) if m.is_dir() => Ok(CodexHome { root }),
-            Ok(_) => Err(MaintError::usage(format!("the Codex home {} is not a folder", root.display())).into()),
+            Ok(_) => Err(MaintError::usage(format!(
+                "the Codex home {} is not a folder",
+                root.display()
+            ))
+            .into()),
             Err(_) => Err(MaintError::usage(format!(
                 "no Codex home at {}: pass --home DIR or set CODEX_HOME",
                 root.display()
@@ -63,7 +75,12 @@ impl CodexHome {
     pub fn looks_like_codex_home(&self) -> bool {
         CODEX_MARKERS.iter().any(|m| self.root.join(m).exists())
             || std::fs::read_dir(&self.root)
-                .map(|mut it| it.any(|e| e.map(|e| is_state_db_name(&e.file_name().to_string_lossy())).unwrap_or(false)))
+                .map(|mut it| {
+                    it.any(|e| {
+                        e.map(|e| is_state_db_name(&e.file_name().to_string_lossy()))
+                            .unwrap_or(false)
+                    })
+                })
                 .unwrap_or(false)
     }
 
@@ -103,7 +120,9 @@ pub fn is_state_db_name(name: &str) -> bool {
 }
 
 pub fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Two spellings name one place only when both resolve to the same file.

@@ -52,17 +52,30 @@ pub fn scan(home: &CodexHome, include_dev_servers: bool) -> anyhow::Result<Vec<F
             continue;
         }
         let name = process.name().to_string_lossy().into_owned();
-        let cmd: Vec<String> = process.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let cmd: Vec<String> = process
+            .cmd()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let exe = process.exe().map(Path::to_path_buf);
-        let command = if cmd.is_empty() { name.clone() } else { cmd.join(" ") };
+        let command = if cmd.is_empty() {
+            name.clone()
+        } else {
+            cmd.join(" ")
+        };
         let Some(kind) = classify(&name, exe.as_deref(), &cmd, daemon_pid == Some(pid)) else {
             continue;
         };
         if kind == ProcessKind::DevServer && !include_dev_servers {
             continue;
         }
-        let environ: Vec<String> = process.environ().iter().map(|e| e.to_string_lossy().into_owned()).collect();
-        let uses_this_home = kind != ProcessKind::DevServer && process_uses_home(&environ, home, daemon_pid == Some(pid));
+        let environ: Vec<String> = process
+            .environ()
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect();
+        let uses_this_home = kind != ProcessKind::DevServer
+            && process_uses_home(&environ, home, daemon_pid == Some(pid));
         let (why, how_to_stop) = explain(kind, uses_this_home, pid);
         found.push(FoundProcess {
             pid,
@@ -78,8 +91,16 @@ pub fn scan(home: &CodexHome, include_dev_servers: bool) -> anyhow::Result<Vec<F
     Ok(found)
 }
 
-fn classify(name: &str, exe: Option<&Path>, cmd: &[String], is_daemon: bool) -> Option<ProcessKind> {
-    let exe_name = exe.and_then(|e| e.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+fn classify(
+    name: &str,
+    exe: Option<&Path>,
+    cmd: &[String],
+    is_daemon: bool,
+) -> Option<ProcessKind> {
+    let exe_name = exe
+        .and_then(|e| e.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let argv0 = cmd.first().map(|a| base_name(a)).unwrap_or_default();
     let is_codex_binary = |n: &str| n == "codex" || n == "codex.exe";
     if is_daemon {
@@ -87,13 +108,26 @@ fn classify(name: &str, exe: Option<&Path>, cmd: &[String], is_daemon: bool) -> 
     }
     if is_codex_binary(name) || is_codex_binary(&exe_name) || is_codex_binary(&argv0) {
         let daemon = cmd.iter().any(|a| a == "app-server") && cmd.iter().any(|a| a == "daemon");
-        return Some(if daemon { ProcessKind::CodexDaemon } else { ProcessKind::CodexCli });
+        return Some(if daemon {
+            ProcessKind::CodexDaemon
+        } else {
+            ProcessKind::CodexCli
+        });
     }
-    if name == "Codex" || exe_name == "Codex" || exe.is_some_and(|e| e.to_string_lossy().contains("Codex.app/")) {
+    if name == "Codex"
+        || exe_name == "Codex"
+        || exe.is_some_and(|e| e.to_string_lossy().contains("Codex.app/"))
+    {
         return Some(ProcessKind::CodexApp);
     }
     let is_node = matches!(name, "node" | "bun") || matches!(exe_name.as_str(), "node" | "bun");
-    if is_node && cmd.iter().skip(1).take(2).any(|a| a.ends_with("/bin/codex") || a.ends_with("codex.js")) {
+    if is_node
+        && cmd
+            .iter()
+            .skip(1)
+            .take(2)
+            .any(|a| a.ends_with("/bin/codex") || a.ends_with("codex.js"))
+    {
         return Some(ProcessKind::CodexCli);
     }
     if DEV_SERVER_NAMES.contains(&name) || DEV_SERVER_NAMES.contains(&exe_name.as_str()) {
@@ -103,7 +137,10 @@ fn classify(name: &str, exe: Option<&Path>, cmd: &[String], is_daemon: bool) -> 
 }
 
 fn base_name(path: &str) -> String {
-    Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A process whose environment we cannot read might be using this home, so it counts.
@@ -111,7 +148,11 @@ fn process_uses_home(environ: &[String], home: &CodexHome, is_this_homes_daemon:
     if is_this_homes_daemon || environ.is_empty() {
         return true;
     }
-    let var = |key: &str| environ.iter().find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')));
+    let var = |key: &str| {
+        environ
+            .iter()
+            .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    };
     let their_home: Option<PathBuf> = match var("CODEX_HOME").filter(|v| !v.is_empty()) {
         Some(h) => Some(PathBuf::from(h)),
         None => var("HOME").map(|h| PathBuf::from(h).join(".codex")),
@@ -137,7 +178,11 @@ fn daemon_pid(home: &CodexHome) -> Option<u32> {
 }
 
 fn explain(kind: ProcessKind, uses_this_home: bool, pid: u32) -> (String, String) {
-    let scope = if uses_this_home { "uses this Codex home" } else { "uses another Codex home" };
+    let scope = if uses_this_home {
+        "uses this Codex home"
+    } else {
+        "uses another Codex home"
+    };
     match kind {
         ProcessKind::CodexCli => (
             format!("Codex CLI; {scope} and may write sessions and databases"),
@@ -148,7 +193,9 @@ fn explain(kind: ProcessKind, uses_this_home: bool, pid: u32) -> (String, String
             "quit the Codex app".into(),
         ),
         ProcessKind::CodexDaemon => (
-            format!("Codex app-server daemon; {scope}, stays after the TUI exits and keeps the databases open"),
+            format!(
+                "Codex app-server daemon; {scope}, stays after the TUI exits and keeps the databases open"
+            ),
             "run `codex app-server daemon stop`".into(),
         ),
         ProcessKind::DevServer => (
@@ -169,7 +216,10 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// Codex processes that block a change of this home.
 pub fn blocking(home: &CodexHome) -> anyhow::Result<Vec<FoundProcess>> {
-    Ok(scan(home, false)?.into_iter().filter(|p| p.uses_this_home).collect())
+    Ok(scan(home, false)?
+        .into_iter()
+        .filter(|p| p.uses_this_home)
+        .collect())
 }
 
 pub fn describe(p: &FoundProcess) -> String {
@@ -191,28 +241,50 @@ mod tests {
     #[test]
     fn codex_forms_are_recognised_and_codex_maint_is_not() {
         let cmd = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
-        assert_eq!(classify("codex", None, &cmd("codex exec hi"), false), Some(ProcessKind::CodexCli));
+        assert_eq!(
+            classify("codex", None, &cmd("codex exec hi"), false),
+            Some(ProcessKind::CodexCli)
+        );
         assert_eq!(
             classify("codex", None, &cmd("codex app-server daemon run"), false),
             Some(ProcessKind::CodexDaemon)
         );
         assert_eq!(
-            classify("node", None, &cmd("node /usr/lib/node_modules/@openai/codex/bin/codex exec"), false),
+            classify(
+                "node",
+                None,
+                &cmd("node /usr/lib/node_modules/@openai/codex/bin/codex exec"),
+                false
+            ),
             Some(ProcessKind::CodexCli)
         );
-        assert_eq!(classify("codex-maint", None, &cmd("codex-maint archive"), false), None);
-        assert_eq!(classify("vite", None, &cmd("vite dev"), false), Some(ProcessKind::DevServer));
-        assert_eq!(classify("sleep", None, &cmd("sleep 5"), true), Some(ProcessKind::CodexDaemon));
+        assert_eq!(
+            classify("codex-maint", None, &cmd("codex-maint archive"), false),
+            None
+        );
+        assert_eq!(
+            classify("vite", None, &cmd("vite dev"), false),
+            Some(ProcessKind::DevServer)
+        );
+        assert_eq!(
+            classify("sleep", None, &cmd("sleep 5"), true),
+            Some(ProcessKind::CodexDaemon)
+        );
     }
 
     #[test]
     fn another_homes_codex_does_not_block_this_one() {
         let dir = tempfile::tempdir().unwrap();
-        let home = CodexHome { root: dir.path().to_path_buf() };
+        let home = CodexHome {
+            root: dir.path().to_path_buf(),
+        };
         let other = vec!["CODEX_HOME=/somewhere/else".to_string()];
         let same = vec![format!("CODEX_HOME={}", dir.path().display())];
         assert!(!process_uses_home(&other, &home, false));
         assert!(process_uses_home(&same, &home, false));
-        assert!(process_uses_home(&[], &home, false), "unreadable environment counts as this home");
+        assert!(
+            process_uses_home(&[], &home, false),
+            "unreadable environment counts as this home"
+        );
     }
 }

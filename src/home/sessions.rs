@@ -74,9 +74,16 @@ pub struct SessionFile {
 }
 
 impl SessionFile {
-    pub fn from_path(path: &Path, location: SessionLocation, sessions_root: &Path) -> std::io::Result<SessionFile> {
+    pub fn from_path(
+        path: &Path,
+        location: SessionLocation,
+        sessions_root: &Path,
+    ) -> std::io::Result<SessionFile> {
         let meta = fs::symlink_metadata(path)?;
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let name = parse_rollout_name(&file_name);
         let in_dated_folder = match (&name, location) {
             (Some(n), SessionLocation::Active) => {
@@ -125,7 +132,11 @@ pub fn scan(home: &CodexHome) -> (Vec<SessionFile>, Vec<String>) {
         if !root.exists() {
             continue;
         }
-        for entry in walkdir::WalkDir::new(&root).min_depth(1).max_depth(depth).follow_links(false) {
+        for entry in walkdir::WalkDir::new(&root)
+            .min_depth(1)
+            .max_depth(depth)
+            .follow_links(false)
+        {
             match entry {
                 Ok(e) if is_transcript_candidate(e.path(), e.file_type().is_dir()) => {
                     match SessionFile::from_path(e.path(), location, &root) {
@@ -172,7 +183,8 @@ pub fn read_session_meta(path: &Path) -> Result<SessionMeta, String> {
     if line.is_empty() {
         return Err("empty transcript".into());
     }
-    let record: Value = serde_json::from_slice(&line).map_err(|_| "first line is not a whole JSON record".to_string())?;
+    let record: Value = serde_json::from_slice(&line)
+        .map_err(|_| "first line is not a whole JSON record".to_string())?;
     parse_session_meta(&record)
 }
 
@@ -182,9 +194,15 @@ pub fn parse_session_meta(record: &Value) -> Result<SessionMeta, String> {
     }
     let payload = record.get("payload").ok_or("session_meta has no payload")?;
     let text = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_string);
-    let id = text("id").or_else(|| text("session_id")).ok_or("session_meta has no id")?;
+    let id = text("id")
+        .or_else(|| text("session_id"))
+        .ok_or("session_meta has no id")?;
     let git = payload.get("git");
-    let git_text = |key: &str| git.and_then(|g| g.get(key)).and_then(Value::as_str).map(str::to_string);
+    let git_text = |key: &str| {
+        git.and_then(|g| g.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     Ok(SessionMeta {
         id: id.to_ascii_lowercase(),
         timestamp: text("timestamp"),
@@ -202,7 +220,10 @@ pub fn parse_session_meta(record: &Value) -> Result<SessionMeta, String> {
 
 /// Where Codex's own `unarchive` puts a transcript back: the dated folder of its name.
 pub fn dated_folder(sessions_root: &Path, name: &RolloutName) -> PathBuf {
-    sessions_root.join(&name.year).join(&name.month).join(&name.day)
+    sessions_root
+        .join(&name.year)
+        .join(&name.month)
+        .join(&name.day)
 }
 
 #[cfg(test)]
@@ -211,8 +232,14 @@ mod tests {
 
     #[test]
     fn codex_names_parse_and_others_do_not() {
-        let n = parse_rollout_name("rollout-2026-11-24T06-12-09-01a20c2e-e45a-7d33-9558-2b68569b884c.jsonl").unwrap();
-        assert_eq!((n.year.as_str(), n.month.as_str(), n.day.as_str()), ("2026", "11", "24"));
+        let n = parse_rollout_name(
+            "rollout-2026-11-24T06-12-09-01a20c2e-e45a-7d33-9558-2b68569b884c.jsonl",
+        )
+        .unwrap();
+        assert_eq!(
+            (n.year.as_str(), n.month.as_str(), n.day.as_str()),
+            ("2026", "11", "24")
+        );
         assert_eq!(n.id, "01a20c2e-e45a-7d33-9558-2b68569b884c");
         for bad in [
             "rollout-2026-11-24T06-12-09-not-a-uuid.jsonl",

@@ -42,26 +42,47 @@ pub fn shm_path(db: &Path) -> PathBuf {
 }
 
 pub fn open(db: &Path) -> Result<ReadOnlyDb> {
-    let wal_bytes = std::fs::metadata(wal_path(db)).map(|m| m.len()).unwrap_or(0);
-    let db_bytes = std::fs::metadata(db).with_context(|| format!("reading {}", db.display()))?.len();
+    let wal_bytes = std::fs::metadata(wal_path(db))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let db_bytes = std::fs::metadata(db)
+        .with_context(|| format!("reading {}", db.display()))?
+        .len();
     if wal_bytes == 0 || db_bytes + wal_bytes > COPY_LIMIT {
         let conn = open_immutable(db)?;
-        let snapshot = if wal_bytes == 0 { Snapshot::Whole } else { Snapshot::MainFileOnly { wal_bytes } };
-        return Ok(ReadOnlyDb { conn, snapshot, _copy: None });
+        let snapshot = if wal_bytes == 0 {
+            Snapshot::Whole
+        } else {
+            Snapshot::MainFileOnly { wal_bytes }
+        };
+        return Ok(ReadOnlyDb {
+            conn,
+            snapshot,
+            _copy: None,
+        });
     }
-    let dir = tempfile::Builder::new().prefix("codex-maint-read-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("codex-maint-read-")
+        .tempdir()?;
     let copy = dir.path().join(db.file_name().unwrap_or_default());
     std::fs::copy(db, &copy).with_context(|| format!("reading {}", db.display()))?;
-    std::fs::copy(wal_path(db), wal_path(&copy)).with_context(|| format!("reading the WAL of {}", db.display()))?;
+    std::fs::copy(wal_path(db), wal_path(&copy))
+        .with_context(|| format!("reading the WAL of {}", db.display()))?;
     let conn = Connection::open(&copy)?;
-    Ok(ReadOnlyDb { conn, snapshot: Snapshot::CopiedWithWal, _copy: Some(dir) })
+    Ok(ReadOnlyDb {
+        conn,
+        snapshot: Snapshot::CopiedWithWal,
+        _copy: Some(dir),
+    })
 }
 
 fn open_immutable(db: &Path) -> Result<Connection> {
     let uri = format!("file:{}?mode=ro&immutable=1", uri_escape(db));
     Connection::open_with_flags(
         uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {}", db.display()))
 }
@@ -103,10 +124,15 @@ mod tests {
         let writer = Connection::open(&db).unwrap();
         writer.pragma_update(None, "journal_mode", "WAL").unwrap();
         writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        writer.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1),(2);").unwrap();
+        writer
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1),(2);")
+            .unwrap();
         let before = crate::test_support::tree_fingerprint(dir.path());
         let read = open(&db).unwrap();
-        let n: i64 = read.conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        let n: i64 = read
+            .conn
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 2);
         assert!(matches!(read.snapshot, Snapshot::CopiedWithWal));
         drop(read);

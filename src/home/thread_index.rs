@@ -18,7 +18,10 @@ pub enum IndexState {
     /// No `state_*.sqlite`: an older Codex that indexes by scanning; moves need no row update.
     Absent,
     Understood(ThreadIndex),
-    NotUnderstood { path: PathBuf, reason: String },
+    NotUnderstood {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -54,24 +57,39 @@ pub fn detect(home: &CodexHome) -> IndexState {
                 if !is_state_db_name(&name) {
                     return None;
                 }
-                let n = name["state_".len()..name.len() - ".sqlite".len()].parse().ok()?;
+                let n = name["state_".len()..name.len() - ".sqlite".len()]
+                    .parse()
+                    .ok()?;
                 Some((n, e.path()))
             })
             .collect(),
         Err(_) => Vec::new(),
     };
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let Some((generation, path)) = candidates.into_iter().next() else {
         return IndexState::Absent;
     };
     match sqlite_read::open(&path).and_then(|db| columns_of(&db.conn)) {
-        Err(e) => IndexState::NotUnderstood { path, reason: format!("cannot be read: {e:#}") },
-        Ok(cols) if cols.is_empty() => IndexState::NotUnderstood { path, reason: "has no threads table".into() },
+        Err(e) => IndexState::NotUnderstood {
+            path,
+            reason: format!("cannot be read: {e:#}"),
+        },
+        Ok(cols) if cols.is_empty() => IndexState::NotUnderstood {
+            path,
+            reason: "has no threads table".into(),
+        },
         Ok(cols) => {
-            let missing: Vec<&str> =
-                REQUIRED_COLUMNS.iter().copied().filter(|c| !cols.iter().any(|have| have == c)).collect();
+            let missing: Vec<&str> = REQUIRED_COLUMNS
+                .iter()
+                .copied()
+                .filter(|c| !cols.iter().any(|have| have == c))
+                .collect();
             if missing.is_empty() {
-                IndexState::Understood(ThreadIndex { path, generation, columns: cols })
+                IndexState::Understood(ThreadIndex {
+                    path,
+                    generation,
+                    columns: cols,
+                })
             } else {
                 IndexState::NotUnderstood {
                     path,
@@ -95,7 +113,11 @@ impl ThreadIndex {
 
     fn select_list(&self) -> String {
         let optional = |name: &str, fallback: &str| {
-            if self.has_column(name) { name.to_string() } else { format!("{fallback} AS {name}") }
+            if self.has_column(name) {
+                name.to_string()
+            } else {
+                format!("{fallback} AS {name}")
+            }
         };
         [
             "id".to_string(),
@@ -130,7 +152,11 @@ impl ThreadIndex {
         Ok(self.rows_from(conn, Some(id))?.into_values().next())
     }
 
-    fn rows_from(&self, conn: &Connection, only: Option<&str>) -> Result<HashMap<String, ThreadRow>> {
+    fn rows_from(
+        &self,
+        conn: &Connection,
+        only: Option<&str>,
+    ) -> Result<HashMap<String, ThreadRow>> {
         let sql = match only {
             Some(_) => format!("SELECT {} FROM threads WHERE id = ?1", self.select_list()),
             None => format!("SELECT {} FROM threads", self.select_list()),
@@ -154,8 +180,12 @@ impl ThreadIndex {
             })
         };
         let rows = match only {
-            Some(id) => stmt.query_map([id], map_row)?.collect::<rusqlite::Result<Vec<_>>>()?,
-            None => stmt.query_map([], map_row)?.collect::<rusqlite::Result<Vec<_>>>()?,
+            Some(id) => stmt
+                .query_map([id], map_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+            None => stmt
+                .query_map([], map_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
         };
         Ok(rows.into_iter().map(|r| (r.id.clone(), r)).collect())
     }

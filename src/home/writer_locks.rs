@@ -36,12 +36,18 @@ fn held_lock_keys() -> Option<HashSet<(u64, u64, u64)>> {
         if fields.get(1) == Some(&"->") {
             continue;
         }
-        let Some(dev_ino) = fields.get(5) else { continue };
+        let Some(dev_ino) = fields.get(5) else {
+            continue;
+        };
         let mut parts = dev_ino.split(':');
-        let (Some(maj), Some(min), Some(ino)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        if let (Ok(maj), Ok(min), Ok(ino)) =
-            (u64::from_str_radix(maj, 16), u64::from_str_radix(min, 16), ino.parse::<u64>())
-        {
+        let (Some(maj), Some(min), Some(ino)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if let (Ok(maj), Ok(min), Ok(ino)) = (
+            u64::from_str_radix(maj, 16),
+            u64::from_str_radix(min, 16),
+            ino.parse::<u64>(),
+        ) {
             keys.insert((maj, min, ino));
         }
     }
@@ -57,7 +63,9 @@ fn is_locked(path: &Path, held: Option<&HashSet<(u64, u64, u64)>>) -> bool {
     #[cfg(target_os = "linux")]
     if let Some(held) = held {
         use std::os::unix::fs::MetadataExt;
-        let Ok(meta) = std::fs::metadata(path) else { return false };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
         let dev = meta.dev();
         let key = (libc::major(dev) as u64, libc::minor(dev) as u64, meta.ino());
         return held.contains(&key);
@@ -69,7 +77,9 @@ fn is_locked(path: &Path, held: Option<&HashSet<(u64, u64, u64)>>) -> bool {
 #[allow(dead_code)]
 fn try_lock_probe(path: &Path) -> bool {
     use fs2::FileExt;
-    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = FileExt::unlock(&file);
@@ -87,7 +97,9 @@ mod tests {
     #[test]
     fn a_held_flock_marks_its_thread_current_and_a_released_one_does_not() {
         let dir = tempfile::tempdir().unwrap();
-        let home = CodexHome { root: dir.path().to_path_buf() };
+        let home = CodexHome {
+            root: dir.path().to_path_buf(),
+        };
         let locks = home.writer_locks_dir();
         std::fs::create_dir_all(&locks).unwrap();
         let id = "01a20c2e-e45a-7d33-9558-2b68569b884c";

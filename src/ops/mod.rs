@@ -17,7 +17,13 @@ pub struct Run<'s> {
 }
 
 impl<'s> Run<'s> {
-    pub fn begin(store: &'s Store, command: &str, args: &[String], home: &str, reverts_run: Option<i64>) -> Result<Run<'s>> {
+    pub fn begin(
+        store: &'s Store,
+        command: &str,
+        args: &[String],
+        home: &str,
+        reverts_run: Option<i64>,
+    ) -> Result<Run<'s>> {
         let id = store.catalog.begin_run(command, args, home, reverts_run)?;
         Ok(Run { store, id })
     }
@@ -69,6 +75,9 @@ pub fn recover_all(store: &Store) -> Result<Vec<RecoveredOp>> {
 fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
     match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE => session_move::recover(store, op),
-        other => bail!("op {} has a kind this version does not know ({other}); upgrade codex-maint", op.id),
+        other => bail!(
+            "op {} has a kind this version does not know ({other}); upgrade codex-maint",
+            op.id
+        ),
     }
 }

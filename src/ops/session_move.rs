@@ -13,7 +13,9 @@ use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::content_hash::hash_file;
 use crate::error::MaintError;
-use crate::fs_atomic::{TEMP_PREFIX, create_dirs_recording, move_no_replace, remove_created_dirs_if_empty};
+use crate::fs_atomic::{
+    TEMP_PREFIX, create_dirs_recording, move_no_replace, remove_created_dirs_if_empty,
+};
 use crate::home::sessions::{SessionFile, file_mode};
 use crate::store::{NewOp, OpRecord, OpState, Store};
 use crate::{failpoint, home};
@@ -57,7 +59,11 @@ pub fn plan_archive(
     index_path: Option<&Path>,
     now_unix: i64,
 ) -> PlannedMove {
-    let file_name = file.path.file_name().expect("transcripts have names").to_owned();
+    let file_name = file
+        .path
+        .file_name()
+        .expect("transcripts have names")
+        .to_owned();
     let dst = home.archived_sessions_dir().join(&file_name);
     let row_before = row.map(|r| RowState {
         rollout_path: r.rollout_path.clone(),
@@ -88,13 +94,25 @@ pub fn plan_archive(
 
 /// Codex stores absolute paths spelled from its own view of the home; the new path keeps
 /// that spelling (taken from the old row) rather than ours, which may differ by a symlink.
-fn codex_spelling_of(old_rollout_path: &str, our_dst: &Path, file_name: &std::ffi::OsStr) -> String {
+fn codex_spelling_of(
+    old_rollout_path: &str,
+    our_dst: &Path,
+    file_name: &std::ffi::OsStr,
+) -> String {
     // <home>/sessions/YYYY/MM/DD/<file>: the home is five levels up, `sessions` four.
     let old = Path::new(old_rollout_path);
-    let under_sessions = old.ancestors().nth(4).and_then(|s| s.file_name()).is_some_and(|n| n == home::SESSIONS_DIR);
+    let under_sessions = old
+        .ancestors()
+        .nth(4)
+        .and_then(|s| s.file_name())
+        .is_some_and(|n| n == home::SESSIONS_DIR);
     let codex_home = old.ancestors().nth(5).filter(|_| under_sessions);
     match codex_home {
-        Some(h) => h.join(home::ARCHIVED_SESSIONS_DIR).join(file_name).display().to_string(),
+        Some(h) => h
+            .join(home::ARCHIVED_SESSIONS_DIR)
+            .join(file_name)
+            .display()
+            .to_string(),
         None => our_dst.display().to_string(),
     }
 }
@@ -117,9 +135,14 @@ pub fn folders_we_created(store: &Store) -> Result<Vec<PathBuf>> {
 /// The inverse of an applied move: back to where it was, the row back to what it was;
 /// of `our_folders`, those above the item are removed once the move leaves them empty.
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove> {
-    let detail: MoveDetail = serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+    let detail: MoveDetail =
+        serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
     let dst_of_op = op.dst.clone().context("a move op has a destination")?;
-    let kind = if op.kind == ARCHIVE { UNARCHIVE } else { ARCHIVE };
+    let kind = if op.kind == ARCHIVE {
+        UNARCHIVE
+    } else {
+        ARCHIVE
+    };
     Ok(PlannedMove {
         kind,
         src: PathBuf::from(&dst_of_op),
@@ -130,7 +153,11 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove
             row_before: detail.row_after.clone(),
             row_after: detail.row_before.clone(),
             created_dirs: Vec::new(),
-            tidy_dirs: our_folders.iter().filter(|d| Path::new(dst_of_op.as_str()).starts_with(d)).cloned().collect(),
+            tidy_dirs: our_folders
+                .iter()
+                .filter(|d| Path::new(dst_of_op.as_str()).starts_with(d))
+                .cloned()
+                .collect(),
         },
         reverts_op: Some(op.id),
         known_hash: None,
@@ -139,20 +166,42 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove
 
 /// Why an applied move cannot be taken back now; empty when it can. Hashes the file, and
 /// records the hash in `plan` so the revert does not read it again.
-pub fn revert_conflicts(op: &OpRecord, plan: &mut PlannedMove, index: Option<&IndexWriter>) -> Vec<String> {
+pub fn revert_conflicts(
+    op: &OpRecord,
+    plan: &mut PlannedMove,
+    index: Option<&IndexWriter>,
+) -> Vec<String> {
     let mut conflicts = Vec::new();
     let here = &plan.src;
     match fs::symlink_metadata(here) {
-        Err(_) => conflicts.push(format!("op {}: {} is no longer there", op.id, here.display())),
-        Ok(m) if !m.is_file() => conflicts.push(format!("op {}: {} is no longer a regular file", op.id, here.display())),
+        Err(_) => conflicts.push(format!(
+            "op {}: {} is no longer there",
+            op.id,
+            here.display()
+        )),
+        Ok(m) if !m.is_file() => conflicts.push(format!(
+            "op {}: {} is no longer a regular file",
+            op.id,
+            here.display()
+        )),
         Ok(_) => match hash_file(here) {
-            Ok(h) if Some(&h) == op.hash_after.as_ref().or(op.hash_before.as_ref()) => plan.known_hash = Some(h),
-            Ok(_) => conflicts.push(format!("op {}: {} changed since it was moved (hash differs)", op.id, here.display())),
+            Ok(h) if Some(&h) == op.hash_after.as_ref().or(op.hash_before.as_ref()) => {
+                plan.known_hash = Some(h)
+            }
+            Ok(_) => conflicts.push(format!(
+                "op {}: {} changed since it was moved (hash differs)",
+                op.id,
+                here.display()
+            )),
             Err(e) => conflicts.push(format!("op {}: cannot read {}: {e}", op.id, here.display())),
         },
     }
     if fs::symlink_metadata(&plan.dst).is_ok() {
-        conflicts.push(format!("op {}: the original place {} is occupied", op.id, plan.dst.display()));
+        conflicts.push(format!(
+            "op {}: the original place {} is occupied",
+            op.id,
+            plan.dst.display()
+        ));
     }
     if let (Some(expected), Some(index)) = (&plan.detail.row_before, index) {
         match super::thread_row::read(index.connection(), &plan.detail.thread_id) {
@@ -161,11 +210,20 @@ pub fn revert_conflicts(op: &OpRecord, plan: &mut PlannedMove, index: Option<&In
                 "op {}: thread {}'s row changed since (rollout_path {}, archived {})",
                 op.id, plan.detail.thread_id, row.rollout_path, row.archived
             )),
-            Ok(None) => conflicts.push(format!("op {}: thread {} has no row any more", op.id, plan.detail.thread_id)),
-            Err(e) => conflicts.push(format!("op {}: cannot read thread {}'s row: {e}", op.id, plan.detail.thread_id)),
+            Ok(None) => conflicts.push(format!(
+                "op {}: thread {} has no row any more",
+                op.id, plan.detail.thread_id
+            )),
+            Err(e) => conflicts.push(format!(
+                "op {}: cannot read thread {}'s row: {e}",
+                op.id, plan.detail.thread_id
+            )),
         }
     } else if plan.detail.row_before.is_some() {
-        conflicts.push(format!("op {}: the thread index {:?} is gone", op.id, plan.detail.index));
+        conflicts.push(format!(
+            "op {}: the thread index {:?} is gone",
+            op.id, plan.detail.index
+        ));
     }
     conflicts
 }
@@ -174,18 +232,29 @@ pub fn revert_conflicts(op: &OpRecord, plan: &mut PlannedMove, index: Option<&In
 /// file moved, all rows changed (one transaction), all marked applied (one commit). If
 /// any step fails, the moves already made in this batch are put back and the batch's ops
 /// marked rolled back, so a failed batch leaves no trace but its journal rows.
-pub fn execute_batch(run: &Run, plans: Vec<PlannedMove>, mut index: Option<&mut IndexWriter>) -> Result<Vec<i64>> {
+pub fn execute_batch(
+    run: &Run,
+    plans: Vec<PlannedMove>,
+    mut index: Option<&mut IndexWriter>,
+) -> Result<Vec<i64>> {
     let catalog = &run.store.catalog;
     let mut prepared = Vec::with_capacity(plans.len());
     let mut dirs_claimed: HashSet<PathBuf> = HashSet::new();
     for mut plan in plans {
-        let meta = fs::symlink_metadata(&plan.src).with_context(|| format!("reading {}", plan.src.display()))?;
+        let meta = fs::symlink_metadata(&plan.src)
+            .with_context(|| format!("reading {}", plan.src.display()))?;
         if !meta.is_file() {
-            return Err(MaintError::refused(format!("{} is not a regular file; not moved", plan.src.display()), vec![]).into());
+            return Err(MaintError::refused(
+                format!("{} is not a regular file; not moved", plan.src.display()),
+                vec![],
+            )
+            .into());
         }
         let hash = match plan.known_hash.take() {
             Some(h) => h,
-            None => hash_file(&plan.src).with_context(|| format!("hashing {}", plan.src.display()))?,
+            None => {
+                hash_file(&plan.src).with_context(|| format!("hashing {}", plan.src.display()))?
+            }
         };
         for dir in missing_ancestors(plan.dst.parent().unwrap_or(Path::new("/"))) {
             if dirs_claimed.insert(dir.clone()) {
@@ -225,7 +294,11 @@ pub fn execute_batch(run: &Run, plans: Vec<PlannedMove>, mut index: Option<&mut 
                 .iter()
                 .filter_map(|(plan, _, _)| {
                     let d = &plan.detail;
-                    Some((d.thread_id.as_str(), d.row_before.as_ref()?, d.row_after.as_ref()?))
+                    Some((
+                        d.thread_id.as_str(),
+                        d.row_before.as_ref()?,
+                        d.row_after.as_ref()?,
+                    ))
                 })
                 .collect();
             index.transition(&changes)?;
@@ -256,15 +329,22 @@ pub fn execute_batch(run: &Run, plans: Vec<PlannedMove>, mut index: Option<&mut 
     for (plan, _, _) in &prepared {
         remove_created_dirs_if_empty(&plan.detail.tidy_dirs);
     }
-    let applied: Vec<(i64, Option<String>)> =
-        ids.iter().zip(&prepared).map(|(id, (_, _, hash))| (*id, Some(hash.clone()))).collect();
+    let applied: Vec<(i64, Option<String>)> = ids
+        .iter()
+        .zip(&prepared)
+        .map(|(id, (_, _, hash))| (*id, Some(hash.clone())))
+        .collect();
     catalog.mark_applied_many(&applied)?;
     failpoint::hit("op-applied");
     Ok(ids)
 }
 
 fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
-    let mut missing: Vec<PathBuf> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).map(Path::to_path_buf).collect();
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
     missing.reverse();
     missing
 }
@@ -273,7 +353,8 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 /// its source was never moved (roll back), a whole file at its destination was (roll
 /// forward); the row is set to match, and anything else is reported, never guessed.
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: MoveDetail = serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+    let detail: MoveDetail =
+        serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let expected = op.hash_before.clone().unwrap_or_default();
@@ -283,7 +364,10 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
         Some(p) if detail.row_before.is_some() => Some(IndexWriter::open(Path::new(p))?),
         _ => None,
     };
-    let settle_row = |index: &mut Option<IndexWriter>, from: &Option<RowState>, to: &Option<RowState>| -> Result<()> {
+    let settle_row = |index: &mut Option<IndexWriter>,
+                      from: &Option<RowState>,
+                      to: &Option<RowState>|
+     -> Result<()> {
         if let (Some(index), Some(from), Some(to)) = (index.as_mut(), from, to) {
             index.transition(&[(detail.thread_id.as_str(), from, to)])?;
         }
@@ -299,7 +383,10 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
         }
         (false, true) => {
             if hash_file(&dst)? != expected {
-                return Ok(Recovered::Stuck(format!("{} differs from the journaled hash", dst.display())));
+                return Ok(Recovered::Stuck(format!(
+                    "{} differs from the journaled hash",
+                    dst.display()
+                )));
             }
             settle_row(&mut index, &detail.row_before, &detail.row_after)?;
             remove_created_dirs_if_empty(&detail.tidy_dirs);
@@ -332,7 +419,9 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 fn remove_our_temp_copies(dst: &Path) {
-    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else { return };
+    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
+        return;
+    };
     let suffix = format!("-{}", name.to_string_lossy());
     if let Ok(entries) = fs::read_dir(parent) {
         for e in entries.flatten() {
@@ -344,15 +433,26 @@ fn remove_our_temp_copies(dst: &Path) {
     }
 }
 
+/// Looks up a thread's row in an index: `None` when the index cannot be opened.
+pub type RowLookup<'a> = dyn Fn(&str, &str) -> Option<Result<Option<RowState>>> + 'a;
+
 /// What `verify` finds wrong with a live move: the item missing or changed at its recorded
 /// place, or the thread row no longer pointing at an existing file.
-pub fn verify_live(op: &OpRecord, rows: &dyn Fn(&str, &str) -> Option<Result<Option<RowState>>>) -> Vec<String> {
+pub fn verify_live(op: &OpRecord, rows: &RowLookup<'_>) -> Vec<String> {
     let mut problems = Vec::new();
-    let Some(dst) = op.dst.as_deref() else { return problems };
+    let Some(dst) = op.dst.as_deref() else {
+        return problems;
+    };
     match hash_file(Path::new(dst)) {
         Ok(h) if Some(&h) == op.hash_after.as_ref() => {}
-        Ok(_) => problems.push(format!("op {}: {dst} does not match its recorded hash", op.id)),
-        Err(e) => problems.push(format!("op {}: {dst} is missing or unreadable ({e})", op.id)),
+        Ok(_) => problems.push(format!(
+            "op {}: {dst} does not match its recorded hash",
+            op.id
+        )),
+        Err(e) => problems.push(format!(
+            "op {}: {dst} is missing or unreadable ({e})",
+            op.id
+        )),
     }
     let Ok(detail) = serde_json::from_value::<MoveDetail>(op.detail.clone()) else {
         problems.push(format!("op {}: its journal detail cannot be read", op.id));
@@ -360,13 +460,24 @@ pub fn verify_live(op: &OpRecord, rows: &dyn Fn(&str, &str) -> Option<Result<Opt
     };
     if let (Some(index), Some(_)) = (&detail.index, &detail.row_after) {
         match rows(index, &detail.thread_id) {
-            None => problems.push(format!("op {}: the thread index {index} cannot be read", op.id)),
-            Some(Err(e)) => problems.push(format!("op {}: the thread index {index} cannot be read ({e:#})", op.id)),
-            Some(Ok(None)) => problems.push(format!("op {}: thread {} has no row in {index}", op.id, detail.thread_id)),
-            Some(Ok(Some(row))) if !Path::new(&row.rollout_path).exists() => problems.push(format!(
-                "op {}: thread {}'s row points at {}, which does not exist",
-                op.id, detail.thread_id, row.rollout_path
+            None => problems.push(format!(
+                "op {}: the thread index {index} cannot be read",
+                op.id
             )),
+            Some(Err(e)) => problems.push(format!(
+                "op {}: the thread index {index} cannot be read ({e:#})",
+                op.id
+            )),
+            Some(Ok(None)) => problems.push(format!(
+                "op {}: thread {} has no row in {index}",
+                op.id, detail.thread_id
+            )),
+            Some(Ok(Some(row))) if !Path::new(&row.rollout_path).exists() => {
+                problems.push(format!(
+                    "op {}: thread {}'s row points at {}, which does not exist",
+                    op.id, detail.thread_id, row.rollout_path
+                ))
+            }
             Some(Ok(Some(_))) => {}
         }
     }

@@ -21,7 +21,13 @@ pub fn read(conn: &Connection, thread_id: &str) -> Result<Option<RowState>> {
         .query_row(
             "SELECT rollout_path, archived, archived_at FROM threads WHERE id = ?1",
             [thread_id],
-            |r| Ok(RowState { rollout_path: r.get(0)?, archived: r.get(1)?, archived_at: r.get(2)? }),
+            |r| {
+                Ok(RowState {
+                    rollout_path: r.get(0)?,
+                    archived: r.get(1)?,
+                    archived_at: r.get(2)?,
+                })
+            },
         )
         .optional()?)
 }
@@ -33,7 +39,8 @@ pub struct IndexWriter {
 
 impl IndexWriter {
     pub fn open(path: &Path) -> Result<IndexWriter> {
-        let conn = Connection::open(path).with_context(|| format!("opening the thread index {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening the thread index {}", path.display()))?;
         conn.busy_timeout(Duration::from_millis(1500))?;
         Ok(IndexWriter { conn })
     }
@@ -57,7 +64,10 @@ impl IndexWriter {
             }
             Err(e) => {
                 return Err(MaintError::refused(
-                    format!("the thread index {} cannot be read ({e}); nothing was changed", path.display()),
+                    format!(
+                        "the thread index {} cannot be read ({e}); nothing was changed",
+                        path.display()
+                    ),
                     vec![],
                 )
                 .into());
@@ -80,7 +90,9 @@ impl IndexWriter {
     /// Sets each row from `from` to `to` in one transaction. A row in neither state means
     /// someone else changed it: nothing is written and the conflict is returned.
     pub fn transition(&mut self, changes: &[(&str, &RowState, &RowState)]) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for (id, from, to) in changes {
             let now = read(&tx, id)?;
             match now {

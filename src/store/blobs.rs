@@ -8,8 +8,8 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::content_hash::{HashingReader, hash_reader};
-use crate::fs_atomic::{TEMP_PREFIX, fsync_dir, fsync_parent};
 use crate::failpoint;
+use crate::fs_atomic::{TEMP_PREFIX, fsync_dir, fsync_parent};
 
 const ZSTD_LEVEL: i32 = 3;
 
@@ -26,7 +26,9 @@ pub struct StoredBlob {
 
 impl BlobStore {
     pub fn new(store_root: &Path) -> Self {
-        BlobStore { dir: store_root.join("blobs") }
+        BlobStore {
+            dir: store_root.join("blobs"),
+        }
     }
 
     pub fn path_of(&self, hash: &str) -> PathBuf {
@@ -38,10 +40,15 @@ impl BlobStore {
     /// is read once. A blob already present is kept and the new copy dropped.
     pub fn put_reader(&self, source: impl Read) -> Result<StoredBlob> {
         super::create_private_dir(&self.dir)?;
-        let temp = self.dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let temp = self
+            .dir
+            .join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
         let mut reader = HashingReader::new(source);
         {
-            let out = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+            let out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
             let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
             encoder.multithread(workers())?;
             io::copy(&mut reader, &mut encoder).context("compressing into the store")?;
@@ -60,7 +67,11 @@ impl BlobStore {
             fs::rename(&temp, &final_path)?;
             fsync_parent(&final_path)?;
         }
-        Ok(StoredBlob { hash, size, stored_size })
+        Ok(StoredBlob {
+            hash,
+            size,
+            stored_size,
+        })
     }
 
     pub fn put_file(&self, path: &Path) -> Result<StoredBlob> {
@@ -98,7 +109,10 @@ impl BlobStore {
         let temp = crate::fs_atomic::temp_path_beside(dst);
         let (got, _) = {
             let mut reader = HashingReader::new(self.open(hash)?);
-            let mut out = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
             io::copy(&mut reader, &mut out)?;
             out.flush()?;
             out.sync_all()?;
@@ -106,7 +120,10 @@ impl BlobStore {
         };
         if got != hash {
             let _ = fs::remove_file(&temp);
-            bail!("blob {hash} does not match its hash; {} was not written", dst.display());
+            bail!(
+                "blob {hash} does not match its hash; {} was not written",
+                dst.display()
+            );
         }
         crate::fs_atomic::move_no_replace(&temp, dst).inspect_err(|_| {
             let _ = fs::remove_file(&temp);
@@ -123,7 +140,9 @@ impl BlobStore {
 }
 
 fn workers() -> u32 {
-    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -143,7 +162,10 @@ mod tests {
         let out = dir.path().join("restored");
         blobs.restore_to(&a.hash, &out).unwrap();
         assert_eq!(fs::read(&out).unwrap(), bytes);
-        assert!(blobs.restore_to(&a.hash, &out).is_err(), "restore never overwrites");
+        assert!(
+            blobs.restore_to(&a.hash, &out).is_err(),
+            "restore never overwrites"
+        );
     }
 
     #[test]

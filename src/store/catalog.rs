@@ -137,11 +137,23 @@ impl Catalog {
         &self.conn
     }
 
-    pub fn begin_run(&self, command: &str, args: &[String], home: &str, reverts_run: Option<i64>) -> Result<i64> {
+    pub fn begin_run(
+        &self,
+        command: &str,
+        args: &[String],
+        home: &str,
+        reverts_run: Option<i64>,
+    ) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO runs (command, args, home, started_at, status, reverts_run)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-            params![command, serde_json::to_string(args)?, home, now_rfc3339(), reverts_run],
+            params![
+                command,
+                serde_json::to_string(args)?,
+                home,
+                now_rfc3339(),
+                reverts_run
+            ],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -252,16 +264,26 @@ impl Catalog {
     pub fn op(&self, op_id: i64) -> Result<Option<OpRecord>> {
         Ok(self
             .conn
-            .query_row(&format!("SELECT {OP_COLUMNS} FROM ops WHERE id = ?1"), [op_id], op_from_row)
+            .query_row(
+                &format!("SELECT {OP_COLUMNS} FROM ops WHERE id = ?1"),
+                [op_id],
+                op_from_row,
+            )
             .optional()?)
     }
 
     pub fn ops_in_state(&self, state: OpState) -> Result<Vec<OpRecord>> {
-        self.query_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE state = ?1 ORDER BY id"), params![state.as_str()])
+        self.query_ops(
+            &format!("SELECT {OP_COLUMNS} FROM ops WHERE state = ?1 ORDER BY id"),
+            params![state.as_str()],
+        )
     }
 
     pub fn ops_of_run(&self, run_id: i64) -> Result<Vec<OpRecord>> {
-        self.query_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"), params![run_id])
+        self.query_ops(
+            &format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"),
+            params![run_id],
+        )
     }
 
     /// Ops in force: each is the latest applied move of its item, because no later applied
@@ -269,7 +291,11 @@ impl Catalog {
     /// so a reverted op is never live). What `verify` checks, `undo` takes back and
     /// `restore` accepts.
     pub fn live_ops(&self) -> Result<Vec<OpRecord>> {
-        let columns = OP_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = OP_COLUMNS
+            .split(", ")
+            .map(|c| format!("o.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.query_ops(
             &format!(
                 "SELECT {columns} FROM ops o
@@ -355,7 +381,9 @@ impl Catalog {
     }
 
     pub fn blob_hashes(&self) -> Result<Vec<(String, i64)>> {
-        let mut stmt = self.conn.prepare("SELECT hash, size FROM blobs ORDER BY hash")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash, size FROM blobs ORDER BY hash")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }

@@ -28,7 +28,8 @@ pub fn apply_pending(conn: &mut Connection) -> Result<Vec<i64>> {
             continue;
         }
         let tx = conn.transaction()?;
-        tx.execute_batch(sql).with_context(|| format!("applying migration {version:04}_{name}"))?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("applying migration {version:04}_{name}"))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
             rusqlite::params![version, name, crate::clock::now_rfc3339()],
@@ -53,7 +54,9 @@ mod tests {
         assert_eq!(apply_pending(&mut conn).unwrap(), vec![1]);
         assert!(apply_pending(&mut conn).unwrap().is_empty());
         let recorded: i64 = conn
-            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(recorded, latest_version());
     }

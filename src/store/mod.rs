@@ -40,7 +40,11 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         check_integrity(&conn, &path)?;
         migrations::apply_pending(&mut conn)?;
-        Ok(Store { root: root.to_path_buf(), catalog: Catalog::new(conn), _lock: lock })
+        Ok(Store {
+            root: root.to_path_buf(),
+            catalog: Catalog::new(conn),
+            _lock: lock,
+        })
     }
 
     pub fn blobs(&self) -> blobs::BlobStore {
@@ -80,7 +84,10 @@ pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
     let problems = integrity_problems(conn).map_err(|e| {
         MaintError::refused(
-            format!("the catalog {} cannot be read ({e}); nothing was changed", path.display()),
+            format!(
+                "the catalog {} cannot be read ({e}); nothing was changed",
+                path.display()
+            ),
             vec![],
         )
     })?;

@@ -20,7 +20,11 @@ pub struct StoreLock {
 impl StoreLock {
     pub fn acquire(root: &Path) -> Result<StoreLock> {
         let path = root.join("lock");
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
         let wait = std::env::var(WAIT_ENV)
             .ok()
             .and_then(|v| v.parse().ok())
@@ -30,7 +34,9 @@ impl StoreLock {
         loop {
             match file.try_lock_exclusive() {
                 Ok(()) => return Ok(StoreLock { file }),
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 Err(_) => {
                     return Err(MaintError::refused(
                         format!(

@@ -19,23 +19,55 @@ pub fn tree_fingerprint(root: &Path) -> BTreeMap<String, EntryState> {
     tree_fingerprint_filtered(root, |_| true)
 }
 
-pub fn tree_fingerprint_filtered(root: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, EntryState> {
+pub fn tree_fingerprint_filtered(
+    root: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> BTreeMap<String, EntryState> {
     let mut out = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let Ok(entry) = entry else { continue };
-        let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if !keep(&rel) {
             continue;
         }
-        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
         let ft = meta.file_type();
         let state = EntryState {
-            kind: if ft.is_dir() { "dir" } else if ft.is_symlink() { "symlink" } else { "file" },
+            kind: if ft.is_dir() {
+                "dir"
+            } else if ft.is_symlink() {
+                "symlink"
+            } else {
+                "file"
+            },
             mode: crate::home::sessions::file_mode(&meta),
-            mtime_ns: if ft.is_dir() { 0 } else { meta.modified().map(crate::clock::system_time_ns).unwrap_or(0) },
-            hash: if ft.is_file() { crate::content_hash::hash_file(entry.path()).ok() } else { None },
+            mtime_ns: if ft.is_dir() {
+                0
+            } else {
+                meta.modified()
+                    .map(crate::clock::system_time_ns)
+                    .unwrap_or(0)
+            },
+            hash: if ft.is_file() {
+                crate::content_hash::hash_file(entry.path()).ok()
+            } else {
+                None
+            },
             link_target: if ft.is_symlink() {
-                std::fs::read_link(entry.path()).ok().map(|t| t.display().to_string())
+                std::fs::read_link(entry.path())
+                    .ok()
+                    .map(|t| t.display().to_string())
             } else {
                 None
             },

@@ -40,7 +40,11 @@ impl SessionSpec {
     }
 
     pub fn file_name(&self) -> String {
-        format!("rollout-{}-{}.jsonl", self.started.format("%Y-%m-%dT%H-%M-%S"), self.id)
+        format!(
+            "rollout-{}-{}.jsonl",
+            self.started.format("%Y-%m-%dT%H-%M-%S"),
+            self.id
+        )
     }
 
     pub fn path_in(&self, home: &Path) -> PathBuf {
@@ -119,7 +123,10 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
     let mut ordinal = 0u64;
     let mut written = 0usize;
-    let mut emit = |out: &mut BufWriter<File>, record_type: &str, payload: serde_json::Value| -> Result<usize> {
+    let mut emit = |out: &mut BufWriter<File>,
+                    record_type: &str,
+                    payload: serde_json::Value|
+     -> Result<usize> {
         let line = json!({
             "timestamp": spec.started.to_rfc3339(),
             "ordinal": ordinal,
@@ -142,22 +149,50 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
             "git": {"branch": "main", "commit_hash": "0123456789abcdef0123456789abcdef01234567"}
         }),
     )?;
-    written += emit(&mut out, "response_item", json!({"type": "message", "role": "user",
-        "content": [{"type": "input_text", "text": "<environment_context>cwd</environment_context>"}]}))?;
-    written += emit(&mut out, "response_item", json!({"type": "message", "role": "user",
-        "content": [{"type": "input_text", "text": format!("Please fix the build in {}", spec.cwd)}]}))?;
+    written += emit(
+        &mut out,
+        "response_item",
+        json!({"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "<environment_context>cwd</environment_context>"}]}),
+    )?;
+    written += emit(
+        &mut out,
+        "response_item",
+        json!({"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": format!("Please fix the build in {}", spec.cwd)}]}),
+    )?;
     let filler = "x".repeat(900);
     let mut turn = 0u64;
     while written < spec.target_bytes {
         turn += 1;
-        written += emit(&mut out, "event_msg", json!({"type": "task_started", "turn_id": format!("turn-{turn}")}))?;
-        written += emit(&mut out, "response_item", json!({"type": "function_call", "name": "exec_command",
-            "arguments": json!({"cmd": format!("cargo test --package p{turn}")}).to_string(), "call_id": format!("call_{turn}")}))?;
-        written += emit(&mut out, "response_item", json!({"type": "function_call_output", "call_id": format!("call_{turn}"),
-            "output": format!("Process exited with code {}\n{filler}", turn % 3)}))?;
-        written += emit(&mut out, "response_item", json!({"type": "message", "role": "assistant",
-            "content": [{"type": "output_text", "text": format!("Turn {turn}: I decided to keep the cache. {filler}")}]}))?;
-        written += emit(&mut out, "event_msg", json!({"type": "task_complete", "last_agent_message": format!("Turn {turn} done")}))?;
+        written += emit(
+            &mut out,
+            "event_msg",
+            json!({"type": "task_started", "turn_id": format!("turn-{turn}")}),
+        )?;
+        written += emit(
+            &mut out,
+            "response_item",
+            json!({"type": "function_call", "name": "exec_command",
+            "arguments": json!({"cmd": format!("cargo test --package p{turn}")}).to_string(), "call_id": format!("call_{turn}")}),
+        )?;
+        written += emit(
+            &mut out,
+            "response_item",
+            json!({"type": "function_call_output", "call_id": format!("call_{turn}"),
+            "output": format!("Process exited with code {}\n{filler}", turn % 3)}),
+        )?;
+        written += emit(
+            &mut out,
+            "response_item",
+            json!({"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": format!("Turn {turn}: I decided to keep the cache. {filler}")}]}),
+        )?;
+        written += emit(
+            &mut out,
+            "event_msg",
+            json!({"type": "task_complete", "last_agent_message": format!("Turn {turn} done")}),
+        )?;
     }
     out.flush()?;
     drop(out);
@@ -175,7 +210,11 @@ pub fn set_mtime(path: &Path, when: DateTime<Utc>) -> Result<()> {
 pub fn build(home: &Path, specs: &[SessionSpec], with_index: bool) -> Result<()> {
     fs::create_dir_all(home)?;
     fs::write(home.join("config.toml"), "model = \"gpt-5\"\n")?;
-    let conn = if with_index { Some(create_index(home)?) } else { None };
+    let conn = if with_index {
+        Some(create_index(home)?)
+    } else {
+        None
+    };
     if let Some(conn) = &conn {
         conn.execute_batch("BEGIN")?;
     }
@@ -198,9 +237,17 @@ mod tests {
     #[test]
     fn generated_sessions_read_as_codex_sessions() {
         let dir = tempfile::tempdir().unwrap();
-        let specs = vec![SessionSpec::aged(1, 30.0, 5000), SessionSpec { archived: true, ..SessionSpec::aged(2, 40.0, 100) }];
+        let specs = vec![
+            SessionSpec::aged(1, 30.0, 5000),
+            SessionSpec {
+                archived: true,
+                ..SessionSpec::aged(2, 40.0, 100)
+            },
+        ];
         build(dir.path(), &specs, true).unwrap();
-        let home = crate::home::CodexHome { root: dir.path().to_path_buf() };
+        let home = crate::home::CodexHome {
+            root: dir.path().to_path_buf(),
+        };
         let (files, problems) = crate::home::sessions::scan(&home);
         assert!(problems.is_empty());
         assert_eq!(files.len(), 2);

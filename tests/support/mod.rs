@@ -2,6 +2,9 @@
 //! folders (never the machine's `~/.codex`), and observe homes and thread indexes.
 #![allow(dead_code)]
 
+pub mod codex_cli;
+pub mod model_server;
+
 use assert_cmd::Command;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
@@ -80,36 +83,67 @@ impl Sandbox {
 pub fn thread_rows(home: &Path) -> Vec<(String, String, i64, Option<i64>, i64)> {
     let conn = Connection::open(home.join("state_5.sqlite")).unwrap();
     let mut stmt = conn
-        .prepare("SELECT id, rollout_path, archived, archived_at, updated_at FROM threads ORDER BY id")
+        .prepare(
+            "SELECT id, rollout_path, archived, archived_at, updated_at FROM threads ORDER BY id",
+        )
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 /// Every session exists exactly once, under `sessions/` or `archived_sessions/`, whole
 /// (same hash as at the start), and its row says where it is.
-pub fn assert_sessions_whole_and_consistent(home: &Path, original_hashes: &BTreeMap<String, String>) {
+pub fn assert_sessions_whole_and_consistent(
+    home: &Path,
+    original_hashes: &BTreeMap<String, String>,
+) {
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for entry in walkdir::WalkDir::new(home).follow_links(false) {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(n) = codex_maint::home::sessions::parse_rollout_name(&name) {
-            assert!(seen.insert(n.id.clone(), entry.path().to_path_buf()).is_none(), "{} exists twice", n.id);
+            assert!(
+                seen.insert(n.id.clone(), entry.path().to_path_buf())
+                    .is_none(),
+                "{} exists twice",
+                n.id
+            );
         }
-        assert!(!name.starts_with(codex_maint::fs_atomic::TEMP_PREFIX), "temporary file left: {}", entry.path().display());
+        assert!(
+            !name.starts_with(codex_maint::fs_atomic::TEMP_PREFIX),
+            "temporary file left: {}",
+            entry.path().display()
+        );
     }
     for (id, hash) in original_hashes {
-        let path = seen.get(id).unwrap_or_else(|| panic!("session {id} is lost"));
-        assert_eq!(&codex_maint::content_hash::hash_file(path).unwrap(), hash, "session {id} is not whole");
+        let path = seen
+            .get(id)
+            .unwrap_or_else(|| panic!("session {id} is lost"));
+        assert_eq!(
+            &codex_maint::content_hash::hash_file(path).unwrap(),
+            hash,
+            "session {id} is not whole"
+        );
     }
     if home.join("state_5.sqlite").exists() {
         for (id, rollout_path, archived, _, _) in thread_rows(home) {
             let Some(path) = seen.get(&id) else { continue };
-            assert_eq!(Path::new(&rollout_path), path.as_path(), "row of {id} points elsewhere");
+            assert_eq!(
+                Path::new(&rollout_path),
+                path.as_path(),
+                "row of {id} points elsewhere"
+            );
             let in_archive = path.parent().unwrap().ends_with("archived_sessions");
-            assert_eq!(archived == 1, in_archive, "row of {id} says archived={archived}, file at {}", path.display());
+            assert_eq!(
+                archived == 1,
+                in_archive,
+                "row of {id} says archived={archived}, file at {}",
+                path.display()
+            );
         }
     }
 }
@@ -118,8 +152,13 @@ pub fn session_hashes(home: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for entry in walkdir::WalkDir::new(home) {
         let entry = entry.unwrap();
-        if let Some(n) = codex_maint::home::sessions::parse_rollout_name(&entry.file_name().to_string_lossy()) {
-            out.insert(n.id, codex_maint::content_hash::hash_file(entry.path()).unwrap());
+        if let Some(n) =
+            codex_maint::home::sessions::parse_rollout_name(&entry.file_name().to_string_lossy())
+        {
+            out.insert(
+                n.id,
+                codex_maint::content_hash::hash_file(entry.path()).unwrap(),
+            );
         }
     }
     out

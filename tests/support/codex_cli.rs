@@ -1,0 +1,222 @@
+//! The real Codex CLI (npm `@openai/codex`), when present: where it is, `codex exec` to
+//! write real sessions, and `codex app-server` to ask Codex what it sees.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const VERSION: &str = "0.169.0";
+
+/// `$CODEX_BIN`, else the native binary `.ci/run` installs under
+/// `$CODEX_MAINT_CODEX_DIR` (default `~/.cache/codex-maint/codex-<version>`).
+pub fn find() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("CODEX_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
+        return Some(bin);
+    }
+    let dir = std::env::var_os("CODEX_MAINT_CODEX_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                PathBuf::from(h)
+                    .join(".cache/codex-maint")
+                    .join(format!("codex-{VERSION}"))
+            })
+        })?;
+    walkdir::WalkDir::new(dir.join("node_modules/@openai"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_type().is_file()
+                && e.file_name() == "codex"
+                && e.path().to_string_lossy().contains("/vendor/")
+        })
+        .map(|e| e.into_path())
+}
+
+/// Returns the binary, or says plainly that the test is skipped and why.
+pub fn require(test: &str) -> Option<PathBuf> {
+    let found = find();
+    if found.is_none() && std::env::var_os("CODEX_MAINT_REQUIRE_CODEX").is_some() {
+        panic!(
+            "{test}: CODEX_MAINT_REQUIRE_CODEX is set but the real Codex CLI {VERSION} is not installed"
+        );
+    }
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED {test}: the real Codex CLI {VERSION} is not installed (set CODEX_BIN, or run .ci/run which installs it)"
+        );
+    }
+    found
+}
+
+pub fn codex(bin: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("CODEX_HOME", home)
+        .env_remove("OPENAI_API_KEY")
+        .env("RUST_LOG", "error");
+    cmd
+}
+
+/// Runs one non-interactive session and returns its thread id.
+pub fn exec(bin: &Path, home: &Path, workdir: &Path, prompt: &str) -> String {
+    let out = codex(bin, home)
+        .current_dir(workdir)
+        .args(["exec", "--skip-git-repo-check", prompt])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "codex exec failed:\n{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("session id: "))
+        .unwrap_or_else(|| panic!("no session id in codex exec output:\n{text}"))
+        .trim()
+        .to_string()
+}
+
+/// A `codex app-server` over stdio, for `thread/list` and `thread/read`. Dropped, it is
+/// closed and waited for, so no Codex process outlives the question.
+pub struct AppServer {
+    child: std::process::Child,
+    reader: BufReader<std::process::ChildStdout>,
+    next_id: u64,
+}
+
+impl AppServer {
+    pub fn start(bin: &Path, home: &Path) -> AppServer {
+        let mut child = codex(bin, home)
+            .arg("app-server")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let reader = BufReader::new(child.stdout.take().unwrap());
+        let mut server = AppServer {
+            child,
+            reader,
+            next_id: 1,
+        };
+        server
+            .request(
+                "initialize",
+                json!({"clientInfo": {"name": "codex-maint-tests", "version": "0"}}),
+            )
+            .unwrap();
+        server.notify("initialized");
+        server
+    }
+
+    fn notify(&mut self, method: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{}", json!({"method": method})).unwrap();
+    }
+
+    /// The `result`, or the `error` as `Err`.
+    pub fn request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(
+            stdin,
+            "{}",
+            json!({"id": id, "method": method, "params": params})
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.reader.read_line(&mut line).unwrap() > 0,
+                "app-server closed while answering {method}"
+            );
+            let msg: Value = serde_json::from_str(&line).unwrap();
+            if msg.get("id").and_then(Value::as_u64) == Some(id) {
+                return match msg.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(msg["result"].clone()),
+                };
+            }
+        }
+    }
+
+    /// Ids Codex lists as archived (or not), across every source kind.
+    pub fn list(&mut self, archived: bool) -> Vec<String> {
+        let kinds = ["cli", "vscode", "exec", "appServer"];
+        let result = self
+            .request(
+                "thread/list",
+                json!({"archived": archived, "sourceKinds": kinds, "limit": 200}),
+            )
+            .expect("thread/list");
+        result["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn read(&mut self, id: &str) -> Result<Value, Value> {
+        self.request("thread/read", json!({"threadId": id, "includeTurns": true}))
+    }
+}
+
+impl Drop for AppServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Codex home written by the real CLI: `prompts.len()` sessions, then aged 40 days
+/// (file mtimes) so that codex-maint's "current" guard does not apply to them.
+pub fn build_home(
+    bin: &Path,
+    server_config: &str,
+    root: &Path,
+    prompts: &[&str],
+) -> (PathBuf, Vec<String>) {
+    let home = root.join("codex-home");
+    let work = root.join("work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(home.join("config.toml"), server_config).unwrap();
+    let ids: Vec<String> = prompts.iter().map(|p| exec(bin, &home, &work, p)).collect();
+    age_transcripts(&home, 40);
+    (home, ids)
+}
+
+pub fn age_transcripts(home: &Path, days: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    for e in walkdir::WalkDir::new(home.join("sessions"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        if e.file_type().is_file() {
+            std::fs::File::options()
+                .write(true)
+                .open(e.path())
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+    }
+}
