@@ -29,6 +29,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Find the weight and the risks in the Codex home; changes nothing
+    Inspect {
+        /// Transcripts at least this large are listed (MB)
+        #[arg(long, value_name = "MB", default_value_t = 10)]
+        large_session_mb: u64,
+        /// Log files and log databases at least this large are listed (MB)
+        #[arg(long, value_name = "MB", default_value_t = 50)]
+        large_log_mb: u64,
+        /// Sessions idle for less than this are not archive candidates
+        #[arg(long, value_name = "AGE", default_value = "10d")]
+        min_age: String,
+    },
     /// Archive sessions by id (full or unique prefix) or by age, as Codex's own archive does
     Archive {
         /// Session ids or unique prefixes
@@ -139,6 +151,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
         argv: std::env::args().skip(1).collect(),
     };
     match cli.command {
+        Command::Inspect {
+            large_session_mb,
+            large_log_mb,
+            min_age,
+        } => commands::inspect::run(
+            &ctx,
+            &commands::inspect::InspectArgs {
+                large_session_bytes: large_session_mb << 20,
+                large_log_bytes: large_log_mb << 20,
+                min_age_secs: parse_age(&min_age, "--min-age")?,
+                ..Default::default()
+            },
+        ),
         Command::Archive {
             ids,
             older_than,

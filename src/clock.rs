@@ -29,7 +29,9 @@ pub fn age_secs(t: SystemTime) -> u64 {
 /// "3d 4h", "12m": short enough for a report line.
 pub fn human_age(secs: u64) -> String {
     let (d, h, m) = (secs / 86_400, (secs % 86_400) / 3600, (secs % 3600) / 60);
-    if d > 0 {
+    if d > 0 && h == 0 {
+        format!("{d}d")
+    } else if d > 0 {
         format!("{d}d {h}h")
     } else if h > 0 {
         format!("{h}h {m}m")

@@ -1,10 +1,14 @@
 //! Read-only knowledge of a Codex home (CODEX-LAYOUT.md): where things are and what they
 //! mean. Nothing in this layer changes a file.
 
+pub mod config;
+pub mod inventory;
 pub mod processes;
+pub mod releases;
 pub mod sessions;
 pub mod sqlite_read;
 pub mod thread_index;
+pub mod worktrees;
 pub mod writer_locks;
 
 use anyhow::Result;

@@ -47,7 +47,9 @@ pub fn require(test: &str) -> Option<PathBuf> {
         );
     }
     if found.is_none() {
-        eprintln!(
+        // Straight to stderr: libtest captures `eprintln!`, and a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: the real Codex CLI {VERSION} is not installed (set CODEX_BIN, or run .ci/run which installs it)"
         );
     }

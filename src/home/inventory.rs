@@ -1,0 +1,259 @@
+//! One walk of the home gathers everything `inspect` needs: sizes per top-level entry,
+//! worktree and release folder sizes, oversized logs, databases, and each transcript's
+//! metadata and first line, handed to the caller as it is met so nothing per file is kept.
+//! Symlinks are never followed; anything unreadable becomes a finding, never a failure.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::sessions::{self, SessionFile, SessionLocation, SessionMeta};
+use super::{ARCHIVED_SESSIONS_DIR, CREDENTIALS_FILE, CodexHome, SESSIONS_DIR};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    pub apparent_bytes: u64,
+    pub disk_bytes: u64,
+    pub files: u64,
+    /// Age of the most recently modified entry, the best "last used" a folder offers.
+    pub newest_age_secs: Option<u64>,
+}
+
+impl Tally {
+    fn add(&mut self, meta: &fs::Metadata) {
+        self.apparent_bytes += meta.len();
+        self.disk_bytes += disk_bytes(meta);
+        if !meta.is_dir() {
+            self.files += 1;
+        }
+        if let Ok(t) = meta.modified() {
+            let age = crate::clock::age_secs(t);
+            self.newest_age_secs = Some(self.newest_age_secs.map_or(age, |a| a.min(age)));
+        }
+    }
+}
+
+#[cfg(unix)]
+fn disk_bytes(meta: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
+}
+
+#[cfg(not(unix))]
+fn disk_bytes(meta: &fs::Metadata) -> u64 {
+    meta.len()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub path: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LargeFile {
+    pub path: String,
+    pub bytes: u64,
+    pub age_secs: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub total: Tally,
+    pub top_level: BTreeMap<String, (String, Tally)>,
+    pub grouped: BTreeMap<PathBuf, Tally>,
+    pub large_logs: Vec<LargeFile>,
+    pub databases: Vec<PathBuf>,
+    pub findings: Vec<Finding>,
+    pub credentials_present: bool,
+}
+
+/// What the walk hands over for each transcript.
+pub struct TranscriptSeen<'a> {
+    pub file: &'a SessionFile,
+    pub meta: Result<SessionMeta, String>,
+    /// The file does not end with a newline: its last record was cut off.
+    pub truncated_tail: bool,
+}
+
+pub struct WalkOptions {
+    pub large_log_bytes: u64,
+    /// Folders whose sizes are wanted on their own (worktree roots, release folders).
+    pub groups: Vec<PathBuf>,
+}
+
+pub fn walk(
+    home: &CodexHome,
+    options: &WalkOptions,
+    on_transcript: &mut dyn FnMut(TranscriptSeen<'_>),
+) -> Inventory {
+    let mut inv = Inventory::default();
+    let groups: HashSet<&Path> = options.groups.iter().map(PathBuf::as_path).collect();
+    let sessions_root = home.sessions_dir();
+    let archived_root = home.archived_sessions_dir();
+    for entry in walkdir::WalkDir::new(&home.root)
+        .min_depth(1)
+        .follow_links(false)
+    {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                let path = err
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                inv.findings.push(Finding {
+                    path,
+                    problem: format!("unreadable: {}", io_reason(&err)),
+                });
+                continue;
+            }
+        };
+        let path = entry.path();
+        let rel = path.strip_prefix(&home.root).unwrap_or(path);
+        if path.file_name().and_then(|n| n.to_str()).is_none() {
+            inv.findings.push(Finding {
+                path: path.display().to_string(),
+                problem: "name is not valid UTF-8".into(),
+            });
+        }
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(err) => {
+                inv.findings.push(Finding {
+                    path: path.display().to_string(),
+                    problem: format!("cannot stat: {}", io_reason(&err)),
+                });
+                continue;
+            }
+        };
+        inv.total.add(&meta);
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kind = if entry.depth() == 1 {
+            kind_of(&meta)
+        } else {
+            String::new()
+        };
+        let slot = inv
+            .top_level
+            .entry(top.clone())
+            .or_insert_with(|| (kind.clone(), Tally::default()));
+        if entry.depth() == 1 {
+            slot.0 = kind;
+        }
+        slot.1.add(&meta);
+        if let Some(group) = path.ancestors().find(|a| groups.contains(a)) {
+            inv.grouped
+                .entry(group.to_path_buf())
+                .or_default()
+                .add(&meta);
+        }
+
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            if let Err(e) = fs::metadata(path) {
+                let problem = if e.raw_os_error() == Some(libc::ELOOP) {
+                    "symlink loop"
+                } else {
+                    "broken symlink"
+                };
+                inv.findings.push(Finding {
+                    path: path.display().to_string(),
+                    problem: problem.into(),
+                });
+            }
+        }
+        if entry.depth() == 1 && top == CREDENTIALS_FILE {
+            inv.credentials_present = true;
+            continue;
+        }
+        if ft.is_dir() {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if entry.depth() == 1 && name.ends_with(".sqlite") && ft.is_file() {
+            inv.databases.push(path.to_path_buf());
+        }
+        let in_sessions = top == SESSIONS_DIR && entry.depth() <= 5;
+        let in_archive = top == ARCHIVED_SESSIONS_DIR && entry.depth() == 2;
+        if (in_sessions || in_archive) && sessions::is_transcript_candidate(path, false) {
+            let (location, root) = if in_sessions {
+                (SessionLocation::Active, &sessions_root)
+            } else {
+                (SessionLocation::Archived, &archived_root)
+            };
+            match SessionFile::from_path(path, location, root) {
+                Ok(file) => {
+                    let meta_line = if file.is_symlink {
+                        Err("a symlink; not read".into())
+                    } else {
+                        sessions::read_session_meta(path)
+                    };
+                    let truncated_tail =
+                        !file.is_symlink && file.size > 0 && !ends_with_newline(path);
+                    on_transcript(TranscriptSeen {
+                        file: &file,
+                        meta: meta_line,
+                        truncated_tail,
+                    });
+                }
+                Err(e) => inv.findings.push(Finding {
+                    path: path.display().to_string(),
+                    problem: format!("cannot stat: {e}"),
+                }),
+            }
+            continue;
+        }
+        let is_log = (top == "log" || name.ends_with(".log")) && ft.is_file();
+        if is_log && meta.len() >= options.large_log_bytes {
+            inv.large_logs.push(LargeFile {
+                path: path.display().to_string(),
+                bytes: meta.len(),
+                age_secs: meta.modified().map(crate::clock::age_secs).unwrap_or(0),
+            });
+        }
+    }
+    inv.large_logs.sort_by_key(|l| std::cmp::Reverse(l.bytes));
+    inv
+}
+
+fn kind_of(meta: &fs::Metadata) -> String {
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        "dir"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else {
+        "file"
+    }
+    .into()
+}
+
+fn io_reason(err: &walkdir::Error) -> String {
+    if err.loop_ancestor().is_some() {
+        return "symlink loop".into();
+    }
+    err.io_error()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| err.to_string())
+}
+
+fn ends_with_newline(path: &Path) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return true;
+    };
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1))
+        .and_then(|_| f.read_exact(&mut last))
+        .map(|_| last[0] == b'\n')
+        .unwrap_or(true)
+}
