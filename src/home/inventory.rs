@@ -156,18 +156,18 @@ pub fn walk(
         }
 
         let ft = meta.file_type();
-        if ft.is_symlink() {
-            if let Err(e) = fs::metadata(path) {
-                let problem = if e.raw_os_error() == Some(libc::ELOOP) {
-                    "symlink loop"
-                } else {
-                    "broken symlink"
-                };
-                inv.findings.push(Finding {
-                    path: path.display().to_string(),
-                    problem: problem.into(),
-                });
-            }
+        if ft.is_symlink()
+            && let Err(e) = fs::metadata(path)
+        {
+            let problem = if e.raw_os_error() == Some(libc::ELOOP) {
+                "symlink loop"
+            } else {
+                "broken symlink"
+            };
+            inv.findings.push(Finding {
+                path: path.display().to_string(),
+                problem: problem.into(),
+            });
         }
         if entry.depth() == 1 && top == CREDENTIALS_FILE {
             inv.credentials_present = true;
