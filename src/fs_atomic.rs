@@ -220,6 +220,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> 
     Ok(())
 }
 
+/// Permission bits (and type bits) of a file, as `stat` reports them.
+#[cfg(unix)]
+pub fn file_mode(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode()
+}
+
+#[cfg(not(unix))]
+pub fn file_mode(_meta: &fs::Metadata) -> u32 {
+    0o644
+}
+
 #[cfg(unix)]
 pub fn set_mode(file: &File, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -136,6 +136,12 @@ fn nothing_to_do(command: &str, why: &str) -> Report {
     r
 }
 
+/// An op to take back, with what its revert needs decided before anything moves.
+enum Planned {
+    Session(OpRecord, PlannedMove),
+    Other(OpRecord),
+}
+
 fn revert(
     ctx: &Context,
     home: &CodexHome,
@@ -147,14 +153,12 @@ fn revert(
 ) -> Result<Report> {
     let our_folders = session_move::folders_we_created(store)?;
     let mut writers: HashMap<String, IndexWriter> = HashMap::new();
-    let mut plans: Vec<(OpRecord, PlannedMove)> = Vec::new();
+    let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
     for op in ops {
         if !session_move::is_move(&op) {
-            conflicts.push(format!(
-                "op {}: kind {} cannot be taken back by this version",
-                op.id, op.kind
-            ));
+            conflicts.extend(crate::ops::revert_conflicts(store, &op));
+            plans.push(Planned::Other(op));
             continue;
         }
         let mut plan = session_move::plan_revert(&op, &our_folders)?;
@@ -168,10 +172,7 @@ fn revert(
                             }
                             writers.insert(path.clone(), w);
                         }
-                        Err(e) => conflicts.push(format!(
-                            "op {}: cannot open the thread index {path}: {e:#}",
-                            op.id
-                        )),
+                        Err(e) => conflicts.push(format!("op {}: cannot open the thread index {path}: {e:#}", op.id)),
                     }
                 }
                 writers.get(path)
@@ -179,48 +180,27 @@ fn revert(
             _ => None,
         };
         conflicts.extend(session_move::revert_conflicts(&op, &mut plan, writer));
-        plans.push((op, plan));
+        plans.push(Planned::Session(op, plan));
     }
     if !conflicts.is_empty() {
         return Err(MaintError::refused(
-            format!(
-                "{command} found {} conflict{}; nothing was changed",
-                conflicts.len(),
-                if conflicts.len() == 1 { "" } else { "s" }
-            ),
+            format!("{command} found {} conflict{}; nothing was changed", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }),
             conflicts,
         )
         .into());
     }
 
     let mut report = Report::spec_shaped(command, command);
-    let describe = |op: &OpRecord, plan: &PlannedMove| {
-        format!(
-            "{} {} ({}): {} -> {}",
-            if op.kind == session_move::ARCHIVE {
-                "unarchive"
-            } else {
-                "re-archive"
-            },
-            plan.detail.thread_id,
-            human_bytes(op.size.unwrap_or(0) as u64),
-            super::relative_to(home, &plan.src),
-            super::relative_to(home, &plan.dst)
-        )
-    };
+    let describe = |op: &OpRecord| format!("take back op {}: {} ({})", op.id, crate::ops::describe(op), human_bytes(op.size.unwrap_or(0).max(0) as u64));
+    let rel = |text: String| text.replace(&format!("{}/", home.display()), "");
     if dry_run {
-        for (op, plan) in &plans {
-            report.push(
-                report::PROPOSED,
-                format!("{} (reverts op {})", describe(op, plan), op.id),
-            );
+        for p in &plans {
+            let (Planned::Session(op, _) | Planned::Other(op)) = p;
+            report.push(report::PROPOSED, rel(describe(op)));
         }
-        report.push(
-            report::VERIFICATION,
-            "checked every item is still as its op left it: no conflicts; no files changed",
-        );
-        report.data = json!({ "dry_run": true, "run_id": null, "reverts_run": reverts_run,
-            "reverts_ops": plans.iter().map(|(o, _)| o.id).collect::<Vec<_>>() });
+        report.push(report::VERIFICATION, "checked every item is still as its op left it: no conflicts; no files changed");
+        let ids: Vec<i64> = plans.iter().map(|p| match p { Planned::Session(o, _) | Planned::Other(o) => o.id }).collect();
+        report.data = json!({ "dry_run": true, "run_id": null, "reverts_run": reverts_run, "reverts_ops": ids });
         return Ok(report);
     }
 
@@ -228,62 +208,54 @@ fn revert(
     let run_id = run.id;
     let mut reverted = Vec::new();
     let mut failure = None;
-    // Ops of different indexes never share a batch, so each batch's rows change in one
-    // transaction of one database.
     let mut i = 0;
-    while i < plans.len() {
-        let key = plans[i].1.detail.index.clone();
+    while i < plans.len() && failure.is_none() {
+        if let Planned::Other(op) = &plans[i] {
+            match crate::ops::revert(&run, op) {
+                Ok(new_id) => {
+                    report.push(report::COMPLETED, rel(format!("{} (op {new_id})", describe(op))));
+                    reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "from": op.dst, "to": op.src }));
+                }
+                Err(e) => failure = Some(e),
+            }
+            i += 1;
+            continue;
+        }
+        // Consecutive session moves of one index share a batch: one row transaction.
+        let key = match &plans[i] { Planned::Session(_, p) => p.detail.index.clone(), Planned::Other(_) => None };
         let mut j = i;
-        while j < plans.len() && plans[j].1.detail.index == key && j - i < 256 {
+        while j < plans.len() && j - i < 256 && matches!(&plans[j], Planned::Session(_, p) if p.detail.index == key) {
             j += 1;
         }
-        let batch: Vec<PlannedMove> = plans[i..j].iter().map(|(_, p)| p.clone()).collect();
+        let batch: Vec<PlannedMove> = plans[i..j].iter().filter_map(|p| match p { Planned::Session(_, m) => Some(m.clone()), _ => None }).collect();
         let writer = key.as_ref().and_then(|k| writers.get_mut(k));
         match session_move::execute_batch(&run, batch, writer) {
             Ok(ids) => {
-                for ((op, plan), new_id) in plans[i..j].iter().zip(ids) {
-                    report.push(
-                        report::COMPLETED,
-                        format!("{} (op {new_id}, reverts op {})", describe(op, plan), op.id),
-                    );
-                    reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "thread_id": plan.detail.thread_id,
-                        "from": plan.src, "to": plan.dst }));
+                for (p, new_id) in plans[i..j].iter().zip(ids) {
+                    if let Planned::Session(op, plan) = p {
+                        report.push(report::COMPLETED, rel(format!("{} (op {new_id})", describe(op))));
+                        reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "thread_id": plan.detail.thread_id,
+                            "from": plan.src, "to": plan.dst }));
+                    }
                 }
             }
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
+            Err(e) => failure = Some(e),
         }
         i = j;
     }
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
     report.push(
         report::BACKUPS,
-        format!(
-            "journal: run {run_id} in {}",
-            store.root.join(crate::store::CATALOG_FILE).display()
-        ),
+        format!("journal: run {run_id} in {}", store.root.join(crate::store::CATALOG_FILE).display()),
     );
     report.push(
         report::VERIFICATION,
-        format!(
-            "{} items back at their original paths, hashes and thread rows checked before the move",
-            reverted.len()
-        ),
+        format!("{} items back at their original paths; each was checked (place, hash, thread row) before it moved", reverted.len()),
     );
-    report.push(
-        report::RESIDUAL_RISK,
-        format!(
-            "this {command} is itself run {run_id}; `codex-maint undo --run {run_id}` redoes it"
-        ),
-    );
+    report.push(report::RESIDUAL_RISK, format!("this {command} is itself run {run_id}; `codex-maint undo --run {run_id}` redoes it"));
     report.data = json!({ "dry_run": false, "run_id": run_id, "reverts_run": reverts_run, "reverted": reverted });
     if let Some(e) = failure {
-        return Err(e.context(format!(
-            "{command} run {run_id} stopped after {} items",
-            reverted.len()
-        )));
+        return Err(e.context(format!("{command} run {run_id} stopped after {} items", reverted.len())));
     }
     Ok(report)
 }

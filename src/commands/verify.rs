@@ -9,7 +9,6 @@ use std::path::Path;
 use super::Context;
 use crate::error::ExitKind;
 use crate::home::sqlite_read;
-use crate::ops::session_move;
 use crate::ops::thread_row::{self, RowState};
 use crate::report::{self, Report};
 use crate::store::{self, OpState, blobs::BlobStore};
@@ -83,30 +82,29 @@ pub fn run(ctx: &Context) -> Result<Report> {
 
     let live = catalog.live_ops()?;
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
-    let mut moved_checked = 0;
+    let mut items_checked = 0;
     let before = problems.len();
     for op in &live {
-        if session_move::is_move(op) {
-            moved_checked += 1;
-            if let Some(detail_index) = op.detail.get("index").and_then(|v| v.as_str()) {
-                dbs.entry(detail_index.to_string())
-                    .or_insert_with(|| sqlite_read::open(Path::new(detail_index)).ok());
-            }
-            let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
-                let db = dbs.get(index)?.as_ref()?;
-                Some(thread_row::read(&db.conn, id))
-            };
-            problems.extend(session_move::verify_live(op, &lookup));
+        items_checked += 1;
+        if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
+            dbs.entry(index.to_string()).or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
         }
+        let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
+            let db = dbs.get(index)?.as_ref()?;
+            Some(thread_row::read(&db.conn, id))
+        };
+        problems.extend(crate::ops::verify_live(op, &lookup));
     }
     report.push(
         report::VERIFICATION,
-        format!("{moved_checked} moved items checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
+        format!("{items_checked} items in force checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
     );
-    checks.insert(
-        "items".into(),
-        json!({ "checked": moved_checked, "bad": problems.len() - before }),
-    );
+    checks.insert("items".into(), json!({ "checked": items_checked, "bad": problems.len() - before }));
+    let before = problems.len();
+    let backups = crate::store::backup::verify_all(&catalog, &ctx.store_root)?;
+    report.push(report::VERIFICATION, format!("{} backups re-read against their manifests: {} problems", backups.checked, backups.problems.len()));
+    problems.extend(backups.problems);
+    checks.insert("backups".into(), json!({ "checked": backups.checked, "bad": problems.len() - before }));
     Ok(finish(report, problems, checks))
 }
 

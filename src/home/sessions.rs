@@ -109,16 +109,7 @@ impl SessionFile {
     }
 }
 
-#[cfg(unix)]
-pub fn file_mode(meta: &fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode()
-}
-
-#[cfg(not(unix))]
-pub fn file_mode(_meta: &fs::Metadata) -> u32 {
-    0o644
-}
+pub use crate::fs_atomic::file_mode;
 
 /// Every `*.jsonl` under `sessions/` and `archived_sessions/`, without following symlinks.
 /// Problems (unreadable folders) come back as text for the report, never as a failure.

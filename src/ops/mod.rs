@@ -2,13 +2,25 @@
 //! after a crash, take itself back, and say whether it still holds. `ops` is the only
 //! layer that joins the Codex home and the store.
 
+pub mod config_edit;
 pub mod session_move;
+pub mod state_backup;
+pub mod store_dir;
+pub mod store_files;
 pub mod thread_row;
+pub mod tree_manifest;
+pub mod worktree_move;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::store::{OpRecord, OpState, Store};
+
+/// The name of an item's place once it has moved into the store, so that, as for any
+/// other move, the op that later takes it out names that place as its source.
+pub fn store_place(original: &std::path::Path) -> String {
+    format!("store:{}", original.display())
+}
 
 /// One mutating invocation, as recorded in `runs`.
 pub struct Run<'s> {
@@ -75,9 +87,61 @@ pub fn recover_all(store: &Store) -> Result<Vec<RecoveredOp>> {
 fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
     match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE => session_move::recover(store, op),
-        other => bail!(
-            "op {} has a kind this version does not know ({other}); upgrade codex-maint",
-            op.id
-        ),
+        store_files::KIND | store_files::RESTORE_KIND => store_files::recover(store, op),
+        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::recover(store, op),
+        worktree_move::KIND => worktree_move::recover(store, op),
+        config_edit::KIND => config_edit::recover(store, op),
+        other => bail!("op {} has a kind this version does not know ({other}); upgrade codex-maint", op.id),
     }
+}
+
+/// Why an op other than a session move cannot be taken back now (session moves are
+/// checked in batches by `session_move::revert_conflicts`).
+pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+    match op.kind.as_str() {
+        store_files::KIND | store_files::RESTORE_KIND => store_files::revert_conflicts(store, op),
+        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert_conflicts(store, op),
+        worktree_move::KIND => worktree_move::revert_conflicts(op),
+        config_edit::KIND => config_edit::revert_conflicts(store, op),
+        other => vec![format!("op {}: kind {other} cannot be taken back by this version", op.id)],
+    }
+}
+
+/// Takes back one op other than a session move, as a new journaled op of `run`.
+pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    match op.kind.as_str() {
+        store_files::KIND | store_files::RESTORE_KIND => store_files::revert(run, op),
+        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert(run, op),
+        worktree_move::KIND => worktree_move::revert(run, op),
+        config_edit::KIND => config_edit::revert(run, op),
+        other => bail!("op {}: kind {other} cannot be taken back by this version", op.id),
+    }
+}
+
+/// What `verify` finds wrong with an op in force.
+pub fn verify_live(op: &OpRecord, rows: &session_move::RowLookup<'_>) -> Vec<String> {
+    match op.kind.as_str() {
+        session_move::ARCHIVE | session_move::UNARCHIVE => session_move::verify_live(op, rows),
+        store_files::KIND | store_files::RESTORE_KIND => store_files::verify_live(op),
+        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
+        worktree_move::KIND => worktree_move::verify_live(op),
+        config_edit::KIND => config_edit::verify_live(op),
+        other => vec![format!("op {}: kind {other} is unknown to this version", op.id)],
+    }
+}
+
+/// One line a person can read: what the op did.
+pub fn describe(op: &OpRecord) -> String {
+    let what = match op.kind.as_str() {
+        session_move::ARCHIVE => "archived session",
+        session_move::UNARCHIVE => "unarchived session",
+        store_files::KIND => "moved into the store",
+        store_files::RESTORE_KIND => "restored from the store",
+        store_dir::KIND => "moved folder into the store",
+        store_dir::RESTORE_KIND => "restored folder from the store",
+        worktree_move::KIND => "moved worktree",
+        config_edit::KIND => "edited",
+        other => other,
+    };
+    format!("{what} {} -> {}", op.src, op.dst.as_deref().unwrap_or("-"))
 }

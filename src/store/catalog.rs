@@ -245,6 +245,12 @@ impl Catalog {
         Ok(())
     }
 
+    /// For ops whose content went into a blob: record it as the op's blob and mark applied.
+    pub fn update_blob_and_applied(&self, op_id: i64, blob: Option<&str>) -> Result<()> {
+        self.conn.execute("UPDATE ops SET blob = ?2, hash_before = COALESCE(hash_before, ?2) WHERE id = ?1", params![op_id, blob])?;
+        self.mark_applied(op_id, blob)
+    }
+
     pub fn mark_rolled_back(&self, op_id: i64) -> Result<()> {
         self.conn.execute(
             "UPDATE ops SET state = 'rolled_back', finished_at = ?2 WHERE id = ?1",

@@ -1,6 +1,7 @@
 //! The transactional archive store (DESIGN.md "The store"): a folder outside the Codex
 //! home holding our catalog, content-addressed blobs and backups, guarded by one lock.
 
+pub mod backup;
 pub mod blobs;
 pub mod catalog;
 pub mod migrations;

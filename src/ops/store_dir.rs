@@ -1,0 +1,225 @@
+//! Moving a folder (an old daemon release) into the store as one compressed tar blob, and
+//! back. The folder leaves the home only after its blob reads back whole; the journal keeps
+//! the folder's manifest so undo restores names, modes and exact mtimes.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::tree_manifest::{self, ManifestEntry};
+use super::{Recovered, Run, store_place};
+use crate::failpoint;
+use crate::fs_atomic::{TEMP_PREFIX, fsync_parent, move_no_replace};
+use crate::store::{NewOp, OpRecord, Store};
+
+pub const KIND: &str = "store_dir";
+pub const RESTORE_KIND: &str = "restore_dir";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreDirDetail {
+    pub category: String,
+    pub dir: PathBuf,
+    pub manifest: Vec<ManifestEntry>,
+    pub digest: String,
+    pub blob: Option<String>,
+    /// Where the folder is renamed before it is removed, so a crash mid-removal is finished.
+    pub trash: Option<PathBuf>,
+}
+
+fn trash_name(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.with_file_name(format!("{TEMP_PREFIX}stored-{name}"))
+}
+
+fn staging_name(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.with_file_name(format!("{TEMP_PREFIX}restoring-{name}"))
+}
+
+/// Streams `dir` as a tar through zstd into the blob store, without a temporary tar file.
+fn tar_into_store(store: &Store, dir: &Path) -> Result<crate::store::blobs::StoredBlob> {
+    let (reader, writer) = std::io::pipe()?;
+    let dir_owned = dir.to_path_buf();
+    let producer = std::thread::spawn(move || -> Result<()> {
+        let mut builder = tar::Builder::new(writer);
+        builder.follow_symlinks(false);
+        builder.mode(tar::HeaderMode::Complete);
+        builder.append_dir_all(".", &dir_owned)?;
+        builder.into_inner()?;
+        Ok(())
+    });
+    let stored = store.blobs().put_reader(reader);
+    producer.join().map_err(|_| anyhow::anyhow!("the tar writer panicked"))??;
+    stored
+}
+
+pub fn execute(run: &Run, category: &str, dir: &Path) -> Result<i64> {
+    execute_reverting(run, category, dir, None)
+}
+
+pub fn execute_reverting(run: &Run, category: &str, dir: &Path, reverts_op: Option<i64>) -> Result<i64> {
+    let meta = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    anyhow::ensure!(meta.is_dir(), "{} is not a folder; not moved", dir.display());
+    let manifest = tree_manifest::manifest(dir, false)?;
+    let mut detail = StoreDirDetail {
+        category: category.into(),
+        dir: dir.to_path_buf(),
+        digest: tree_manifest::digest(&manifest),
+        manifest,
+        blob: None,
+        trash: None,
+    };
+    let bytes: u64 = detail.manifest.iter().map(|e| e.size).sum();
+    let op_id = run.store.catalog.prepare_op(
+        run.id,
+        &NewOp {
+            kind: KIND.into(),
+            src: dir.display().to_string(),
+            dst: Some(store_place(dir)),
+            size: Some(bytes as i64),
+            hash_before: Some(detail.digest.clone()),
+            detail: serde_json::to_value(&detail)?,
+            reverts_op,
+            ..Default::default()
+        },
+    )?;
+    failpoint::hit("op-prepared");
+    let stored = tar_into_store(run.store, dir)?;
+    run.store.catalog.record_blob(&stored.hash, stored.size, stored.stored_size)?;
+    run.store.blobs().sync()?;
+    anyhow::ensure!(run.store.blobs().rehash(&stored.hash)? == stored.hash, "the stored copy of {} does not read back; nothing removed", dir.display());
+    anyhow::ensure!(
+        tree_manifest::digest(&tree_manifest::manifest(dir, false)?) == detail.digest,
+        "{} changed while it was being stored; nothing removed",
+        dir.display()
+    );
+    detail.blob = Some(stored.hash.clone());
+    detail.trash = Some(trash_name(dir));
+    run.store.catalog.update_detail(op_id, &serde_json::to_value(&detail)?)?;
+    failpoint::hit("file-moved");
+    let trash = detail.trash.as_ref().expect("just set");
+    move_no_replace(dir, trash)?;
+    fs::remove_dir_all(trash)?;
+    fsync_parent(dir)?;
+    run.store.catalog.update_blob_and_applied(op_id, Some(&stored.hash))?;
+    failpoint::hit("op-applied");
+    Ok(op_id)
+}
+
+pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
+    if op.kind == RESTORE_KIND {
+        let staging = staging_name(&detail.dir);
+        if detail.dir.exists() {
+            store.catalog.mark_applied(op.id, op.blob.as_deref())?;
+            return Ok(Recovered::RolledForward);
+        }
+        if staging.exists() {
+            fs::remove_dir_all(&staging)?;
+        }
+        store.catalog.mark_rolled_back(op.id)?;
+        return Ok(Recovered::RolledBack);
+    }
+    let trash = detail.trash.clone();
+    match (detail.blob.as_deref(), detail.dir.exists(), trash.as_ref().is_some_and(|t| t.exists())) {
+        (Some(hash), false, true) => {
+            if store.blobs().rehash(hash).ok().as_deref() != Some(hash) {
+                return Ok(Recovered::Stuck(format!("the stored copy of {} is damaged; its folder is kept at {}", detail.dir.display(), trash.unwrap().display())));
+            }
+            fs::remove_dir_all(trash.unwrap())?;
+            store.catalog.update_blob_and_applied(op.id, Some(hash))?;
+            Ok(Recovered::RolledForward)
+        }
+        (Some(hash), false, false) => {
+            store.catalog.update_blob_and_applied(op.id, Some(hash))?;
+            Ok(Recovered::RolledForward)
+        }
+        (_, true, _) => {
+            store.catalog.mark_rolled_back(op.id)?;
+            Ok(Recovered::RolledBack)
+        }
+        (None, false, _) => Ok(Recovered::Stuck(format!("{} is gone and no stored copy was recorded", detail.dir.display()))),
+    }
+}
+
+pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+    let Ok(detail) = serde_json::from_value::<StoreDirDetail>(op.detail.clone()) else {
+        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    };
+    let mut conflicts = Vec::new();
+    if op.kind == RESTORE_KIND {
+        match tree_manifest::manifest(&detail.dir, false) {
+            Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
+            _ => conflicts.push(format!("op {}: {} is missing or changed since it was restored", op.id, detail.dir.display())),
+        }
+        return conflicts;
+    }
+    if fs::symlink_metadata(&detail.dir).is_ok() {
+        conflicts.push(format!("op {}: {} exists again", op.id, detail.dir.display()));
+    }
+    match detail.blob.as_deref() {
+        Some(h) if store.blobs().rehash(h).ok().as_deref() == Some(h) => {}
+        _ => conflicts.push(format!("op {}: the stored copy of {} is missing or damaged", op.id, detail.dir.display())),
+    }
+    conflicts
+}
+
+pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
+    if op.kind == RESTORE_KIND {
+        return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
+    }
+    let hash = detail.blob.clone().context("no stored copy recorded")?;
+    let new_id = run.store.catalog.prepare_op(
+        run.id,
+        &NewOp {
+            kind: RESTORE_KIND.into(),
+            src: store_place(&detail.dir),
+            dst: Some(detail.dir.display().to_string()),
+            size: op.size,
+            hash_before: Some(detail.digest.clone()),
+            blob: Some(hash.clone()),
+            detail: op.detail.clone(),
+            reverts_op: Some(op.id),
+            ..Default::default()
+        },
+    )?;
+    failpoint::hit("op-prepared");
+    let staging = staging_name(&detail.dir);
+    if staging.exists() {
+        fs::remove_dir_all(&staging)?;
+    }
+    fs::create_dir(&staging)?;
+    let mut archive = tar::Archive::new(run.store.blobs().open(&hash)?);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.unpack(&staging)?;
+    tree_manifest::set_mtimes(&staging, &detail.manifest)?;
+    anyhow::ensure!(
+        tree_manifest::digest(&tree_manifest::manifest(&staging, false)?) == detail.digest,
+        "the restored copy of {} does not match what was stored",
+        detail.dir.display()
+    );
+    failpoint::hit("file-moved");
+    move_no_replace(&staging, &detail.dir)?;
+    run.store.catalog.mark_applied(new_id, Some(&hash))?;
+    failpoint::hit("op-applied");
+    Ok(new_id)
+}
+
+pub fn verify_live(op: &OpRecord) -> Vec<String> {
+    let Ok(detail) = serde_json::from_value::<StoreDirDetail>(op.detail.clone()) else {
+        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    };
+    if op.kind == RESTORE_KIND {
+        return match tree_manifest::manifest(&detail.dir, false) {
+            Ok(m) if tree_manifest::digest(&m) == detail.digest => Vec::new(),
+            _ => vec![format!("op {}: restored {} is missing or changed", op.id, detail.dir.display())],
+        };
+    }
+    if detail.blob.is_none() {
+        return vec![format!("op {}: applied but no stored copy is recorded", op.id)];
+    }
+    Vec::new()
+}

@@ -1,0 +1,237 @@
+//! Moving files into the store, compressed: a rotated log, or a SQLite database with its
+//! `-wal` and `-shm` (moved together, as they lie, so undo puts back the same bytes and
+//! SQLite finds a consistent trio). The path is left free for Codex to start a fresh one.
+//!
+//! Protocol: prepare (paths, sizes, modes, mtimes) → compress each into a blob → record the
+//! blobs → check each blob decompresses to its hash → remove the sources → applied.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{Recovered, Run};
+use crate::clock::system_time_ns;
+use crate::content_hash::hash_file;
+use crate::failpoint;
+use crate::fs_atomic::fsync_parent;
+use crate::home::sessions::file_mode;
+use crate::store::{NewOp, OpRecord, Store};
+
+pub const KIND: &str = "store_files";
+pub const RESTORE_KIND: &str = "restore_files";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    /// Set once the bytes are in the store; a crash before this leaves the source alone.
+    pub blob: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreFilesDetail {
+    pub category: String,
+    pub files: Vec<StoredFile>,
+}
+
+/// The files that make up one item: a database travels with its `-wal` and `-shm`.
+pub fn item_files(main: &Path) -> Vec<PathBuf> {
+    let mut files = vec![main.to_path_buf()];
+    if main.extension().is_some_and(|e| e == "sqlite") {
+        for extra in [crate::home::sqlite_read::wal_path(main), crate::home::sqlite_read::shm_path(main)] {
+            if fs::symlink_metadata(&extra).is_ok() {
+                files.push(extra);
+            }
+        }
+    }
+    files
+}
+
+pub fn execute(run: &Run, category: &str, main: &Path) -> Result<i64> {
+    execute_reverting(run, category, main, None)
+}
+
+/// Stores the item; `reverts_op` when this takes back a restore.
+pub fn execute_reverting(run: &Run, category: &str, main: &Path, reverts_op: Option<i64>) -> Result<i64> {
+    let mut files = Vec::new();
+    for path in item_files(main) {
+        let meta = fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        anyhow::ensure!(meta.is_file(), "{} is not a regular file; not moved", path.display());
+        files.push(StoredFile {
+            path,
+            size: meta.len(),
+            mode: file_mode(&meta),
+            mtime_ns: meta.modified().map(system_time_ns).unwrap_or(0),
+            blob: None,
+        });
+    }
+    let mut detail = StoreFilesDetail { category: category.to_string(), files };
+    let main_meta = &detail.files[0];
+    let op_id = run.store.catalog.prepare_op(
+        run.id,
+        &NewOp {
+            kind: KIND.into(),
+            src: main.display().to_string(),
+            dst: Some(super::store_place(main)),
+            size: Some(detail.files.iter().map(|f| f.size as i64).sum()),
+            mode: Some(main_meta.mode as i64),
+            mtime_ns: Some(main_meta.mtime_ns),
+            detail: serde_json::to_value(&detail)?,
+            reverts_op,
+            ..Default::default()
+        },
+    )?;
+    failpoint::hit("op-prepared");
+    let blobs = run.store.blobs();
+    for f in &mut detail.files {
+        let stored = blobs.put_file(&f.path)?;
+        run.store.catalog.record_blob(&stored.hash, stored.size, stored.stored_size)?;
+        f.blob = Some(stored.hash);
+    }
+    blobs.sync()?;
+    run.store.catalog.update_detail(op_id, &serde_json::to_value(&detail)?)?;
+    for f in &detail.files {
+        let hash = f.blob.as_deref().expect("just stored");
+        anyhow::ensure!(blobs.rehash(hash)? == hash, "the stored copy of {} does not read back; nothing removed", f.path.display());
+        anyhow::ensure!(hash_file(&f.path)? == hash, "{} changed while it was being stored; nothing removed", f.path.display());
+    }
+    failpoint::hit("file-moved");
+    for f in &detail.files {
+        fs::remove_file(&f.path)?;
+        fsync_parent(&f.path)?;
+    }
+    let main_hash = detail.files[0].blob.clone();
+    run.store.catalog.update_blob_and_applied(op_id, main_hash.as_deref())?;
+    failpoint::hit("op-applied");
+    Ok(op_id)
+}
+
+pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+    let all_stored = detail.files.iter().all(|f| f.blob.is_some());
+    let all_present = detail.files.iter().all(|f| f.path.exists());
+    if op.kind == RESTORE_KIND {
+        return recover_restore(store, op, &detail);
+    }
+    if !all_stored || all_present {
+        store.catalog.mark_rolled_back(op.id)?;
+        return Ok(Recovered::RolledBack);
+    }
+    let blobs = store.blobs();
+    for f in &detail.files {
+        let hash = f.blob.as_deref().expect("checked");
+        if blobs.rehash(hash).ok().as_deref() != Some(hash) {
+            return Ok(Recovered::Stuck(format!("the stored copy of {} is damaged", f.path.display())));
+        }
+        if f.path.exists() {
+            if hash_file(&f.path)? != hash {
+                return Ok(Recovered::Stuck(format!("{} differs from its stored copy", f.path.display())));
+            }
+            fs::remove_file(&f.path)?;
+            fsync_parent(&f.path)?;
+        }
+    }
+    store.catalog.update_blob_and_applied(op.id, detail.files[0].blob.as_deref())?;
+    Ok(Recovered::RolledForward)
+}
+
+/// Why the op cannot be taken back now; empty when it can.
+pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+    let Ok(detail) = serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) else {
+        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    };
+    let mut conflicts = Vec::new();
+    if op.kind == RESTORE_KIND {
+        for f in &detail.files {
+            let expected = f.blob.as_deref().unwrap_or_default();
+            if hash_file(&f.path).ok().as_deref() != Some(expected) {
+                conflicts.push(format!("op {}: {} is missing or changed since it was restored", op.id, f.path.display()));
+            }
+        }
+        return conflicts;
+    }
+    for f in &detail.files {
+        if fs::symlink_metadata(&f.path).is_ok() {
+            conflicts.push(format!("op {}: {} exists again (Codex may have started a fresh one); move it aside first", op.id, f.path.display()));
+        }
+        match f.blob.as_deref().map(|h| (h, store.blobs().rehash(h))) {
+            Some((h, Ok(got))) if got == h => {}
+            _ => conflicts.push(format!("op {}: the stored copy of {} is missing or damaged", op.id, f.path.display())),
+        }
+    }
+    conflicts
+}
+
+/// Takes an op back: a stored item is restored; a restore is stored again.
+pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+    if op.kind == RESTORE_KIND {
+        return execute_reverting(run, &detail.category, Path::new(op.dst.as_deref().unwrap_or(&op.src)), Some(op.id));
+    }
+    let new_id = run.store.catalog.prepare_op(
+        run.id,
+        &NewOp {
+            kind: RESTORE_KIND.into(),
+            src: super::store_place(Path::new(&op.src)),
+            dst: Some(op.src.clone()),
+            size: op.size,
+            mode: op.mode,
+            mtime_ns: op.mtime_ns,
+            hash_before: op.blob.clone(),
+            blob: op.blob.clone(),
+            detail: op.detail.clone(),
+            reverts_op: Some(op.id),
+        },
+    )?;
+    failpoint::hit("op-prepared");
+    for f in &detail.files {
+        restore_one(run.store, f)?;
+    }
+    failpoint::hit("file-moved");
+    run.store.catalog.mark_applied(new_id, op.blob.as_deref())?;
+    failpoint::hit("op-applied");
+    Ok(new_id)
+}
+
+fn restore_one(store: &Store, f: &StoredFile) -> Result<()> {
+    let hash = f.blob.as_deref().context("no stored copy recorded")?;
+    store.blobs().restore_to(hash, &f.path)?;
+    let file = fs::File::options().write(true).open(&f.path)?;
+    crate::fs_atomic::set_mode(&file, f.mode)?;
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime_ns.max(0) as u64))?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> Result<Recovered> {
+    // Finish the restore: every file not yet back is written from its blob. Files already
+    // back are whole (restore_to writes under a temporary name and renames).
+    for f in &detail.files {
+        if !f.path.exists() {
+            restore_one(store, f)?;
+        }
+    }
+    store.catalog.mark_applied(op.id, op.blob.as_deref())?;
+    Ok(Recovered::RolledForward)
+}
+
+/// A live rotation is fine while its blobs are whole (the blob check of `verify` reads
+/// them); here only that they are recorded.
+pub fn verify_live(op: &OpRecord) -> Vec<String> {
+    match serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) {
+        Ok(d) if op.kind == KIND && d.files.iter().any(|f| f.blob.is_none()) => {
+            vec![format!("op {}: applied but a file has no stored copy recorded", op.id)]
+        }
+        Ok(d) if op.kind == RESTORE_KIND => d
+            .files
+            .iter()
+            .filter(|f| f.blob.as_deref().is_some_and(|h| hash_file(&f.path).ok().as_deref() != Some(h)))
+            .map(|f| format!("op {}: restored {} is missing or changed", op.id, f.path.display()))
+            .collect(),
+        Ok(_) => Vec::new(),
+        Err(_) => vec![format!("op {}: its journal detail cannot be read", op.id)],
+    }
+}

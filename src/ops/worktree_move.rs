@@ -1,0 +1,142 @@
+//! Moving a clean, registered git worktree with git's own `git worktree move`, so the main
+//! repository's registration follows it; undo moves it back the same way.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::tree_manifest;
+use super::{Recovered, Run};
+use crate::failpoint;
+use crate::fs_atomic::{create_dirs_recording, remove_created_dirs_if_empty};
+use crate::store::{NewOp, OpRecord, Store};
+
+pub const KIND: &str = "move_worktree";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorktreeDetail {
+    pub main_repository: PathBuf,
+    pub digest: String,
+    #[serde(default)]
+    pub created_dirs: Vec<PathBuf>,
+    #[serde(default)]
+    pub tidy_dirs: Vec<PathBuf>,
+}
+
+fn git_worktree(main: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git").arg("-C").arg(main).arg("worktree").args(args).output().context("running git")?;
+    if !out.status.success() {
+        bail!("git worktree {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn is_registered(main: &Path, worktree: &Path) -> bool {
+    let Ok(list) = git_worktree(main, &["list", "--porcelain"]) else { return false };
+    let want = std::fs::canonicalize(worktree).unwrap_or_else(|_| worktree.to_path_buf());
+    list.lines().filter_map(|l| l.strip_prefix("worktree ")).any(|p| {
+        Path::new(p) == worktree || std::fs::canonicalize(p).map(|c| c == want).unwrap_or(false)
+    })
+}
+
+pub fn execute(run: &Run, src: &Path, dst: &Path, main: &Path, reverts_op: Option<i64>, tidy_dirs: Vec<PathBuf>) -> Result<i64> {
+    let digest = tree_manifest::digest(&tree_manifest::manifest(src, false)?);
+    let missing: Vec<PathBuf> = dst
+        .parent()
+        .map(|p| p.ancestors().take_while(|d| !d.exists()).map(Path::to_path_buf).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .collect();
+    let detail = WorktreeDetail { main_repository: main.to_path_buf(), digest: digest.clone(), created_dirs: missing, tidy_dirs };
+    let op_id = run.store.catalog.prepare_op(
+        run.id,
+        &NewOp {
+            kind: KIND.into(),
+            src: src.display().to_string(),
+            dst: Some(dst.display().to_string()),
+            hash_before: Some(digest.clone()),
+            detail: serde_json::to_value(&detail)?,
+            reverts_op,
+            ..Default::default()
+        },
+    )?;
+    failpoint::hit("op-prepared");
+    if let Some(parent) = dst.parent() {
+        create_dirs_recording(parent)?;
+    }
+    if let Err(e) = git_worktree(main, &["move", &src.display().to_string(), &dst.display().to_string()]) {
+        remove_created_dirs_if_empty(&detail.created_dirs);
+        run.store.catalog.mark_rolled_back(op_id)?;
+        return Err(e);
+    }
+    failpoint::hit("file-moved");
+    remove_created_dirs_if_empty(&detail.tidy_dirs);
+    run.store.catalog.mark_applied(op_id, Some(&digest))?;
+    failpoint::hit("op-applied");
+    Ok(op_id)
+}
+
+pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail: WorktreeDetail = serde_json::from_value(op.detail.clone())?;
+    let src = PathBuf::from(&op.src);
+    let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
+    match (src.exists(), dst.exists()) {
+        (true, false) => {
+            remove_created_dirs_if_empty(&detail.created_dirs);
+            store.catalog.mark_rolled_back(op.id)?;
+            Ok(Recovered::RolledBack)
+        }
+        (false, true) => {
+            if !is_registered(&detail.main_repository, &dst) {
+                git_worktree(&detail.main_repository, &["repair", &dst.display().to_string()])?;
+            }
+            store.catalog.mark_applied(op.id, op.hash_before.as_deref())?;
+            Ok(Recovered::RolledForward)
+        }
+        _ => Ok(Recovered::Stuck(format!("worktree {} / {}: expected exactly one of them", src.display(), dst.display()))),
+    }
+}
+
+pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+    let Ok(detail) = serde_json::from_value::<WorktreeDetail>(op.detail.clone()) else {
+        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    };
+    let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
+    let mut conflicts = Vec::new();
+    match tree_manifest::manifest(&here, false) {
+        Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
+        Ok(_) => conflicts.push(format!("op {}: worktree {} changed since it was moved", op.id, here.display())),
+        Err(_) => conflicts.push(format!("op {}: worktree {} is no longer there", op.id, here.display())),
+    }
+    if Path::new(&op.src).exists() {
+        conflicts.push(format!("op {}: its original place {} is occupied", op.id, op.src));
+    }
+    if !is_registered(&detail.main_repository, &here) {
+        conflicts.push(format!("op {}: {} is not registered in {} any more", op.id, here.display(), detail.main_repository.display()));
+    }
+    conflicts
+}
+
+pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let detail: WorktreeDetail = serde_json::from_value(op.detail.clone())?;
+    let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
+    execute(run, &here, Path::new(&op.src), &detail.main_repository, Some(op.id), detail.created_dirs.clone())
+}
+
+pub fn verify_live(op: &OpRecord) -> Vec<String> {
+    let Ok(detail) = serde_json::from_value::<WorktreeDetail>(op.detail.clone()) else {
+        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    };
+    let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
+    let mut problems = Vec::new();
+    match tree_manifest::manifest(&here, false) {
+        Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
+        _ => problems.push(format!("op {}: worktree {} is missing or changed", op.id, here.display())),
+    }
+    if !is_registered(&detail.main_repository, &here) {
+        problems.push(format!("op {}: git does not list {} as a worktree of {}", op.id, here.display(), detail.main_repository.display()));
+    }
+    problems
+}

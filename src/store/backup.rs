@@ -1,0 +1,205 @@
+//! Backups in the store (DESIGN.md "backups"): `backups/YYYYMMDD-HHMMSS/state.tar.zst`
+//! plus `manifest.json` (path, size, mtime, mode and hash of each entry), read back and
+//! checked before the caller may change anything. What goes in is decided by the caller
+//! (`ops::state_backup`); this module knows archives, not Codex.
+
+use anyhow::{Context, Result};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::{Catalog, Store, create_private_dir, restrict_file};
+use crate::clock::now_rfc3339;
+use crate::content_hash::{HashingReader, hash_file};
+use crate::error::MaintError;
+
+pub const ARCHIVE_NAME: &str = "state.tar.zst";
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupEntry {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub created_at: String,
+    pub home: String,
+    pub archive: String,
+    pub archive_hash: String,
+    pub entries: Vec<BackupEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupInfo {
+    pub id: i64,
+    pub dir: PathBuf,
+    pub archive: PathBuf,
+    pub manifest: PathBuf,
+    pub entries: usize,
+    pub bytes: u64,
+}
+
+/// A file to put in the backup: its name in the archive, where its bytes are read from
+/// (the file itself, or a consistent copy of a database), and its original mtime and mode.
+pub struct BackupSource {
+    pub name: String,
+    pub bytes_from: PathBuf,
+    pub mtime_ns: i64,
+    pub mode: u32,
+}
+
+/// A folder under `backups/` for this snapshot; the caller fills a private temporary
+/// folder in it with database copies, then calls `create`.
+pub fn new_dir(store: &Store) -> Result<PathBuf> {
+    let backups = store.root.join("backups");
+    create_private_dir(&backups)?;
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let mut dir = backups.join(&stamp);
+    let mut n = 2;
+    while dir.exists() {
+        dir = backups.join(format!("{stamp}-{n}"));
+        n += 1;
+    }
+    create_private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Writes `sources` to `dir/state.tar.zst` with `manifest.json`, reads it all back against
+/// the manifest, and records it; any mismatch refuses, so nothing is changed after it.
+pub fn create(store: &Store, dir: &Path, home_label: &str, sources: &[BackupSource], run_id: Option<i64>) -> Result<BackupInfo> {
+    let archive_path = dir.join(ARCHIVE_NAME);
+    let mut entries = Vec::new();
+    {
+        let out = File::create(&archive_path)?;
+        restrict_file(&archive_path)?;
+        let mut tar = tar::Builder::new(zstd::Encoder::new(out, 3)?);
+        for s in sources {
+            let file = File::open(&s.bytes_from).with_context(|| format!("reading {}", s.bytes_from.display()))?;
+            let size = file.metadata()?.len();
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(s.mode & 0o7777);
+            header.set_mtime((s.mtime_ns.max(0) / 1_000_000_000) as u64);
+            header.set_entry_type(tar::EntryType::Regular);
+            let mut reader = HashingReader::new(file);
+            tar.append_data(&mut header, &s.name, &mut reader)?;
+            let (hash, read) = reader.finish();
+            anyhow::ensure!(read == size, "{} changed size while being backed up", s.name);
+            entries.push(BackupEntry { path: s.name.clone(), size, mtime_ns: s.mtime_ns, mode: s.mode, hash });
+        }
+        let encoder = tar.into_inner()?;
+        encoder.finish()?.sync_all()?;
+    }
+    let manifest = Manifest {
+        created_at: now_rfc3339(),
+        home: home_label.to_string(),
+        archive: ARCHIVE_NAME.into(),
+        archive_hash: hash_file(&archive_path)?,
+        entries,
+    };
+    let manifest_path = dir.join(MANIFEST_NAME);
+    crate::fs_atomic::write_atomic(&manifest_path, &serde_json::to_vec_pretty(&manifest)?, Some(0o600))?;
+
+    let problems = check(dir, &manifest)?;
+    if !problems.is_empty() {
+        return Err(MaintError::refused(format!("the backup {} did not check out; nothing was changed", dir.display()), problems).into());
+    }
+    let id = record(&store.catalog, run_id, dir, &manifest, &hash_file(&manifest_path)?)?;
+    Ok(BackupInfo {
+        id,
+        bytes: fs::metadata(&archive_path)?.len(),
+        entries: manifest.entries.len(),
+        archive: archive_path,
+        manifest: manifest_path,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Re-reads the archive and compares every entry with the manifest.
+pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let archive = dir.join(&manifest.archive);
+    match hash_file(&archive) {
+        Ok(h) if h == manifest.archive_hash => {}
+        Ok(_) => problems.push(format!("{}: its bytes changed since it was written", archive.display())),
+        Err(e) => {
+            problems.push(format!("{}: missing or unreadable ({e})", archive.display()));
+            return Ok(problems);
+        }
+    }
+    let mut seen = Vec::new();
+    let mut tar = tar::Archive::new(zstd::Decoder::new(File::open(&archive)?)?);
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let mut reader = HashingReader::new(&mut entry);
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        let (hash, size) = reader.finish();
+        seen.push((name, size, hash));
+    }
+    if seen.len() != manifest.entries.len() {
+        problems.push(format!("{}: {} entries, the manifest lists {}", archive.display(), seen.len(), manifest.entries.len()));
+    }
+    for (e, (name, size, hash)) in manifest.entries.iter().zip(&seen) {
+        if &e.path != name || e.size != *size || &e.hash != hash {
+            problems.push(format!("{}: entry {} does not match the manifest", archive.display(), e.path));
+        }
+    }
+    Ok(problems)
+}
+
+fn record(catalog: &Catalog, run_id: Option<i64>, dir: &Path, manifest: &Manifest, manifest_hash: &str) -> Result<i64> {
+    let conn = catalog.connection();
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO backups (run_id, path, created_at, archive_hash, manifest_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![run_id, dir.display().to_string(), manifest.created_at, manifest.archive_hash, manifest_hash],
+    )?;
+    let id = tx.last_insert_rowid();
+    for e in &manifest.entries {
+        tx.execute(
+            "INSERT INTO backup_entries (backup_id, path, size, mtime_ns, mode, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, e.path, e.size as i64, e.mtime_ns, e.mode as i64, e.hash],
+        )?;
+    }
+    tx.commit()?;
+    Ok(id)
+}
+
+pub struct BackupCheck {
+    pub checked: usize,
+    pub problems: Vec<String>,
+}
+
+/// Every recorded backup: its manifest unchanged, its archive unchanged and readable, every
+/// entry matching. Reads only.
+pub fn verify_all(catalog: &Catalog, _store_root: &Path) -> Result<BackupCheck> {
+    let mut stmt = catalog.connection().prepare("SELECT id, path, manifest_hash FROM backups ORDER BY id")?;
+    let rows: Vec<(i64, String, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut problems = Vec::new();
+    for (id, path, manifest_hash) in &rows {
+        let dir = PathBuf::from(path);
+        let manifest_path = dir.join(MANIFEST_NAME);
+        let mut text = String::new();
+        if File::open(&manifest_path).and_then(|mut f| f.read_to_string(&mut text)).is_err() {
+            problems.push(format!("backup {id}: {} is missing", manifest_path.display()));
+            continue;
+        }
+        if crate::content_hash::hash_bytes(text.as_bytes()) != *manifest_hash {
+            problems.push(format!("backup {id}: {} changed since it was written", manifest_path.display()));
+            continue;
+        }
+        let manifest: Manifest = serde_json::from_str(&text)?;
+        problems.extend(check(&dir, &manifest)?.into_iter().map(|p| format!("backup {id}: {p}")));
+    }
+    Ok(BackupCheck { checked: rows.len(), problems })
+}
+
