@@ -51,6 +51,9 @@ enum Command {
         /// Sessions younger than this are kept in policy runs
         #[arg(long, value_name = "AGE", default_value = "10d")]
         min_age: String,
+        /// Sessions at least this large (MB) are kept until they have a handoff, unless named
+        #[arg(long, value_name = "MB", default_value_t = 2)]
+        handoff_min_mb: u64,
         /// Show what would be archived and change nothing
         #[arg(long)]
         dry_run: bool,
@@ -168,6 +171,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             ids,
             older_than,
             min_age,
+            handoff_min_mb,
             dry_run,
             yes,
         } => commands::archive::run(
@@ -179,6 +183,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                     .map(|t| parse_age(t, "--older-than"))
                     .transpose()?,
                 min_age_secs: parse_age(&min_age, "--min-age")?,
+                handoff_min_bytes: handoff_min_mb << 20,
                 dry_run,
                 yes,
             },

@@ -10,6 +10,9 @@ use crate::home::sessions::{SessionFile, SessionLocation, SessionMeta};
 use crate::home::thread_index::ThreadRow;
 
 pub const DEFAULT_MIN_AGE_SECS: u64 = 10 * 86_400;
+/// A transcript at least this large is a long session that may still matter: it is kept
+/// until it has a handoff document (SPEC.md "Handoff Docs").
+pub const DEFAULT_HANDOFF_MIN_BYTES: u64 = 2 << 20;
 /// A transcript written to within this window may belong to a live session.
 pub const CURRENT_WINDOW_SECS: u64 = 86_400;
 
@@ -46,9 +49,10 @@ impl Protection {
         }
     }
 
-    /// An explicit request by id lifts only the age heuristic, never the other guards.
+    /// Naming a session lifts the age heuristic and the handoff rule (an explicit per-item
+    /// override, DESIGN.md), never pinned, current or ambiguous.
     pub fn lifted_by_explicit_request(&self) -> bool {
-        matches!(self, Protection::Recent(_))
+        matches!(self, Protection::Recent(_) | Protection::NeedsHandoff(_))
     }
 }
 
@@ -56,6 +60,7 @@ impl Protection {
 pub struct SessionPolicy {
     pub min_age_secs: u64,
     pub explicit_request: bool,
+    pub handoff_min_bytes: u64,
 }
 
 impl Default for SessionPolicy {
@@ -63,6 +68,7 @@ impl Default for SessionPolicy {
         SessionPolicy {
             min_age_secs: DEFAULT_MIN_AGE_SECS,
             explicit_request: false,
+            handoff_min_bytes: DEFAULT_HANDOFF_MIN_BYTES,
         }
     }
 }
@@ -75,6 +81,7 @@ pub struct SessionFacts<'a> {
     /// and this thread is missing from it.
     pub row: Option<Option<&'a ThreadRow>>,
     pub writer_locked: bool,
+    pub has_handoff: bool,
 }
 
 impl SessionFacts<'_> {
@@ -163,6 +170,13 @@ pub fn judge_for_archive(
             human_age(policy.min_age_secs)
         )));
     }
+    if file.size >= policy.handoff_min_bytes && !facts.has_handoff && !policy.explicit_request {
+        return Err(Protection::NeedsHandoff(format!(
+            "a long session ({}) without a handoff; run `codex-maint handoff {}` first",
+            crate::clock::human_bytes(file.size),
+            name.id
+        )));
+    }
     Ok(())
 }
 
@@ -204,6 +218,7 @@ mod tests {
                 meta: &m,
                 row: None,
                 writer_locked: locked,
+                has_handoff: false,
             };
             judge_for_archive(
                 &facts,
@@ -239,6 +254,7 @@ mod tests {
             meta: &bad_meta,
             row: None,
             writer_locked: false,
+            has_handoff: false,
         };
         assert!(matches!(
             judge_for_archive(&facts, &SessionPolicy::default()),
@@ -249,10 +265,20 @@ mod tests {
             meta: &m,
             row: Some(None),
             writer_locked: false,
+            has_handoff: false,
         };
         assert!(matches!(
             judge_for_archive(&facts, &SessionPolicy::default()),
             Err(Protection::Ambiguous(_))
         ));
+        let mut long = file(40);
+        long.size = DEFAULT_HANDOFF_MIN_BYTES;
+        let judge_long = |has_handoff: bool, explicit: bool| {
+            let facts = SessionFacts { file: &long, meta: &m, row: None, writer_locked: false, has_handoff };
+            judge_for_archive(&facts, &SessionPolicy { explicit_request: explicit, ..Default::default() })
+        };
+        assert!(matches!(judge_long(false, false), Err(Protection::NeedsHandoff(_))));
+        assert_eq!(judge_long(true, false), Ok(()));
+        assert_eq!(judge_long(false, true), Ok(()), "naming a session is the per-item override");
     }
 }

@@ -18,10 +18,68 @@ use crate::ops::thread_row::{self, IndexWriter};
 use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
 use crate::report::{self, Report};
 
+/// What judging a session needs to know beyond the file itself.
+pub struct SessionKnowledge<'a> {
+    /// `None` for a home without a thread index.
+    pub rows: Option<&'a HashMap<String, ThreadRow>>,
+    pub index_path: Option<&'a std::path::Path>,
+    pub locks: &'a HashSet<String>,
+    pub handoffs: &'a HashSet<String>,
+}
+
+pub struct Judged<'f> {
+    pub chosen: Vec<(&'f SessionFile, PlannedMove, u64)>,
+    pub protected: Vec<SessionLine>,
+}
+
+/// Threads with a handoff on record; read-only, and empty when there is no store yet.
+pub fn handoff_threads(ctx: &Context) -> Result<HashSet<String>> {
+    match crate::store::open_read_only(&ctx.store_root)? {
+        Some(catalog) => catalog.threads_with_handoff(),
+        None => Ok(HashSet::new()),
+    }
+}
+
+/// The shared session policy applied to each target: a planned move, or the reason kept.
+pub fn judge_sessions<'f>(home: &CodexHome, targets: Vec<&'f SessionFile>, known: &SessionKnowledge<'_>, policy: &SessionPolicy) -> Judged<'f> {
+    let mut chosen = Vec::new();
+    let mut protected = Vec::new();
+    let now = now_unix();
+    for file in targets {
+        let meta = sessions::read_session_meta(&file.path);
+        let row = known.rows.map(|r| file.id().and_then(|id| r.get(id)));
+        let facts = SessionFacts {
+            file,
+            meta: &meta,
+            row,
+            writer_locked: file.id().is_some_and(|id| known.locks.contains(id)),
+            has_handoff: file.id().is_some_and(|id| known.handoffs.contains(id)),
+        };
+        let age = facts.last_activity_age_secs();
+        match judge_for_archive(&facts, policy) {
+            Ok(()) => {
+                let plan = session_move::plan_archive(home, file, row.flatten(), known.index_path, now);
+                chosen.push((file, plan, age));
+            }
+            Err(protection) => protected.push(SessionLine {
+                id: file.id().unwrap_or("?").to_string(),
+                path: file.path.display().to_string(),
+                size: file.size,
+                last_active_secs: age,
+                protection: Some(protection),
+                op_id: None,
+                destination: None,
+            }),
+        }
+    }
+    Judged { chosen, protected }
+}
+
 pub struct ArchiveArgs {
     pub ids: Vec<String>,
     pub older_than_secs: Option<u64>,
     pub min_age_secs: u64,
+    pub handoff_min_bytes: u64,
     pub dry_run: bool,
     pub yes: bool,
 }
@@ -31,17 +89,17 @@ pub struct ArchiveArgs {
 const BATCH: usize = 256;
 
 #[derive(Debug, Serialize)]
-struct SessionLine {
-    id: String,
-    path: String,
-    size: u64,
-    last_active_secs: u64,
+pub struct SessionLine {
+    pub id: String,
+    pub path: String,
+    pub size: u64,
+    pub last_active_secs: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    protection: Option<Protection>,
+    pub protection: Option<Protection>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    op_id: Option<i64>,
+    pub op_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    destination: Option<String>,
+    pub destination: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
@@ -105,6 +163,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             args.min_age_secs
         }),
         explicit_request: explicit,
+        handoff_min_bytes: args.handoff_min_bytes,
     };
 
     let mut report = Report::spec_shaped("archive", "archive");
@@ -132,44 +191,15 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         active.clone()
     };
 
-    let mut chosen: Vec<(&SessionFile, PlannedMove, u64)> = Vec::new();
-    let mut protected_lines = Vec::new();
-    let now = now_unix();
-    for file in targets {
-        let meta = sessions::read_session_meta(&file.path);
-        let row = rows.as_ref().map(|r| file.id().and_then(|id| r.get(id)));
-        let facts = SessionFacts {
-            file,
-            meta: &meta,
-            row,
-            writer_locked: file.id().is_some_and(|id| locked.contains(id)),
-        };
-        let age = facts.last_activity_age_secs();
-        match judge_for_archive(&facts, &policy) {
-            Ok(()) => {
-                let plan = session_move::plan_archive(
-                    &home,
-                    file,
-                    row.flatten(),
-                    index.as_ref().map(|i| i.path.as_path()),
-                    now,
-                );
-                chosen.push((file, plan, age));
-            }
-            Err(protection) => {
-                protected_lines.push(SessionLine {
-                    id: file.id().unwrap_or("?").to_string(),
-                    path: file.path.display().to_string(),
-                    size: file.size,
-                    last_active_secs: age,
-                    protection: Some(protection),
-                    op_id: None,
-                    destination: None,
-                });
-            }
-        }
-    }
-
+    let handoffs = handoff_threads(ctx)?;
+    let judged = judge_sessions(
+        &home,
+        targets,
+        &SessionKnowledge { rows: rows.as_ref(), index_path: index.as_ref().map(|i| i.path.as_path()), locks: &locked, handoffs: &handoffs },
+        &policy,
+    );
+    let chosen = judged.chosen;
+    let protected_lines = judged.protected;
     report.extend(report::NOT_TOUCHED, summarize_protected(&protected_lines));
 
     let occupied: Vec<String> = chosen
@@ -304,7 +334,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
 
 /// Protected sessions for the text view: the age heuristic as one count, every other
 /// reason item by item (those are the ones a person may want to act on), capped.
-fn summarize_protected(lines: &[SessionLine]) -> Vec<String> {
+pub fn summarize_protected(lines: &[SessionLine]) -> Vec<String> {
     const SHOWN: usize = 20;
     let mut out = Vec::new();
     let recent = lines

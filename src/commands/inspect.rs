@@ -26,6 +26,7 @@ pub struct InspectArgs {
     pub large_log_bytes: u64,
     pub min_age_secs: u64,
     pub old_worktree_secs: u64,
+    pub handoff_min_bytes: u64,
 }
 
 impl Default for InspectArgs {
@@ -35,6 +36,7 @@ impl Default for InspectArgs {
             large_log_bytes: 50 << 20,
             min_age_secs: crate::policy::DEFAULT_MIN_AGE_SECS,
             old_worktree_secs: 10 * 86_400,
+            handoff_min_bytes: crate::policy::DEFAULT_HANDOFF_MIN_BYTES,
         }
     }
 }
@@ -196,12 +198,13 @@ pub struct DatabaseReport {
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> Result<Report> {
     let home = ctx.locate_home()?;
-    let data = gather(&home, args);
+    let handoffs = super::archive::handoff_threads(ctx)?;
+    let data = gather(&home, args, &handoffs);
     Ok(render(&home, data, args))
 }
 
 /// The whole inventory, as data; `cleanup` plans from the same value.
-pub fn gather(home: &CodexHome, args: &InspectArgs) -> InspectData {
+pub fn gather(home: &CodexHome, args: &InspectArgs, handoffs: &HashSet<String>) -> InspectData {
     let index_state = thread_index::detect(home);
     let mut index_report = IndexReport::default();
     let rows: Option<HashMap<String, ThreadRow>> = match &index_state {
@@ -240,6 +243,7 @@ pub fn gather(home: &CodexHome, args: &InspectArgs) -> InspectData {
     let policy = SessionPolicy {
         min_age_secs: args.min_age_secs,
         explicit_request: false,
+        handoff_min_bytes: args.handoff_min_bytes,
     };
     let mut sessions = SessionsReport {
         large_threshold_bytes: args.large_session_bytes,
@@ -271,6 +275,7 @@ pub fn gather(home: &CodexHome, args: &InspectArgs) -> InspectData {
             meta: &seen.meta,
             row,
             writer_locked: file.id().is_some_and(|id| locks.contains(id)),
+            has_handoff: file.id().is_some_and(|id| handoffs.contains(id)),
         };
         let age = facts.last_activity_age_secs();
         if file.size >= args.large_session_bytes {

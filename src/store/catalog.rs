@@ -376,6 +376,29 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Threads that have a handoff document on record.
+    pub fn threads_with_handoff(&self) -> Result<std::collections::HashSet<String>> {
+        let exists: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'handoffs')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(Default::default());
+        }
+        let mut stmt = self.conn.prepare("SELECT DISTINCT thread_id FROM handoffs")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn record_handoff(&self, thread_id: &str, path: &str, doc_hash: &str, transcript_hash: Option<&str>, transcript_size: Option<u64>) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO handoffs (thread_id, path, created_at, doc_hash, transcript_hash, transcript_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![thread_id, path, now_rfc3339(), doc_hash, transcript_hash, transcript_size.map(|s| s as i64)],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
     pub fn record_blob(&self, hash: &str, size: u64, stored_size: u64) -> Result<()> {
         self.conn
             .execute(

@@ -6,11 +6,10 @@ use rusqlite::Connection;
 
 /// `migrations/NNNN_name.sql`, in order. Compiled in so the binary never depends on the
 /// source tree being beside it.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "catalog",
-    include_str!("../../migrations/0001_catalog.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "catalog", include_str!("../../migrations/0001_catalog.sql")),
+    (2, "handoffs", include_str!("../../migrations/0002_handoffs.sql")),
+];
 
 pub fn apply_pending(conn: &mut Connection) -> Result<Vec<i64>> {
     conn.execute_batch(
@@ -51,7 +50,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_are_recorded() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1]);
+        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2]);
         assert!(apply_pending(&mut conn).unwrap().is_empty());
         let recorded: i64 = conn
             .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
