@@ -61,6 +61,30 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Inspect, plan, confirm, back up, then archive, rotate, move and prune; verify after
+    Cleanup {
+        /// Only these categories: sessions,logs,worktrees,releases,projects
+        #[arg(long, value_delimiter = ',', value_name = "LIST")]
+        only: Vec<String>,
+        /// Sessions idle for less than this are kept
+        #[arg(long, value_name = "AGE", default_value = "10d")]
+        min_age: String,
+        /// Log files and log databases at least this large are rotated (MB)
+        #[arg(long, value_name = "MB", default_value_t = 50)]
+        large_log_mb: u64,
+        /// Sessions at least this large (MB) are kept until they have a handoff
+        #[arg(long, value_name = "MB", default_value_t = 2)]
+        handoff_min_mb: u64,
+        /// Show (and save) the plan with its id; change nothing in the home
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply without asking; needs --plan with the id of the reviewed plan
+        #[arg(long)]
+        yes: bool,
+        /// The id of the plan reviewed with --dry-run
+        #[arg(long, value_name = "ID")]
+        plan: Option<String>,
+    },
     /// List runs, or one run's operations
     Log {
         #[arg(long, value_name = "N")]
@@ -186,6 +210,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 handoff_min_bytes: handoff_min_mb << 20,
                 dry_run,
                 yes,
+            },
+        ),
+        Command::Cleanup { only, min_age, large_log_mb, handoff_min_mb, dry_run, yes, plan } => commands::cleanup::run(
+            &ctx,
+            commands::cleanup::CleanupArgs {
+                inspect: commands::inspect::InspectArgs {
+                    large_log_bytes: large_log_mb << 20,
+                    min_age_secs: parse_age(&min_age, "--min-age")?,
+                    handoff_min_bytes: handoff_min_mb << 20,
+                    ..Default::default()
+                },
+                only,
+                dry_run,
+                yes,
+                plan_id: plan,
             },
         ),
         Command::Log { run } => commands::log::run(&ctx, run),

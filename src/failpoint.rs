@@ -37,6 +37,12 @@ pub fn hit(name: &str) {
     }
 }
 
+/// True when the test armed `name`: for faults that are not crashes (a backup damaged
+/// between writing and checking), where the caller injects the fault itself.
+pub fn armed_for(name: &str) -> bool {
+    armed().is_some_and(|(armed_name, _)| armed_name == name)
+}
+
 /// The points a session archive or undo passes, in protocol order; the crash test walks
 /// every one of them.
 pub const SESSION_MOVE_POINTS: &[&str] = &[

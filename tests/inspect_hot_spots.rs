@@ -6,49 +6,7 @@ mod support;
 use codex_maint::testkit::synthetic_home::{SessionSpec, insert_row, set_mtime};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command as StdCommand;
 use support::*;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = StdCommand::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn age_tree(root: &Path, days: u64) {
-    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
-    for e in walkdir::WalkDir::new(root)
-        .contents_first(true)
-        .into_iter()
-        .filter_map(|e| e.ok())
-    {
-        if e.file_type().is_file() {
-            std::fs::File::options()
-                .write(true)
-                .open(e.path())
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        } else if e.file_type().is_dir() {
-            std::fs::File::open(e.path())
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        }
-    }
-}
 
 fn find<'a>(items: &'a Value, key: &str, suffix: &str) -> &'a Value {
     items
@@ -172,17 +130,7 @@ fn every_planted_hot_spot_is_found_with_its_reason_and_nothing_else() {
     .unwrap();
 
     // A running Codex using this home.
-    let bin = sb.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/sleep", bin.join("codex"))
-        .or_else(|_| std::fs::copy("/usr/bin/sleep", bin.join("codex")))
-        .unwrap();
-    let mut codex = StdCommand::new(bin.join("codex"))
-        .arg("30")
-        .env("CODEX_HOME", home)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    let mut codex = fake_codex(sb.dir.path(), home);
 
     let before = codex_maint::testkit::fingerprint::tree_fingerprint(home);
     let doc = sb.ok_json(&["inspect", "--large-session-mb", "1", "--large-log-mb", "2"]);

@@ -4,38 +4,15 @@
 mod support;
 
 use codex_maint::testkit::synthetic_home::SessionSpec;
-use std::process::{Child, Command as StdCommand};
+use std::process::Command as StdCommand;
 use support::*;
 
 fn old_specs(n: u64) -> Vec<SessionSpec> {
     (0..n).map(|i| SessionSpec::aged(i, 30.0, 2500)).collect()
 }
 
-/// A stand-in Codex process: `sleep` under the name `codex`, with the given CODEX_HOME.
-fn fake_codex(sb: &Sandbox, codex_home: &std::path::Path) -> Child {
-    let bin = sb.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let codex = bin.join("codex");
-    if !codex.exists() {
-        std::fs::copy(which("sleep"), &codex).unwrap();
-    }
-    let child = StdCommand::new(&codex)
-        .arg("30")
-        .env("CODEX_HOME", codex_home)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(150));
-    child
-}
-
-fn which(name: &str) -> std::path::PathBuf {
-    for dir in ["/usr/bin", "/bin", "/usr/local/bin"] {
-        let p = std::path::Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} not found");
+fn sleep_bin() -> &'static str {
+    ["/usr/bin/sleep", "/bin/sleep"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("sleep")
 }
 
 #[test]
@@ -49,7 +26,7 @@ fn a_running_codex_blocks_every_mutating_command_and_is_named() {
         .to_string();
     let before = sb.home_files();
     let rows = sb.thread_rows();
-    let mut codex = fake_codex(&sb, &sb.home);
+    let mut codex = fake_codex(sb.dir.path(), &sb.home);
     for args in [
         vec!["archive", specs[1].id.as_str()],
         vec!["undo"],
@@ -81,7 +58,7 @@ fn a_codex_of_another_home_does_not_block() {
     let specs = old_specs(2);
     let sb = Sandbox::with_sessions(&specs, true);
     let elsewhere = sb.dir.path().join("another-home");
-    let mut codex = fake_codex(&sb, &elsewhere);
+    let mut codex = fake_codex(sb.dir.path(), &elsewhere);
     sb.ok_json(&["archive", &specs[0].id]);
     codex.kill().unwrap();
     codex.wait().unwrap();
@@ -91,7 +68,7 @@ fn a_codex_of_another_home_does_not_block() {
 fn the_app_server_daemon_pid_file_marks_codex_running() {
     let specs = old_specs(2);
     let sb = Sandbox::with_sessions(&specs, true);
-    let mut daemon = StdCommand::new(which("sleep"))
+    let mut daemon = StdCommand::new(sleep_bin())
         .arg("30")
         .env("CODEX_HOME", "/nowhere")
         .spawn()

@@ -107,6 +107,9 @@ pub fn create(store: &Store, dir: &Path, home_label: &str, sources: &[BackupSour
     let manifest_path = dir.join(MANIFEST_NAME);
     crate::fs_atomic::write_atomic(&manifest_path, &serde_json::to_vec_pretty(&manifest)?, Some(0o600))?;
 
+    if crate::failpoint::armed_for("backup-corrupt") {
+        corrupt_for_test(&archive_path)?;
+    }
     let problems = check(dir, &manifest)?;
     if !problems.is_empty() {
         return Err(MaintError::refused(format!("the backup {} did not check out; nothing was changed", dir.display()), problems).into());
@@ -122,6 +125,15 @@ pub fn create(store: &Store, dir: &Path, home_label: &str, sources: &[BackupSour
     })
 }
 
+/// Fault injection for the stop-rule test: flips a byte in the middle of the archive.
+fn corrupt_for_test(archive: &Path) -> Result<()> {
+    let mut bytes = fs::read(archive)?;
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(archive, bytes)?;
+    Ok(())
+}
+
 /// Re-reads the archive and compares every entry with the manifest.
 pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -134,16 +146,13 @@ pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
             return Ok(problems);
         }
     }
-    let mut seen = Vec::new();
-    let mut tar = tar::Archive::new(zstd::Decoder::new(File::open(&archive)?)?);
-    for entry in tar.entries()? {
-        let mut entry = entry?;
-        let name = entry.path()?.to_string_lossy().into_owned();
-        let mut reader = HashingReader::new(&mut entry);
-        std::io::copy(&mut reader, &mut std::io::sink())?;
-        let (hash, size) = reader.finish();
-        seen.push((name, size, hash));
-    }
+    let seen = match read_entries(&archive) {
+        Ok(seen) => seen,
+        Err(e) => {
+            problems.push(format!("{}: cannot be read back ({e:#})", archive.display()));
+            return Ok(problems);
+        }
+    };
     if seen.len() != manifest.entries.len() {
         problems.push(format!("{}: {} entries, the manifest lists {}", archive.display(), seen.len(), manifest.entries.len()));
     }
@@ -153,6 +162,21 @@ pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Name, size and hash of every entry, in order.
+fn read_entries(archive: &Path) -> Result<Vec<(String, u64, String)>> {
+    let mut seen = Vec::new();
+    let mut tar = tar::Archive::new(zstd::Decoder::new(File::open(archive)?)?);
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let mut reader = HashingReader::new(&mut entry);
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        let (hash, size) = reader.finish();
+        seen.push((name, size, hash));
+    }
+    Ok(seen)
 }
 
 fn record(catalog: &Catalog, run_id: Option<i64>, dir: &Path, manifest: &Manifest, manifest_hash: &str) -> Result<i64> {
