@@ -212,7 +212,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 yes,
             },
         ),
-        Command::Cleanup { only, min_age, large_log_mb, handoff_min_mb, dry_run, yes, plan } => commands::cleanup::run(
+        Command::Cleanup {
+            only,
+            min_age,
+            large_log_mb,
+            handoff_min_mb,
+            dry_run,
+            yes,
+            plan,
+        } => commands::cleanup::run(
             &ctx,
             commands::cleanup::CleanupArgs {
                 inspect: commands::inspect::InspectArgs {

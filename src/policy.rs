@@ -274,11 +274,30 @@ mod tests {
         let mut long = file(40);
         long.size = DEFAULT_HANDOFF_MIN_BYTES;
         let judge_long = |has_handoff: bool, explicit: bool| {
-            let facts = SessionFacts { file: &long, meta: &m, row: None, writer_locked: false, has_handoff };
-            judge_for_archive(&facts, &SessionPolicy { explicit_request: explicit, ..Default::default() })
+            let facts = SessionFacts {
+                file: &long,
+                meta: &m,
+                row: None,
+                writer_locked: false,
+                has_handoff,
+            };
+            judge_for_archive(
+                &facts,
+                &SessionPolicy {
+                    explicit_request: explicit,
+                    ..Default::default()
+                },
+            )
         };
-        assert!(matches!(judge_long(false, false), Err(Protection::NeedsHandoff(_))));
+        assert!(matches!(
+            judge_long(false, false),
+            Err(Protection::NeedsHandoff(_))
+        ));
         assert_eq!(judge_long(true, false), Ok(()));
-        assert_eq!(judge_long(false, true), Ok(()), "naming a session is the per-item override");
+        assert_eq!(
+            judge_long(false, true),
+            Ok(()),
+            "naming a session is the per-item override"
+        );
     }
 }

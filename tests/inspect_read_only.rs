@@ -10,9 +10,17 @@ use support::*;
 
 /// Leaves a committed transaction in `db`'s WAL, not checkpointed into the main file.
 fn leave_uncheckpointed_wal(db: &std::path::Path) {
-    write_with_pending_wal(db, "CREATE TABLE IF NOT EXISTS pending(x); INSERT INTO pending VALUES (1);");
+    write_with_pending_wal(
+        db,
+        "CREATE TABLE IF NOT EXISTS pending(x); INSERT INTO pending VALUES (1);",
+    );
     let wal = codex_maint::home::sqlite_read::wal_path(db);
-    assert!(std::fs::metadata(&wal).map(|m| m.len() > 0).unwrap_or(false), "a WAL with content is left behind");
+    assert!(
+        std::fs::metadata(&wal)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false),
+        "a WAL with content is left behind"
+    );
 }
 
 fn assert_inspect_changes_nothing(sb: &Sandbox) -> serde_json::Value {

@@ -12,7 +12,10 @@ fn old_specs(n: u64) -> Vec<SessionSpec> {
 }
 
 fn sleep_bin() -> &'static str {
-    ["/usr/bin/sleep", "/bin/sleep"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("sleep")
+    ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("sleep")
 }
 
 #[test]

@@ -41,7 +41,12 @@ pub fn handoff_threads(ctx: &Context) -> Result<HashSet<String>> {
 }
 
 /// The shared session policy applied to each target: a planned move, or the reason kept.
-pub fn judge_sessions<'f>(home: &CodexHome, targets: Vec<&'f SessionFile>, known: &SessionKnowledge<'_>, policy: &SessionPolicy) -> Judged<'f> {
+pub fn judge_sessions<'f>(
+    home: &CodexHome,
+    targets: Vec<&'f SessionFile>,
+    known: &SessionKnowledge<'_>,
+    policy: &SessionPolicy,
+) -> Judged<'f> {
     let mut chosen = Vec::new();
     let mut protected = Vec::new();
     let now = now_unix();
@@ -58,7 +63,8 @@ pub fn judge_sessions<'f>(home: &CodexHome, targets: Vec<&'f SessionFile>, known
         let age = facts.last_activity_age_secs();
         match judge_for_archive(&facts, policy) {
             Ok(()) => {
-                let plan = session_move::plan_archive(home, file, row.flatten(), known.index_path, now);
+                let plan =
+                    session_move::plan_archive(home, file, row.flatten(), known.index_path, now);
                 chosen.push((file, plan, age));
             }
             Err(protection) => protected.push(SessionLine {
@@ -195,7 +201,12 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let judged = judge_sessions(
         &home,
         targets,
-        &SessionKnowledge { rows: rows.as_ref(), index_path: index.as_ref().map(|i| i.path.as_path()), locks: &locked, handoffs: &handoffs },
+        &SessionKnowledge {
+            rows: rows.as_ref(),
+            index_path: index.as_ref().map(|i| i.path.as_path()),
+            locks: &locked,
+            handoffs: &handoffs,
+        },
         &policy,
     );
     let chosen = judged.chosen;

@@ -75,8 +75,19 @@ fn short_hash(text: &str) -> String {
     crate::content_hash::hash_bytes(text.as_bytes())[..16].to_string()
 }
 
-fn action(category: &str, kind: &str, path: &Path, target: Option<&Path>, bytes: u64, reason: String) -> Action {
-    let mtime_ns = std::fs::symlink_metadata(path).ok().and_then(|m| m.modified().ok()).map(crate::clock::system_time_ns).unwrap_or(0);
+fn action(
+    category: &str,
+    kind: &str,
+    path: &Path,
+    target: Option<&Path>,
+    bytes: u64,
+    reason: String,
+) -> Action {
+    let mtime_ns = std::fs::symlink_metadata(path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .map(crate::clock::system_time_ns)
+        .unwrap_or(0);
     let mut a = Action {
         id: String::new(),
         category: category.into(),
@@ -94,7 +105,10 @@ fn action(category: &str, kind: &str, path: &Path, target: Option<&Path>, bytes:
 }
 
 fn action_id(a: &Action) -> String {
-    short_hash(&format!("{}\0{}\0{}\0{}\0{:?}\0{:?}", a.kind, a.path, a.bytes, a.mtime_ns, a.target, a.projects))
+    short_hash(&format!(
+        "{}\0{}\0{}\0{}\0{:?}\0{:?}",
+        a.kind, a.path, a.bytes, a.mtime_ns, a.target, a.projects
+    ))
 }
 
 /// The plan and, for sessions, the moves ready to run (they carry the thread rows).
@@ -104,7 +118,12 @@ pub struct Planned {
     pub index_path: Option<PathBuf>,
 }
 
-pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &CleanupArgs) -> Result<Planned> {
+pub fn build_plan(
+    ctx: &Context,
+    home: &CodexHome,
+    data: &InspectData,
+    args: &CleanupArgs,
+) -> Result<Planned> {
     let wanted = |c: &str| args.only.is_empty() || args.only.iter().any(|o| o == c);
     let mut actions = Vec::new();
     let mut kept = Vec::new();
@@ -126,7 +145,10 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
                 let rows = index.as_ref().map(|i| i.read_all()).transpose()?;
                 index_path = index.as_ref().map(|i| i.path.clone());
                 let (files, _) = sessions::scan(home);
-                let targets = files.iter().filter(|f| f.location == sessions::SessionLocation::Active).collect();
+                let targets = files
+                    .iter()
+                    .filter(|f| f.location == sessions::SessionLocation::Active)
+                    .collect();
                 let locks = writer_locks::held_thread_locks(home);
                 let handoffs = handoff_threads(ctx)?;
                 let policy = SessionPolicy {
@@ -134,7 +156,12 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
                     explicit_request: false,
                     handoff_min_bytes: args.inspect.handoff_min_bytes,
                 };
-                let known = SessionKnowledge { rows: rows.as_ref(), index_path: index_path.as_deref(), locks: &locks, handoffs: &handoffs };
+                let known = SessionKnowledge {
+                    rows: rows.as_ref(),
+                    index_path: index_path.as_deref(),
+                    locks: &locks,
+                    handoffs: &handoffs,
+                };
                 let judged = judge_sessions(home, targets, &known, &policy);
                 for (file, plan, age) in judged.chosen {
                     let a = action(
@@ -167,7 +194,11 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
                 Path::new(&l.path),
                 None,
                 l.bytes,
-                format!("log over {}, last written {} ago; rotated into the store, compressed", human_bytes(data.logs.large_threshold_bytes), human_age(l.age_secs)),
+                format!(
+                    "log over {}, last written {} ago; rotated into the store, compressed",
+                    human_bytes(data.logs.large_threshold_bytes),
+                    human_age(l.age_secs)
+                ),
             ));
         }
         for db in data.logs.databases.iter().filter(|d| d.over_threshold) {
@@ -187,17 +218,38 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
             let path = Path::new(&w.path);
             let reason = match (&w.registration, &w.status) {
                 (Registration::Registered, Cleanliness::Clean) if w.old => None,
-                (Registration::Registered, Cleanliness::Clean) => Some(format!("in use: modified {} ago", w.age_secs.map(human_age).unwrap_or_default())),
-                (_, Cleanliness::Dirty) => Some(format!("dirty: {} uncommitted changes", w.changed_entries)),
-                (Registration::Unregistered, _) => Some("not registered with its repository: git cannot vouch for a move".into()),
-                (Registration::StandaloneRepository, _) => Some("a whole repository, not a linked worktree: not moved".into()),
+                (Registration::Registered, Cleanliness::Clean) => Some(format!(
+                    "in use: modified {} ago",
+                    w.age_secs.map(human_age).unwrap_or_default()
+                )),
+                (_, Cleanliness::Dirty) => {
+                    Some(format!("dirty: {} uncommitted changes", w.changed_entries))
+                }
+                (Registration::Unregistered, _) => {
+                    Some("not registered with its repository: git cannot vouch for a move".into())
+                }
+                (Registration::StandaloneRepository, _) => {
+                    Some("a whole repository, not a linked worktree: not moved".into())
+                }
                 (Registration::NotGit, _) => Some("not a git checkout: not moved".into()),
-                _ => Some(format!("git cannot vouch for it{}", w.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default())),
+                _ => Some(format!(
+                    "git cannot vouch for it{}",
+                    w.note
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                )),
             };
             match reason {
-                Some(reason) => kept.push(Kept { category: "worktrees".into(), path: w.path.clone(), reason }),
+                Some(reason) => kept.push(Kept {
+                    category: "worktrees".into(),
+                    path: w.path.clone(),
+                    reason,
+                }),
                 None => {
-                    let rel = path.strip_prefix(home.root.join("worktrees")).unwrap_or(path);
+                    let rel = path
+                        .strip_prefix(home.root.join("worktrees"))
+                        .unwrap_or(path);
                     let target = home.root.join(ARCHIVED_WORKTREES_DIR).join(rel);
                     let mut a = action(
                         "worktrees",
@@ -205,7 +257,10 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
                         path,
                         Some(&target),
                         w.bytes,
-                        format!("clean, registered, untouched for {}; moved with git worktree move", w.age_secs.map(human_age).unwrap_or_default()),
+                        format!(
+                            "clean, registered, untouched for {}; moved with git worktree move",
+                            w.age_secs.map(human_age).unwrap_or_default()
+                        ),
                     );
                     a.main_repository = w.main_repository.clone();
                     a.id = action_id(&a);
@@ -220,27 +275,56 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
     {
         for rel in &r.releases {
             match (&r.current, rel.is_current) {
-                (Some(_), true) => kept.push(Kept { category: "releases".into(), path: rel.path.clone(), reason: "the current release".into() }),
+                (Some(_), true) => kept.push(Kept {
+                    category: "releases".into(),
+                    path: rel.path.clone(),
+                    reason: "the current release".into(),
+                }),
                 (Some(cur), false) => actions.push(action(
                     "releases",
                     store_dir::KIND,
                     Path::new(&rel.path),
                     None,
                     rel.bytes,
-                    format!("an old daemon release (current is {cur}); moved into the store, compressed"),
+                    format!(
+                        "an old daemon release (current is {cur}); moved into the store, compressed"
+                    ),
                 )),
-                (None, _) => kept.push(Kept { category: "releases".into(), path: rel.path.clone(), reason: "cannot tell which release is current".into() }),
+                (None, _) => kept.push(Kept {
+                    category: "releases".into(),
+                    path: rel.path.clone(),
+                    reason: "cannot tell which release is current".into(),
+                }),
             }
         }
     }
 
     if wanted("projects") && data.config.exists {
         if !data.config.parses {
-            kept.push(Kept { category: "projects".into(), path: data.config.path.clone(), reason: "config.toml does not parse; not edited".into() });
+            kept.push(Kept {
+                category: "projects".into(),
+                path: data.config.path.clone(),
+                reason: "config.toml does not parse; not edited".into(),
+            });
         } else {
-            let dead: Vec<String> = data.config.projects.iter().filter(|p| p.state == ProjectState::Missing).map(|p| p.path.clone()).collect();
-            for p in data.config.projects.iter().filter(|p| p.state == ProjectState::Ambiguous) {
-                kept.push(Kept { category: "projects".into(), path: p.path.clone(), reason: p.reason.clone() });
+            let dead: Vec<String> = data
+                .config
+                .projects
+                .iter()
+                .filter(|p| p.state == ProjectState::Missing)
+                .map(|p| p.path.clone())
+                .collect();
+            for p in data
+                .config
+                .projects
+                .iter()
+                .filter(|p| p.state == ProjectState::Ambiguous)
+            {
+                kept.push(Kept {
+                    category: "projects".into(),
+                    path: p.path.clone(),
+                    reason: p.reason.clone(),
+                });
             }
             if !dead.is_empty() {
                 let mut a = action(
@@ -249,7 +333,11 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
                     Path::new(&data.config.path),
                     None,
                     0,
-                    format!("remove {} [projects] entries whose folders no longer exist: {}", dead.len(), dead.join(", ")),
+                    format!(
+                        "remove {} [projects] entries whose folders no longer exist: {}",
+                        dead.len(),
+                        dead.join(", ")
+                    ),
                 );
                 a.projects = dead;
                 a.id = action_id(&a);
@@ -264,12 +352,20 @@ pub fn build_plan(ctx: &Context, home: &CodexHome, data: &InspectData, args: &Cl
         id: short_hash(&format!("{}\0{}", home.display(), ids.join(","))),
         home: home.display(),
         created_at: now_rfc3339(),
-        categories: CATEGORIES.iter().filter(|c| wanted(c)).map(|c| c.to_string()).collect(),
+        categories: CATEGORIES
+            .iter()
+            .filter(|c| wanted(c))
+            .map(|c| c.to_string())
+            .collect(),
         bytes: actions.iter().map(|a| a.bytes).sum(),
         actions,
         kept,
     };
-    Ok(Planned { plan, session_moves, index_path })
+    Ok(Planned {
+        plan,
+        session_moves,
+        index_path,
+    })
 }
 
 fn plans_dir(ctx: &Context) -> PathBuf {
@@ -286,7 +382,10 @@ fn save_plan(ctx: &Context, plan: &Plan) -> Result<PathBuf> {
 
 fn load_plan(ctx: &Context, id: &str) -> Result<Plan> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(MaintError::usage(format!("--plan {id}: a plan id is the hex id `cleanup --dry-run` printed")).into());
+        return Err(MaintError::usage(format!(
+            "--plan {id}: a plan id is the hex id `cleanup --dry-run` printed"
+        ))
+        .into());
     }
     let path = plans_dir(ctx).join(format!("{id}.json"));
     let text = std::fs::read(&path).map_err(|_| {
@@ -298,7 +397,11 @@ fn load_plan(ctx: &Context, id: &str) -> Result<Plan> {
 pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
     for c in &args.only {
         if !CATEGORIES.contains(&c.as_str()) {
-            return Err(MaintError::usage(format!("--only {c}: the categories are {}", CATEGORIES.join(","))).into());
+            return Err(MaintError::usage(format!(
+                "--only {c}: the categories are {}",
+                CATEGORIES.join(",")
+            ))
+            .into());
         }
     }
     let home = ctx.locate_home()?;
@@ -311,9 +414,21 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
     if args.dry_run {
         let saved = save_plan(ctx, plan)?;
         let mut r = plan_report(&home, plan, &before);
-        r.push(report::BACKUPS, format!("not created: dry run (the plan was saved as {})", saved.display()));
+        r.push(
+            report::BACKUPS,
+            format!(
+                "not created: dry run (the plan was saved as {})",
+                saved.display()
+            ),
+        );
         r.push(report::VERIFICATION, "no files changed in the Codex home");
-        r.push(report::RESIDUAL_RISK, format!("to apply exactly this plan: codex-maint cleanup --yes --plan {}", plan.id));
+        r.push(
+            report::RESIDUAL_RISK,
+            format!(
+                "to apply exactly this plan: codex-maint cleanup --yes --plan {}",
+                plan.id
+            ),
+        );
         r.data = json!({ "dry_run": true, "plan": plan, "plan_file": saved });
         return Ok(r);
     }
@@ -331,18 +446,39 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
         (None, false) => plan.clone(),
     };
     if reviewed.home != plan.home {
-        return Err(MaintError::refused(format!("plan {} was made for {}, not {}; nothing was changed", reviewed.id, reviewed.home, plan.home), vec![]).into());
+        return Err(MaintError::refused(
+            format!(
+                "plan {} was made for {}, not {}; nothing was changed",
+                reviewed.id, reviewed.home, plan.home
+            ),
+            vec![],
+        )
+        .into());
     }
     let current: HashSet<&str> = plan.actions.iter().map(|a| a.id.as_str()).collect();
     let reviewed_ids: HashSet<&str> = reviewed.actions.iter().map(|a| a.id.as_str()).collect();
-    let to_do: Vec<&Action> = reviewed.actions.iter().filter(|a| current.contains(a.id.as_str())).collect();
-    let no_longer_hold: Vec<&Action> = reviewed.actions.iter().filter(|a| !current.contains(a.id.as_str())).collect();
-    let unreviewed: Vec<&Action> = plan.actions.iter().filter(|a| !reviewed_ids.contains(a.id.as_str())).collect();
+    let to_do: Vec<&Action> = reviewed
+        .actions
+        .iter()
+        .filter(|a| current.contains(a.id.as_str()))
+        .collect();
+    let no_longer_hold: Vec<&Action> = reviewed
+        .actions
+        .iter()
+        .filter(|a| !current.contains(a.id.as_str()))
+        .collect();
+    let unreviewed: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| !reviewed_ids.contains(a.id.as_str()))
+        .collect();
 
     refuse_if_codex_running(&home)?;
     if to_do.is_empty() {
         let mut r = plan_report(&home, plan, &before);
-        r.sections.iter_mut().find(|s| s.title == report::PROPOSED).map(|s| s.items.clear());
+        if let Some(proposed) = r.sections.iter_mut().find(|s| s.title == report::PROPOSED) {
+            proposed.items.clear();
+        }
         r.push(report::COMPLETED, "nothing: no reviewed action still holds");
         r.push(report::BACKUPS, "not created: nothing to change");
         r.push(report::VERIFICATION, "no files changed");
@@ -352,7 +488,14 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
     if !args.yes {
         let preview = plan_report(&home, &reviewed, &before).render_text();
         eprint!("{preview}");
-        confirm(&format!("Apply {} actions ({})?", to_do.len(), human_bytes(to_do.iter().map(|a| a.bytes).sum())), false)?;
+        confirm(
+            &format!(
+                "Apply {} actions ({})?",
+                to_do.len(),
+                human_bytes(to_do.iter().map(|a| a.bytes).sum())
+            ),
+            false,
+        )?;
     }
 
     let (store, recovered) = ctx.open_store_and_recover()?;
@@ -384,7 +527,11 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
 
     let mut done: Vec<(&Action, i64)> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
-    let session_actions: Vec<&Action> = to_do.iter().copied().filter(|a| a.category == "sessions").collect();
+    let session_actions: Vec<&Action> = to_do
+        .iter()
+        .copied()
+        .filter(|a| a.category == "sessions")
+        .collect();
     if !session_actions.is_empty() {
         let mut writer = match &planned.index_path {
             Some(p) => {
@@ -395,7 +542,10 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
             None => None,
         };
         for chunk in session_actions.chunks(256) {
-            let moves: Vec<PlannedMove> = chunk.iter().map(|a| planned.session_moves[&a.id].clone()).collect();
+            let moves: Vec<PlannedMove> = chunk
+                .iter()
+                .map(|a| planned.session_moves[&a.id].clone())
+                .collect();
             match session_move::execute_batch(&run, moves, writer.as_mut()) {
                 Ok(ids) => done.extend(chunk.iter().copied().zip(ids)),
                 Err(e) => {
@@ -414,10 +564,23 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
             store_files::KIND => store_files::execute(&run, &a.category, path),
             store_dir::KIND => store_dir::execute(&run, &a.category, path),
             worktree_move::KIND => {
-                let main = a.main_repository.as_deref().map(PathBuf::from).unwrap_or_default();
-                worktree_move::execute(&run, path, Path::new(a.target.as_deref().unwrap_or_default()), &main, None, Vec::new())
+                let main = a
+                    .main_repository
+                    .as_deref()
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                worktree_move::execute(
+                    &run,
+                    path,
+                    Path::new(a.target.as_deref().unwrap_or_default()),
+                    &main,
+                    None,
+                    Vec::new(),
+                )
             }
-            config_edit::KIND => config_edit::execute(&run, path, &a.projects).map(|id| id.unwrap_or(0)),
+            config_edit::KIND => {
+                config_edit::execute(&run, path, &a.projects).map(|id| id.unwrap_or(0))
+            }
             other => Err(anyhow::anyhow!("unknown action kind {other}")),
         };
         match result {
@@ -427,24 +590,84 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
     }
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
 
-    for (a, op) in &done {
-        r.push(report::COMPLETED, format!("{} {} ({}) (op {op})", verb(a), relative_to(&home, Path::new(&a.path)), human_bytes(a.bytes)));
+    let archived: Vec<&(&Action, i64)> = done
+        .iter()
+        .filter(|(a, _)| a.category == "sessions")
+        .collect();
+    if archived.len() > 10 {
+        r.push(
+            report::COMPLETED,
+            format!(
+                "archived {} sessions ({}) to archived_sessions/ with their thread rows (ops {}-{}; all in --json)",
+                archived.len(),
+                human_bytes(archived.iter().map(|(a, _)| a.bytes).sum()),
+                archived.first().map_or(0, |x| x.1),
+                archived.last().map_or(0, |x| x.1)
+            ),
+        );
+    }
+    for (a, op) in done
+        .iter()
+        .filter(|(a, _)| archived.len() <= 10 || a.category != "sessions")
+    {
+        r.push(
+            report::COMPLETED,
+            format!(
+                "{} {} ({}) (op {op})",
+                verb(a),
+                relative_to(&home, Path::new(&a.path)),
+                human_bytes(a.bytes)
+            ),
+        );
     }
     for a in &no_longer_hold {
-        r.push(report::NOT_TOUCHED, format!("{} - skipped: it no longer holds (changed since the plan was reviewed)", relative_to(&home, Path::new(&a.path))));
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "{} - skipped: it no longer holds (changed since the plan was reviewed)",
+                relative_to(&home, Path::new(&a.path))
+            ),
+        );
     }
     for a in &unreviewed {
-        r.push(report::NOT_TOUCHED, format!("{} - not in the reviewed plan, not done: {}", relative_to(&home, Path::new(&a.path)), a.reason));
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "{} - not in the reviewed plan, not done: {}",
+                relative_to(&home, Path::new(&a.path)),
+                a.reason
+            ),
+        );
     }
     kept_lines(&mut r, &home, plan);
-    r.push(report::BACKUPS, format!("journal: run {run_id} in {} (every op's paths, hashes and old thread rows)", store.root.join(crate::store::CATALOG_FILE).display()));
+    r.push(
+        report::BACKUPS,
+        format!(
+            "journal: run {run_id} in {} (every op's paths, hashes and old thread rows)",
+            store.root.join(crate::store::CATALOG_FILE).display()
+        ),
+    );
 
     let after = inspect::gather(&home, &args.inspect, &handoffs);
-    let problems = verify_after(&mut r, &home, &store, run_id, &backup.info.dir, &before, &after)?;
+    let problems = verify_after(
+        &mut r,
+        &home,
+        &store,
+        run_id,
+        &backup.info.dir,
+        &before,
+        &after,
+    )?;
     if let Some(e) = &failure {
-        r.push(report::RESIDUAL_RISK, format!("the run stopped early: {e:#}"));
+        r.push(
+            report::RESIDUAL_RISK,
+            format!("the run stopped early: {e:#}"),
+        );
     }
-    r.push(report::RESIDUAL_RISK, format!("to take it all back: codex-maint undo --run {run_id}"));
+    r.push(
+        report::RESIDUAL_RISK,
+        format!("to take it all back: codex-maint undo --run {run_id}"),
+    );
     r.data = json!({
         "dry_run": false,
         "run_id": run_id,
@@ -461,7 +684,10 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
         r.exit_code = ExitKind::VerifyFailed.code();
     }
     if let Some(e) = failure {
-        return Err(e.context(format!("cleanup run {run_id} stopped after {} actions (they can be undone)", done.len())));
+        return Err(e.context(format!(
+            "cleanup run {run_id} stopped after {} actions (they can be undone)",
+            done.len()
+        )));
     }
     Ok(r)
 }
@@ -478,23 +704,64 @@ fn verb(a: &Action) -> &'static str {
 }
 
 fn observed(r: &mut Report, home: &CodexHome, data: &InspectData) {
-    r.push(report::OBSERVED, format!("{} - {} on disk in {} files", home.display(), human_bytes(data.total.disk_bytes), data.total.files));
-    for e in data.top_level.iter().take(5).filter(|e| e.size.disk_bytes > 0) {
-        r.push(report::OBSERVED, format!("{} - {}", e.name, human_bytes(e.size.disk_bytes)));
+    r.push(
+        report::OBSERVED,
+        format!(
+            "{} - {} on disk in {} files",
+            home.display(),
+            human_bytes(data.total.disk_bytes),
+            data.total.files
+        ),
+    );
+    for e in data
+        .top_level
+        .iter()
+        .take(5)
+        .filter(|e| e.size.disk_bytes > 0)
+    {
+        r.push(
+            report::OBSERVED,
+            format!("{} - {}", e.name, human_bytes(e.size.disk_bytes)),
+        );
     }
 }
 
 fn kept_lines(r: &mut Report, home: &CodexHome, plan: &Plan) {
-    let recent = plan.kept.iter().filter(|k| k.reason.starts_with("recent")).count();
+    let recent = plan
+        .kept
+        .iter()
+        .filter(|k| k.reason.starts_with("recent"))
+        .count();
     if recent > 0 {
-        r.push(report::NOT_TOUCHED, format!("{recent} recent sessions, younger than the minimum age"));
+        r.push(
+            report::NOT_TOUCHED,
+            format!("{recent} recent sessions, younger than the minimum age"),
+        );
     }
-    let others: Vec<&Kept> = plan.kept.iter().filter(|k| !k.reason.starts_with("recent")).collect();
+    let others: Vec<&Kept> = plan
+        .kept
+        .iter()
+        .filter(|k| !k.reason.starts_with("recent"))
+        .collect();
     for k in others.iter().take(30) {
-        r.push(report::NOT_TOUCHED, format!("{}: {} - {}", k.category, relative_to(home, Path::new(&k.path)), k.reason));
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "{}: {} - {}",
+                k.category,
+                relative_to(home, Path::new(&k.path)),
+                k.reason
+            ),
+        );
     }
     if others.len() > 30 {
-        r.push(report::NOT_TOUCHED, format!("... and {} more kept items (all in --json)", others.len() - 30));
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "... and {} more kept items (all in --json)",
+                others.len() - 30
+            ),
+        );
     }
 }
 
@@ -512,13 +779,34 @@ fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report {
             continue;
         }
         for a in of {
-            r.push(report::PROPOSED, format!("{}: {} {} ({}) - {}", c, verb(a), relative_to(home, Path::new(&a.path)), human_bytes(a.bytes), a.reason));
+            r.push(
+                report::PROPOSED,
+                format!(
+                    "{}: {} {} ({}) - {}",
+                    c,
+                    verb(a),
+                    relative_to(home, Path::new(&a.path)),
+                    human_bytes(a.bytes),
+                    a.reason
+                ),
+            );
         }
     }
-    r.push(report::PROPOSED, format!("plan {}: {} actions, {} in all", plan.id, plan.actions.len(), human_bytes(plan.bytes)));
+    r.push(
+        report::PROPOSED,
+        format!(
+            "plan {}: {} actions, {} in all",
+            plan.id,
+            plan.actions.len(),
+            human_bytes(plan.bytes)
+        ),
+    );
     kept_lines(&mut r, home, plan);
     if data.codex_running {
-        r.push(report::RESIDUAL_RISK, "Codex is running: close it before applying this plan");
+        r.push(
+            report::RESIDUAL_RISK,
+            "Codex is running: close it before applying this plan",
+        );
     }
     r
 }
@@ -531,16 +819,56 @@ struct CategorySize {
 }
 
 fn sizes(before: &InspectData, after: &InspectData) -> Vec<CategorySize> {
-    let top = |d: &InspectData, name: &str| d.top_level.iter().find(|e| e.name == name).map_or(0, |e| e.size.disk_bytes);
-    let logs = |d: &InspectData| d.logs.large_files.iter().map(|l| l.bytes).sum::<u64>() + d.logs.databases.iter().map(|x| x.bytes + x.wal_bytes).sum::<u64>();
-    let releases = |d: &InspectData| d.releases.as_ref().map_or(0, |r| r.releases.iter().map(|x| x.bytes).sum());
+    let top = |d: &InspectData, name: &str| {
+        d.top_level
+            .iter()
+            .find(|e| e.name == name)
+            .map_or(0, |e| e.size.disk_bytes)
+    };
+    let logs = |d: &InspectData| {
+        d.logs.large_files.iter().map(|l| l.bytes).sum::<u64>()
+            + d.logs
+                .databases
+                .iter()
+                .map(|x| x.bytes + x.wal_bytes)
+                .sum::<u64>()
+    };
+    let releases = |d: &InspectData| {
+        d.releases
+            .as_ref()
+            .map_or(0, |r| r.releases.iter().map(|x| x.bytes).sum())
+    };
     vec![
-        CategorySize { category: "sessions", before: before.sessions.active.bytes, after: after.sessions.active.bytes },
-        CategorySize { category: "archived_sessions", before: before.sessions.archived.bytes, after: after.sessions.archived.bytes },
-        CategorySize { category: "logs", before: logs(before), after: logs(after) },
-        CategorySize { category: "worktrees", before: top(before, "worktrees"), after: top(after, "worktrees") },
-        CategorySize { category: "releases", before: releases(before), after: releases(after) },
-        CategorySize { category: "home", before: before.total.disk_bytes, after: after.total.disk_bytes },
+        CategorySize {
+            category: "sessions",
+            before: before.sessions.active.bytes,
+            after: after.sessions.active.bytes,
+        },
+        CategorySize {
+            category: "archived_sessions",
+            before: before.sessions.archived.bytes,
+            after: after.sessions.archived.bytes,
+        },
+        CategorySize {
+            category: "logs",
+            before: logs(before),
+            after: logs(after),
+        },
+        CategorySize {
+            category: "worktrees",
+            before: top(before, "worktrees"),
+            after: top(after, "worktrees"),
+        },
+        CategorySize {
+            category: "releases",
+            before: releases(before),
+            after: releases(after),
+        },
+        CategorySize {
+            category: "home",
+            before: before.total.disk_bytes,
+            after: after.total.disk_bytes,
+        },
     ]
 }
 
@@ -560,16 +888,30 @@ fn verify_after(
         .and_then(|b| serde_json::from_slice::<crate::store::backup::Manifest>(&b).ok())
     {
         Some(m) => problems.extend(crate::store::backup::check(backup_dir, &m)?),
-        None => problems.push(format!("backup manifest in {} is missing", backup_dir.display())),
+        None => problems.push(format!(
+            "backup manifest in {} is missing",
+            backup_dir.display()
+        )),
     }
-    r.push(report::VERIFICATION, format!("backup present at {}: {}", backup_dir.display(), if problems.is_empty() { "ok" } else { "FAILED" }));
+    r.push(
+        report::VERIFICATION,
+        format!(
+            "backup present at {}: {}",
+            backup_dir.display(),
+            if problems.is_empty() { "ok" } else { "FAILED" }
+        ),
+    );
 
     let ops = store.catalog.ops_of_run(run_id)?;
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
     let mut op_problems = Vec::new();
-    for op in ops.iter().filter(|o| o.state == crate::store::OpState::Applied) {
+    for op in ops
+        .iter()
+        .filter(|o| o.state == crate::store::OpState::Applied)
+    {
         if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
-            dbs.entry(index.to_string()).or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
+            dbs.entry(index.to_string())
+                .or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
         }
         let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
             let db = dbs.get(index)?.as_ref()?;
@@ -577,31 +919,74 @@ fn verify_after(
         };
         op_problems.extend(crate::ops::verify_live(op, &lookup));
     }
-    r.push(report::VERIFICATION, format!("{} ops applied, each item at its recorded place with its hash (and thread row): {}", ops.len(), if op_problems.is_empty() { "ok".to_string() } else { format!("{} problems", op_problems.len()) }));
+    r.push(
+        report::VERIFICATION,
+        format!(
+            "{} ops applied, each item at its recorded place with its hash (and thread row): {}",
+            ops.len(),
+            if op_problems.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("{} problems", op_problems.len())
+            }
+        ),
+    );
     problems.extend(op_problems);
 
     if after.config.exists {
-        r.push(report::VERIFICATION, format!("config.toml parses: {}", if after.config.parses { "ok" } else { "FAILED" }));
+        r.push(
+            report::VERIFICATION,
+            format!(
+                "config.toml parses: {}",
+                if after.config.parses { "ok" } else { "FAILED" }
+            ),
+        );
         if !after.config.parses {
             problems.push("config.toml does not parse".into());
         }
     }
     for db in &after.databases {
-        r.push(report::VERIFICATION, format!("PRAGMA integrity_check {}: {}", relative_to(home, Path::new(&db.path)), db.integrity));
+        r.push(
+            report::VERIFICATION,
+            format!(
+                "PRAGMA integrity_check {}: {}",
+                relative_to(home, Path::new(&db.path)),
+                db.integrity
+            ),
+        );
         if db.integrity != "ok" {
             problems.push(format!("{} integrity {}", db.path, db.integrity));
         }
     }
-    for w in before.worktrees.iter().filter(|w| w.status == Cleanliness::Dirty) {
+    for w in before
+        .worktrees
+        .iter()
+        .filter(|w| w.status == Cleanliness::Dirty)
+    {
         let still = Path::new(&w.path).exists();
-        r.push(report::VERIFICATION, format!("dirty worktree {} untouched: {}", relative_to(home, Path::new(&w.path)), if still { "ok" } else { "FAILED" }));
+        r.push(
+            report::VERIFICATION,
+            format!(
+                "dirty worktree {} untouched: {}",
+                relative_to(home, Path::new(&w.path)),
+                if still { "ok" } else { "FAILED" }
+            ),
+        );
         if !still {
             problems.push(format!("dirty worktree {} moved", w.path));
         }
     }
     for s in sizes(before, after) {
         if s.before != s.after {
-            r.push(report::VERIFICATION, format!("{}: {} -> {}", s.category, human_bytes(s.before), human_bytes(s.after)));
+            r.push(
+                report::VERIFICATION,
+                format!(
+                    "{}: {} -> {}",
+                    s.category,
+                    human_bytes(s.before),
+                    human_bytes(s.after)
+                ),
+            );
         }
     }
     for p in &problems {

@@ -138,7 +138,7 @@ fn nothing_to_do(command: &str, why: &str) -> Report {
 
 /// An op to take back, with what its revert needs decided before anything moves.
 enum Planned {
-    Session(OpRecord, PlannedMove),
+    Session(OpRecord, Box<PlannedMove>),
     Other(OpRecord),
 }
 
@@ -172,7 +172,10 @@ fn revert(
                             }
                             writers.insert(path.clone(), w);
                         }
-                        Err(e) => conflicts.push(format!("op {}: cannot open the thread index {path}: {e:#}", op.id)),
+                        Err(e) => conflicts.push(format!(
+                            "op {}: cannot open the thread index {path}: {e:#}",
+                            op.id
+                        )),
                     }
                 }
                 writers.get(path)
@@ -180,26 +183,45 @@ fn revert(
             _ => None,
         };
         conflicts.extend(session_move::revert_conflicts(&op, &mut plan, writer));
-        plans.push(Planned::Session(op, plan));
+        plans.push(Planned::Session(op, Box::new(plan)));
     }
     if !conflicts.is_empty() {
         return Err(MaintError::refused(
-            format!("{command} found {} conflict{}; nothing was changed", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }),
+            format!(
+                "{command} found {} conflict{}; nothing was changed",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" }
+            ),
             conflicts,
         )
         .into());
     }
 
     let mut report = Report::spec_shaped(command, command);
-    let describe = |op: &OpRecord| format!("take back op {}: {} ({})", op.id, crate::ops::describe(op), human_bytes(op.size.unwrap_or(0).max(0) as u64));
+    let describe = |op: &OpRecord| {
+        format!(
+            "take back op {}: {} ({})",
+            op.id,
+            crate::ops::describe(op),
+            human_bytes(op.size.unwrap_or(0).max(0) as u64)
+        )
+    };
     let rel = |text: String| text.replace(&format!("{}/", home.display()), "");
     if dry_run {
         for p in &plans {
             let (Planned::Session(op, _) | Planned::Other(op)) = p;
             report.push(report::PROPOSED, rel(describe(op)));
         }
-        report.push(report::VERIFICATION, "checked every item is still as its op left it: no conflicts; no files changed");
-        let ids: Vec<i64> = plans.iter().map(|p| match p { Planned::Session(o, _) | Planned::Other(o) => o.id }).collect();
+        report.push(
+            report::VERIFICATION,
+            "checked every item is still as its op left it: no conflicts; no files changed",
+        );
+        let ids: Vec<i64> = plans
+            .iter()
+            .map(|p| match p {
+                Planned::Session(o, _) | Planned::Other(o) => o.id,
+            })
+            .collect();
         report.data = json!({ "dry_run": true, "run_id": null, "reverts_run": reverts_run, "reverts_ops": ids });
         return Ok(report);
     }
@@ -213,7 +235,10 @@ fn revert(
         if let Planned::Other(op) = &plans[i] {
             match crate::ops::revert(&run, op) {
                 Ok(new_id) => {
-                    report.push(report::COMPLETED, rel(format!("{} (op {new_id})", describe(op))));
+                    report.push(
+                        report::COMPLETED,
+                        rel(format!("{} (op {new_id})", describe(op))),
+                    );
                     reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "from": op.dst, "to": op.src }));
                 }
                 Err(e) => failure = Some(e),
@@ -222,18 +247,33 @@ fn revert(
             continue;
         }
         // Consecutive session moves of one index share a batch: one row transaction.
-        let key = match &plans[i] { Planned::Session(_, p) => p.detail.index.clone(), Planned::Other(_) => None };
+        let key = match &plans[i] {
+            Planned::Session(_, p) => p.detail.index.clone(),
+            Planned::Other(_) => None,
+        };
         let mut j = i;
-        while j < plans.len() && j - i < 256 && matches!(&plans[j], Planned::Session(_, p) if p.detail.index == key) {
+        while j < plans.len()
+            && j - i < 256
+            && matches!(&plans[j], Planned::Session(_, p) if p.detail.index == key)
+        {
             j += 1;
         }
-        let batch: Vec<PlannedMove> = plans[i..j].iter().filter_map(|p| match p { Planned::Session(_, m) => Some(m.clone()), _ => None }).collect();
+        let batch: Vec<PlannedMove> = plans[i..j]
+            .iter()
+            .filter_map(|p| match p {
+                Planned::Session(_, m) => Some((**m).clone()),
+                _ => None,
+            })
+            .collect();
         let writer = key.as_ref().and_then(|k| writers.get_mut(k));
         match session_move::execute_batch(&run, batch, writer) {
             Ok(ids) => {
                 for (p, new_id) in plans[i..j].iter().zip(ids) {
                     if let Planned::Session(op, plan) = p {
-                        report.push(report::COMPLETED, rel(format!("{} (op {new_id})", describe(op))));
+                        report.push(
+                            report::COMPLETED,
+                            rel(format!("{} (op {new_id})", describe(op))),
+                        );
                         reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "thread_id": plan.detail.thread_id,
                             "from": plan.src, "to": plan.dst }));
                     }
@@ -246,16 +286,27 @@ fn revert(
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
     report.push(
         report::BACKUPS,
-        format!("journal: run {run_id} in {}", store.root.join(crate::store::CATALOG_FILE).display()),
+        format!(
+            "journal: run {run_id} in {}",
+            store.root.join(crate::store::CATALOG_FILE).display()
+        ),
     );
     report.push(
         report::VERIFICATION,
         format!("{} items back at their original paths; each was checked (place, hash, thread row) before it moved", reverted.len()),
     );
-    report.push(report::RESIDUAL_RISK, format!("this {command} is itself run {run_id}; `codex-maint undo --run {run_id}` redoes it"));
+    report.push(
+        report::RESIDUAL_RISK,
+        format!(
+            "this {command} is itself run {run_id}; `codex-maint undo --run {run_id}` redoes it"
+        ),
+    );
     report.data = json!({ "dry_run": false, "run_id": run_id, "reverts_run": reverts_run, "reverted": reverted });
     if let Some(e) = failure {
-        return Err(e.context(format!("{command} run {run_id} stopped after {} items", reverted.len())));
+        return Err(e.context(format!(
+            "{command} run {run_id} stopped after {} items",
+            reverted.len()
+        )));
     }
     Ok(report)
 }

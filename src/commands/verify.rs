@@ -87,7 +87,8 @@ pub fn run(ctx: &Context) -> Result<Report> {
     for op in &live {
         items_checked += 1;
         if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
-            dbs.entry(index.to_string()).or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
+            dbs.entry(index.to_string())
+                .or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
         }
         let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
             let db = dbs.get(index)?.as_ref()?;
@@ -99,12 +100,25 @@ pub fn run(ctx: &Context) -> Result<Report> {
         report::VERIFICATION,
         format!("{items_checked} items in force checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
     );
-    checks.insert("items".into(), json!({ "checked": items_checked, "bad": problems.len() - before }));
+    checks.insert(
+        "items".into(),
+        json!({ "checked": items_checked, "bad": problems.len() - before }),
+    );
     let before = problems.len();
     let backups = crate::store::backup::verify_all(&catalog, &ctx.store_root)?;
-    report.push(report::VERIFICATION, format!("{} backups re-read against their manifests: {} problems", backups.checked, backups.problems.len()));
+    report.push(
+        report::VERIFICATION,
+        format!(
+            "{} backups re-read against their manifests: {} problems",
+            backups.checked,
+            backups.problems.len()
+        ),
+    );
     problems.extend(backups.problems);
-    checks.insert("backups".into(), json!({ "checked": backups.checked, "bad": problems.len() - before }));
+    checks.insert(
+        "backups".into(),
+        json!({ "checked": backups.checked, "bad": problems.len() - before }),
+    );
     Ok(finish(report, problems, checks))
 }
 

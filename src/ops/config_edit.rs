@@ -32,7 +32,9 @@ pub struct ConfigEditDetail {
 /// The config text without the given `[projects]` entries; `None` when nothing changes.
 pub fn without_projects(text: &str, remove: &[String]) -> Result<Option<String>> {
     let mut doc: toml_edit::DocumentMut = text.parse().context("config.toml does not parse")?;
-    let Some(projects) = doc.get_mut("projects").and_then(|p| p.as_table_like_mut()) else { return Ok(None) };
+    let Some(projects) = doc.get_mut("projects").and_then(|p| p.as_table_like_mut()) else {
+        return Ok(None);
+    };
     let mut changed = false;
     for key in remove {
         changed |= projects.remove(key).is_some();
@@ -44,13 +46,21 @@ pub fn execute(run: &Run, config: &Path, remove: &[String]) -> Result<Option<i64
     let before = fs::read(config).with_context(|| format!("reading {}", config.display()))?;
     let meta = fs::metadata(config)?;
     let text = String::from_utf8(before.clone()).context("config.toml is not UTF-8")?;
-    let Some(after) = without_projects(&text, remove)? else { return Ok(None) };
-    after.parse::<toml_edit::DocumentMut>().context("the edited config.toml would not parse; nothing changed")?;
+    let Some(after) = without_projects(&text, remove)? else {
+        return Ok(None);
+    };
+    after
+        .parse::<toml_edit::DocumentMut>()
+        .context("the edited config.toml would not parse; nothing changed")?;
     let blobs = run.store.blobs();
     let b = blobs.put_bytes(&before)?;
     let a = blobs.put_bytes(after.as_bytes())?;
-    run.store.catalog.record_blob(&b.hash, b.size, b.stored_size)?;
-    run.store.catalog.record_blob(&a.hash, a.size, a.stored_size)?;
+    run.store
+        .catalog
+        .record_blob(&b.hash, b.size, b.stored_size)?;
+    run.store
+        .catalog
+        .record_blob(&a.hash, a.size, a.stored_size)?;
     blobs.sync()?;
     let detail = ConfigEditDetail {
         removed_projects: remove.to_vec(),
@@ -64,7 +74,12 @@ pub fn execute(run: &Run, config: &Path, remove: &[String]) -> Result<Option<i64
 }
 
 /// Replaces the file's `before_blob` bytes with its `after_blob` bytes, journaled.
-fn rewrite(run: &Run, config: &Path, mut detail: ConfigEditDetail, reverts_op: Option<i64>) -> Result<i64> {
+fn rewrite(
+    run: &Run,
+    config: &Path,
+    mut detail: ConfigEditDetail,
+    reverts_op: Option<i64>,
+) -> Result<i64> {
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
@@ -85,14 +100,20 @@ fn rewrite(run: &Run, config: &Path, mut detail: ConfigEditDetail, reverts_op: O
     write_atomic(config, &bytes, Some(detail.mode))?;
     if let Some(mtime) = detail.after_mtime_ns {
         let f = fs::File::options().write(true).open(config)?;
-        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime.max(0) as u64))?;
+        f.set_modified(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime.max(0) as u64),
+        )?;
         f.sync_all()?;
     } else {
         detail.after_mtime_ns = fs::metadata(config)?.modified().ok().map(system_time_ns);
-        run.store.catalog.update_detail(op_id, &serde_json::to_value(&detail)?)?;
+        run.store
+            .catalog
+            .update_detail(op_id, &serde_json::to_value(&detail)?)?;
     }
     failpoint::hit("file-moved");
-    run.store.catalog.mark_applied(op_id, Some(&detail.after_blob))?;
+    run.store
+        .catalog
+        .mark_applied(op_id, Some(&detail.after_blob))?;
     failpoint::hit("op-applied");
     Ok(op_id)
 }
@@ -101,13 +122,18 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: ConfigEditDetail = serde_json::from_value(op.detail.clone())?;
     let now = hash_file(Path::new(&op.src)).ok();
     if now.as_deref() == Some(detail.after_blob.as_str()) {
-        store.catalog.mark_applied(op.id, Some(&detail.after_blob))?;
+        store
+            .catalog
+            .mark_applied(op.id, Some(&detail.after_blob))?;
         Ok(Recovered::RolledForward)
     } else if now.as_deref() == Some(detail.before_blob.as_str()) {
         store.catalog.mark_rolled_back(op.id)?;
         Ok(Recovered::RolledBack)
     } else {
-        Ok(Recovered::Stuck(format!("{} matches neither version the op recorded", op.src)))
+        Ok(Recovered::Stuck(format!(
+            "{} matches neither version the op recorded",
+            op.src
+        )))
     }
 }
 
@@ -120,7 +146,10 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         conflicts.push(format!("op {}: {} changed since codex-maint edited it; edit it back by hand or restore the backup", op.id, op.src));
     }
     if store.blobs().read_all(&detail.before_blob).is_err() {
-        conflicts.push(format!("op {}: the stored earlier version of {} is missing or damaged", op.id, op.src));
+        conflicts.push(format!(
+            "op {}: the stored earlier version of {} is missing or damaged",
+            op.id, op.src
+        ));
     }
     conflicts
 }
@@ -146,7 +175,10 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
     match fs::read_to_string(&op.src) {
         Ok(text) => {
             if hash_bytes(text.as_bytes()) != detail.after_blob {
-                problems.push(format!("op {}: {} changed since codex-maint wrote it", op.id, op.src));
+                problems.push(format!(
+                    "op {}: {} changed since codex-maint wrote it",
+                    op.id, op.src
+                ));
             }
             if text.parse::<toml_edit::DocumentMut>().is_err() {
                 problems.push(format!("op {}: {} does not parse", op.id, op.src));
@@ -164,11 +196,17 @@ mod tests {
     #[test]
     fn removing_a_project_keeps_comments_order_and_unknown_keys() {
         let text = "# top comment\nmodel = \"gpt-5\" # inline\n\n[projects.\"/gone\"]\ntrust_level = \"trusted\"\n\n[projects.\"/kept\"]\ntrust_level = \"trusted\"\nfuture_key = 1 # keep me\n\n[unknown_table]\nx = [1, 2]\n";
-        let out = without_projects(text, &["/gone".to_string()]).unwrap().unwrap();
+        let out = without_projects(text, &["/gone".to_string()])
+            .unwrap()
+            .unwrap();
         assert_eq!(
             out,
             "# top comment\nmodel = \"gpt-5\" # inline\n\n[projects.\"/kept\"]\ntrust_level = \"trusted\"\nfuture_key = 1 # keep me\n\n[unknown_table]\nx = [1, 2]\n"
         );
-        assert!(without_projects(text, &["/not-there".to_string()]).unwrap().is_none());
+        assert!(
+            without_projects(text, &["/not-there".to_string()])
+                .unwrap()
+                .is_none()
+        );
     }
 }

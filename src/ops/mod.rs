@@ -91,7 +91,10 @@ fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::recover(store, op),
         worktree_move::KIND => worktree_move::recover(store, op),
         config_edit::KIND => config_edit::recover(store, op),
-        other => bail!("op {} has a kind this version does not know ({other}); upgrade codex-maint", op.id),
+        other => bail!(
+            "op {} has a kind this version does not know ({other}); upgrade codex-maint",
+            op.id
+        ),
     }
 }
 
@@ -103,7 +106,10 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert_conflicts(store, op),
         worktree_move::KIND => worktree_move::revert_conflicts(op),
         config_edit::KIND => config_edit::revert_conflicts(store, op),
-        other => vec![format!("op {}: kind {other} cannot be taken back by this version", op.id)],
+        other => vec![format!(
+            "op {}: kind {other} cannot be taken back by this version",
+            op.id
+        )],
     }
 }
 
@@ -114,7 +120,10 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert(run, op),
         worktree_move::KIND => worktree_move::revert(run, op),
         config_edit::KIND => config_edit::revert(run, op),
-        other => bail!("op {}: kind {other} cannot be taken back by this version", op.id),
+        other => bail!(
+            "op {}: kind {other} cannot be taken back by this version",
+            op.id
+        ),
     }
 }
 
@@ -126,7 +135,10 @@ pub fn verify_live(op: &OpRecord, rows: &session_move::RowLookup<'_>) -> Vec<Str
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
         worktree_move::KIND => worktree_move::verify_live(op),
         config_edit::KIND => config_edit::verify_live(op),
-        other => vec![format!("op {}: kind {other} is unknown to this version", op.id)],
+        other => vec![format!(
+            "op {}: kind {other} is unknown to this version",
+            op.id
+        )],
     }
 }
 

@@ -24,10 +24,15 @@ pub struct StateBackup {
 
 pub fn create(store: &Store, home: &CodexHome, run_id: Option<i64>) -> Result<StateBackup> {
     let dir = backup::new_dir(store)?;
-    let copies = tempfile::Builder::new().prefix(".db-copies-").tempdir_in(&dir)?;
+    let copies = tempfile::Builder::new()
+        .prefix(".db-copies-")
+        .tempdir_in(&dir)?;
     let (sources, databases_checked) = collect(home, copies.path())?;
     let info = backup::create(store, &dir, &home.display(), &sources, run_id)?;
-    Ok(StateBackup { info, databases_checked })
+    Ok(StateBackup {
+        info,
+        databases_checked,
+    })
 }
 
 fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<String>)> {
@@ -46,9 +51,19 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
             let copy = copies.join(&name);
             copy_database(&e.path(), &copy)?;
             checked.push(name.clone());
-            sources.push(BackupSource { name, bytes_from: copy, mtime_ns, mode: file_mode(&meta) });
+            sources.push(BackupSource {
+                name,
+                bytes_from: copy,
+                mtime_ns,
+                mode: file_mode(&meta),
+            });
         } else if name.ends_with(".toml") || name.ends_with(".json") {
-            sources.push(BackupSource { name, bytes_from: e.path(), mtime_ns, mode: file_mode(&meta) });
+            sources.push(BackupSource {
+                name,
+                bytes_from: e.path(),
+                mtime_ns,
+                mode: file_mode(&meta),
+            });
         }
     }
     for dir in STATE_DIRS {
@@ -56,14 +71,21 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
         if !root.is_dir() {
             continue;
         }
-        for e in walkdir::WalkDir::new(&root).follow_links(false).sort_by_file_name() {
+        for e in walkdir::WalkDir::new(&root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
             let e = e?;
             if !e.file_type().is_file() {
                 continue;
             }
             let meta = e.metadata()?;
             sources.push(BackupSource {
-                name: e.path().strip_prefix(&home.root)?.to_string_lossy().into_owned(),
+                name: e
+                    .path()
+                    .strip_prefix(&home.root)?
+                    .to_string_lossy()
+                    .into_owned(),
                 bytes_from: e.path().to_path_buf(),
                 mtime_ns: meta.modified().map(system_time_ns).unwrap_or(0),
                 mode: file_mode(&meta),
@@ -77,10 +99,17 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
 /// database that cannot be copied or fails stops the cleanup (SPEC.md stop rule).
 fn copy_database(src: &Path, dst: &Path) -> Result<()> {
     let refuse = |what: String, details: Vec<String>| -> anyhow::Error {
-        MaintError::refused(format!("the database {} {what}; nothing was changed", src.display()), details).into()
+        MaintError::refused(
+            format!("the database {} {what}; nothing was changed", src.display()),
+            details,
+        )
+        .into()
     };
-    let source = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| refuse(format!("cannot be opened ({e})"), vec![]))?;
+    let source = Connection::open_with_flags(
+        src,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| refuse(format!("cannot be opened ({e})"), vec![]))?;
     source.busy_timeout(std::time::Duration::from_secs(2))?;
     let mut copy = Connection::open(dst)?;
     rusqlite::backup::Backup::new(&source, &mut copy)
@@ -88,7 +117,10 @@ fn copy_database(src: &Path, dst: &Path) -> Result<()> {
         .map_err(|e| refuse(format!("cannot be backed up ({e})"), vec![]))?;
     let problems = crate::store::integrity_problems(&copy).unwrap_or_else(|e| vec![e.to_string()]);
     if !problems.is_empty() {
-        return Err(refuse("fails PRAGMA integrity_check".into(), problems.into_iter().take(10).collect()));
+        return Err(refuse(
+            "fails PRAGMA integrity_check".into(),
+            problems.into_iter().take(10).collect(),
+        ));
     }
     Ok(())
 }
@@ -101,27 +133,43 @@ mod tests {
     #[test]
     fn a_backup_holds_state_and_databases_but_never_credentials() {
         let dir = tempfile::tempdir().unwrap();
-        let home = CodexHome { root: dir.path().join("home") };
+        let home = CodexHome {
+            root: dir.path().join("home"),
+        };
         fs::create_dir_all(home.root.join("memories")).unwrap();
         fs::write(home.root.join("config.toml"), "model = \"x\"\n").unwrap();
         fs::write(home.root.join("auth.json"), "{\"token\": \"secret\"}").unwrap();
         fs::write(home.root.join("memories/note.md"), "remember").unwrap();
         let db = Connection::open(home.root.join("state_5.sqlite")).unwrap();
         db.pragma_update(None, "journal_mode", "WAL").unwrap();
-        db.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (42);").unwrap();
+        db.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (42);")
+            .unwrap();
         let store = Store::open_for_write(&dir.path().join("store")).unwrap();
         let made = create(&store, &home, None).unwrap();
         let info = made.info;
-        let manifest: backup::Manifest = serde_json::from_slice(&fs::read(&info.manifest).unwrap()).unwrap();
+        let manifest: backup::Manifest =
+            serde_json::from_slice(&fs::read(&info.manifest).unwrap()).unwrap();
         let names: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(names, vec!["config.toml", "state_5.sqlite", "memories/note.md"]);
+        assert_eq!(
+            names,
+            vec!["config.toml", "state_5.sqlite", "memories/note.md"]
+        );
         assert!(backup::check(&info.dir, &manifest).unwrap().is_empty());
-        assert!(backup::verify_all(&store.catalog, &store.root).unwrap().problems.is_empty());
+        assert!(
+            backup::verify_all(&store.catalog, &store.root)
+                .unwrap()
+                .problems
+                .is_empty()
+        );
         // The database copy holds the row still in the WAL.
-        let mut tar = tar::Archive::new(zstd::Decoder::new(File::open(&info.archive).unwrap()).unwrap());
+        let mut tar =
+            tar::Archive::new(zstd::Decoder::new(File::open(&info.archive).unwrap()).unwrap());
         let out = dir.path().join("out");
         tar.unpack(&out).unwrap();
-        let n: i64 = Connection::open(out.join("state_5.sqlite")).unwrap().query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        let n: i64 = Connection::open(out.join("state_5.sqlite"))
+            .unwrap()
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 42);
         drop(db);
     }

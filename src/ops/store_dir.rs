@@ -28,12 +28,18 @@ pub struct StoreDirDetail {
 }
 
 fn trash_name(dir: &Path) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dir.with_file_name(format!("{TEMP_PREFIX}stored-{name}"))
 }
 
 fn staging_name(dir: &Path) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dir.with_file_name(format!("{TEMP_PREFIX}restoring-{name}"))
 }
 
@@ -50,7 +56,9 @@ fn tar_into_store(store: &Store, dir: &Path) -> Result<crate::store::blobs::Stor
         Ok(())
     });
     let stored = store.blobs().put_reader(reader);
-    producer.join().map_err(|_| anyhow::anyhow!("the tar writer panicked"))??;
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the tar writer panicked"))??;
     stored
 }
 
@@ -58,9 +66,18 @@ pub fn execute(run: &Run, category: &str, dir: &Path) -> Result<i64> {
     execute_reverting(run, category, dir, None)
 }
 
-pub fn execute_reverting(run: &Run, category: &str, dir: &Path, reverts_op: Option<i64>) -> Result<i64> {
+pub fn execute_reverting(
+    run: &Run,
+    category: &str,
+    dir: &Path,
+    reverts_op: Option<i64>,
+) -> Result<i64> {
     let meta = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-    anyhow::ensure!(meta.is_dir(), "{} is not a folder; not moved", dir.display());
+    anyhow::ensure!(
+        meta.is_dir(),
+        "{} is not a folder; not moved",
+        dir.display()
+    );
     let manifest = tree_manifest::manifest(dir, false)?;
     let mut detail = StoreDirDetail {
         category: category.into(),
@@ -86,9 +103,15 @@ pub fn execute_reverting(run: &Run, category: &str, dir: &Path, reverts_op: Opti
     )?;
     failpoint::hit("op-prepared");
     let stored = tar_into_store(run.store, dir)?;
-    run.store.catalog.record_blob(&stored.hash, stored.size, stored.stored_size)?;
+    run.store
+        .catalog
+        .record_blob(&stored.hash, stored.size, stored.stored_size)?;
     run.store.blobs().sync()?;
-    anyhow::ensure!(run.store.blobs().rehash(&stored.hash)? == stored.hash, "the stored copy of {} does not read back; nothing removed", dir.display());
+    anyhow::ensure!(
+        run.store.blobs().rehash(&stored.hash)? == stored.hash,
+        "the stored copy of {} does not read back; nothing removed",
+        dir.display()
+    );
     anyhow::ensure!(
         tree_manifest::digest(&tree_manifest::manifest(dir, false)?) == detail.digest,
         "{} changed while it was being stored; nothing removed",
@@ -96,13 +119,17 @@ pub fn execute_reverting(run: &Run, category: &str, dir: &Path, reverts_op: Opti
     );
     detail.blob = Some(stored.hash.clone());
     detail.trash = Some(trash_name(dir));
-    run.store.catalog.update_detail(op_id, &serde_json::to_value(&detail)?)?;
+    run.store
+        .catalog
+        .update_detail(op_id, &serde_json::to_value(&detail)?)?;
     failpoint::hit("file-moved");
     let trash = detail.trash.as_ref().expect("just set");
     move_no_replace(dir, trash)?;
     fs::remove_dir_all(trash)?;
     fsync_parent(dir)?;
-    run.store.catalog.update_blob_and_applied(op_id, Some(&stored.hash))?;
+    run.store
+        .catalog
+        .update_blob_and_applied(op_id, Some(&stored.hash))?;
     failpoint::hit("op-applied");
     Ok(op_id)
 }
@@ -122,10 +149,18 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
         return Ok(Recovered::RolledBack);
     }
     let trash = detail.trash.clone();
-    match (detail.blob.as_deref(), detail.dir.exists(), trash.as_ref().is_some_and(|t| t.exists())) {
+    match (
+        detail.blob.as_deref(),
+        detail.dir.exists(),
+        trash.as_ref().is_some_and(|t| t.exists()),
+    ) {
         (Some(hash), false, true) => {
             if store.blobs().rehash(hash).ok().as_deref() != Some(hash) {
-                return Ok(Recovered::Stuck(format!("the stored copy of {} is damaged; its folder is kept at {}", detail.dir.display(), trash.unwrap().display())));
+                return Ok(Recovered::Stuck(format!(
+                    "the stored copy of {} is damaged; its folder is kept at {}",
+                    detail.dir.display(),
+                    trash.unwrap().display()
+                )));
             }
             fs::remove_dir_all(trash.unwrap())?;
             store.catalog.update_blob_and_applied(op.id, Some(hash))?;
@@ -139,7 +174,10 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
             store.catalog.mark_rolled_back(op.id)?;
             Ok(Recovered::RolledBack)
         }
-        (None, false, _) => Ok(Recovered::Stuck(format!("{} is gone and no stored copy was recorded", detail.dir.display()))),
+        (None, false, _) => Ok(Recovered::Stuck(format!(
+            "{} is gone and no stored copy was recorded",
+            detail.dir.display()
+        ))),
     }
 }
 
@@ -151,16 +189,28 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     if op.kind == RESTORE_KIND {
         match tree_manifest::manifest(&detail.dir, false) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
-            _ => conflicts.push(format!("op {}: {} is missing or changed since it was restored", op.id, detail.dir.display())),
+            _ => conflicts.push(format!(
+                "op {}: {} is missing or changed since it was restored",
+                op.id,
+                detail.dir.display()
+            )),
         }
         return conflicts;
     }
     if fs::symlink_metadata(&detail.dir).is_ok() {
-        conflicts.push(format!("op {}: {} exists again", op.id, detail.dir.display()));
+        conflicts.push(format!(
+            "op {}: {} exists again",
+            op.id,
+            detail.dir.display()
+        ));
     }
     match detail.blob.as_deref() {
         Some(h) if store.blobs().rehash(h).ok().as_deref() == Some(h) => {}
-        _ => conflicts.push(format!("op {}: the stored copy of {} is missing or damaged", op.id, detail.dir.display())),
+        _ => conflicts.push(format!(
+            "op {}: the stored copy of {} is missing or damaged",
+            op.id,
+            detail.dir.display()
+        )),
     }
     conflicts
 }
@@ -215,11 +265,18 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
     if op.kind == RESTORE_KIND {
         return match tree_manifest::manifest(&detail.dir, false) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => Vec::new(),
-            _ => vec![format!("op {}: restored {} is missing or changed", op.id, detail.dir.display())],
+            _ => vec![format!(
+                "op {}: restored {} is missing or changed",
+                op.id,
+                detail.dir.display()
+            )],
         };
     }
     if detail.blob.is_none() {
-        return vec![format!("op {}: applied but no stored copy is recorded", op.id)];
+        return vec![format!(
+            "op {}: applied but no stored copy is recorded",
+            op.id
+        )];
     }
     Vec::new()
 }

@@ -41,7 +41,10 @@ pub struct StoreFilesDetail {
 pub fn item_files(main: &Path) -> Vec<PathBuf> {
     let mut files = vec![main.to_path_buf()];
     if main.extension().is_some_and(|e| e == "sqlite") {
-        for extra in [crate::home::sqlite_read::wal_path(main), crate::home::sqlite_read::shm_path(main)] {
+        for extra in [
+            crate::home::sqlite_read::wal_path(main),
+            crate::home::sqlite_read::shm_path(main),
+        ] {
             if fs::symlink_metadata(&extra).is_ok() {
                 files.push(extra);
             }
@@ -55,11 +58,21 @@ pub fn execute(run: &Run, category: &str, main: &Path) -> Result<i64> {
 }
 
 /// Stores the item; `reverts_op` when this takes back a restore.
-pub fn execute_reverting(run: &Run, category: &str, main: &Path, reverts_op: Option<i64>) -> Result<i64> {
+pub fn execute_reverting(
+    run: &Run,
+    category: &str,
+    main: &Path,
+    reverts_op: Option<i64>,
+) -> Result<i64> {
     let mut files = Vec::new();
     for path in item_files(main) {
-        let meta = fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
-        anyhow::ensure!(meta.is_file(), "{} is not a regular file; not moved", path.display());
+        let meta =
+            fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        anyhow::ensure!(
+            meta.is_file(),
+            "{} is not a regular file; not moved",
+            path.display()
+        );
         files.push(StoredFile {
             path,
             size: meta.len(),
@@ -68,7 +81,10 @@ pub fn execute_reverting(run: &Run, category: &str, main: &Path, reverts_op: Opt
             blob: None,
         });
     }
-    let mut detail = StoreFilesDetail { category: category.to_string(), files };
+    let mut detail = StoreFilesDetail {
+        category: category.to_string(),
+        files,
+    };
     let main_meta = &detail.files[0];
     let op_id = run.store.catalog.prepare_op(
         run.id,
@@ -88,15 +104,27 @@ pub fn execute_reverting(run: &Run, category: &str, main: &Path, reverts_op: Opt
     let blobs = run.store.blobs();
     for f in &mut detail.files {
         let stored = blobs.put_file(&f.path)?;
-        run.store.catalog.record_blob(&stored.hash, stored.size, stored.stored_size)?;
+        run.store
+            .catalog
+            .record_blob(&stored.hash, stored.size, stored.stored_size)?;
         f.blob = Some(stored.hash);
     }
     blobs.sync()?;
-    run.store.catalog.update_detail(op_id, &serde_json::to_value(&detail)?)?;
+    run.store
+        .catalog
+        .update_detail(op_id, &serde_json::to_value(&detail)?)?;
     for f in &detail.files {
         let hash = f.blob.as_deref().expect("just stored");
-        anyhow::ensure!(blobs.rehash(hash)? == hash, "the stored copy of {} does not read back; nothing removed", f.path.display());
-        anyhow::ensure!(hash_file(&f.path)? == hash, "{} changed while it was being stored; nothing removed", f.path.display());
+        anyhow::ensure!(
+            blobs.rehash(hash)? == hash,
+            "the stored copy of {} does not read back; nothing removed",
+            f.path.display()
+        );
+        anyhow::ensure!(
+            hash_file(&f.path)? == hash,
+            "{} changed while it was being stored; nothing removed",
+            f.path.display()
+        );
     }
     failpoint::hit("file-moved");
     for f in &detail.files {
@@ -104,7 +132,9 @@ pub fn execute_reverting(run: &Run, category: &str, main: &Path, reverts_op: Opt
         fsync_parent(&f.path)?;
     }
     let main_hash = detail.files[0].blob.clone();
-    run.store.catalog.update_blob_and_applied(op_id, main_hash.as_deref())?;
+    run.store
+        .catalog
+        .update_blob_and_applied(op_id, main_hash.as_deref())?;
     failpoint::hit("op-applied");
     Ok(op_id)
 }
@@ -124,17 +154,25 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     for f in &detail.files {
         let hash = f.blob.as_deref().expect("checked");
         if blobs.rehash(hash).ok().as_deref() != Some(hash) {
-            return Ok(Recovered::Stuck(format!("the stored copy of {} is damaged", f.path.display())));
+            return Ok(Recovered::Stuck(format!(
+                "the stored copy of {} is damaged",
+                f.path.display()
+            )));
         }
         if f.path.exists() {
             if hash_file(&f.path)? != hash {
-                return Ok(Recovered::Stuck(format!("{} differs from its stored copy", f.path.display())));
+                return Ok(Recovered::Stuck(format!(
+                    "{} differs from its stored copy",
+                    f.path.display()
+                )));
             }
             fs::remove_file(&f.path)?;
             fsync_parent(&f.path)?;
         }
     }
-    store.catalog.update_blob_and_applied(op.id, detail.files[0].blob.as_deref())?;
+    store
+        .catalog
+        .update_blob_and_applied(op.id, detail.files[0].blob.as_deref())?;
     Ok(Recovered::RolledForward)
 }
 
@@ -148,18 +186,30 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         for f in &detail.files {
             let expected = f.blob.as_deref().unwrap_or_default();
             if hash_file(&f.path).ok().as_deref() != Some(expected) {
-                conflicts.push(format!("op {}: {} is missing or changed since it was restored", op.id, f.path.display()));
+                conflicts.push(format!(
+                    "op {}: {} is missing or changed since it was restored",
+                    op.id,
+                    f.path.display()
+                ));
             }
         }
         return conflicts;
     }
     for f in &detail.files {
         if fs::symlink_metadata(&f.path).is_ok() {
-            conflicts.push(format!("op {}: {} exists again (Codex may have started a fresh one); move it aside first", op.id, f.path.display()));
+            conflicts.push(format!(
+                "op {}: {} exists again (Codex may have started a fresh one); move it aside first",
+                op.id,
+                f.path.display()
+            ));
         }
         match f.blob.as_deref().map(|h| (h, store.blobs().rehash(h))) {
             Some((h, Ok(got))) if got == h => {}
-            _ => conflicts.push(format!("op {}: the stored copy of {} is missing or damaged", op.id, f.path.display())),
+            _ => conflicts.push(format!(
+                "op {}: the stored copy of {} is missing or damaged",
+                op.id,
+                f.path.display()
+            )),
         }
     }
     conflicts
@@ -169,7 +219,12 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
     if op.kind == RESTORE_KIND {
-        return execute_reverting(run, &detail.category, Path::new(op.dst.as_deref().unwrap_or(&op.src)), Some(op.id));
+        return execute_reverting(
+            run,
+            &detail.category,
+            Path::new(op.dst.as_deref().unwrap_or(&op.src)),
+            Some(op.id),
+        );
     }
     let new_id = run.store.catalog.prepare_op(
         run.id,
@@ -201,7 +256,9 @@ fn restore_one(store: &Store, f: &StoredFile) -> Result<()> {
     store.blobs().restore_to(hash, &f.path)?;
     let file = fs::File::options().write(true).open(&f.path)?;
     crate::fs_atomic::set_mode(&file, f.mode)?;
-    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime_ns.max(0) as u64))?;
+    file.set_modified(
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime_ns.max(0) as u64),
+    )?;
     file.sync_all()?;
     Ok(())
 }
@@ -223,13 +280,26 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
 pub fn verify_live(op: &OpRecord) -> Vec<String> {
     match serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) {
         Ok(d) if op.kind == KIND && d.files.iter().any(|f| f.blob.is_none()) => {
-            vec![format!("op {}: applied but a file has no stored copy recorded", op.id)]
+            vec![format!(
+                "op {}: applied but a file has no stored copy recorded",
+                op.id
+            )]
         }
         Ok(d) if op.kind == RESTORE_KIND => d
             .files
             .iter()
-            .filter(|f| f.blob.as_deref().is_some_and(|h| hash_file(&f.path).ok().as_deref() != Some(h)))
-            .map(|f| format!("op {}: restored {} is missing or changed", op.id, f.path.display()))
+            .filter(|f| {
+                f.blob
+                    .as_deref()
+                    .is_some_and(|h| hash_file(&f.path).ok().as_deref() != Some(h))
+            })
+            .map(|f| {
+                format!(
+                    "op {}: restored {} is missing or changed",
+                    op.id,
+                    f.path.display()
+                )
+            })
             .collect(),
         Ok(_) => Vec::new(),
         Err(_) => vec![format!("op {}: its journal detail cannot be read", op.id)],

@@ -25,31 +25,62 @@ pub struct WorktreeDetail {
 }
 
 fn git_worktree(main: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git").arg("-C").arg(main).arg("worktree").args(args).output().context("running git")?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(main)
+        .arg("worktree")
+        .args(args)
+        .output()
+        .context("running git")?;
     if !out.status.success() {
-        bail!("git worktree {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "git worktree {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub fn is_registered(main: &Path, worktree: &Path) -> bool {
-    let Ok(list) = git_worktree(main, &["list", "--porcelain"]) else { return false };
+    let Ok(list) = git_worktree(main, &["list", "--porcelain"]) else {
+        return false;
+    };
     let want = std::fs::canonicalize(worktree).unwrap_or_else(|_| worktree.to_path_buf());
-    list.lines().filter_map(|l| l.strip_prefix("worktree ")).any(|p| {
-        Path::new(p) == worktree || std::fs::canonicalize(p).map(|c| c == want).unwrap_or(false)
-    })
+    list.lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .any(|p| {
+            Path::new(p) == worktree || std::fs::canonicalize(p).map(|c| c == want).unwrap_or(false)
+        })
 }
 
-pub fn execute(run: &Run, src: &Path, dst: &Path, main: &Path, reverts_op: Option<i64>, tidy_dirs: Vec<PathBuf>) -> Result<i64> {
+pub fn execute(
+    run: &Run,
+    src: &Path,
+    dst: &Path,
+    main: &Path,
+    reverts_op: Option<i64>,
+    tidy_dirs: Vec<PathBuf>,
+) -> Result<i64> {
     let digest = tree_manifest::digest(&tree_manifest::manifest(src, false)?);
     let missing: Vec<PathBuf> = dst
         .parent()
-        .map(|p| p.ancestors().take_while(|d| !d.exists()).map(Path::to_path_buf).collect::<Vec<_>>())
+        .map(|p| {
+            p.ancestors()
+                .take_while(|d| !d.exists())
+                .map(Path::to_path_buf)
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .rev()
         .collect();
-    let detail = WorktreeDetail { main_repository: main.to_path_buf(), digest: digest.clone(), created_dirs: missing, tidy_dirs };
+    let detail = WorktreeDetail {
+        main_repository: main.to_path_buf(),
+        digest: digest.clone(),
+        created_dirs: missing,
+        tidy_dirs,
+    };
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
@@ -66,7 +97,14 @@ pub fn execute(run: &Run, src: &Path, dst: &Path, main: &Path, reverts_op: Optio
     if let Some(parent) = dst.parent() {
         create_dirs_recording(parent)?;
     }
-    if let Err(e) = git_worktree(main, &["move", &src.display().to_string(), &dst.display().to_string()]) {
+    if let Err(e) = git_worktree(
+        main,
+        &[
+            "move",
+            &src.display().to_string(),
+            &dst.display().to_string(),
+        ],
+    ) {
         remove_created_dirs_if_empty(&detail.created_dirs);
         run.store.catalog.mark_rolled_back(op_id)?;
         return Err(e);
@@ -90,12 +128,21 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
         }
         (false, true) => {
             if !is_registered(&detail.main_repository, &dst) {
-                git_worktree(&detail.main_repository, &["repair", &dst.display().to_string()])?;
+                git_worktree(
+                    &detail.main_repository,
+                    &["repair", &dst.display().to_string()],
+                )?;
             }
-            store.catalog.mark_applied(op.id, op.hash_before.as_deref())?;
+            store
+                .catalog
+                .mark_applied(op.id, op.hash_before.as_deref())?;
             Ok(Recovered::RolledForward)
         }
-        _ => Ok(Recovered::Stuck(format!("worktree {} / {}: expected exactly one of them", src.display(), dst.display()))),
+        _ => Ok(Recovered::Stuck(format!(
+            "worktree {} / {}: expected exactly one of them",
+            src.display(),
+            dst.display()
+        ))),
     }
 }
 
@@ -107,14 +154,30 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
     let mut conflicts = Vec::new();
     match tree_manifest::manifest(&here, false) {
         Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
-        Ok(_) => conflicts.push(format!("op {}: worktree {} changed since it was moved", op.id, here.display())),
-        Err(_) => conflicts.push(format!("op {}: worktree {} is no longer there", op.id, here.display())),
+        Ok(_) => conflicts.push(format!(
+            "op {}: worktree {} changed since it was moved",
+            op.id,
+            here.display()
+        )),
+        Err(_) => conflicts.push(format!(
+            "op {}: worktree {} is no longer there",
+            op.id,
+            here.display()
+        )),
     }
     if Path::new(&op.src).exists() {
-        conflicts.push(format!("op {}: its original place {} is occupied", op.id, op.src));
+        conflicts.push(format!(
+            "op {}: its original place {} is occupied",
+            op.id, op.src
+        ));
     }
     if !is_registered(&detail.main_repository, &here) {
-        conflicts.push(format!("op {}: {} is not registered in {} any more", op.id, here.display(), detail.main_repository.display()));
+        conflicts.push(format!(
+            "op {}: {} is not registered in {} any more",
+            op.id,
+            here.display(),
+            detail.main_repository.display()
+        ));
     }
     conflicts
 }
@@ -122,7 +185,14 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail: WorktreeDetail = serde_json::from_value(op.detail.clone())?;
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
-    execute(run, &here, Path::new(&op.src), &detail.main_repository, Some(op.id), detail.created_dirs.clone())
+    execute(
+        run,
+        &here,
+        Path::new(&op.src),
+        &detail.main_repository,
+        Some(op.id),
+        detail.created_dirs.clone(),
+    )
 }
 
 pub fn verify_live(op: &OpRecord) -> Vec<String> {
@@ -133,10 +203,19 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
     let mut problems = Vec::new();
     match tree_manifest::manifest(&here, false) {
         Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
-        _ => problems.push(format!("op {}: worktree {} is missing or changed", op.id, here.display())),
+        _ => problems.push(format!(
+            "op {}: worktree {} is missing or changed",
+            op.id,
+            here.display()
+        )),
     }
     if !is_registered(&detail.main_repository, &here) {
-        problems.push(format!("op {}: git does not list {} as a worktree of {}", op.id, here.display(), detail.main_repository.display()));
+        problems.push(format!(
+            "op {}: git does not list {} as a worktree of {}",
+            op.id,
+            here.display(),
+            detail.main_repository.display()
+        ));
     }
     problems
 }

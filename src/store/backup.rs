@@ -73,7 +73,13 @@ pub fn new_dir(store: &Store) -> Result<PathBuf> {
 
 /// Writes `sources` to `dir/state.tar.zst` with `manifest.json`, reads it all back against
 /// the manifest, and records it; any mismatch refuses, so nothing is changed after it.
-pub fn create(store: &Store, dir: &Path, home_label: &str, sources: &[BackupSource], run_id: Option<i64>) -> Result<BackupInfo> {
+pub fn create(
+    store: &Store,
+    dir: &Path,
+    home_label: &str,
+    sources: &[BackupSource],
+    run_id: Option<i64>,
+) -> Result<BackupInfo> {
     let archive_path = dir.join(ARCHIVE_NAME);
     let mut entries = Vec::new();
     {
@@ -81,7 +87,8 @@ pub fn create(store: &Store, dir: &Path, home_label: &str, sources: &[BackupSour
         restrict_file(&archive_path)?;
         let mut tar = tar::Builder::new(zstd::Encoder::new(out, 3)?);
         for s in sources {
-            let file = File::open(&s.bytes_from).with_context(|| format!("reading {}", s.bytes_from.display()))?;
+            let file = File::open(&s.bytes_from)
+                .with_context(|| format!("reading {}", s.bytes_from.display()))?;
             let size = file.metadata()?.len();
             let mut header = tar::Header::new_gnu();
             header.set_size(size);
@@ -91,8 +98,18 @@ pub fn create(store: &Store, dir: &Path, home_label: &str, sources: &[BackupSour
             let mut reader = HashingReader::new(file);
             tar.append_data(&mut header, &s.name, &mut reader)?;
             let (hash, read) = reader.finish();
-            anyhow::ensure!(read == size, "{} changed size while being backed up", s.name);
-            entries.push(BackupEntry { path: s.name.clone(), size, mtime_ns: s.mtime_ns, mode: s.mode, hash });
+            anyhow::ensure!(
+                read == size,
+                "{} changed size while being backed up",
+                s.name
+            );
+            entries.push(BackupEntry {
+                path: s.name.clone(),
+                size,
+                mtime_ns: s.mtime_ns,
+                mode: s.mode,
+                hash,
+            });
         }
         let encoder = tar.into_inner()?;
         encoder.finish()?.sync_all()?;
@@ -105,16 +122,33 @@ pub fn create(store: &Store, dir: &Path, home_label: &str, sources: &[BackupSour
         entries,
     };
     let manifest_path = dir.join(MANIFEST_NAME);
-    crate::fs_atomic::write_atomic(&manifest_path, &serde_json::to_vec_pretty(&manifest)?, Some(0o600))?;
+    crate::fs_atomic::write_atomic(
+        &manifest_path,
+        &serde_json::to_vec_pretty(&manifest)?,
+        Some(0o600),
+    )?;
 
     if crate::failpoint::armed_for("backup-corrupt") {
         corrupt_for_test(&archive_path)?;
     }
     let problems = check(dir, &manifest)?;
     if !problems.is_empty() {
-        return Err(MaintError::refused(format!("the backup {} did not check out; nothing was changed", dir.display()), problems).into());
+        return Err(MaintError::refused(
+            format!(
+                "the backup {} did not check out; nothing was changed",
+                dir.display()
+            ),
+            problems,
+        )
+        .into());
     }
-    let id = record(&store.catalog, run_id, dir, &manifest, &hash_file(&manifest_path)?)?;
+    let id = record(
+        &store.catalog,
+        run_id,
+        dir,
+        &manifest,
+        &hash_file(&manifest_path)?,
+    )?;
     Ok(BackupInfo {
         id,
         bytes: fs::metadata(&archive_path)?.len(),
@@ -140,25 +174,43 @@ pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
     let archive = dir.join(&manifest.archive);
     match hash_file(&archive) {
         Ok(h) if h == manifest.archive_hash => {}
-        Ok(_) => problems.push(format!("{}: its bytes changed since it was written", archive.display())),
+        Ok(_) => problems.push(format!(
+            "{}: its bytes changed since it was written",
+            archive.display()
+        )),
         Err(e) => {
-            problems.push(format!("{}: missing or unreadable ({e})", archive.display()));
+            problems.push(format!(
+                "{}: missing or unreadable ({e})",
+                archive.display()
+            ));
             return Ok(problems);
         }
     }
     let seen = match read_entries(&archive) {
         Ok(seen) => seen,
         Err(e) => {
-            problems.push(format!("{}: cannot be read back ({e:#})", archive.display()));
+            problems.push(format!(
+                "{}: cannot be read back ({e:#})",
+                archive.display()
+            ));
             return Ok(problems);
         }
     };
     if seen.len() != manifest.entries.len() {
-        problems.push(format!("{}: {} entries, the manifest lists {}", archive.display(), seen.len(), manifest.entries.len()));
+        problems.push(format!(
+            "{}: {} entries, the manifest lists {}",
+            archive.display(),
+            seen.len(),
+            manifest.entries.len()
+        ));
     }
     for (e, (name, size, hash)) in manifest.entries.iter().zip(&seen) {
         if &e.path != name || e.size != *size || &e.hash != hash {
-            problems.push(format!("{}: entry {} does not match the manifest", archive.display(), e.path));
+            problems.push(format!(
+                "{}: entry {} does not match the manifest",
+                archive.display(),
+                e.path
+            ));
         }
     }
     Ok(problems)
@@ -179,7 +231,13 @@ fn read_entries(archive: &Path) -> Result<Vec<(String, u64, String)>> {
     Ok(seen)
 }
 
-fn record(catalog: &Catalog, run_id: Option<i64>, dir: &Path, manifest: &Manifest, manifest_hash: &str) -> Result<i64> {
+fn record(
+    catalog: &Catalog,
+    run_id: Option<i64>,
+    dir: &Path,
+    manifest: &Manifest,
+    manifest_hash: &str,
+) -> Result<i64> {
     let conn = catalog.connection();
     let tx = conn.unchecked_transaction()?;
     tx.execute(
@@ -205,25 +263,43 @@ pub struct BackupCheck {
 /// Every recorded backup: its manifest unchanged, its archive unchanged and readable, every
 /// entry matching. Reads only.
 pub fn verify_all(catalog: &Catalog, _store_root: &Path) -> Result<BackupCheck> {
-    let mut stmt = catalog.connection().prepare("SELECT id, path, manifest_hash FROM backups ORDER BY id")?;
-    let rows: Vec<(i64, String, String)> =
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut stmt = catalog
+        .connection()
+        .prepare("SELECT id, path, manifest_hash FROM backups ORDER BY id")?;
+    let rows: Vec<(i64, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     let mut problems = Vec::new();
     for (id, path, manifest_hash) in &rows {
         let dir = PathBuf::from(path);
         let manifest_path = dir.join(MANIFEST_NAME);
         let mut text = String::new();
-        if File::open(&manifest_path).and_then(|mut f| f.read_to_string(&mut text)).is_err() {
-            problems.push(format!("backup {id}: {} is missing", manifest_path.display()));
+        if File::open(&manifest_path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .is_err()
+        {
+            problems.push(format!(
+                "backup {id}: {} is missing",
+                manifest_path.display()
+            ));
             continue;
         }
         if crate::content_hash::hash_bytes(text.as_bytes()) != *manifest_hash {
-            problems.push(format!("backup {id}: {} changed since it was written", manifest_path.display()));
+            problems.push(format!(
+                "backup {id}: {} changed since it was written",
+                manifest_path.display()
+            ));
             continue;
         }
         let manifest: Manifest = serde_json::from_str(&text)?;
-        problems.extend(check(&dir, &manifest)?.into_iter().map(|p| format!("backup {id}: {p}")));
+        problems.extend(
+            check(&dir, &manifest)?
+                .into_iter()
+                .map(|p| format!("backup {id}: {p}")),
+        );
     }
-    Ok(BackupCheck { checked: rows.len(), problems })
+    Ok(BackupCheck {
+        checked: rows.len(),
+        problems,
+    })
 }
-

@@ -247,7 +247,10 @@ impl Catalog {
 
     /// For ops whose content went into a blob: record it as the op's blob and mark applied.
     pub fn update_blob_and_applied(&self, op_id: i64, blob: Option<&str>) -> Result<()> {
-        self.conn.execute("UPDATE ops SET blob = ?2, hash_before = COALESCE(hash_before, ?2) WHERE id = ?1", params![op_id, blob])?;
+        self.conn.execute(
+            "UPDATE ops SET blob = ?2, hash_before = COALESCE(hash_before, ?2) WHERE id = ?1",
+            params![op_id, blob],
+        )?;
         self.mark_applied(op_id, blob)
     }
 
@@ -386,12 +389,21 @@ impl Catalog {
         if !exists {
             return Ok(Default::default());
         }
-        let mut stmt = self.conn.prepare("SELECT DISTINCT thread_id FROM handoffs")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT thread_id FROM handoffs")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn record_handoff(&self, thread_id: &str, path: &str, doc_hash: &str, transcript_hash: Option<&str>, transcript_size: Option<u64>) -> Result<i64> {
+    pub fn record_handoff(
+        &self,
+        thread_id: &str,
+        path: &str,
+        doc_hash: &str,
+        transcript_hash: Option<&str>,
+        transcript_size: Option<u64>,
+    ) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO handoffs (thread_id, path, created_at, doc_hash, transcript_hash, transcript_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![thread_id, path, now_rfc3339(), doc_hash, transcript_hash, transcript_size.map(|s| s as i64)],

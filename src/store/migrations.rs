@@ -7,8 +7,16 @@ use rusqlite::Connection;
 /// `migrations/NNNN_name.sql`, in order. Compiled in so the binary never depends on the
 /// source tree being beside it.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "catalog", include_str!("../../migrations/0001_catalog.sql")),
-    (2, "handoffs", include_str!("../../migrations/0002_handoffs.sql")),
+    (
+        1,
+        "catalog",
+        include_str!("../../migrations/0001_catalog.sql"),
+    ),
+    (
+        2,
+        "handoffs",
+        include_str!("../../migrations/0002_handoffs.sql"),
+    ),
 ];
 
 pub fn apply_pending(conn: &mut Connection) -> Result<Vec<i64>> {

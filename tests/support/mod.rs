@@ -191,18 +191,34 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Sets every file's and folder's mtime under `root` to `days` ago.
 pub fn age_tree(root: &Path, days: u64) {
     let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
-    for e in walkdir::WalkDir::new(root).contents_first(true).into_iter().filter_map(|e| e.ok()) {
+    for e in walkdir::WalkDir::new(root)
+        .contents_first(true)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
         if e.file_type().is_file() {
-            std::fs::File::options().write(true).open(e.path()).unwrap().set_modified(when).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(e.path())
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
         } else if e.file_type().is_dir() {
-            std::fs::File::open(e.path()).unwrap().set_modified(when).unwrap();
+            std::fs::File::open(e.path())
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
         }
     }
 }
@@ -221,7 +237,11 @@ pub fn write_with_pending_wal(db: &Path, sql: &str) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).unwrap();
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .unwrap();
     conn.execute_batch(sql).unwrap();
 }
 
@@ -231,10 +251,17 @@ pub fn fake_codex(sandbox: &Path, codex_home: &Path) -> std::process::Child {
     std::fs::create_dir_all(&bin).unwrap();
     let codex = bin.join("codex");
     if !codex.exists() {
-        let sleep = ["/usr/bin/sleep", "/bin/sleep"].into_iter().find(|p| Path::new(p).exists()).expect("sleep");
+        let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("sleep");
         std::fs::copy(sleep, &codex).unwrap();
     }
-    let child = std::process::Command::new(&codex).arg("60").env("CODEX_HOME", codex_home).spawn().unwrap();
+    let child = std::process::Command::new(&codex)
+        .arg("60")
+        .env("CODEX_HOME", codex_home)
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(150));
     child
 }
