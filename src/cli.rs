@@ -85,6 +85,29 @@ enum Command {
         #[arg(long, value_name = "ID")]
         plan: Option<String>,
     },
+    /// Write handoff documents for long useful sessions (or named ones), from their transcripts
+    Handoff {
+        /// Session ids or unique prefixes
+        ids: Vec<String>,
+        /// All sessions that are large or have many turns and no handoff yet
+        #[arg(long)]
+        candidates: bool,
+        /// Where to write the documents (default: handoffs/ in the store)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the documents instead of writing them (nothing is recorded)
+        #[arg(long)]
+        stdout: bool,
+        /// List what would be written
+        #[arg(long)]
+        dry_run: bool,
+        /// A session at least this large (MB) is a candidate
+        #[arg(long, value_name = "MB", default_value_t = 2)]
+        min_mb: u64,
+        /// A session with at least this many turns is a candidate
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        min_turns: u64,
+    },
     /// List runs, or one run's operations
     Log {
         #[arg(long, value_name = "N")]
@@ -233,6 +256,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 dry_run,
                 yes,
                 plan_id: plan,
+            },
+        ),
+        Command::Handoff {
+            ids,
+            candidates,
+            out,
+            stdout,
+            dry_run,
+            min_mb,
+            min_turns,
+        } => commands::handoff::run(
+            &ctx,
+            commands::handoff::HandoffArgs {
+                ids,
+                candidates,
+                out,
+                stdout,
+                dry_run,
+                min_bytes: min_mb << 20,
+                min_turns,
             },
         ),
         Command::Log { run } => commands::log::run(&ctx, run),

@@ -8,6 +8,7 @@ pub mod content_hash;
 pub mod error;
 pub mod failpoint;
 pub mod fs_atomic;
+pub mod handoff;
 pub mod home;
 pub mod ops;
 pub mod policy;

@@ -13,6 +13,10 @@ pub struct Report {
     pub exit_code: i32,
     pub sections: Vec<Section>,
     pub data: Value,
+    /// When set, the text view is exactly this (documents printed for a pipe); the same
+    /// content is in `data` for `--json`.
+    #[serde(skip)]
+    pub raw_text: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +42,7 @@ impl Report {
             exit_code: 0,
             sections: Vec::new(),
             data: Value::Null,
+            raw_text: None,
         }
     }
 
@@ -80,6 +85,9 @@ impl Report {
     }
 
     pub fn render_text(&self) -> String {
+        if let Some(raw) = &self.raw_text {
+            return raw.clone();
+        }
         let mut out = String::from("## Codex Session Maintenance\n");
         out.push_str(&format!("Mode:\n- {}\n", self.mode));
         for section in &self.sections {

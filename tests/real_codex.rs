@@ -122,34 +122,59 @@ fn codex_lists_reads_and_unarchives_what_codex_maint_archived() {
 
 #[test]
 fn codex_keeps_working_after_a_cleanup_and_its_undo() {
-    let Some(bin) = codex_cli::require("codex_keeps_working_after_a_cleanup_and_its_undo") else { return };
+    let Some(bin) = codex_cli::require("codex_keeps_working_after_a_cleanup_and_its_undo") else {
+        return;
+    };
     let server = ModelServer::start();
     let sb = Sandbox::new();
-    let (home, ids) = codex_cli::build_home(&bin, &server.config_toml(), sb.dir.path(), &["alpha", "beta", "gamma"]);
+    let (home, ids) = codex_cli::build_home(
+        &bin,
+        &server.config_toml(),
+        sb.dir.path(),
+        &["alpha", "beta", "gamma"],
+    );
     std::fs::create_dir_all(home.join("log")).unwrap();
-    std::fs::write(home.join("log/codex-tui.log"), "old log line\n".repeat(200_000)).unwrap();
+    std::fs::write(
+        home.join("log/codex-tui.log"),
+        "old log line\n".repeat(200_000),
+    )
+    .unwrap();
     let rows_before = sb.thread_rows();
-    let sessions_before = codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions"));
+    let sessions_before =
+        codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions"));
 
     let plan = sb.ok_json(&["cleanup", "--dry-run", "--large-log-mb", "1"]);
     let id = plan["data"]["plan"]["id"].as_str().unwrap().to_string();
     let doc = sb.ok_json(&["cleanup", "--yes", "--plan", &id, "--large-log-mb", "1"]);
     let done = doc["data"]["done"].as_array().unwrap();
-    assert_eq!(done.iter().filter(|d| d["action"]["category"] == "sessions").count(), 3, "{doc:#}");
+    assert_eq!(
+        done.iter()
+            .filter(|d| d["action"]["category"] == "sessions")
+            .count(),
+        3,
+        "{doc:#}"
+    );
     assert!(!home.join("log/codex-tui.log").exists());
     {
         let mut app = AppServer::start(&bin, &home);
         let archived = app.list(true);
         for id in &ids {
-            assert!(archived.contains(id), "{id} listed as archived after cleanup");
-            app.read(id).unwrap_or_else(|e| panic!("{id} readable after cleanup: {e}"));
+            assert!(
+                archived.contains(id),
+                "{id} listed as archived after cleanup"
+            );
+            app.read(id)
+                .unwrap_or_else(|e| panic!("{id} readable after cleanup: {e}"));
         }
     }
     let work = sb.dir.path().join("work");
     let fresh = codex_cli::exec(&bin, &home, &work, "a task after cleanup");
     {
         let mut app = AppServer::start(&bin, &home);
-        assert!(app.list(false).contains(&fresh), "Codex works in the cleaned home");
+        assert!(
+            app.list(false).contains(&fresh),
+            "Codex works in the cleaned home"
+        );
     }
     assert_eq!(sb.json(&["verify"]).0, 0);
 
@@ -161,10 +186,18 @@ fn codex_keeps_working_after_a_cleanup_and_its_undo() {
     }
     drop(app);
     assert!(home.join("log/codex-tui.log").exists());
-    let rows_after: Vec<_> = sb.thread_rows().into_iter().filter(|r| ids.contains(&r.0)).collect();
-    let rows_before: Vec<_> = rows_before.into_iter().filter(|r| ids.contains(&r.0)).collect();
+    let rows_after: Vec<_> = sb
+        .thread_rows()
+        .into_iter()
+        .filter(|r| ids.contains(&r.0))
+        .collect();
+    let rows_before: Vec<_> = rows_before
+        .into_iter()
+        .filter(|r| ids.contains(&r.0))
+        .collect();
     assert_eq!(rows_before, rows_after, "the three rows are back exactly");
-    let sessions_after = codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions"));
+    let sessions_after =
+        codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions"));
     for (k, v) in &sessions_before {
         assert_eq!(Some(v), sessions_after.get(k), "{k} is back byte for byte");
     }

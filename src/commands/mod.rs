@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod cleanup;
+pub mod handoff;
 pub mod inspect;
 pub mod log;
 pub mod recover;

@@ -8,6 +8,7 @@ pub mod releases;
 pub mod sessions;
 pub mod sqlite_read;
 pub mod thread_index;
+pub mod transcript;
 pub mod worktrees;
 pub mod writer_locks;
 

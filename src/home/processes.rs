@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
 use super::{CodexHome, DAEMON_PID_FILE};
 
@@ -51,12 +51,23 @@ pub fn scan(home: &CodexHome, include_dev_servers: bool) -> anyhow::Result<Vec<F
         if pid == me || process.thread_kind().is_some() {
             continue;
         }
+        if matches!(
+            process.status(),
+            ProcessStatus::Zombie | ProcessStatus::Dead
+        ) {
+            continue;
+        }
         let name = process.name().to_string_lossy().into_owned();
         let cmd: Vec<String> = process
             .cmd()
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        // A command line is readable for every process but one that is exiting (or a
+        // kernel thread): such a process can no longer write anything.
+        if cmd.is_empty() && process.environ().is_empty() {
+            continue;
+        }
         let exe = process.exe().map(Path::to_path_buf);
         let command = if cmd.is_empty() {
             name.clone()

@@ -212,7 +212,11 @@ pub fn age_transcripts(home: &Path, days: u64) {
     let db = home.join("state_5.sqlite");
     if db.exists() {
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute("UPDATE threads SET updated_at = updated_at - ?1", [days as i64 * 86_400]).unwrap();
+        conn.execute(
+            "UPDATE threads SET updated_at = updated_at - ?1",
+            [days as i64 * 86_400],
+        )
+        .unwrap();
     }
     let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
     for e in walkdir::WalkDir::new(home.join("sessions"))

@@ -1,0 +1,158 @@
+//! Reads a transcript as a stream of records, in bounded memory: one line at a time, and a
+//! line longer than the limit (a huge tool output) is skipped without being held. Unknown
+//! record types are the caller's to skip; an unparseable or cut-off line is counted, not
+//! fatal.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::content_hash::HashingReader;
+
+/// Records longer than this are skipped: their text would not fit a handoff anyway.
+pub const MAX_RECORD_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ReadStats {
+    pub records: u64,
+    pub bytes: u64,
+    pub skipped_oversized: u64,
+    pub skipped_unparseable: u64,
+    /// The file ends in the middle of a record.
+    pub truncated_tail: bool,
+    pub hash: Option<String>,
+}
+
+pub struct TranscriptReader {
+    reader: BufReader<HashingReader<File>>,
+    buf: Vec<u8>,
+    pub stats: ReadStats,
+}
+
+impl TranscriptReader {
+    pub fn open(path: &Path) -> io::Result<TranscriptReader> {
+        Ok(TranscriptReader {
+            reader: BufReader::with_capacity(256 * 1024, HashingReader::new(File::open(path)?)),
+            buf: Vec::with_capacity(64 * 1024),
+            stats: ReadStats::default(),
+        })
+    }
+
+    /// The next record that parses, or `None` at the end.
+    pub fn next_record(&mut self) -> io::Result<Option<Value>> {
+        loop {
+            self.buf.clear();
+            let (complete, oversized) = self.read_bounded_line()?;
+            if self.buf.is_empty() && !complete && !oversized {
+                return Ok(None);
+            }
+            if oversized {
+                self.stats.skipped_oversized += 1;
+                continue;
+            }
+            if !complete {
+                self.stats.truncated_tail = true;
+            }
+            let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Value>(line) {
+                Ok(v) => {
+                    self.stats.records += 1;
+                    return Ok(Some(v));
+                }
+                Err(_) => self.stats.skipped_unparseable += 1,
+            }
+        }
+    }
+
+    /// Reads one line into `buf` unless it exceeds the limit, in which case the rest of
+    /// the line is consumed and dropped. Returns (ended with a newline, was oversized).
+    fn read_bounded_line(&mut self) -> io::Result<(bool, bool)> {
+        let mut oversized = false;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                return Ok((false, oversized));
+            }
+            let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            let n = chunk.len();
+            self.stats.bytes += n as u64;
+            if !oversized && self.buf.len() + n <= MAX_RECORD_BYTES {
+                self.buf.extend_from_slice(chunk);
+            } else if !oversized {
+                oversized = true;
+                self.buf.clear();
+                self.buf.shrink_to(64 * 1024);
+            }
+            self.reader.consume(n);
+            if found {
+                return Ok((true, oversized));
+            }
+        }
+    }
+
+    /// Reads whatever is left (so the hash covers the whole file) and returns the stats.
+    pub fn finish(mut self) -> io::Result<ReadStats> {
+        io::copy(&mut self.reader, &mut io::sink())?;
+        let (hash, _) = self.reader.into_inner().finish();
+        self.stats.hash = Some(hash);
+        Ok(self.stats)
+    }
+}
+
+/// All text of a message's `content` list (`input_text` / `output_text` / `text`).
+pub fn message_text(payload: &Value) -> String {
+    match payload.get("content") {
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_unparseable_and_cut_off_lines_are_counted_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let huge = format!(
+            "{{\"type\":\"x\",\"payload\":\"{}\"}}\n",
+            "a".repeat(MAX_RECORD_BYTES + 10)
+        );
+        std::fs::write(
+            &path,
+            format!("{{\"type\":\"a\"}}\n{huge}not json\n{{\"type\":\"b\"}}\n{{\"type\":\"c\""),
+        )
+        .unwrap();
+        let mut r = TranscriptReader::open(&path).unwrap();
+        let mut types = Vec::new();
+        while let Some(v) = r.next_record().unwrap() {
+            types.push(v["type"].as_str().unwrap().to_string());
+        }
+        let stats = r.finish().unwrap();
+        assert_eq!(types, vec!["a", "b"]);
+        assert_eq!(
+            (stats.skipped_oversized, stats.skipped_unparseable),
+            (1, 2),
+            "the cut-off last line does not parse"
+        );
+        assert!(stats.truncated_tail);
+        assert_eq!(
+            stats.hash.unwrap(),
+            crate::content_hash::hash_file(&path).unwrap()
+        );
+    }
+}
