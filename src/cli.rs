@@ -84,6 +84,33 @@ enum Command {
         /// The id of the plan reviewed with --dry-run
         #[arg(long, value_name = "ID")]
         plan: Option<String>,
+        /// Take thresholds from this policy file (see `automation`)
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The scheduled run: inspect, then clean up only what the approved policy opts into
+        #[arg(long, requires = "policy")]
+        unattended: bool,
+    },
+    /// Design the repeatable maintenance routine; install a scheduler entry only when asked
+    Automation {
+        /// The policy file (default: policy.toml in the store)
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Write the default policy file for you to edit
+        #[arg(long)]
+        init: bool,
+        /// Approve the policy as it is now, so a scheduled run may act on it
+        #[arg(long)]
+        approve: bool,
+        /// Print the scheduler entry for this machine
+        #[arg(long, value_enum, value_name = "KIND")]
+        print_schedule: Option<crate::automation::schedule::Scheduler>,
+        /// Write the printed entry (journaled; `undo` removes it); never enables it
+        #[arg(long)]
+        install: bool,
+        /// Confirm --install without asking
+        #[arg(long)]
+        yes: bool,
     },
     /// Write handoff documents for long useful sessions (or named ones), from their transcripts
     Handoff {
@@ -243,19 +270,56 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             dry_run,
             yes,
             plan,
-        } => commands::cleanup::run(
-            &ctx,
-            commands::cleanup::CleanupArgs {
-                inspect: commands::inspect::InspectArgs {
-                    large_log_bytes: large_log_mb << 20,
-                    min_age_secs: parse_age(&min_age, "--min-age")?,
-                    handoff_min_bytes: handoff_min_mb << 20,
-                    ..Default::default()
+            policy,
+            unattended,
+        } => {
+            if unattended {
+                return commands::cleanup::run_unattended(
+                    &ctx,
+                    policy.as_deref().expect("clap requires --policy"),
+                );
+            }
+            let mut args = match &policy {
+                Some(file) => {
+                    let p = crate::automation::policy::Policy::load(file)
+                        .map_err(|e| crate::error::MaintError::usage(format!("{e:#}")))?;
+                    commands::cleanup::args_from_policy(&p)?
+                }
+                None => commands::cleanup::CleanupArgs {
+                    inspect: commands::inspect::InspectArgs {
+                        large_log_bytes: large_log_mb << 20,
+                        min_age_secs: parse_age(&min_age, "--min-age")?,
+                        handoff_min_bytes: handoff_min_mb << 20,
+                        ..Default::default()
+                    },
+                    only: Vec::new(),
+                    dry_run: false,
+                    yes: false,
+                    plan_id: None,
                 },
-                only,
-                dry_run,
+            };
+            args.only = only;
+            args.dry_run = dry_run;
+            args.yes = yes;
+            args.plan_id = plan;
+            commands::cleanup::run(&ctx, args)
+        }
+        Command::Automation {
+            policy,
+            init,
+            approve,
+            print_schedule,
+            install,
+            yes,
+        } => commands::automation::run(
+            &ctx,
+            commands::automation::AutomationArgs {
+                policy,
+                init,
+                approve,
+                print_schedule,
+                install,
                 yes,
-                plan_id: plan,
             },
         ),
         Command::Handoff {

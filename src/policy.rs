@@ -10,6 +10,8 @@ use crate::home::sessions::{SessionFile, SessionLocation, SessionMeta};
 use crate::home::thread_index::ThreadRow;
 
 pub const DEFAULT_MIN_AGE_SECS: u64 = 10 * 86_400;
+/// What a cleanup can act on, by category (`--only`, and a policy's `unattended`).
+pub const CLEANUP_CATEGORIES: &[&str] = &["sessions", "logs", "worktrees", "releases", "projects"];
 /// A transcript at least this large is a long session that may still matter: it is kept
 /// until it has a handoff document (SPEC.md "Handoff Docs").
 pub const DEFAULT_HANDOFF_MIN_BYTES: u64 = 2 << 20;

@@ -24,7 +24,7 @@ use crate::ops::{Run, config_edit, state_backup, store_dir, store_files, worktre
 use crate::policy::SessionPolicy;
 use crate::report::{self, Report};
 
-pub const CATEGORIES: &[&str] = &["sessions", "logs", "worktrees", "releases", "projects"];
+pub use crate::policy::CLEANUP_CATEGORIES as CATEGORIES;
 pub const ARCHIVED_WORKTREES_DIR: &str = "archived_worktrees";
 
 pub struct CleanupArgs {
@@ -455,6 +455,25 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
         )
         .into());
     }
+    apply(
+        ctx, &home, &args, &before, &planned, reviewed, !args.yes, &handoffs,
+    )
+}
+
+/// Applies the reviewed actions that still hold (after the Codex gate and the backup),
+/// verifies, and reports. `ask` shows the plan and waits for a yes first.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    ctx: &Context,
+    home: &CodexHome,
+    args: &CleanupArgs,
+    before: &InspectData,
+    planned: &Planned,
+    reviewed: Plan,
+    ask: bool,
+    handoffs: &HashSet<String>,
+) -> Result<Report> {
+    let plan = &planned.plan;
     let current: HashSet<&str> = plan.actions.iter().map(|a| a.id.as_str()).collect();
     let reviewed_ids: HashSet<&str> = reviewed.actions.iter().map(|a| a.id.as_str()).collect();
     let to_do: Vec<&Action> = reviewed
@@ -473,9 +492,9 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
         .filter(|a| !reviewed_ids.contains(a.id.as_str()))
         .collect();
 
-    refuse_if_codex_running(&home)?;
+    refuse_if_codex_running(home)?;
     if to_do.is_empty() {
-        let mut r = plan_report(&home, plan, &before);
+        let mut r = plan_report(home, plan, before);
         if let Some(proposed) = r.sections.iter_mut().find(|s| s.title == report::PROPOSED) {
             proposed.items.clear();
         }
@@ -485,8 +504,8 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
         r.data = json!({ "dry_run": false, "plan": plan, "run_id": null });
         return Ok(r);
     }
-    if !args.yes {
-        let preview = plan_report(&home, &reviewed, &before).render_text();
+    if ask {
+        let preview = plan_report(home, &reviewed, before).render_text();
         eprint!("{preview}");
         confirm(
             &format!(
@@ -503,9 +522,9 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
     let run_id = run.id;
     let mut r = Report::spec_shaped("cleanup", "cleanup");
     describe_recovery(&mut r, &recovered);
-    observed(&mut r, &home, &before);
+    observed(&mut r, home, before);
 
-    let backup = match state_backup::create(&store, &home, Some(run_id)) {
+    let backup = match state_backup::create(&store, home, Some(run_id)) {
         Ok(b) => b,
         Err(e) => {
             run.finish("failed")?;
@@ -615,7 +634,7 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
             format!(
                 "{} {} ({}) (op {op})",
                 verb(a),
-                relative_to(&home, Path::new(&a.path)),
+                relative_to(home, Path::new(&a.path)),
                 human_bytes(a.bytes)
             ),
         );
@@ -625,7 +644,7 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
             report::NOT_TOUCHED,
             format!(
                 "{} - skipped: it no longer holds (changed since the plan was reviewed)",
-                relative_to(&home, Path::new(&a.path))
+                relative_to(home, Path::new(&a.path))
             ),
         );
     }
@@ -634,12 +653,12 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
             report::NOT_TOUCHED,
             format!(
                 "{} - not in the reviewed plan, not done: {}",
-                relative_to(&home, Path::new(&a.path)),
+                relative_to(home, Path::new(&a.path)),
                 a.reason
             ),
         );
     }
-    kept_lines(&mut r, &home, plan);
+    kept_lines(&mut r, home, plan);
     r.push(
         report::BACKUPS,
         format!(
@@ -648,14 +667,14 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
         ),
     );
 
-    let after = inspect::gather(&home, &args.inspect, &handoffs);
+    let after = inspect::gather(home, &args.inspect, handoffs);
     let problems = verify_after(
         &mut r,
-        &home,
+        home,
         &store,
         run_id,
         &backup.info.dir,
-        &before,
+        before,
         &after,
     )?;
     if let Some(e) = &failure {
@@ -678,7 +697,7 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
         "not_in_reviewed_plan": unreviewed,
         "backup": backup.info,
         "verification_problems": problems,
-        "sizes": sizes(&before, &after),
+        "sizes": sizes(before, &after),
     });
     if !problems.is_empty() {
         r.exit_code = ExitKind::VerifyFailed.code();
@@ -993,4 +1012,101 @@ fn verify_after(
         r.push(report::RESIDUAL_RISK, format!("verification: {p}"));
     }
     Ok(problems)
+}
+
+/// Cleanup thresholds from a policy file, so a scheduled run and a manual one agree.
+pub fn args_from_policy(policy: &crate::automation::policy::Policy) -> Result<CleanupArgs> {
+    Ok(CleanupArgs {
+        inspect: InspectArgs {
+            large_session_bytes: policy.inspect.large_session_mb << 20,
+            large_log_bytes: policy.inspect.large_log_mb << 20,
+            min_age_secs: crate::clock::parse_duration(&policy.cleanup.min_age)
+                .unwrap_or(crate::policy::DEFAULT_MIN_AGE_SECS),
+            handoff_min_bytes: policy.cleanup.handoff_min_mb << 20,
+            ..Default::default()
+        },
+        only: Vec::new(),
+        dry_run: false,
+        yes: false,
+        plan_id: None,
+    })
+}
+
+/// The scheduled run: always inspects and files its report; cleans up only the categories
+/// an approved, unchanged policy opts into, and still refuses while Codex runs, backs up
+/// and journals. Its report lands in the policy's report folder (and `latest.txt`).
+pub fn run_unattended(ctx: &Context, policy_path: &Path) -> Result<Report> {
+    use crate::automation::policy::{Policy, is_approved};
+    let policy = Policy::load(policy_path).map_err(|e| MaintError::usage(format!("{e:#}")))?;
+    let approved = is_approved(&ctx.store_root, policy_path);
+    let reports = policy.report_dir(&ctx.store_root);
+    let home = ctx.locate_home()?;
+    let mut args = args_from_policy(&policy)?;
+    args.only = policy.cleanup.unattended.clone();
+    args.yes = true;
+    let handoffs = handoff_threads(ctx)?;
+    let before = inspect::gather(&home, &args.inspect, &handoffs);
+    let inspect_report = inspect::render(&home, &before, &args.inspect);
+    file_report(&reports, "inspect", &inspect_report)?;
+
+    let outcome: Result<Report> = if policy.cleanup.unattended.is_empty() {
+        let mut r = inspect_report.clone();
+        r.push(
+            report::COMPLETED,
+            "scheduled run: inspect only (the policy opts into no unattended cleanup)",
+        );
+        Ok(r)
+    } else if !approved {
+        let mut r = inspect_report.clone();
+        r.push(
+            report::RESIDUAL_RISK,
+            format!(
+                "the policy opts into unattended cleanup of {} but is not approved (or changed since): inspect only. Review it, then run `codex-maint automation --approve`",
+                policy.cleanup.unattended.join(", ")
+            ),
+        );
+        Ok(r)
+    } else {
+        let planned = build_plan(ctx, &home, &before, &args)?;
+        let reviewed = planned.plan.clone();
+        apply(
+            ctx, &home, &args, &before, &planned, reviewed, false, &handoffs,
+        )
+    };
+    match outcome {
+        Ok(r) => {
+            file_report(&reports, "run", &r)?;
+            Ok(r)
+        }
+        Err(e) => {
+            let mut r = inspect_report;
+            r.exit_code = crate::error::exit_kind_of(&e).code();
+            r.push(
+                report::RESIDUAL_RISK,
+                format!("scheduled cleanup did not run: {e:#}"),
+            );
+            for d in crate::error::details_of(&e) {
+                r.push(report::RESIDUAL_RISK, d);
+            }
+            file_report(&reports, "run", &r)?;
+            Err(e)
+        }
+    }
+}
+
+/// `<dir>/<time>-<what>.txt` and `.json`, plus `latest.txt` / `latest.json` for the eye.
+fn file_report(dir: &Path, what: &str, r: &Report) -> Result<()> {
+    crate::store::create_private_dir(dir)?;
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let text = r.render_text();
+    let json = serde_json::to_vec_pretty(r)?;
+    for (name, bytes) in [
+        (format!("{stamp}-{what}.txt"), text.as_bytes()),
+        (format!("{stamp}-{what}.json"), json.as_slice()),
+        ("latest.txt".to_string(), text.as_bytes()),
+        ("latest.json".to_string(), json.as_slice()),
+    ] {
+        crate::fs_atomic::write_atomic(&dir.join(name), bytes, Some(0o600))?;
+    }
+    Ok(())
 }

@@ -200,7 +200,7 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<Report> {
     let home = ctx.locate_home()?;
     let handoffs = super::archive::handoff_threads(ctx)?;
     let data = gather(&home, args, &handoffs);
-    Ok(render(&home, data, args))
+    Ok(render(&home, &data, args))
 }
 
 /// The whole inventory, as data; `cleanup` plans from the same value.
@@ -525,7 +525,7 @@ fn log_database(path: &Path, threshold: u64) -> LogDatabase {
     }
 }
 
-fn render(home: &CodexHome, data: InspectData, args: &InspectArgs) -> Report {
+pub fn render(home: &CodexHome, data: &InspectData, args: &InspectArgs) -> Report {
     let mut r = Report::spec_shaped("inspect", "inspect");
     let rel = |p: &str| relative_to(home, Path::new(p));
     let hot = report::OBSERVED;
@@ -851,6 +851,6 @@ fn render(home: &CodexHome, data: InspectData, args: &InspectArgs) -> Report {
             ),
         );
     }
-    r.data = serde_json::to_value(&data).unwrap_or_default();
+    r.data = serde_json::to_value(data).unwrap_or_default();
     r
 }

@@ -1,6 +1,7 @@
 //! One module per command: each composes the layers below into a `Report`.
 
 pub mod archive;
+pub mod automation;
 pub mod cleanup;
 pub mod handoff;
 pub mod inspect;

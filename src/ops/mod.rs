@@ -10,6 +10,7 @@ pub mod store_files;
 pub mod thread_row;
 pub mod tree_manifest;
 pub mod worktree_move;
+pub mod write_file;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
@@ -91,6 +92,7 @@ fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::recover(store, op),
         worktree_move::KIND => worktree_move::recover(store, op),
         config_edit::KIND => config_edit::recover(store, op),
+        write_file::KIND => write_file::recover(store, op),
         other => bail!(
             "op {} has a kind this version does not know ({other}); upgrade codex-maint",
             op.id
@@ -106,6 +108,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert_conflicts(store, op),
         worktree_move::KIND => worktree_move::revert_conflicts(op),
         config_edit::KIND => config_edit::revert_conflicts(store, op),
+        write_file::KIND => write_file::revert_conflicts(op),
         other => vec![format!(
             "op {}: kind {other} cannot be taken back by this version",
             op.id
@@ -120,6 +123,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert(run, op),
         worktree_move::KIND => worktree_move::revert(run, op),
         config_edit::KIND => config_edit::revert(run, op),
+        write_file::KIND => write_file::revert(run, op),
         other => bail!(
             "op {}: kind {other} cannot be taken back by this version",
             op.id
@@ -135,6 +139,7 @@ pub fn verify_live(op: &OpRecord, rows: &session_move::RowLookup<'_>) -> Vec<Str
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
         worktree_move::KIND => worktree_move::verify_live(op),
         config_edit::KIND => config_edit::verify_live(op),
+        write_file::KIND => write_file::verify_live(op),
         other => vec![format!(
             "op {}: kind {other} is unknown to this version",
             op.id
@@ -153,6 +158,7 @@ pub fn describe(op: &OpRecord) -> String {
         store_dir::RESTORE_KIND => "restored folder from the store",
         worktree_move::KIND => "moved worktree",
         config_edit::KIND => "edited",
+        write_file::KIND => "wrote",
         other => other,
     };
     format!("{what} {} -> {}", op.src, op.dst.as_deref().unwrap_or("-"))

@@ -1,0 +1,5 @@
+//! SPEC.md's automation mode: the repeatable maintenance contract (a policy file) and the
+//! scheduler entries that would run it. Nothing is scheduled unless the user asks.
+
+pub mod policy;
+pub mod schedule;

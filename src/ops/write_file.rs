@@ -1,0 +1,101 @@
+//! Writing a new file outside the store (a scheduler entry), journaled: it never replaces
+//! an existing file, and taking it back moves it into the store (so even that is undoable)
+//! and refuses if the file was edited since.
+
+use anyhow::Result;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use super::Run;
+use crate::content_hash::{hash_bytes, hash_file};
+use crate::error::MaintError;
+use crate::failpoint;
+use crate::fs_atomic::{create_dirs_recording, fsync_parent};
+use crate::store::{NewOp, OpRecord, Store};
+
+pub const KIND: &str = "write_file";
+
+pub fn execute(run: &Run, path: &Path, contents: &[u8]) -> Result<i64> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Err(MaintError::refused(
+            format!("{} already exists; it was not replaced", path.display()),
+            vec![],
+        )
+        .into());
+    }
+    let hash = hash_bytes(contents);
+    let op_id = run.store.catalog.prepare_op(
+        run.id,
+        &NewOp {
+            kind: KIND.into(),
+            src: super::store_place(path),
+            dst: Some(path.display().to_string()),
+            size: Some(contents.len() as i64),
+            hash_before: Some(hash.clone()),
+            detail: serde_json::json!({ "created_dirs": [] }),
+            ..Default::default()
+        },
+    )?;
+    failpoint::hit("op-prepared");
+    let created = create_dirs_recording(path.parent().unwrap_or(Path::new("/")))?;
+    run.store
+        .catalog
+        .update_detail(op_id, &serde_json::json!({ "created_dirs": created }))?;
+    let temp = crate::fs_atomic::temp_path_beside(path);
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+    }
+    crate::fs_atomic::move_no_replace(&temp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })?;
+    fsync_parent(path)?;
+    failpoint::hit("file-moved");
+    run.store.catalog.mark_applied(op_id, Some(&hash))?;
+    failpoint::hit("op-applied");
+    Ok(op_id)
+}
+
+pub fn recover(store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+    let path = Path::new(op.dst.as_deref().unwrap_or_default());
+    if hash_file(path).ok() == op.hash_before {
+        store
+            .catalog
+            .mark_applied(op.id, op.hash_before.as_deref())?;
+        Ok(super::Recovered::RolledForward)
+    } else {
+        store.catalog.mark_rolled_back(op.id)?;
+        Ok(super::Recovered::RolledBack)
+    }
+}
+
+pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+    let path = op.dst.as_deref().unwrap_or_default();
+    match hash_file(Path::new(path)) {
+        Ok(h) if Some(&h) == op.hash_before.as_ref() => Vec::new(),
+        Ok(_) => vec![format!(
+            "op {}: {path} was edited since codex-maint wrote it; remove it by hand if you mean to",
+            op.id
+        )],
+        Err(_) => vec![format!("op {}: {path} is no longer there", op.id)],
+    }
+}
+
+/// Taking a written file back: moved into the store, where it stays recoverable.
+pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let path = Path::new(op.dst.as_deref().unwrap_or_default());
+    super::store_files::execute_reverting(run, "written-file", path, Some(op.id))
+}
+
+pub fn verify_live(op: &OpRecord) -> Vec<String> {
+    let path = op.dst.as_deref().unwrap_or_default();
+    match hash_file(Path::new(path)) {
+        Ok(h) if Some(&h) == op.hash_before.as_ref() => Vec::new(),
+        _ => vec![format!("op {}: {path} is missing or was edited", op.id)],
+    }
+}
