@@ -70,6 +70,18 @@ pub enum MoveMethod {
 /// a hashed copy beside the destination, renamed into place, then the source removed, so
 /// a crash leaves the source intact or a verified whole copy, never a partial file.
 pub fn move_no_replace(src: &Path, dst: &Path) -> Result<MoveMethod> {
+    let method = move_no_replace_unsynced(src, dst)?;
+    fsync_parent(dst)?;
+    if src.parent() != dst.parent() {
+        fsync_parent(src)?;
+    }
+    Ok(method)
+}
+
+/// The same move, leaving the fsync of the two folders to the caller, who syncs each
+/// distinct folder of a batch once before recording the batch as done. Until then a
+/// power cut may undo the rename, which recovery sees as "not moved" and rolls back.
+pub fn move_no_replace_unsynced(src: &Path, dst: &Path) -> Result<MoveMethod> {
     if fs::symlink_metadata(dst).is_ok() {
         return Err(MaintError::refused(
             format!(
@@ -81,12 +93,8 @@ pub fn move_no_replace(src: &Path, dst: &Path) -> Result<MoveMethod> {
         .into());
     }
     match rename_no_replace(src, dst) {
-        Ok(()) => {
+                Ok(()) => {
             failpoint::hit("move-renamed");
-            fsync_parent(dst)?;
-            if src.parent() != dst.parent() {
-                fsync_parent(src)?;
-            }
             Ok(MoveMethod::Rename)
         }
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {

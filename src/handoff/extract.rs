@@ -4,12 +4,18 @@
 
 use regex::Regex;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::OnceLock;
 
 use super::Handoff;
 use crate::home::transcript::{ReadStats, TranscriptReader, message_text};
+
+/// How much is tracked while streaming, whatever the transcript's length: memory stays
+/// bounded and every insertion is O(1).
+const TRACK_DECISIONS: usize = 64;
+const TRACK_FILES: usize = 1_000;
+const TRACK_COMMANDS: usize = 5_000;
 
 /// Bounds that keep a handoff a handoff, not a transcript.
 const MAX_REQUESTS: usize = 5;
@@ -42,13 +48,21 @@ struct State {
     cwd: Option<String>,
     branch: Option<String>,
     commit: Option<String>,
+    /// The first request and a window of the latest ones.
     requests: Vec<String>,
+    requests_total: usize,
     last_answer: Option<String>,
     last_assistant_message: Option<String>,
     turns: u32,
     last_turn_open: bool,
-    decisions: Vec<String>,
+    /// The latest decisions (a window), with the set of those held for dedup.
+    decisions: VecDeque<String>,
+    decisions_seen: HashSet<String>,
+    decisions_total: usize,
     files: Vec<String>,
+    files_seen: HashSet<String>,
+    files_total: usize,
+    commands_untracked: usize,
     pending_calls: HashMap<String, usize>,
     commands: Vec<CommandRun>,
     command_index: HashMap<String, usize>,
@@ -147,7 +161,7 @@ impl State {
                     Some("user")
                         if !text.trim_start().starts_with('<') && !text.trim().is_empty() =>
                     {
-                        self.requests.push(text)
+                        self.note_request(text)
                     }
                     Some("assistant") if !text.trim().is_empty() => {
                         self.note_decisions(&text);
@@ -269,6 +283,10 @@ impl State {
         let key = clip(&command, 200);
         let i = match self.command_index.get(&key) {
             Some(&i) => i,
+            None if self.commands.len() >= TRACK_COMMANDS => {
+                self.commands_untracked += 1;
+                return;
+            }
             None => {
                 self.commands.push(CommandRun {
                     command: key.clone(),
@@ -291,11 +309,22 @@ impl State {
         }
     }
 
+        fn note_request(&mut self, text: String) {
+        self.requests_total += 1;
+        // Keep the first request and the latest few; the middle is counted, not kept.
+        if self.requests.len() > MAX_REQUESTS + 1 {
+            self.requests.remove(1);
+        }
+        self.requests.push(clip(&text, TEXT_CLIP * 4));
+    }
+
     fn note_file(&mut self, path: &str) {
-        if path.starts_with('/') && path.starts_with("/dev/") {
+        if path.starts_with("/dev/") || self.files_seen.contains(path) {
             return;
         }
-        if !self.files.iter().any(|f| f == path) {
+        self.files_total += 1;
+        if self.files.len() < TRACK_FILES {
+            self.files_seen.insert(path.to_string());
             self.files.push(path.to_string());
         }
     }
@@ -307,9 +336,15 @@ impl State {
             .filter(|s| s.len() > 8)
         {
             if decision_re().is_match(sentence) {
-                let s = clip(sentence, 200);
-                if !self.decisions.contains(&s) {
-                    self.decisions.push(s);
+                                let s = clip(sentence, 200);
+                if self.decisions_seen.insert(s.clone()) {
+                    self.decisions_total += 1;
+                    self.decisions.push_back(s);
+                    if self.decisions.len() > TRACK_DECISIONS
+                        && let Some(old) = self.decisions.pop_front()
+                    {
+                        self.decisions_seen.remove(&old);
+                    }
                 }
             }
         }
@@ -336,9 +371,9 @@ impl State {
         for r in later.iter().skip(shown) {
             h.goal.push(format!("Then: {}", clip(r, TEXT_CLIP)));
         }
-        if shown > 0 {
-            h.truncated
-                .push(format!("{shown} earlier follow-up requests are not listed"));
+                let omitted = self.requests_total.saturating_sub(1 + later.len() - shown);
+        if omitted > 0 {
+            h.truncated.push(format!("{omitted} earlier follow-up requests are not listed"));
         }
 
         let answer = self.last_answer.as_deref().map(|a| clip(a, ANSWER_CLIP));
@@ -348,8 +383,8 @@ impl State {
         });
         h.current_state.push(format!(
             "Turns: {}; user requests: {}; the last turn {}",
-            self.turns.max(self.requests.len() as u32),
-            self.requests.len(),
+                        self.turns.max(self.requests_total as u32),
+            self.requests_total,
             if self.last_turn_open {
                 "did NOT complete"
             } else {
@@ -373,12 +408,9 @@ impl State {
         });
 
         let shown_decisions = self.decisions.len().min(MAX_DECISIONS);
-        h.decisions = self.decisions[self.decisions.len() - shown_decisions..].to_vec();
-        if self.decisions.len() > MAX_DECISIONS {
-            h.truncated.push(format!(
-                "{} earlier decisions are not listed",
-                self.decisions.len() - MAX_DECISIONS
-            ));
+                h.decisions = self.decisions.iter().skip(self.decisions.len() - shown_decisions).cloned().collect();
+        if self.decisions_total > shown_decisions {
+            h.truncated.push(format!("{} earlier decisions are not listed", self.decisions_total - shown_decisions));
         }
 
         let branch = self.branch.clone().or_else(|| ctx.git_branch.clone());
@@ -400,11 +432,8 @@ impl State {
         for f in self.files.iter().take(MAX_FILES) {
             h.files.push(format!("Touched: {f}"));
         }
-        if self.files.len() > MAX_FILES {
-            h.truncated.push(format!(
-                "{} more touched files are not listed",
-                self.files.len() - MAX_FILES
-            ));
+                if self.files_total > MAX_FILES {
+            h.truncated.push(format!("{} more touched files are not listed", self.files_total - MAX_FILES));
         }
 
         let mut commands: Vec<&CommandRun> = self.commands.iter().collect();
@@ -423,11 +452,9 @@ impl State {
             h.commands
                 .push(format!("`{}` -> {result}{runs}", c.command));
         }
-        if commands.len() > MAX_COMMANDS {
-            h.truncated.push(format!(
-                "{} more commands are not listed",
-                commands.len() - MAX_COMMANDS
-            ));
+                let all_commands = commands.len() + self.commands_untracked;
+        if all_commands > MAX_COMMANDS {
+            h.truncated.push(format!("{} more commands are not listed", all_commands - MAX_COMMANDS));
         }
 
         let failing: Vec<&&CommandRun> = commands

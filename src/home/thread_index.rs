@@ -45,7 +45,6 @@ pub struct ThreadRow {
     pub source: Option<String>,
     pub git_branch: Option<String>,
     pub git_sha: Option<String>,
-    pub first_user_message: Option<String>,
 }
 
 pub fn detect(home: &CodexHome) -> IndexState {
@@ -132,7 +131,6 @@ impl ThreadIndex {
             optional("source", "NULL"),
             optional("git_branch", "NULL"),
             optional("git_sha", "NULL"),
-            optional("first_user_message", "NULL"),
         ]
         .join(", ")
     }
@@ -176,7 +174,6 @@ impl ThreadIndex {
                 source: r.get(9)?,
                 git_branch: r.get(10)?,
                 git_sha: r.get(11)?,
-                first_user_message: r.get(12)?,
             })
         };
         let rows = match only {

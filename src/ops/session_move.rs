@@ -14,6 +14,7 @@ use crate::clock::system_time_ns;
 use crate::content_hash::hash_file;
 use crate::error::MaintError;
 use crate::fs_atomic::{
+    fsync_dir, move_no_replace_unsynced,
     TEMP_PREFIX, create_dirs_recording, move_no_replace, remove_created_dirs_if_empty,
 };
 use crate::home::sessions::{SessionFile, file_mode};
@@ -285,9 +286,15 @@ pub fn execute_batch(
             if let Some(parent) = plan.dst.parent() {
                 create_dirs_recording(parent)?;
             }
-            move_no_replace(&plan.src, &plan.dst)?;
+                        move_no_replace_unsynced(&plan.src, &plan.dst)?;
             moved.push(i);
             failpoint::hit("file-moved");
+        }
+        let mut folders: Vec<&Path> = prepared.iter().flat_map(|(p, _, _)| [p.src.parent(), p.dst.parent()]).flatten().collect();
+        folders.sort();
+        folders.dedup();
+        for folder in folders {
+            fsync_dir(folder)?;
         }
         if let Some(index) = index.as_deref_mut() {
             let changes: Vec<(&str, &RowState, &RowState)> = prepared
