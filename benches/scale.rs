@@ -39,9 +39,17 @@ fn measure(cmd: &mut Command) -> Measured {
             use std::io::Read;
             let _ = e.read_to_string(&mut err);
         }
-        eprintln!("  (exit {}) {}", libc::WEXITSTATUS(status), err.lines().take(3).collect::<Vec<_>>().join(" | "));
+        eprintln!(
+            "  (exit {}) {}",
+            libc::WEXITSTATUS(status),
+            err.lines().take(3).collect::<Vec<_>>().join(" | ")
+        );
     }
-    Measured { secs, max_rss_mb: usage.ru_maxrss as f64 / 1024.0, ok }
+    Measured {
+        secs,
+        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        ok,
+    }
 }
 
 fn sh(script: &str) -> Command {
@@ -72,23 +80,43 @@ struct Row {
 }
 
 fn find_codex() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CODEX_BIN").map(PathBuf::from).filter(|p| p.is_file()) {
+    if let Some(p) = std::env::var_os("CODEX_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
         return Some(p);
     }
-    let dir = PathBuf::from(std::env::var_os("HOME")?).join(".cache/codex-maint/codex-0.169.0/node_modules/@openai");
-    walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()).find(|e| e.file_type().is_file() && e.file_name() == "codex" && e.path().to_string_lossy().contains("/vendor/")).map(|e| e.into_path())
+    let dir = PathBuf::from(std::env::var_os("HOME")?)
+        .join(".cache/codex-maint/codex-0.169.0/node_modules/@openai");
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_type().is_file()
+                && e.file_name() == "codex"
+                && e.path().to_string_lossy().contains("/vendor/")
+        })
+        .map(|e| e.into_path())
 }
 
 /// b3sum from PATH, else built once into `target/bench-tools` from crates.io.
 fn find_or_install_b3sum() -> Option<PathBuf> {
-    if Command::new("b3sum").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if Command::new("b3sum")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return Some(PathBuf::from("b3sum"));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tools");
     let bin = root.join("bin/b3sum");
     if !bin.exists() {
         eprintln!("installing b3sum into {} (once) ...", root.display());
-        let ok = Command::new("cargo").args(["install", "b3sum", "--locked", "--quiet", "--root"]).arg(&root).status().is_ok_and(|s| s.success());
+        let ok = Command::new("cargo")
+            .args(["install", "b3sum", "--locked", "--quiet", "--root"])
+            .arg(&root)
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
             return None;
         }
@@ -99,24 +127,43 @@ fn find_or_install_b3sum() -> Option<PathBuf> {
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter here.
     let full = std::env::var("CODEX_MAINT_BENCH").is_ok_and(|v| v == "full");
-    let shape = if full { HeavyHome::full() } else { HeavyHome::quick() };
-    let base = std::env::var_os("CODEX_MAINT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let shape = if full {
+        HeavyHome::full()
+    } else {
+        HeavyHome::quick()
+    };
+    let base = std::env::var_os("CODEX_MAINT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::Builder::new().prefix("codex-maint-bench-").tempdir_in(&base).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("codex-maint-bench-")
+        .tempdir_in(&base)
+        .unwrap();
     let home = dir.path().join("home");
     let store = dir.path().join("store");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_codex-maint"));
     let ours = |args: &[&str]| {
         let mut c = Command::new(&bin);
-        c.arg("--home").arg(&home).arg("--store").arg(&store).arg("--json").args(args).env("HOME", dir.path());
+        c.arg("--home")
+            .arg(&home)
+            .arg("--store")
+            .arg(&store)
+            .arg("--json")
+            .args(args)
+            .env("HOME", dir.path());
         c
     };
 
     let t = Instant::now();
     let specs = shape.build(&home).unwrap();
-    let big = SessionSpec { target_bytes: 200 << 20, ..SessionSpec::aged(9_999_999, 40.0, 0) };
+    let big = SessionSpec {
+        target_bytes: 200 << 20,
+        ..SessionSpec::aged(9_999_999, 40.0, 0)
+    };
     write_transcript(&home, &big).unwrap();
-    let total: u64 = specs.iter().map(|s| s.target_bytes as u64).sum::<u64>() + big.target_bytes as u64;
+    let total: u64 =
+        specs.iter().map(|s| s.target_bytes as u64).sum::<u64>() + big.target_bytes as u64;
     eprintln!(
         "generated {} sessions ({:.2} GB of transcripts) plus logs and releases in {:.1} s at {}",
         specs.len() + 1,
@@ -136,11 +183,24 @@ fn main() {
     measure(&mut ours(&["inspect"]));
     let b = best_of(3, || sh(&seed));
     let o = best_of(3, || ours(&["inspect"]));
-    rows.push(Row { workload: "inspect".into(), pass: o.secs <= 0.5 * b.secs && o.max_rss_mb < 100.0, ours: o, baseline_name: "du -sh * + 3 finds".into(), baseline: b, target: "<= 0.5x time".into() });
+    rows.push(Row {
+        workload: "inspect".into(),
+        pass: o.secs <= 0.5 * b.secs && o.max_rss_mb < 100.0,
+        ours: o,
+        baseline_name: "du -sh * + 3 finds".into(),
+        baseline: b,
+        target: "<= 0.5x time".into(),
+    });
 
     // The sessions an `archive --older-than 30d` moves: old and not yet archived.
-    let moving: Vec<&SessionSpec> = specs.iter().filter(|s| !s.archived && s.last_active < chrono::Utc::now() - chrono::Duration::days(30)).collect();
-    let moving_bytes: u64 = moving.iter().map(|s| std::fs::metadata(s.path_in(&home)).unwrap().len()).sum();
+    let moving: Vec<&SessionSpec> = specs
+        .iter()
+        .filter(|s| !s.archived && s.last_active < chrono::Utc::now() - chrono::Duration::days(30))
+        .collect();
+    let moving_bytes: u64 = moving
+        .iter()
+        .map(|s| std::fs::metadata(s.path_in(&home)).unwrap().len())
+        .sum();
     let list = dir.path().join("moving.list");
     let mut names = String::new();
     for s in &moving {
@@ -153,26 +213,55 @@ fn main() {
     let read = best_of(3, || sh(&read_once));
 
     // 2. archive --older-than, and verify while everything is archived, then undo.
-    let archive = measure(&mut ours(&["archive", "--older-than", "30d", "--yes", "--handoff-min-mb", "1000000"]));
-    let archived_count = std::fs::read_dir(home.join("archived_sessions")).unwrap().count();
+    let archive = measure(&mut ours(&[
+        "archive",
+        "--older-than",
+        "30d",
+        "--yes",
+        "--handoff-min-mb",
+        "1000000",
+    ]));
+    let archived_count = std::fs::read_dir(home.join("archived_sessions"))
+        .unwrap()
+        .count();
     rows.push(Row {
-        workload: format!("archive --older-than 30d ({} sessions, {:.2} GB)", moving.len(), moving_bytes as f64 / 1e9),
-        pass: archive.ok && archive.secs <= 1.5 * read.secs.max(0.001) + 0.0 && archive.max_rss_mb < 100.0,
+        workload: format!(
+            "archive --older-than 30d ({} sessions, {:.2} GB)",
+            moving.len(),
+            moving_bytes as f64 / 1e9
+        ),
+        pass: archive.ok
+            && archive.secs <= 1.5 * read.secs.max(0.001) + 0.0
+            && archive.max_rss_mb < 100.0,
         ours: archive,
         baseline_name: "read the bytes once (cat)".into(),
-        baseline: Measured { secs: read.secs, max_rss_mb: read.max_rss_mb, ok: read.ok },
+        baseline: Measured {
+            secs: read.secs,
+            max_rss_mb: read.max_rss_mb,
+            ok: read.ok,
+        },
         target: "<= 1.5x read-once".into(),
     });
 
     let archived_list = dir.path().join("archived.list");
     let mut archived_names = String::new();
     for s in &moving {
-        archived_names.push_str(&home.join("archived_sessions").join(s.file_name()).display().to_string());
+        archived_names.push_str(
+            &home
+                .join("archived_sessions")
+                .join(s.file_name())
+                .display()
+                .to_string(),
+        );
         archived_names.push('\0');
     }
     std::fs::write(&archived_list, archived_names).unwrap();
     if let Some(b3) = find_or_install_b3sum() {
-        let b3sum = format!("xargs -0 \"{}\" < \"{}\" > /dev/null", b3.display(), archived_list.display());
+        let b3sum = format!(
+            "xargs -0 \"{}\" < \"{}\" > /dev/null",
+            b3.display(),
+            archived_list.display()
+        );
         measure(&mut sh(&b3sum));
         let b = best_of(3, || sh(&b3sum));
         let o = best_of(3, || ours(&["verify"]));
@@ -195,7 +284,11 @@ fn main() {
         pass: undo.ok && undo.secs <= 1.5 * read.secs.max(0.001) && undo.max_rss_mb < 100.0,
         ours: undo,
         baseline_name: "read the bytes once (cat)".into(),
-        baseline: Measured { secs: read.secs, max_rss_mb: read.max_rss_mb, ok: true },
+        baseline: Measured {
+            secs: read.secs,
+            max_rss_mb: read.max_rss_mb,
+            ok: true,
+        },
         target: "<= 1.5x read-once".into(),
     });
 
@@ -206,8 +299,24 @@ fn main() {
     for s in &moving {
         let src = s.path_in(&home);
         let dst = home.join("archived_sessions").join(s.file_name());
-        let _ = writeln!(forward, "mv '{}' '{}' && sqlite3 '{}' \"UPDATE threads SET rollout_path='{}', archived=1, archived_at=strftime('%s','now') WHERE id='{}'\"", src.display(), dst.display(), db.display(), dst.display(), s.id);
-        let _ = writeln!(backward, "mv '{}' '{}' && sqlite3 '{}' \"UPDATE threads SET rollout_path='{}', archived=0, archived_at=NULL WHERE id='{}'\"", dst.display(), src.display(), db.display(), src.display(), s.id);
+        let _ = writeln!(
+            forward,
+            "mv '{}' '{}' && sqlite3 '{}' \"UPDATE threads SET rollout_path='{}', archived=1, archived_at=strftime('%s','now') WHERE id='{}'\"",
+            src.display(),
+            dst.display(),
+            db.display(),
+            dst.display(),
+            s.id
+        );
+        let _ = writeln!(
+            backward,
+            "mv '{}' '{}' && sqlite3 '{}' \"UPDATE threads SET rollout_path='{}', archived=0, archived_at=NULL WHERE id='{}'\"",
+            dst.display(),
+            src.display(),
+            db.display(),
+            src.display(),
+            s.id
+        );
     }
     let fwd = dir.path().join("mv-archive.sh");
     let bwd = dir.path().join("mv-unarchive.sh");
@@ -215,12 +324,20 @@ fn main() {
     std::fs::write(&bwd, backward).unwrap();
     let mv_forward = measure(&mut sh(&format!("bash \"{}\"", fwd.display())));
     let mv_backward = measure(&mut sh(&format!("bash \"{}\"", bwd.display())));
-    let archive_row = rows.iter().position(|r| r.workload.starts_with("archive")).unwrap();
-    let undo_row = rows.iter().position(|r| r.workload.starts_with("undo")).unwrap();
+    let archive_row = rows
+        .iter()
+        .position(|r| r.workload.starts_with("archive"))
+        .unwrap();
+    let undo_row = rows
+        .iter()
+        .position(|r| r.workload.starts_with("undo"))
+        .unwrap();
     let extra_archive = Row {
         workload: "archive (same moves)".into(),
         pass: rows[archive_row].ours.secs < mv_forward.secs,
-        ours: Measured { ..clone_m(&rows[archive_row].ours) },
+        ours: Measured {
+            ..clone_m(&rows[archive_row].ours)
+        },
         baseline_name: "shell loop: mv + sqlite3 UPDATE".into(),
         baseline: mv_forward,
         target: "faster".into(),
@@ -242,28 +359,50 @@ fn main() {
         let mut script = String::from("set -e\n");
         let mut restore = String::from("set -e\n");
         for s in &sample {
-            let _ = writeln!(script, "CODEX_HOME='{h}' '{}' archive {} >/dev/null 2>&1", codex.display(), s.id);
-            let _ = writeln!(restore, "CODEX_HOME='{h}' '{}' unarchive {} >/dev/null 2>&1", codex.display(), s.id);
+            let _ = writeln!(
+                script,
+                "CODEX_HOME='{h}' '{}' archive {} >/dev/null 2>&1",
+                codex.display(),
+                s.id
+            );
+            let _ = writeln!(
+                restore,
+                "CODEX_HOME='{h}' '{}' unarchive {} >/dev/null 2>&1",
+                codex.display(),
+                s.id
+            );
         }
         let m = measure(&mut sh(&script));
         measure(&mut sh(&restore));
         let scale = moving.len() as f64 / sample.len() as f64;
-        let scaled = Measured { secs: m.secs * scale, max_rss_mb: m.max_rss_mb, ok: m.ok };
+        let scaled = Measured {
+            secs: m.secs * scale,
+            max_rss_mb: m.max_rss_mb,
+            ok: m.ok,
+        };
         let o = clone_m(&rows[archive_row].ours);
         rows.push(Row {
             workload: "archive (same moves)".into(),
             pass: o.secs * 10.0 < scaled.secs,
             ours: o,
-            baseline_name: format!("`codex archive <id>` per session ({} sampled, x{scale:.0})", sample.len()),
+            baseline_name: format!(
+                "`codex archive <id>` per session ({} sampled, x{scale:.0})",
+                sample.len()
+            ),
             baseline: scaled,
             target: "far ahead (10x)".into(),
         });
     } else {
-        eprintln!("SKIPPED codex archive baseline: the real Codex CLI is not installed (run .ci/run or set CODEX_BIN)");
+        eprintln!(
+            "SKIPPED codex archive baseline: the real Codex CLI is not installed (run .ci/run or set CODEX_BIN)"
+        );
     }
 
     // 3. Log and release rotation into the store vs tar | zstd -3 of the same items.
-    let old = ["0.160.0-x86_64-unknown-linux-musl", "0.165.0-x86_64-unknown-linux-musl"];
+    let old = [
+        "0.160.0-x86_64-unknown-linux-musl",
+        "0.165.0-x86_64-unknown-linux-musl",
+    ];
     let tar = format!(
         "tar -C \"{h}\" -cf - log/codex-tui.log logs_2.sqlite packages/app-server-daemon/releases/{} packages/app-server-daemon/releases/{} | zstd -3 -q -c > \"{}/baseline.tar.zst\"",
         old[0],
@@ -272,36 +411,90 @@ fn main() {
     );
     let b = measure(&mut sh(&tar));
     let plan_out = Command::new(&bin)
-        .arg("--home").arg(&home).arg("--store").arg(&store).arg("--json")
-        .args(["cleanup", "--dry-run", "--only", "logs,releases", "--large-log-mb", "1"])
+        .arg("--home")
+        .arg(&home)
+        .arg("--store")
+        .arg(&store)
+        .arg("--json")
+        .args([
+            "cleanup",
+            "--dry-run",
+            "--only",
+            "logs,releases",
+            "--large-log-mb",
+            "1",
+        ])
         .env("HOME", dir.path())
         .output()
         .unwrap();
     let plan: serde_json::Value = serde_json::from_slice(&plan_out.stdout).unwrap();
     let id = plan["data"]["plan"]["id"].as_str().unwrap().to_string();
-    let o = measure(&mut ours(&["cleanup", "--yes", "--plan", &id, "--only", "logs,releases", "--large-log-mb", "1"]));
-    rows.push(Row { workload: "rotate log, log db, 2 old releases into the store".into(), pass: o.ok && o.max_rss_mb < 100.0, ours: o, baseline_name: "tar | zstd -3".into(), baseline: b, target: "peak < 100 MB".into() });
+    let o = measure(&mut ours(&[
+        "cleanup",
+        "--yes",
+        "--plan",
+        &id,
+        "--only",
+        "logs,releases",
+        "--large-log-mb",
+        "1",
+    ]));
+    rows.push(Row {
+        workload: "rotate log, log db, 2 old releases into the store".into(),
+        pass: o.ok && o.max_rss_mb < 100.0,
+        ours: o,
+        baseline_name: "tar | zstd -3".into(),
+        baseline: b,
+        target: "peak < 100 MB".into(),
+    });
     measure(&mut ours(&["undo"]));
 
     // 4. A handoff of a 200 MB transcript, in bounded memory.
     let big_path = big.path_in(&home);
-    let read_big = best_of(2, || sh(&format!("cat \"{}\" > /dev/null", big_path.display())));
+    let read_big = best_of(2, || {
+        sh(&format!("cat \"{}\" > /dev/null", big_path.display()))
+    });
     let o = measure(&mut ours(&["handoff", &big.id, "--stdout"]));
-    rows.push(Row { workload: "handoff of a 200 MB transcript".into(), pass: o.ok && o.max_rss_mb < 100.0, ours: o, baseline_name: "cat (read once)".into(), baseline: read_big, target: "peak < 100 MB".into() });
+    rows.push(Row {
+        workload: "handoff of a 200 MB transcript".into(),
+        pass: o.ok && o.max_rss_mb < 100.0,
+        ours: o,
+        baseline_name: "cat (read once)".into(),
+        baseline: read_big,
+        target: "peak < 100 MB".into(),
+    });
 
     report(&rows, &shape, total, archived_count);
 }
 
 fn clone_m(m: &Measured) -> Measured {
-    Measured { secs: m.secs, max_rss_mb: m.max_rss_mb, ok: m.ok }
+    Measured {
+        secs: m.secs,
+        max_rss_mb: m.max_rss_mb,
+        ok: m.ok,
+    }
 }
 
 fn report(rows: &[Row], shape: &HeavyHome, total: u64, archived_after: usize) {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut out = String::new();
-    let _ = writeln!(out, "\ncodex-maint benchmark: {} sessions, {:.2} GB of transcripts, {cores} cores ({} archived sessions during the run)\n", shape.sessions, total as f64 / 1e9, archived_after);
-    let _ = writeln!(out, "| workload | codex-maint | peak | baseline | baseline time | baseline peak | ratio | target | result |");
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "\ncodex-maint benchmark: {} sessions, {:.2} GB of transcripts, {cores} cores ({} archived sessions during the run)\n",
+        shape.sessions,
+        total as f64 / 1e9,
+        archived_after
+    );
+    let _ = writeln!(
+        out,
+        "| workload | codex-maint | peak | baseline | baseline time | baseline peak | ratio | target | result |"
+    );
+    let _ = writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     let mut json = Vec::new();
     for r in rows {
         let ratio = r.ours.secs / r.baseline.secs.max(1e-9);
@@ -316,7 +509,13 @@ fn report(rows: &[Row], shape: &HeavyHome, total: u64, archived_after: usize) {
             r.baseline.max_rss_mb,
             ratio,
             r.target,
-            if !r.ours.ok { "FAILED" } else if r.pass { "met" } else { "MISSED" }
+            if !r.ours.ok {
+                "FAILED"
+            } else if r.pass {
+                "met"
+            } else {
+                "MISSED"
+            }
         );
         json.push(serde_json::json!({
             "workload": r.workload, "ours_secs": r.ours.secs, "ours_peak_mb": r.ours.max_rss_mb,

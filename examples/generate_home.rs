@@ -15,6 +15,11 @@ fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let specs = shape.build(std::path::Path::new(dir))?;
     let total: usize = specs.iter().map(|s| s.target_bytes).sum();
-    println!("{} sessions, {} MiB of transcripts in {dir} ({:.1} s)", specs.len(), total >> 20, started.elapsed().as_secs_f64());
+    println!(
+        "{} sessions, {} MiB of transcripts in {dir} ({:.1} s)",
+        specs.len(),
+        total >> 20,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -15,7 +15,7 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut hasher = blake3::Hasher::new();
-        if len >= PARALLEL_THRESHOLD {
+    if len >= PARALLEL_THRESHOLD {
         hash_in_parallel_chunks(&mut hasher, file)?;
     } else {
         hash_reader_into(&mut hasher, file)?;
@@ -94,6 +94,35 @@ impl<R: Read> Read for HashingReader<R> {
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+/// Hashes of many files, computed on all cores at once (reads overlap, small files too),
+/// for a caller that will then look at them one by one.
+pub struct Prefetched {
+    hashes: std::collections::HashMap<std::path::PathBuf, Result<String, String>>,
+}
+
+impl Prefetched {
+    pub fn new(paths: Vec<std::path::PathBuf>) -> Prefetched {
+        use rayon::prelude::*;
+        let hashes = paths
+            .into_par_iter()
+            .map(|p| {
+                let h = hash_file(&p).map_err(|e| e.to_string());
+                (p, h)
+            })
+            .collect();
+        Prefetched { hashes }
+    }
+
+    /// The prefetched hash of `path`, else hashed now.
+    pub fn hash(&self, path: &Path) -> io::Result<String> {
+        match self.hashes.get(path) {
+            Some(Ok(h)) => Ok(h.clone()),
+            Some(Err(e)) => Err(io::Error::other(e.clone())),
+            None => hash_file(path),
+        }
     }
 }
 

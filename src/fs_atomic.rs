@@ -93,7 +93,7 @@ pub fn move_no_replace_unsynced(src: &Path, dst: &Path) -> Result<MoveMethod> {
         .into());
     }
     match rename_no_replace(src, dst) {
-                Ok(()) => {
+        Ok(()) => {
             failpoint::hit("move-renamed");
             Ok(MoveMethod::Rename)
         }

@@ -151,7 +151,10 @@ pub fn judge_for_archive(
         if row.is_pinned {
             return Err(Protection::Pinned);
         }
-        if !same_file(std::path::Path::new(&row.rollout_path), &file.path) {
+        // Most rows spell the path exactly as we found it; only a differing spelling costs
+        // two `stat`s to compare identities.
+        let row_path = std::path::Path::new(&row.rollout_path);
+        if row_path != file.path && !same_file(row_path, &file.path) {
             return Err(Protection::Ambiguous(format!(
                 "its thread row points at {}",
                 row.rollout_path

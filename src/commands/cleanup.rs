@@ -922,6 +922,7 @@ fn verify_after(
     );
 
     let ops = store.catalog.ops_of_run(run_id)?;
+    let hashes = crate::content_hash::Prefetched::new(super::verify::moved_item_paths(&ops));
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
     let mut op_problems = Vec::new();
     for op in ops
@@ -936,7 +937,7 @@ fn verify_after(
             let db = dbs.get(index)?.as_ref()?;
             Some(thread_row::read(&db.conn, id))
         };
-        op_problems.extend(crate::ops::verify_live(op, &lookup));
+        op_problems.extend(crate::ops::verify_live(op, &lookup, &hashes));
     }
     r.push(
         report::VERIFICATION,

@@ -334,14 +334,46 @@ pub fn gather(home: &CodexHome, args: &InspectArgs, handoffs: &HashSet<String>) 
             }
         }
     };
-    let inv = inventory::walk(
-        home,
-        &WalkOptions {
-            large_log_bytes: args.large_log_bytes,
-            groups,
-        },
-        &mut on_transcript,
-    );
+    // The databases, the process table and git are asked on the other core while this
+    // one walks the tree: the walk waits on the filesystem, the checks on the CPU.
+    let db_paths = top_level_databases(home);
+    let (inv, (databases, log_databases), (processes, worktree_facts)) =
+        std::thread::scope(|scope| {
+            let dbs = scope.spawn(|| {
+                let checked: Vec<DatabaseReport> =
+                    db_paths.iter().map(|p| check_database(p)).collect();
+                let logs: Vec<LogDatabase> = db_paths
+                    .iter()
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("logs_"))
+                    })
+                    .map(|p| log_database(p, args.large_log_bytes))
+                    .collect();
+                (checked, logs)
+            });
+            let others = scope.spawn(|| {
+                let found = processes::scan(home, true).unwrap_or_default();
+                let facts: Vec<worktrees::WorktreeFacts> = worktree_roots
+                    .iter()
+                    .map(|r| worktrees::examine(r))
+                    .collect();
+                (found, facts)
+            });
+            let inv = inventory::walk(
+                home,
+                &WalkOptions {
+                    large_log_bytes: args.large_log_bytes,
+                    groups,
+                },
+                &mut on_transcript,
+            );
+            (
+                inv,
+                dbs.join().expect("the database checks do not panic"),
+                others.join().expect("the process scan does not panic"),
+            )
+        });
     sessions.large.sort_by_key(|l| std::cmp::Reverse(l.bytes));
     if let Some(rows) = &rows {
         let mut missing: Vec<DriftItem> = rows
@@ -367,24 +399,15 @@ pub fn gather(home: &CodexHome, args: &InspectArgs, handoffs: &HashSet<String>) 
         .collect();
     top_level.sort_by_key(|e| std::cmp::Reverse(e.size.disk_bytes));
 
-    let databases: Vec<DatabaseReport> = inv.databases.iter().map(|p| check_database(p)).collect();
     let logs = LogsReport {
         large_threshold_bytes: args.large_log_bytes,
         large_files: inv.large_logs.clone(),
-        databases: inv
-            .databases
-            .iter()
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("logs_"))
-            })
-            .map(|p| log_database(p, args.large_log_bytes))
-            .collect(),
+        databases: log_databases,
     };
     let worktrees: Vec<WorktreeReport> = worktree_roots
         .iter()
-        .map(|root| {
-            let facts = worktrees::examine(root);
+        .zip(worktree_facts)
+        .map(|(root, facts)| {
             let size = inv.grouped.get(root).cloned().unwrap_or_default();
             let old = size
                 .newest_age_secs
@@ -432,7 +455,7 @@ pub fn gather(home: &CodexHome, args: &InspectArgs, handoffs: &HashSet<String>) 
             old_bytes,
         }
     });
-    let processes = processes::scan(home, true).unwrap_or_default();
+
     let codex_running = processes
         .iter()
         .any(|p| p.kind != ProcessKind::DevServer && p.uses_this_home);
@@ -473,6 +496,24 @@ pub fn gather(home: &CodexHome, args: &InspectArgs, handoffs: &HashSet<String>) 
         findings,
         not_touched,
     }
+}
+
+/// Every `*.sqlite` directly in the home: where Codex keeps its databases.
+fn top_level_databases(home: &CodexHome) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&home.root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.file_type().is_ok_and(|t| t.is_file())
+                        && e.file_name().to_string_lossy().ends_with(".sqlite")
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 fn wal_bytes(db: &Path) -> u64 {

@@ -152,6 +152,7 @@ fn revert(
     dry_run: bool,
 ) -> Result<Report> {
     let our_folders = session_move::folders_we_created(store)?;
+    let hashes = crate::content_hash::Prefetched::new(super::verify::moved_item_paths(&ops));
     let mut writers: HashMap<String, IndexWriter> = HashMap::new();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
@@ -182,7 +183,9 @@ fn revert(
             }
             _ => None,
         };
-        conflicts.extend(session_move::revert_conflicts(&op, &mut plan, writer));
+        conflicts.extend(session_move::revert_conflicts(
+            &op, &mut plan, writer, &hashes,
+        ));
         plans.push(Planned::Session(op, Box::new(plan)));
     }
     if !conflicts.is_empty() {

@@ -81,6 +81,7 @@ pub fn run(ctx: &Context) -> Result<Report> {
     }
 
     let live = catalog.live_ops()?;
+    let hashes = crate::content_hash::Prefetched::new(moved_item_paths(&live));
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
     let mut items_checked = 0;
     let before = problems.len();
@@ -94,7 +95,7 @@ pub fn run(ctx: &Context) -> Result<Report> {
             let db = dbs.get(index)?.as_ref()?;
             Some(thread_row::read(&db.conn, id))
         };
-        problems.extend(crate::ops::verify_live(op, &lookup));
+        problems.extend(crate::ops::verify_live(op, &lookup, &hashes));
     }
     report.push(
         report::VERIFICATION,
@@ -120,6 +121,14 @@ pub fn run(ctx: &Context) -> Result<Report> {
         json!({ "checked": backups.checked, "bad": problems.len() - before }),
     );
     Ok(finish(report, problems, checks))
+}
+
+/// The files whose hashes verify will check: every session move's destination.
+pub fn moved_item_paths(ops: &[crate::store::OpRecord]) -> Vec<std::path::PathBuf> {
+    ops.iter()
+        .filter(|o| crate::ops::session_move::is_move(o))
+        .filter_map(|o| o.dst.as_deref().map(std::path::PathBuf::from))
+        .collect()
 }
 
 fn finish(

@@ -309,7 +309,7 @@ impl State {
         }
     }
 
-        fn note_request(&mut self, text: String) {
+    fn note_request(&mut self, text: String) {
         self.requests_total += 1;
         // Keep the first request and the latest few; the middle is counted, not kept.
         if self.requests.len() > MAX_REQUESTS + 1 {
@@ -336,7 +336,7 @@ impl State {
             .filter(|s| s.len() > 8)
         {
             if decision_re().is_match(sentence) {
-                                let s = clip(sentence, 200);
+                let s = clip(sentence, 200);
                 if self.decisions_seen.insert(s.clone()) {
                     self.decisions_total += 1;
                     self.decisions.push_back(s);
@@ -371,9 +371,11 @@ impl State {
         for r in later.iter().skip(shown) {
             h.goal.push(format!("Then: {}", clip(r, TEXT_CLIP)));
         }
-                let omitted = self.requests_total.saturating_sub(1 + later.len() - shown);
+        let omitted = self.requests_total.saturating_sub(1 + later.len() - shown);
         if omitted > 0 {
-            h.truncated.push(format!("{omitted} earlier follow-up requests are not listed"));
+            h.truncated.push(format!(
+                "{omitted} earlier follow-up requests are not listed"
+            ));
         }
 
         let answer = self.last_answer.as_deref().map(|a| clip(a, ANSWER_CLIP));
@@ -383,7 +385,7 @@ impl State {
         });
         h.current_state.push(format!(
             "Turns: {}; user requests: {}; the last turn {}",
-                        self.turns.max(self.requests_total as u32),
+            self.turns.max(self.requests_total as u32),
             self.requests_total,
             if self.last_turn_open {
                 "did NOT complete"
@@ -408,9 +410,17 @@ impl State {
         });
 
         let shown_decisions = self.decisions.len().min(MAX_DECISIONS);
-                h.decisions = self.decisions.iter().skip(self.decisions.len() - shown_decisions).cloned().collect();
+        h.decisions = self
+            .decisions
+            .iter()
+            .skip(self.decisions.len() - shown_decisions)
+            .cloned()
+            .collect();
         if self.decisions_total > shown_decisions {
-            h.truncated.push(format!("{} earlier decisions are not listed", self.decisions_total - shown_decisions));
+            h.truncated.push(format!(
+                "{} earlier decisions are not listed",
+                self.decisions_total - shown_decisions
+            ));
         }
 
         let branch = self.branch.clone().or_else(|| ctx.git_branch.clone());
@@ -432,8 +442,11 @@ impl State {
         for f in self.files.iter().take(MAX_FILES) {
             h.files.push(format!("Touched: {f}"));
         }
-                if self.files_total > MAX_FILES {
-            h.truncated.push(format!("{} more touched files are not listed", self.files_total - MAX_FILES));
+        if self.files_total > MAX_FILES {
+            h.truncated.push(format!(
+                "{} more touched files are not listed",
+                self.files_total - MAX_FILES
+            ));
         }
 
         let mut commands: Vec<&CommandRun> = self.commands.iter().collect();
@@ -452,9 +465,12 @@ impl State {
             h.commands
                 .push(format!("`{}` -> {result}{runs}", c.command));
         }
-                let all_commands = commands.len() + self.commands_untracked;
+        let all_commands = commands.len() + self.commands_untracked;
         if all_commands > MAX_COMMANDS {
-            h.truncated.push(format!("{} more commands are not listed", all_commands - MAX_COMMANDS));
+            h.truncated.push(format!(
+                "{} more commands are not listed",
+                all_commands - MAX_COMMANDS
+            ));
         }
 
         let failing: Vec<&&CommandRun> = commands

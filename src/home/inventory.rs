@@ -5,8 +5,7 @@
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::sessions::{self, SessionFile, SessionLocation, SessionMeta};
@@ -191,25 +190,20 @@ pub fn walk(
             } else {
                 (SessionLocation::Archived, &archived_root)
             };
-            match SessionFile::from_path(path, location, root) {
-                Ok(file) => {
-                    let meta_line = if file.is_symlink {
-                        Err("a symlink; not read".into())
+            {
+                let file = SessionFile::from_metadata(path, &meta, location, root);
+                {
+                    let (meta_line, truncated_tail) = if file.is_symlink {
+                        (Err("a symlink; not read".into()), false)
                     } else {
-                        sessions::read_session_meta(path)
+                        sessions::read_session_meta_and_tail(path)
                     };
-                    let truncated_tail =
-                        !file.is_symlink && file.size > 0 && !ends_with_newline(path);
                     on_transcript(TranscriptSeen {
                         file: &file,
                         meta: meta_line,
                         truncated_tail,
                     });
                 }
-                Err(e) => inv.findings.push(Finding {
-                    path: path.display().to_string(),
-                    problem: format!("cannot stat: {e}"),
-                }),
             }
             continue;
         }
@@ -245,15 +239,4 @@ fn io_reason(err: &walkdir::Error) -> String {
     err.io_error()
         .map(|e| e.to_string())
         .unwrap_or_else(|| err.to_string())
-}
-
-fn ends_with_newline(path: &Path) -> bool {
-    let Ok(mut f) = File::open(path) else {
-        return true;
-    };
-    let mut last = [0u8; 1];
-    f.seek(SeekFrom::End(-1))
-        .and_then(|_| f.read_exact(&mut last))
-        .map(|_| last[0] == b'\n')
-        .unwrap_or(true)
 }

@@ -80,6 +80,21 @@ impl SessionFile {
         sessions_root: &Path,
     ) -> std::io::Result<SessionFile> {
         let meta = fs::symlink_metadata(path)?;
+        Ok(SessionFile::from_metadata(
+            path,
+            &meta,
+            location,
+            sessions_root,
+        ))
+    }
+
+    /// From metadata the caller already has (a directory walk), without another `stat`.
+    pub fn from_metadata(
+        path: &Path,
+        meta: &fs::Metadata,
+        location: SessionLocation,
+        sessions_root: &Path,
+    ) -> SessionFile {
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -92,16 +107,16 @@ impl SessionFile {
             (_, SessionLocation::Archived) => path.parent() == Some(sessions_root),
             _ => false,
         };
-        Ok(SessionFile {
+        SessionFile {
             path: path.to_path_buf(),
             location,
             name,
             is_symlink: meta.file_type().is_symlink(),
             size: meta.len(),
             mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            mode: file_mode(&meta),
+            mode: file_mode(meta),
             in_dated_folder,
-        })
+        }
     }
 
     pub fn id(&self) -> Option<&str> {
@@ -166,7 +181,28 @@ pub struct SessionMeta {
 const MAX_FIRST_LINE: u64 = 8 << 20;
 
 pub fn read_session_meta(path: &Path) -> Result<SessionMeta, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    read_session_meta_and_tail(path).0
+}
+
+/// The first record, and whether the file ends mid-record (its last byte is not a newline),
+/// from one open: the two things inspect wants of every transcript.
+pub fn read_session_meta_and_tail(path: &Path) -> (Result<SessionMeta, String>, bool) {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return (Err(format!("cannot open: {e}")), false),
+    };
+    let truncated_tail = ends_mid_record(&file);
+    (first_record_meta(file), truncated_tail)
+}
+
+fn ends_mid_record(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [0u8; 1];
+    len > 0 && file.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
+}
+
+fn first_record_meta(file: File) -> Result<SessionMeta, String> {
     let mut line = Vec::new();
     BufReader::new(file.take(MAX_FIRST_LINE))
         .read_until(b'\n', &mut line)

@@ -132,9 +132,15 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 }
 
 /// What `verify` finds wrong with an op in force.
-pub fn verify_live(op: &OpRecord, rows: &session_move::RowLookup<'_>) -> Vec<String> {
+pub fn verify_live(
+    op: &OpRecord,
+    rows: &session_move::RowLookup<'_>,
+    hashes: &crate::content_hash::Prefetched,
+) -> Vec<String> {
     match op.kind.as_str() {
-        session_move::ARCHIVE | session_move::UNARCHIVE => session_move::verify_live(op, rows),
+        session_move::ARCHIVE | session_move::UNARCHIVE => {
+            session_move::verify_live(op, rows, hashes)
+        }
         store_files::KIND | store_files::RESTORE_KIND => store_files::verify_live(op),
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
         worktree_move::KIND => worktree_move::verify_live(op),

@@ -14,8 +14,8 @@ use crate::clock::system_time_ns;
 use crate::content_hash::hash_file;
 use crate::error::MaintError;
 use crate::fs_atomic::{
-    fsync_dir, move_no_replace_unsynced,
-    TEMP_PREFIX, create_dirs_recording, move_no_replace, remove_created_dirs_if_empty,
+    TEMP_PREFIX, create_dirs_recording, fsync_dir, move_no_replace, move_no_replace_unsynced,
+    remove_created_dirs_if_empty,
 };
 use crate::home::sessions::{SessionFile, file_mode};
 use crate::store::{NewOp, OpRecord, OpState, Store};
@@ -171,6 +171,7 @@ pub fn revert_conflicts(
     op: &OpRecord,
     plan: &mut PlannedMove,
     index: Option<&IndexWriter>,
+    hashes: &crate::content_hash::Prefetched,
 ) -> Vec<String> {
     let mut conflicts = Vec::new();
     let here = &plan.src;
@@ -185,7 +186,7 @@ pub fn revert_conflicts(
             op.id,
             here.display()
         )),
-        Ok(_) => match hash_file(here) {
+        Ok(_) => match hashes.hash(here) {
             Ok(h) if Some(&h) == op.hash_after.as_ref().or(op.hash_before.as_ref()) => {
                 plan.known_hash = Some(h)
             }
@@ -239,9 +240,16 @@ pub fn execute_batch(
     mut index: Option<&mut IndexWriter>,
 ) -> Result<Vec<i64>> {
     let catalog = &run.store.catalog;
+    let mut plans = plans;
+    let to_hash: Vec<PathBuf> = plans
+        .iter()
+        .filter(|p| p.known_hash.is_none())
+        .map(|p| p.src.clone())
+        .collect();
+    let prefetched = crate::content_hash::Prefetched::new(to_hash);
     let mut prepared = Vec::with_capacity(plans.len());
     let mut dirs_claimed: HashSet<PathBuf> = HashSet::new();
-    for mut plan in plans {
+    for mut plan in plans.drain(..) {
         let meta = fs::symlink_metadata(&plan.src)
             .with_context(|| format!("reading {}", plan.src.display()))?;
         if !meta.is_file() {
@@ -253,9 +261,9 @@ pub fn execute_batch(
         }
         let hash = match plan.known_hash.take() {
             Some(h) => h,
-            None => {
-                hash_file(&plan.src).with_context(|| format!("hashing {}", plan.src.display()))?
-            }
+            None => prefetched
+                .hash(&plan.src)
+                .with_context(|| format!("hashing {}", plan.src.display()))?,
         };
         for dir in missing_ancestors(plan.dst.parent().unwrap_or(Path::new("/"))) {
             if dirs_claimed.insert(dir.clone()) {
@@ -286,11 +294,15 @@ pub fn execute_batch(
             if let Some(parent) = plan.dst.parent() {
                 create_dirs_recording(parent)?;
             }
-                        move_no_replace_unsynced(&plan.src, &plan.dst)?;
+            move_no_replace_unsynced(&plan.src, &plan.dst)?;
             moved.push(i);
             failpoint::hit("file-moved");
         }
-        let mut folders: Vec<&Path> = prepared.iter().flat_map(|(p, _, _)| [p.src.parent(), p.dst.parent()]).flatten().collect();
+        let mut folders: Vec<&Path> = prepared
+            .iter()
+            .flat_map(|(p, _, _)| [p.src.parent(), p.dst.parent()])
+            .flatten()
+            .collect();
         folders.sort();
         folders.dedup();
         for folder in folders {
@@ -445,12 +457,16 @@ pub type RowLookup<'a> = dyn Fn(&str, &str) -> Option<Result<Option<RowState>>> 
 
 /// What `verify` finds wrong with a live move: the item missing or changed at its recorded
 /// place, or the thread row no longer pointing at an existing file.
-pub fn verify_live(op: &OpRecord, rows: &RowLookup<'_>) -> Vec<String> {
+pub fn verify_live(
+    op: &OpRecord,
+    rows: &RowLookup<'_>,
+    hashes: &crate::content_hash::Prefetched,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let Some(dst) = op.dst.as_deref() else {
         return problems;
     };
-    match hash_file(Path::new(dst)) {
+    match hashes.hash(Path::new(dst)) {
         Ok(h) if Some(&h) == op.hash_after.as_ref() => {}
         Ok(_) => problems.push(format!(
             "op {}: {dst} does not match its recorded hash",

@@ -279,12 +279,24 @@ pub struct HeavyHome {
 impl HeavyHome {
     /// What the issue calls the full run: 20,000 sessions, 4 GB.
     pub fn full() -> HeavyHome {
-        HeavyHome { sessions: 20_000, total_bytes: 4 << 30, old_sessions: 10_000, log_bytes: 300 << 20, release_bytes: 200 << 20 }
+        HeavyHome {
+            sessions: 20_000,
+            total_bytes: 4 << 30,
+            old_sessions: 10_000,
+            log_bytes: 300 << 20,
+            release_bytes: 200 << 20,
+        }
     }
 
     /// A quick run that keeps the same shape.
     pub fn quick() -> HeavyHome {
-        HeavyHome { sessions: 2_000, total_bytes: 400 << 20, old_sessions: 1_000, log_bytes: 30 << 20, release_bytes: 20 << 20 }
+        HeavyHome {
+            sessions: 2_000,
+            total_bytes: 400 << 20,
+            old_sessions: 1_000,
+            log_bytes: 30 << 20,
+            release_bytes: 20 << 20,
+        }
     }
 
     /// The size of session `i`: three tiers, deterministic, scaled to `total_bytes`.
@@ -306,7 +318,11 @@ impl HeavyHome {
         (0..self.sessions)
             .map(|i| {
                 let old = i < self.old_sessions;
-                let age = if old { 31.0 + (i % 90) as f64 } else { 0.5 + (i % 29) as f64 };
+                let age = if old {
+                    31.0 + (i % 90) as f64
+                } else {
+                    0.5 + (i % 29) as f64
+                };
                 let mut s = SessionSpec::aged(i, age, self.session_bytes(i));
                 s.archived = !old && i % 10 == 9;
                 s
@@ -334,7 +350,11 @@ impl HeavyHome {
         )?;
         drop(logs);
         let releases = home.join("packages/app-server-daemon/releases");
-        for v in ["0.160.0-x86_64-unknown-linux-musl", "0.165.0-x86_64-unknown-linux-musl", "0.169.0-x86_64-unknown-linux-musl"] {
+        for v in [
+            "0.160.0-x86_64-unknown-linux-musl",
+            "0.165.0-x86_64-unknown-linux-musl",
+            "0.169.0-x86_64-unknown-linux-musl",
+        ] {
             fs::create_dir_all(releases.join(v).join("bin"))?;
             write_pseudo_binary(&releases.join(v).join("bin/codex"), self.release_bytes)?;
         }
@@ -352,7 +372,14 @@ fn write_pseudo_text(path: &Path, bytes: u64) -> Result<()> {
     let mut written = 0u64;
     let mut n = 0u64;
     while written < bytes {
-        let line = format!("2026-11-{:02}T10:{:02}:{:02}Z INFO codex_core::exec: command finished exit_code={} duration_ms={}\n", n % 28 + 1, n % 60, n % 59, n % 3, n % 997);
+        let line = format!(
+            "2026-11-{:02}T10:{:02}:{:02}Z INFO codex_core::exec: command finished exit_code={} duration_ms={}\n",
+            n % 28 + 1,
+            n % 60,
+            n % 59,
+            n % 3,
+            n % 997
+        );
         out.write_all(line.as_bytes())?;
         written += line.len() as u64;
         n += 1;
@@ -372,7 +399,11 @@ fn write_pseudo_binary(path: &Path, bytes: u64) -> Result<()> {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            *b = if i % 3 == 0 { (state & 0xff) as u8 } else { (i / 64) as u8 };
+            *b = if i % 3 == 0 {
+                (state & 0xff) as u8
+            } else {
+                (i / 64) as u8
+            };
         }
         out.write_all(&block)?;
         written += block.len() as u64;
