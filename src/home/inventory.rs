@@ -1,6 +1,6 @@
 //! One walk of the home gathers everything `inspect` needs: sizes per top-level entry,
 //! worktree and release folder sizes, oversized logs, databases, and each transcript's
-//! metadata and first line, handed to the caller as it is met so nothing per file is kept.
+//! metadata and first line, handed to the caller a batch at a time so little per file is kept.
 //! Symlinks are never followed; anything unreadable becomes a finding, never a failure.
 
 use serde::Serialize;
@@ -92,6 +92,7 @@ pub fn walk(
     let groups: HashSet<&Path> = options.groups.iter().map(PathBuf::as_path).collect();
     let sessions_root = home.sessions_dir();
     let archived_root = home.archived_sessions_dir();
+    let mut pending: Vec<SessionFile> = Vec::with_capacity(TRANSCRIPT_BATCH);
     for entry in walkdir::WalkDir::new(&home.root)
         .min_depth(1)
         .follow_links(false)
@@ -190,20 +191,9 @@ pub fn walk(
             } else {
                 (SessionLocation::Archived, &archived_root)
             };
-            {
-                let file = SessionFile::from_metadata(path, &meta, location, root);
-                {
-                    let (meta_line, truncated_tail) = if file.is_symlink {
-                        (Err("a symlink; not read".into()), false)
-                    } else {
-                        sessions::read_session_meta_and_tail(path)
-                    };
-                    on_transcript(TranscriptSeen {
-                        file: &file,
-                        meta: meta_line,
-                        truncated_tail,
-                    });
-                }
+            pending.push(SessionFile::from_metadata(path, &meta, location, root));
+            if pending.len() == TRANSCRIPT_BATCH {
+                hand_over(&mut pending, on_transcript);
             }
             continue;
         }
@@ -216,8 +206,35 @@ pub fn walk(
             });
         }
     }
+    hand_over(&mut pending, on_transcript);
     inv.large_logs.sort_by_key(|l| std::cmp::Reverse(l.bytes));
     inv
+}
+
+/// Transcripts are read in batches on all cores: opening thousands of small files one at
+/// a time was most of inspect's time, and a batch keeps memory flat however many there are.
+const TRANSCRIPT_BATCH: usize = 1024;
+
+fn hand_over(pending: &mut Vec<SessionFile>, on_transcript: &mut dyn FnMut(TranscriptSeen<'_>)) {
+    use rayon::prelude::*;
+    let firsts: Vec<(Result<SessionMeta, String>, bool)> = pending
+        .par_iter()
+        .map(|file| {
+            if file.is_symlink {
+                (Err("a symlink; not read".into()), false)
+            } else {
+                sessions::read_session_meta_and_tail(&file.path, file.size)
+            }
+        })
+        .collect();
+    for (file, (meta, truncated_tail)) in pending.iter().zip(firsts) {
+        on_transcript(TranscriptSeen {
+            file,
+            meta,
+            truncated_tail,
+        });
+    }
+    pending.clear();
 }
 
 fn kind_of(meta: &fs::Metadata) -> String {

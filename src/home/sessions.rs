@@ -181,23 +181,24 @@ pub struct SessionMeta {
 const MAX_FIRST_LINE: u64 = 8 << 20;
 
 pub fn read_session_meta(path: &Path) -> Result<SessionMeta, String> {
-    read_session_meta_and_tail(path).0
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    first_record_meta(file)
 }
 
 /// The first record, and whether the file ends mid-record (its last byte is not a newline),
-/// from one open: the two things inspect wants of every transcript.
-pub fn read_session_meta_and_tail(path: &Path) -> (Result<SessionMeta, String>, bool) {
+/// from one open: the two things inspect wants of every transcript. `len` is the size the
+/// caller already stat'ed, which spares a second stat per file.
+pub fn read_session_meta_and_tail(path: &Path, len: u64) -> (Result<SessionMeta, String>, bool) {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => return (Err(format!("cannot open: {e}")), false),
     };
-    let truncated_tail = ends_mid_record(&file);
+    let truncated_tail = ends_mid_record(&file, len);
     (first_record_meta(file), truncated_tail)
 }
 
-fn ends_mid_record(file: &File) -> bool {
+fn ends_mid_record(file: &File, len: u64) -> bool {
     use std::os::unix::fs::FileExt;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut last = [0u8; 1];
     len > 0 && file.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }

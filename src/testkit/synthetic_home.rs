@@ -299,22 +299,24 @@ impl HeavyHome {
         }
     }
 
-    /// The size of session `i`: three tiers, deterministic, scaled to `total_bytes`.
-    pub fn session_bytes(&self, i: u64) -> usize {
-        let unit = self.total_bytes as f64 / (self.sessions as f64 * 200_000.0);
-        let base = if i % 6_667 == 3 {
+    /// The unscaled size of session `i`: three tiers, deterministic.
+    fn tier_bytes(i: u64) -> f64 {
+        if i % 6_667 == 3 {
             150_000_000.0
         } else if i % 333 == 7 {
             15_000_000.0
         } else {
-            // A Pareto-like spread between 8 KB and 1 MB, mean about 130 KB.
+            // A Pareto-like spread between 8 KB and 1 MB.
             let u = ((i.wrapping_mul(2_654_435_761) % 10_000) as f64 + 1.0) / 10_000.0;
             (8_000.0 / u.powf(0.9)).min(1_000_000.0)
-        };
-        (base * unit).max(2_000.0) as usize
+        }
     }
 
     pub fn specs(&self) -> Vec<SessionSpec> {
+        // Scaled by the real sum of the tiers, so the transcripts add up to `total_bytes`
+        // whatever the mix of tiers at this session count.
+        let tier_sum: f64 = (0..self.sessions).map(Self::tier_bytes).sum();
+        let unit = self.total_bytes as f64 / tier_sum;
         (0..self.sessions)
             .map(|i| {
                 let old = i < self.old_sessions;
@@ -323,7 +325,8 @@ impl HeavyHome {
                 } else {
                     0.5 + (i % 29) as f64
                 };
-                let mut s = SessionSpec::aged(i, age, self.session_bytes(i));
+                let bytes = (Self::tier_bytes(i) * unit).max(2_000.0) as usize;
+                let mut s = SessionSpec::aged(i, age, bytes);
                 s.archived = !old && i % 10 == 9;
                 s
             })
