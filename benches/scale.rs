@@ -94,26 +94,6 @@ struct Row {
     pass: bool,
 }
 
-fn find_codex() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CODEX_BIN")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-    {
-        return Some(p);
-    }
-    let dir = PathBuf::from(std::env::var_os("HOME")?)
-        .join(".cache/codex-maint/codex-0.169.0/node_modules/@openai");
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .find(|e| {
-            e.file_type().is_file()
-                && e.file_name() == "codex"
-                && e.path().to_string_lossy().contains("/vendor/")
-        })
-        .map(|e| e.into_path())
-}
-
 /// b3sum from PATH, else built once into `target/bench-tools` from crates.io.
 fn find_or_install_b3sum() -> Option<PathBuf> {
     if Command::new("b3sum")
@@ -373,7 +353,7 @@ fn main() {
     rows.push(extra_undo);
 
     // Per-session `codex archive` on a sample, scaled to the whole set.
-    if let Some(codex) = find_codex() {
+    if let Some(codex) = codex_maint::testkit::installed_codex() {
         let sample: Vec<&&SessionSpec> = moving.iter().take(20).collect();
         let mut script = String::from("set -e\n");
         let mut restore = String::from("set -e\n");

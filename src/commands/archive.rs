@@ -459,15 +459,9 @@ fn resolve_ids<'f>(
     let mut seen = HashSet::new();
     let mut errors = Vec::new();
     for wanted in ids {
-        let wanted_lc = wanted.to_ascii_lowercase();
-        let matches: Vec<&SessionFile> = files
-            .iter()
-            .filter(|f| f.id().is_some_and(|id| id.starts_with(&wanted_lc)))
-            .collect();
-        let distinct: HashSet<&str> = matches.iter().filter_map(|f| f.id()).collect();
-        match distinct.len() {
-            0 => errors.push(format!("no session matches {wanted}")),
-            1 => {
+        match sessions::files_of_id(files, wanted) {
+            Err(why) => errors.push(why),
+            Ok(matches) => {
                 for f in matches {
                     if f.location == SessionLocation::Archived {
                         report.push(
@@ -478,14 +472,6 @@ fn resolve_ids<'f>(
                         chosen.push(f);
                     }
                 }
-            }
-            _ => {
-                let mut names: Vec<&str> = distinct.into_iter().collect();
-                names.sort();
-                errors.push(format!(
-                    "{wanted} is ambiguous: it matches {}",
-                    names.join(", ")
-                ));
             }
         }
     }

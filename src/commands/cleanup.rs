@@ -17,9 +17,9 @@ use crate::home::config::ProjectState;
 use crate::home::sessions;
 use crate::home::thread_index::{self, IndexState};
 use crate::home::worktrees::{Cleanliness, Registration};
-use crate::home::{CodexHome, sqlite_read, writer_locks};
+use crate::home::{CodexHome, writer_locks};
 use crate::ops::session_move::{self, PlannedMove};
-use crate::ops::thread_row::{self, IndexWriter, RowState};
+use crate::ops::thread_row::IndexWriter;
 use crate::ops::{Run, config_edit, state_backup, store_dir, store_files, worktree_move};
 use crate::policy::SessionPolicy;
 use crate::report::{self, Report};
@@ -723,26 +723,7 @@ fn verb(a: &Action) -> &'static str {
 }
 
 fn observed(r: &mut Report, home: &CodexHome, data: &InspectData) {
-    r.push(
-        report::OBSERVED,
-        format!(
-            "{} - {} on disk in {} files",
-            home.display(),
-            human_bytes(data.total.disk_bytes),
-            data.total.files
-        ),
-    );
-    for e in data
-        .top_level
-        .iter()
-        .take(5)
-        .filter(|e| e.size.disk_bytes > 0)
-    {
-        r.push(
-            report::OBSERVED,
-            format!("{} - {}", e.name, human_bytes(e.size.disk_bytes)),
-        );
-    }
+    r.extend(report::OBSERVED, super::inspect::size_lines(home, data, 5));
 }
 
 fn kept_lines(r: &mut Report, home: &CodexHome, plan: &Plan) {
@@ -922,28 +903,16 @@ fn verify_after(
     );
 
     let ops = store.catalog.ops_of_run(run_id)?;
-    let hashes = crate::content_hash::Prefetched::new(super::verify::moved_item_paths(&ops));
-    let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
-    let mut op_problems = Vec::new();
-    for op in ops
-        .iter()
+    let applied: Vec<_> = ops
+        .into_iter()
         .filter(|o| o.state == crate::store::OpState::Applied)
-    {
-        if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
-            dbs.entry(index.to_string())
-                .or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
-        }
-        let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
-            let db = dbs.get(index)?.as_ref()?;
-            Some(thread_row::read(&db.conn, id))
-        };
-        op_problems.extend(crate::ops::verify_live(op, &lookup, &hashes));
-    }
+        .collect();
+    let op_problems = crate::ops::verify_all_live(&applied);
     r.push(
         report::VERIFICATION,
         format!(
             "{} ops applied, each item at its recorded place with its hash (and thread row): {}",
-            ops.len(),
+            applied.len(),
             if op_problems.is_empty() {
                 "ok".to_string()
             } else {

@@ -295,27 +295,11 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
 }
 
 fn resolve<'f>(files: &'f [SessionFile], ids: &[String]) -> Result<Vec<&'f SessionFile>> {
-    let mut out = Vec::new();
-    for wanted in ids {
-        let lc = wanted.to_ascii_lowercase();
-        let matches: Vec<&SessionFile> = files
-            .iter()
-            .filter(|f| f.id().is_some_and(|id| id.starts_with(&lc)))
-            .collect();
-        let mut distinct: Vec<&str> = matches.iter().filter_map(|f| f.id()).collect();
-        distinct.sort();
-        distinct.dedup();
-        match distinct.len() {
-            0 => return Err(MaintError::usage(format!("no session matches {wanted}")).into()),
-            1 => out.push(matches[0]),
-            _ => {
-                return Err(MaintError::usage(format!(
-                    "{wanted} is ambiguous: it matches {}",
-                    distinct.join(", ")
-                ))
-                .into());
-            }
-        }
-    }
-    Ok(out)
+    ids.iter()
+        .map(|wanted| {
+            crate::home::sessions::files_of_id(files, wanted)
+                .map(|matches| matches[0])
+                .map_err(|why| MaintError::usage(why).into())
+        })
+        .collect()
 }

@@ -580,32 +580,7 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &InspectArgs) -> Repor
             r.push(hot, format!("Codex is running: {}", processes::describe(p)));
         }
     }
-    r.push(
-        hot,
-        format!(
-            "{} - {} on disk in {} files (total)",
-            home.display(),
-            human_bytes(data.total.disk_bytes),
-            data.total.files
-        ),
-    );
-    for e in data
-        .top_level
-        .iter()
-        .take(6)
-        .filter(|e| e.size.disk_bytes > 0)
-    {
-        let what = if e.kind == "dir" {
-            format!(
-                "/ - {} in {} files",
-                human_bytes(e.size.disk_bytes),
-                e.size.files
-            )
-        } else {
-            format!(" - {}", human_bytes(e.size.disk_bytes))
-        };
-        r.push(hot, format!("{}{what}", e.name));
-    }
+    r.extend(hot, size_lines(home, data, 6));
     let s = &data.sessions;
     r.push(
         hot,
@@ -894,4 +869,32 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &InspectArgs) -> Repor
     }
     r.data = serde_json::to_value(data).unwrap_or_default();
     r
+}
+/// The home's total and its `most` heaviest top-level entries, one line each: the size
+/// lines inspect reports and cleanup repeats as what it observed.
+pub fn size_lines(home: &CodexHome, data: &InspectData, most: usize) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} - {} on disk in {} files (total)",
+        home.display(),
+        human_bytes(data.total.disk_bytes),
+        data.total.files
+    )];
+    for e in data
+        .top_level
+        .iter()
+        .take(most)
+        .filter(|e| e.size.disk_bytes > 0)
+    {
+        let what = if e.kind == "dir" {
+            format!(
+                "/ - {} in {} files",
+                human_bytes(e.size.disk_bytes),
+                e.size.files
+            )
+        } else {
+            format!(" - {}", human_bytes(e.size.disk_bytes))
+        };
+        lines.push(format!("{}{what}", e.name));
+    }
+    lines
 }

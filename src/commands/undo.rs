@@ -152,7 +152,7 @@ fn revert(
     dry_run: bool,
 ) -> Result<Report> {
     let our_folders = session_move::folders_we_created(store)?;
-    let hashes = crate::content_hash::Prefetched::new(super::verify::moved_item_paths(&ops));
+    let hashes = crate::content_hash::Prefetched::new(crate::ops::moved_item_paths(&ops));
     let mut writers: HashMap<String, IndexWriter> = HashMap::new();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();

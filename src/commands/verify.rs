@@ -3,13 +3,9 @@
 
 use anyhow::Result;
 use serde_json::json;
-use std::collections::HashMap;
-use std::path::Path;
 
 use super::Context;
 use crate::error::ExitKind;
-use crate::home::sqlite_read;
-use crate::ops::thread_row::{self, RowState};
 use crate::report::{self, Report};
 use crate::store::{self, OpState, blobs::BlobStore};
 
@@ -81,22 +77,9 @@ pub fn run(ctx: &Context) -> Result<Report> {
     }
 
     let live = catalog.live_ops()?;
-    let hashes = crate::content_hash::Prefetched::new(moved_item_paths(&live));
-    let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
-    let mut items_checked = 0;
+    let items_checked = live.len();
     let before = problems.len();
-    for op in &live {
-        items_checked += 1;
-        if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
-            dbs.entry(index.to_string())
-                .or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
-        }
-        let lookup = |index: &str, id: &str| -> Option<Result<Option<RowState>>> {
-            let db = dbs.get(index)?.as_ref()?;
-            Some(thread_row::read(&db.conn, id))
-        };
-        problems.extend(crate::ops::verify_live(op, &lookup, &hashes));
-    }
+    problems.extend(crate::ops::verify_all_live(&live));
     report.push(
         report::VERIFICATION,
         format!("{items_checked} items in force checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
@@ -121,14 +104,6 @@ pub fn run(ctx: &Context) -> Result<Report> {
         json!({ "checked": backups.checked, "bad": problems.len() - before }),
     );
     Ok(finish(report, problems, checks))
-}
-
-/// The files whose hashes verify will check: every session move's destination.
-pub fn moved_item_paths(ops: &[crate::store::OpRecord]) -> Vec<std::path::PathBuf> {
-    ops.iter()
-        .filter(|o| crate::ops::session_move::is_move(o))
-        .filter_map(|o| o.dst.as_deref().map(std::path::PathBuf::from))
-        .collect()
 }
 
 fn finish(

@@ -176,6 +176,31 @@ pub struct SessionMeta {
     pub git_commit: Option<String>,
 }
 
+/// The files of the one session whose id is `wanted` or starts with it, in any case (a
+/// session may have more than one file, e.g. a copy left in both places). No match, or a
+/// prefix shared by several sessions, is an error that says which.
+pub fn files_of_id<'f>(
+    files: &'f [SessionFile],
+    wanted: &str,
+) -> Result<Vec<&'f SessionFile>, String> {
+    let wanted_lc = wanted.to_ascii_lowercase();
+    let matches: Vec<&SessionFile> = files
+        .iter()
+        .filter(|f| f.id().is_some_and(|id| id.starts_with(&wanted_lc)))
+        .collect();
+    let mut distinct: Vec<&str> = matches.iter().filter_map(|f| f.id()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    match distinct.len() {
+        0 => Err(format!("no session matches {wanted}")),
+        1 => Ok(matches),
+        _ => Err(format!(
+            "{wanted} is ambiguous: it matches {}",
+            distinct.join(", ")
+        )),
+    }
+}
+
 /// A `session_meta` line carries the full base instructions (tens of KB); anything far
 /// larger is not a Codex first line and is not read further.
 const MAX_FIRST_LINE: u64 = 8 << 20;

@@ -116,7 +116,10 @@ pub fn examine(root: &Path) -> WorktreeFacts {
             };
         }
     }
-    match git(root, &["status", "--porcelain=v1", "--branch"]) {
+    match run_git(
+        GitAt::WorkTree(root),
+        &["status", "--porcelain=v1", "--branch"],
+    ) {
         Ok(out) => {
             let mut lines = out.lines();
             facts.branch = lines
@@ -136,7 +139,10 @@ pub fn examine(root: &Path) -> WorktreeFacts {
 }
 
 fn registered_in(common_git_dir: &Path, root: &Path) -> Registration {
-    match git_in(common_git_dir, &["worktree", "list", "--porcelain"]) {
+    match run_git(
+        GitAt::GitDir(common_git_dir),
+        &["worktree", "list", "--porcelain"],
+    ) {
         Ok(list) => {
             let me = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
             let listed = list
@@ -156,34 +162,24 @@ fn registered_in(common_git_dir: &Path, root: &Path) -> Registration {
     }
 }
 
-fn git(worktree: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("--no-optional-locks")
-        .arg("-C")
-        .arg(worktree)
-        .args(args)
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string())
-    }
+/// Which repository git is pointed at: a worktree's folder, or a bare git directory.
+enum GitAt<'a> {
+    WorkTree(&'a Path),
+    GitDir(&'a Path),
 }
 
-fn git_in(git_dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
+/// Runs git without taking its optional locks, so looking never contends with a Codex
+/// that is using the same repository; the error is git's first line of complaint.
+fn run_git(at: GitAt<'_>, args: &[&str]) -> Result<String, String> {
+    let mut command = Command::new("git");
+    command
         .arg("--no-optional-locks")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
+        .env("GIT_OPTIONAL_LOCKS", "0");
+    match at {
+        GitAt::WorkTree(dir) => command.arg("-C").arg(dir),
+        GitAt::GitDir(dir) => command.arg("--git-dir").arg(dir),
+    };
+    let out = command.args(args).output().map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {

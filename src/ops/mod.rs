@@ -153,6 +153,39 @@ pub fn verify_live(
     }
 }
 
+/// What `verify` finds wrong with each of `ops`, all taken to be in force: the files moved
+/// are hashed ahead on all cores, and each thread index is opened once, read-only.
+pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
+    use crate::home::sqlite_read;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    let hashes = crate::content_hash::Prefetched::new(moved_item_paths(ops));
+    let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
+    let mut problems = Vec::new();
+    for op in ops {
+        if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
+            dbs.entry(index.to_string())
+                .or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
+        }
+        let lookup = |index: &str, id: &str| -> Option<Result<Option<thread_row::RowState>>> {
+            let db = dbs.get(index)?.as_ref()?;
+            Some(thread_row::read(&db.conn, id))
+        };
+        problems.extend(verify_live(op, &lookup, &hashes));
+    }
+    problems
+}
+
+/// The files whose hashes verifying or reverting `ops` will need: each session move's
+/// destination.
+pub fn moved_item_paths(ops: &[OpRecord]) -> Vec<std::path::PathBuf> {
+    ops.iter()
+        .filter(|o| session_move::is_move(o))
+        .filter_map(|o| o.dst.as_deref().map(std::path::PathBuf::from))
+        .collect()
+}
+
 /// One line a person can read: what the op did.
 pub fn describe(op: &OpRecord) -> String {
     let what = match op.kind.as_str() {

@@ -3,3 +3,38 @@
 
 pub mod fingerprint;
 pub mod synthetic_home;
+
+/// The version of the real Codex CLI that `.ci/run` installs and the compatibility tests
+/// and benchmarks drive.
+pub const CODEX_VERSION: &str = "0.169.0";
+
+/// The real Codex binary: `$CODEX_BIN`, else the native binary `.ci/run` installs under
+/// `$CODEX_MAINT_CODEX_DIR` (default `~/.cache/codex-maint/codex-<version>`). The npm
+/// package's `codex` is a launcher; the binary it starts sits under a `vendor/` folder.
+pub fn installed_codex() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(bin) = std::env::var_os("CODEX_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
+        return Some(bin);
+    }
+    let dir = std::env::var_os("CODEX_MAINT_CODEX_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                PathBuf::from(h)
+                    .join(".cache/codex-maint")
+                    .join(format!("codex-{CODEX_VERSION}"))
+            })
+        })?;
+    walkdir::WalkDir::new(dir.join("node_modules/@openai"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_type().is_file()
+                && e.file_name() == "codex"
+                && e.path().to_string_lossy().contains("/vendor/")
+        })
+        .map(|e| e.into_path())
+}

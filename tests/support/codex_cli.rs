@@ -7,35 +7,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub const VERSION: &str = "0.169.0";
+pub const VERSION: &str = codex_maint::testkit::CODEX_VERSION;
 
-/// `$CODEX_BIN`, else the native binary `.ci/run` installs under
-/// `$CODEX_MAINT_CODEX_DIR` (default `~/.cache/codex-maint/codex-<version>`).
 pub fn find() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("CODEX_BIN")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-    {
-        return Some(bin);
-    }
-    let dir = std::env::var_os("CODEX_MAINT_CODEX_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| {
-                PathBuf::from(h)
-                    .join(".cache/codex-maint")
-                    .join(format!("codex-{VERSION}"))
-            })
-        })?;
-    walkdir::WalkDir::new(dir.join("node_modules/@openai"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .find(|e| {
-            e.file_type().is_file()
-                && e.file_name() == "codex"
-                && e.path().to_string_lossy().contains("/vendor/")
-        })
-        .map(|e| e.into_path())
+    codex_maint::testkit::installed_codex()
 }
 
 /// Returns the binary, or says plainly that the test is skipped and why.
@@ -218,18 +193,5 @@ pub fn age_transcripts(home: &Path, days: u64) {
         )
         .unwrap();
     }
-    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
-    for e in walkdir::WalkDir::new(home.join("sessions"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-    {
-        if e.file_type().is_file() {
-            std::fs::File::options()
-                .write(true)
-                .open(e.path())
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        }
-    }
+    super::age_tree(&home.join("sessions"), days);
 }
