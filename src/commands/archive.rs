@@ -90,10 +90,6 @@ pub struct ArchiveArgs {
     pub yes: bool,
 }
 
-/// Moves per journal batch: large enough that commits and fsyncs are amortised, small
-/// enough that a failure rolls back little.
-const BATCH: usize = 256;
-
 #[derive(Debug, Serialize)]
 pub struct SessionLine {
     pub id: String,
@@ -291,7 +287,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let mut failure = None;
     let mut cursor = chosen.into_iter().peekable();
     while cursor.peek().is_some() {
-        let batch: Vec<_> = cursor.by_ref().take(BATCH).collect();
+        let batch: Vec<_> = cursor.by_ref().take(session_move::BATCH).collect();
         let plans: Vec<PlannedMove> = batch.iter().map(|(_, p, _)| p.clone()).collect();
         match session_move::execute_batch(&run, plans, writer.as_mut()) {
             Ok(ids) => {

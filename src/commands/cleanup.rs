@@ -560,7 +560,7 @@ fn apply(
             }
             None => None,
         };
-        for chunk in session_actions.chunks(256) {
+        for chunk in session_actions.chunks(session_move::BATCH) {
             let moves: Vec<PlannedMove> = chunk
                 .iter()
                 .map(|a| planned.session_moves[&a.id].clone())

@@ -256,7 +256,7 @@ fn revert(
         };
         let mut j = i;
         while j < plans.len()
-            && j - i < 256
+            && j - i < session_move::BATCH
             && matches!(&plans[j], Planned::Session(_, p) if p.detail.index == key)
         {
             j += 1;

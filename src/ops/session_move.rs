@@ -230,6 +230,11 @@ pub fn revert_conflicts(
     conflicts
 }
 
+/// Moves per journal batch, for every command that moves sessions: large enough that
+/// commits and folder fsyncs are amortised (a folder is synced once per batch however many
+/// of its files moved), small enough that a failure rolls back little.
+pub const BATCH: usize = 1024;
+
 /// Executes a batch of moves under the journal protocol: all prepared (one commit), each
 /// file moved, all rows changed (one transaction), all marked applied (one commit). If
 /// any step fails, the moves already made in this batch are put back and the batch's ops

@@ -17,18 +17,17 @@ pub struct RowState {
 }
 
 pub fn read(conn: &Connection, thread_id: &str) -> Result<Option<RowState>> {
+    // Cached: a run reads thousands of rows, and parsing the statement each time was a
+    // visible part of it.
     Ok(conn
-        .query_row(
-            "SELECT rollout_path, archived, archived_at FROM threads WHERE id = ?1",
-            [thread_id],
-            |r| {
-                Ok(RowState {
-                    rollout_path: r.get(0)?,
-                    archived: r.get(1)?,
-                    archived_at: r.get(2)?,
-                })
-            },
-        )
+        .prepare_cached("SELECT rollout_path, archived, archived_at FROM threads WHERE id = ?1")?
+        .query_row([thread_id], |r| {
+            Ok(RowState {
+                rollout_path: r.get(0)?,
+                archived: r.get(1)?,
+                archived_at: r.get(2)?,
+            })
+        })
         .optional()?)
 }
 
@@ -98,10 +97,10 @@ impl IndexWriter {
             match now {
                 Some(ref row) if row == *to => continue,
                 Some(ref row) if row == *from => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE threads SET rollout_path = ?2, archived = ?3, archived_at = ?4 WHERE id = ?1",
-                        params![id, to.rollout_path, to.archived, to.archived_at],
-                    )?;
+                    )?
+                    .execute(params![id, to.rollout_path, to.archived, to.archived_at])?;
                 }
                 other => {
                     return Err(MaintError::refused(

@@ -236,10 +236,10 @@ impl Catalog {
                  WHERE id = ?1",
             )?
             .execute(params![op_id, hash_after, now])?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE ops SET reverted_by = ?1 WHERE id = (SELECT reverts_op FROM ops WHERE id = ?1)",
-                [op_id],
-            )?;
+            )?
+            .execute([op_id])?;
         }
         tx.commit()?;
         Ok(())
