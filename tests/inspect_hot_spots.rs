@@ -300,3 +300,42 @@ fn every_planted_hot_spot_is_found_with_its_reason_and_nothing_else() {
     assert!(text.contains("log/codex-tui.log"));
     assert!(!text.contains("sk-never-read"));
 }
+
+/// inspect checks a log database with `quick_check` rather than the full `integrity_check`
+/// (it is only ever moved whole); a damaged page must still be found, and cleanup, which
+/// acts, still runs the full check on it.
+#[test]
+fn a_damaged_log_database_is_found_by_the_lighter_check() {
+    let sb = Sandbox::with_sessions(&[SessionSpec::aged(0, 30.0, 3000)], true);
+    let db = sb.home.join("logs_2.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, body TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO logs (ts, body) SELECT i, printf('%.200c', 'x') FROM n;",
+        )
+        .unwrap();
+    }
+    let healthy = sb.ok_json(&["inspect"]);
+    let report = find(&healthy["data"]["databases"], "path", "logs_2.sqlite");
+    assert_eq!(report["check"], "quick_check");
+    assert_eq!(report["integrity"], "ok");
+    assert_eq!(
+        find(&healthy["data"]["databases"], "path", "state_5.sqlite")["check"],
+        "integrity_check"
+    );
+
+    // Scribble over the middle of the table's b-tree: a leaf page's cells.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = 4096;
+    let middle = (bytes.len() / page / 2) * page;
+    for b in &mut bytes[middle + 8..middle + 400] {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let damaged = sb.ok_json(&["inspect"]);
+    let report = find(&damaged["data"]["databases"], "path", "logs_2.sqlite");
+    assert_eq!(report["integrity"], "failed", "{report:#}");
+    assert!(!report["problems"].as_array().unwrap().is_empty());
+}

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::archive::{SessionKnowledge, handoff_threads, judge_sessions};
-use super::inspect::{self, InspectArgs, InspectData};
+use super::inspect::{self, DatabaseDepth, InspectArgs, InspectData};
 use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relative_to};
 use crate::clock::{human_age, human_bytes, now_rfc3339};
 use crate::error::{ExitKind, MaintError};
@@ -407,7 +407,7 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
     let home = ctx.locate_home()?;
     home.require_recognizable()?;
     let handoffs = handoff_threads(ctx)?;
-    let before = inspect::gather(&home, &args.inspect, &handoffs);
+    let before = inspect::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
     let planned = build_plan(ctx, &home, &before, &args)?;
     let plan = &planned.plan;
 
@@ -667,7 +667,7 @@ fn apply(
         ),
     );
 
-    let after = inspect::gather(home, &args.inspect, handoffs);
+    let after = inspect::gather(home, &args.inspect, handoffs, DatabaseDepth::Full);
     let problems = verify_after(
         &mut r,
         home,
@@ -938,7 +938,8 @@ fn verify_after(
         r.push(
             report::VERIFICATION,
             format!(
-                "PRAGMA integrity_check {}: {}",
+                "PRAGMA {} {}: {}",
+                db.check.pragma(),
                 relative_to(home, Path::new(&db.path)),
                 db.integrity
             ),
@@ -1015,7 +1016,7 @@ pub fn run_unattended(ctx: &Context, policy_path: &Path) -> Result<Report> {
     args.only = policy.cleanup.unattended.clone();
     args.yes = true;
     let handoffs = handoff_threads(ctx)?;
-    let before = inspect::gather(&home, &args.inspect, &handoffs);
+    let before = inspect::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
     let inspect_report = inspect::render(&home, &before, &args.inspect);
     file_report(&reports, "inspect", &inspect_report)?;
 

@@ -89,30 +89,54 @@ CREATE TABLE threads (
     is_pinned INTEGER NOT NULL DEFAULT 0
 );";
 
+/// Opens the home's thread index: the one real Codex made, if it has run in this home
+/// (then its full schema is kept), else a new one with `THREADS_SCHEMA`.
 pub fn create_index(home: &Path) -> Result<Connection> {
     let conn = Connection::open(home.join("state_5.sqlite"))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.execute_batch(THREADS_SCHEMA)?;
+    if !table_exists(&conn, "threads")? {
+        conn.execute_batch(THREADS_SCHEMA)?;
+    }
     Ok(conn)
 }
 
+fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get(0),
+    )?)
+}
+
 pub fn insert_row(conn: &Connection, home: &Path, spec: &SessionSpec) -> Result<()> {
-    conn.execute(
+    // Codex's own schema has NOT NULL columns without defaults that the reduced one lacks.
+    let has_policy_columns = conn
+        .prepare_cached(
+            "SELECT count(*) > 0 FROM pragma_table_info('threads') WHERE name = 'sandbox_policy'",
+        )?
+        .query_row([], |r| r.get::<_, bool>(0))?;
+    let sql = if has_policy_columns {
+        "INSERT INTO threads (id, rollout_path, created_at, updated_at, source, model_provider, cwd, title,
+                              archived, archived_at, git_branch, first_user_message, preview, history_mode, is_pinned,
+                              sandbox_policy, approval_mode)
+         VALUES (?1, ?2, ?3, ?4, 'cli', 'openai', ?5, ?6, ?7, ?8, 'main', ?6, ?6, 'paginated', ?9,
+                 '{\"type\":\"read-only\"}', 'never')"
+    } else {
         "INSERT INTO threads (id, rollout_path, created_at, updated_at, source, model_provider, cwd, title,
                               archived, archived_at, git_branch, first_user_message, preview, history_mode, is_pinned)
-         VALUES (?1, ?2, ?3, ?4, 'cli', 'openai', ?5, ?6, ?7, ?8, 'main', ?6, ?6, 'paginated', ?9)",
-        params![
-            spec.id,
-            spec.path_in(home).display().to_string(),
-            spec.started.timestamp(),
-            spec.last_active.timestamp(),
-            spec.cwd,
-            format!("task for {}", &spec.id[..8]),
-            spec.archived as i64,
-            spec.archived.then(|| spec.last_active.timestamp()),
-            spec.pinned as i64,
-        ],
-    )?;
+         VALUES (?1, ?2, ?3, ?4, 'cli', 'openai', ?5, ?6, ?7, ?8, 'main', ?6, ?6, 'paginated', ?9)"
+    };
+    conn.prepare_cached(sql)?.execute(params![
+        spec.id,
+        spec.path_in(home).display().to_string(),
+        spec.started.timestamp(),
+        spec.last_active.timestamp(),
+        spec.cwd,
+        format!("task for {}", &spec.id[..8]),
+        spec.archived as i64,
+        spec.archived.then(|| spec.last_active.timestamp()),
+        spec.pinned as i64,
+    ])?;
     Ok(())
 }
 
@@ -339,16 +363,18 @@ impl HeavyHome {
         fs::create_dir_all(home.join("log"))?;
         write_pseudo_text(&home.join("log/codex-tui.log"), self.log_bytes)?;
         let logs = Connection::open(home.join("logs_2.sqlite"))?;
+        // Codex's own log table, when Codex made it, has the same columns plus `ts_nanos`.
         logs.execute_batch(
             "PRAGMA journal_mode = WAL;
-             CREATE TABLE logs (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, level TEXT NOT NULL,
-                                target TEXT NOT NULL, feedback_log_body TEXT, thread_id TEXT, estimated_bytes INTEGER NOT NULL DEFAULT 0);",
+             CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,
+                                ts_nanos INTEGER NOT NULL DEFAULT 0, level TEXT NOT NULL, target TEXT NOT NULL,
+                                feedback_log_body TEXT, thread_id TEXT, estimated_bytes INTEGER NOT NULL DEFAULT 0);",
         )?;
         let rows = (self.log_bytes / 2 / 300).max(1);
         logs.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-             INSERT INTO logs (ts, level, target, feedback_log_body, estimated_bytes)
-             SELECT i, 'INFO', 'codex_core::exec', printf('%.250c', 'l'), 250 FROM n",
+             INSERT INTO logs (ts, ts_nanos, level, target, feedback_log_body, estimated_bytes)
+             SELECT i, 0, 'INFO', 'codex_core::exec', printf('%.250c', 'l'), 250 FROM n",
             [rows as i64],
         )?;
         drop(logs);
