@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod fs_atomic;
 pub mod handoff;
 pub mod home;
+pub mod io_pool;
 pub mod ops;
 pub mod policy;
 pub mod report;

@@ -50,8 +50,21 @@ pub fn judge_sessions<'f>(
     let mut chosen = Vec::new();
     let mut protected = Vec::new();
     let now = now_unix();
-    for file in targets {
-        let meta = sessions::read_session_meta(&file.path);
+    // First records are read on all cores, a slice at a time: on a cold cache each is a
+    // disk seek, one at a time they cost more than hashing what is then moved, and a
+    // slice keeps no more than its own records in memory.
+    let first_records = targets.chunks(1024).flat_map(|slice| {
+        use rayon::prelude::*;
+        let read = || -> Vec<Result<sessions::SessionMeta, String>> {
+            slice
+                .par_iter()
+                .map(|file| sessions::read_session_meta(&file.path))
+                .collect()
+        };
+        let metas = crate::io_pool::install(read);
+        slice.iter().copied().zip(metas)
+    });
+    for (file, meta) in first_records {
         let row = known.rows.map(|r| file.id().and_then(|id| r.get(id)));
         let facts = SessionFacts {
             file,
@@ -285,30 +298,51 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let run = Run::begin(&store, "archive", &ctx.argv, &home.display(), None)?;
     let run_id = run.id;
     let mut failure = None;
-    let mut cursor = chosen.into_iter().peekable();
-    while cursor.peek().is_some() {
-        let batch: Vec<_> = cursor.by_ref().take(session_move::BATCH).collect();
-        let plans: Vec<PlannedMove> = batch.iter().map(|(_, p, _)| p.clone()).collect();
-        match session_move::execute_batch(&run, plans, writer.as_mut()) {
-            Ok(ids) => {
-                for ((file, plan, age), id) in batch.iter().zip(ids) {
-                    report.push(
-                        report::COMPLETED,
-                        format!(
-                            "archived {} ({}) (op {id})",
-                            file.id().unwrap_or("?"),
-                            human_bytes(file.size)
-                        ),
-                    );
-                    done_lines.push(line(file, Some(plan), *age, Some(id)));
+    let batches: Vec<&[_]> = chosen.chunks(session_move::BATCH).collect();
+    let hash_batch = |batch: &[(&SessionFile, PlannedMove, u64)]| {
+        crate::content_hash::Prefetched::new(batch.iter().map(|(_, p, _)| p.src.clone()).collect())
+    };
+    // The next batch is hashed while this one is journaled, moved and synced: the reads
+    // then overlap the renames and fsyncs instead of waiting for them.
+    std::thread::scope(|scope| {
+        let mut next = batches.first().map(|b| scope.spawn(move || hash_batch(b)));
+        for (k, batch) in batches.iter().enumerate() {
+            let hashes = next
+                .take()
+                .expect("each batch's hashing was started")
+                .join()
+                .expect("hashing does not panic");
+            next = batches
+                .get(k + 1)
+                .map(|b| scope.spawn(move || hash_batch(b)));
+            let plans: Vec<PlannedMove> = batch
+                .iter()
+                .map(|(_, p, _)| PlannedMove {
+                    known_hash: hashes.hash(&p.src).ok(),
+                    ..p.clone()
+                })
+                .collect();
+            match session_move::execute_batch(&run, plans, writer.as_mut()) {
+                Ok(ids) => {
+                    for ((file, plan, age), id) in batch.iter().zip(ids) {
+                        report.push(
+                            report::COMPLETED,
+                            format!(
+                                "archived {} ({}) (op {id})",
+                                file.id().unwrap_or("?"),
+                                human_bytes(file.size)
+                            ),
+                        );
+                        done_lines.push(line(file, Some(plan), *age, Some(id)));
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
                 }
             }
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
         }
-    }
+    });
     let status = if failure.is_some() { "failed" } else { "done" };
     run.finish(status)?;
 
