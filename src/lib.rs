@@ -14,6 +14,7 @@ pub mod home;
 pub mod io_pool;
 pub mod ops;
 pub mod policy;
+pub mod progress;
 pub mod report;
 pub mod store;
 pub mod testkit;

@@ -299,6 +299,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let run_id = run.id;
     let mut failure = None;
     let batches: Vec<&[_]> = chosen.chunks(session_move::BATCH).collect();
+    let progress = crate::progress::bar(chosen.len() as u64, "archiving");
     let hash_batch = |batch: &[(&SessionFile, PlannedMove, u64)]| {
         crate::content_hash::Prefetched::new(batch.iter().map(|(_, p, _)| p.src.clone()).collect())
     };
@@ -324,6 +325,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                 .collect();
             match session_move::execute_batch(&run, plans, writer.as_mut()) {
                 Ok(ids) => {
+                    progress.inc(batch.len() as u64);
                     for ((file, plan, age), id) in batch.iter().zip(ids) {
                         report.push(
                             report::COMPLETED,
@@ -343,6 +345,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             }
         }
     });
+    progress.finish_and_clear();
     let status = if failure.is_some() { "failed" } else { "done" };
     run.finish(status)?;
 

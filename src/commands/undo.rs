@@ -152,7 +152,10 @@ fn revert(
     dry_run: bool,
 ) -> Result<Report> {
     let our_folders = session_move::folders_we_created(store)?;
-    let hashes = crate::content_hash::Prefetched::new(crate::ops::moved_item_paths(&ops));
+    let to_check = crate::ops::moved_item_paths(&ops);
+    let checking = crate::progress::bar(to_check.len() as u64, "checking");
+    let hashes = crate::content_hash::Prefetched::with_progress(to_check, &checking);
+    checking.finish_and_clear();
     let mut writers: HashMap<String, IndexWriter> = HashMap::new();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
@@ -230,6 +233,7 @@ fn revert(
     }
 
     let run = Run::begin(store, command, &ctx.argv, &home.display(), reverts_run)?;
+    let progress = crate::progress::bar(plans.len() as u64, "taking back");
     let run_id = run.id;
     let mut reverted = Vec::new();
     let mut failure = None;
@@ -238,6 +242,7 @@ fn revert(
         if let Planned::Other(op) = &plans[i] {
             match crate::ops::revert(&run, op) {
                 Ok(new_id) => {
+                    progress.inc(1);
                     report.push(
                         report::COMPLETED,
                         rel(format!("{} (op {new_id})", describe(op))),
@@ -271,6 +276,7 @@ fn revert(
         let writer = key.as_ref().and_then(|k| writers.get_mut(k));
         match session_move::execute_batch(&run, batch, writer) {
             Ok(ids) => {
+                progress.inc((j - i) as u64);
                 for (p, new_id) in plans[i..j].iter().zip(ids) {
                     if let Planned::Session(op, plan) = p {
                         report.push(
@@ -286,6 +292,7 @@ fn revert(
         }
         i = j;
     }
+    progress.finish_and_clear();
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
     report.push(
         report::BACKUPS,

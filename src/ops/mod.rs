@@ -160,7 +160,10 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
     use std::collections::HashMap;
     use std::path::Path;
 
-    let hashes = crate::content_hash::Prefetched::new(moved_item_paths(ops));
+    let to_hash = moved_item_paths(ops);
+    let hashing = crate::progress::bar(to_hash.len() as u64, "verifying");
+    let hashes = crate::content_hash::Prefetched::with_progress(to_hash, &hashing);
+    hashing.finish_and_clear();
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
     let mut problems = Vec::new();
     for op in ops {
