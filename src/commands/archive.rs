@@ -117,6 +117,20 @@ pub struct SessionLine {
     pub destination: Option<String>,
 }
 
+impl SessionLine {
+    /// "<id> - <why it is kept>", as the report lists a protected session.
+    fn kept_because(&self) -> String {
+        format!(
+            "{} - {}",
+            self.id,
+            self.protection
+                .as_ref()
+                .map(Protection::explain)
+                .unwrap_or_default()
+        )
+    }
+}
+
 pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     if args.ids.is_empty() && args.older_than_secs.is_none() {
         return Err(MaintError::usage(
@@ -239,16 +253,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             "some named sessions are protected and were not archived; nothing was changed",
             protected_lines
                 .iter()
-                .map(|l| {
-                    format!(
-                        "{} - {}",
-                        l.id,
-                        l.protection
-                            .as_ref()
-                            .map(Protection::explain)
-                            .unwrap_or_default()
-                    )
-                })
+                .map(SessionLine::kept_because)
                 .collect(),
         )
         .into());
@@ -395,14 +400,7 @@ pub fn summarize_protected(lines: &[SessionLine]) -> Vec<String> {
         .filter(|l| !matches!(l.protection, Some(Protection::Recent(_))))
         .collect();
     for l in others.iter().take(SHOWN) {
-        out.push(format!(
-            "{} - {}",
-            l.id,
-            l.protection
-                .as_ref()
-                .map(Protection::explain)
-                .unwrap_or_default()
-        ));
+        out.push(l.kept_because());
     }
     if others.len() > SHOWN {
         out.push(format!(
