@@ -97,21 +97,11 @@ fn unknown_and_ambiguous_ids_are_usage_errors_that_change_nothing() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", "ffffffff"]);
     assert_eq!(code, 2);
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no session matches ffffffff")
-    );
+    assert!(error_message(&doc).contains("no session matches ffffffff"));
     // Every generated id starts with the same 8 hex digits.
     let (code, doc) = sb.json(&["archive", &specs[1].id[..8]]);
     assert_eq!(code, 2);
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("ambiguous")
-    );
+    assert!(error_message(&doc).contains("ambiguous"));
     assert_eq!(before, sb.home_files());
     assert!(
         !sb.store.join("catalog.sqlite").exists()
@@ -204,12 +194,7 @@ fn undo_refuses_and_lists_every_conflict_changing_nothing() {
     let rows_mid = sb.thread_rows();
     let (code, doc) = sb.json(&["undo"]);
     assert_eq!(code, 3, "{doc:#}");
-    let details: Vec<&str> = doc["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap())
-        .collect();
+    let details: Vec<&str> = texts(&doc["error"]["details"]);
     assert_eq!(details.len(), 2, "{details:?}");
     assert!(details.iter().any(|d| d.contains("changed since")));
     assert!(details.iter().any(|d| d.contains("occupied")));
@@ -233,6 +218,6 @@ fn a_policy_run_without_a_terminal_needs_yes() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", "--older-than", "10d"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("--yes"));
+    assert!(error_message(&doc).contains("--yes"));
     assert_eq!(before, sb.home_files());
 }

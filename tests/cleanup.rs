@@ -28,28 +28,8 @@ fn heavy() -> Heavy {
     init_repo(&repo);
     let clean_wt = home.join("worktrees/a1/repo");
     let dirty_wt = home.join("worktrees/a2/repo");
-    git(
-        &repo,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "clean",
-            clean_wt.to_str().unwrap(),
-        ],
-    );
-    git(
-        &repo,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "dirty",
-            dirty_wt.to_str().unwrap(),
-        ],
-    );
+    add_worktree(&repo, "clean", &clean_wt);
+    add_worktree(&repo, "dirty", &dirty_wt);
     std::fs::write(dirty_wt.join("wip.txt"), "unsaved work\n").unwrap();
     age_tree(&clean_wt, 20);
     age_tree(&dirty_wt, 20);
@@ -366,15 +346,10 @@ fn an_unreviewed_plan_is_refused() {
     let before = h.sb.home_files();
     let (code, doc) = h.sb.json(&["cleanup", "--yes", "--large-log-mb", "1"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("--plan"));
+    assert!(error_message(&doc).contains("--plan"));
     let (code, doc) = apply(&h.sb, "0123456789abcdef");
     assert_eq!(code, 3, "{doc:#}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no reviewed plan")
-    );
+    assert!(error_message(&doc).contains("no reviewed plan"));
     // Without a terminal and without --yes, nothing is assumed.
     let (code, _) = h.sb.json(&["cleanup", "--large-log-mb", "1"]);
     assert_eq!(code, 3);
@@ -394,12 +369,7 @@ fn a_running_codex_stops_cleanup_before_anything() {
     codex.kill().unwrap();
     codex.wait().unwrap();
     assert_eq!(code, 3, "{doc:#}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Codex is running")
-    );
+    assert!(error_message(&doc).contains("Codex is running"));
     assert_eq!(before, h.sb.home_files());
     assert!(
         !h.sb.store.join("backups").exists(),
@@ -418,12 +388,7 @@ fn a_database_failing_integrity_stops_cleanup_before_any_change() {
     let before = h.sb.home_files();
     let (code, doc) = apply(&h.sb, &plan);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("goals_1.sqlite")
-    );
+    assert!(error_message(&doc).contains("goals_1.sqlite"));
     assert_eq!(before, h.sb.home_files());
 }
 

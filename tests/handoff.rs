@@ -8,7 +8,6 @@ use codex_maint::testkit::synthetic_home::{SessionSpec, set_mtime, write_transcr
 use serde_json::json;
 use std::io::Write;
 use support::codex_cli;
-use support::model_server::ModelServer;
 use support::*;
 
 const SECRETS: &[&str] = &[
@@ -45,19 +44,19 @@ fn section<'a>(doc: &'a str, title: &str) -> &'a str {
 
 #[test]
 fn a_real_codex_session_becomes_a_complete_handoff_without_secrets() {
-    let Some(bin) =
-        codex_cli::require("a_real_codex_session_becomes_a_complete_handoff_without_secrets")
+    let Some(codex_cli::RealHome {
+        bin,
+        server: _server,
+        sb,
+        home,
+        ids,
+    }) = codex_cli::real_home(
+        "a_real_codex_session_becomes_a_complete_handoff_without_secrets",
+        &["Build the parser for the config format. RUN: echo building && mkdir -p out"],
+    )
     else {
         return;
     };
-    let server = ModelServer::start();
-    let sb = Sandbox::new();
-    let (home, ids) = codex_cli::build_home(
-        &bin,
-        &server.config_toml(),
-        sb.dir.path(),
-        &["Build the parser for the config format. RUN: echo building && mkdir -p out"],
-    );
     write_auth(&home);
     let id = &ids[0];
     let work = sb.dir.path().join("work");

@@ -45,35 +45,11 @@ fn every_planted_hot_spot_is_found_with_its_reason_and_nothing_else() {
 
     // Worktrees: clean and registered (old), dirty and registered, unregistered.
     let repo = sb.dir.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("README"), "hello\n").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "init"]);
+    init_repo(&repo);
     let clean = home.join("worktrees/a1/repo");
     let dirty = home.join("worktrees/a2/repo");
-    git(
-        &repo,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "clean",
-            clean.to_str().unwrap(),
-        ],
-    );
-    git(
-        &repo,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "dirty",
-            dirty.to_str().unwrap(),
-        ],
-    );
+    add_worktree(&repo, "clean", &clean);
+    add_worktree(&repo, "dirty", &dirty);
     std::fs::write(dirty.join("scratch.txt"), "work in progress\n").unwrap();
     let stray = home.join("worktrees/a3/repo");
     std::fs::create_dir_all(&stray).unwrap();

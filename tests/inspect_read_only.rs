@@ -5,7 +5,6 @@ mod support;
 
 use codex_maint::testkit::fingerprint::{differences, tree_fingerprint};
 use support::codex_cli;
-use support::model_server::ModelServer;
 use support::*;
 
 /// Leaves a committed transaction in `db`'s WAL, not checkpointed into the main file.
@@ -40,17 +39,18 @@ fn assert_inspect_changes_nothing(sb: &Sandbox) -> serde_json::Value {
 
 #[test]
 fn inspect_changes_nothing_in_a_home_real_codex_wrote() {
-    let Some(bin) = codex_cli::require("inspect_changes_nothing_in_a_home_real_codex_wrote") else {
+    let Some(real) = codex_cli::real_home(
+        "inspect_changes_nothing_in_a_home_real_codex_wrote",
+        &["one", "two"],
+    ) else {
         return;
     };
-    let server = ModelServer::start();
-    let sb = Sandbox::new();
-    codex_cli::build_home(&bin, &server.config_toml(), sb.dir.path(), &["one", "two"]);
+    let sb = &real.sb;
     leave_uncheckpointed_wal(&sb.home.join("goals_1.sqlite"));
     for name in ["state_5.sqlite", "logs_2.sqlite"] {
         assert!(sb.home.join(name).exists(), "real Codex wrote {name}");
     }
-    let doc = assert_inspect_changes_nothing(&sb);
+    let doc = assert_inspect_changes_nothing(sb);
     let data = &doc["data"];
     assert_eq!(data["sessions"]["active"]["count"], 2);
     assert_eq!(data["thread_index"]["state"], "understood");

@@ -5,8 +5,6 @@
 mod support;
 
 use support::codex_cli::{self, AppServer};
-use support::model_server::ModelServer;
-use support::*;
 
 fn thread_path(read: &serde_json::Value) -> String {
     read["thread"]["path"]
@@ -17,19 +15,19 @@ fn thread_path(read: &serde_json::Value) -> String {
 
 #[test]
 fn codex_lists_reads_and_unarchives_what_codex_maint_archived() {
-    let Some(bin) =
-        codex_cli::require("codex_lists_reads_and_unarchives_what_codex_maint_archived")
+    let Some(codex_cli::RealHome {
+        bin,
+        server: _server,
+        sb,
+        home,
+        ids,
+    }) = codex_cli::real_home(
+        "codex_lists_reads_and_unarchives_what_codex_maint_archived",
+        &["first task", "second task", "third task"],
+    )
     else {
         return;
     };
-    let server = ModelServer::start();
-    let sb = Sandbox::new();
-    let (home, ids) = codex_cli::build_home(
-        &bin,
-        &server.config_toml(),
-        sb.dir.path(),
-        &["first task", "second task", "third task"],
-    );
     assert_eq!(home, sb.home);
     {
         let mut app = AppServer::start(&bin, &home);
@@ -122,17 +120,19 @@ fn codex_lists_reads_and_unarchives_what_codex_maint_archived() {
 
 #[test]
 fn codex_keeps_working_after_a_cleanup_and_its_undo() {
-    let Some(bin) = codex_cli::require("codex_keeps_working_after_a_cleanup_and_its_undo") else {
+    let Some(codex_cli::RealHome {
+        bin,
+        server: _server,
+        sb,
+        home,
+        ids,
+    }) = codex_cli::real_home(
+        "codex_keeps_working_after_a_cleanup_and_its_undo",
+        &["alpha", "beta", "gamma"],
+    )
+    else {
         return;
     };
-    let server = ModelServer::start();
-    let sb = Sandbox::new();
-    let (home, ids) = codex_cli::build_home(
-        &bin,
-        &server.config_toml(),
-        sb.dir.path(),
-        &["alpha", "beta", "gamma"],
-    );
     std::fs::create_dir_all(home.join("log")).unwrap();
     std::fs::write(
         home.join("log/codex-tui.log"),

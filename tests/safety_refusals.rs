@@ -38,7 +38,7 @@ fn a_running_codex_blocks_every_mutating_command_and_is_named() {
     ] {
         let (code, doc) = sb.json(&args);
         assert_eq!(code, 3, "{args:?}: {doc:#}");
-        let msg = doc["error"]["message"].as_str().unwrap();
+        let msg = error_message(&doc);
         assert!(msg.contains("Codex is running"), "{msg}");
         let detail = doc["error"]["details"][0].as_str().unwrap();
         assert!(detail.contains(&format!("pid {}", codex.id())), "{detail}");
@@ -127,12 +127,7 @@ fn a_missing_home_is_a_usage_error() {
     let sb = Sandbox::new();
     let (code, doc) = sb.json(&["archive", "abc"]);
     assert_eq!(code, 2);
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no Codex home")
-    );
+    assert!(error_message(&doc).contains("no Codex home"));
     assert!(!sb.store.exists());
 }
 
@@ -153,12 +148,7 @@ fn a_corrupt_thread_index_refuses_transcript_moves() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", "--older-than", "10d", "--yes"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("thread index")
-    );
+    assert!(error_message(&doc).contains("thread index"));
     assert_eq!(before, sb.home_files());
 }
 
@@ -172,12 +162,7 @@ fn an_index_without_the_needed_columns_is_not_guessed_at() {
     drop(conn);
     let (code, doc) = sb.json(&["archive", &specs[0].id]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("state_6.sqlite is not understood")
-    );
+    assert!(error_message(&doc).contains("state_6.sqlite is not understood"));
 }
 
 #[test]
@@ -190,7 +175,7 @@ fn a_locked_thread_index_refuses_before_any_move() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["archive", &specs[0].id]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("locked"));
+    assert!(error_message(&doc).contains("locked"));
     assert_eq!(before, sb.home_files());
     conn.execute_batch("ROLLBACK").unwrap();
 }
@@ -234,12 +219,7 @@ fn a_second_writer_waits_briefly_then_refuses() {
         started.elapsed() >= std::time::Duration::from_millis(400),
         "it waited before refusing"
     );
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("another codex-maint")
-    );
+    assert!(error_message(&doc).contains("another codex-maint"));
     FileExt::unlock(&lock).unwrap();
     sb.ok_json(&["archive", &specs[0].id]);
 }
@@ -267,12 +247,7 @@ fn a_catalog_failing_its_integrity_check_stops_writers_and_fails_verify() {
     let before = sb.home_files();
     let (code, doc) = sb.json(&["undo"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("catalog")
-    );
+    assert!(error_message(&doc).contains("catalog"));
     assert_eq!(before, sb.home_files());
     let (code, doc) = sb.json(&["verify"]);
     assert_eq!(code, 4, "{doc:#}");
@@ -302,12 +277,7 @@ fn verify_finds_an_altered_blob_and_a_missing_archived_file() {
     let home_before = sb.home_files();
     let (code, doc) = sb.json(&["verify"]);
     assert_eq!(code, 4, "{doc:#}");
-    let problems: Vec<&str> = doc["data"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
+    let problems: Vec<&str> = texts(&doc["data"]["problems"]);
     assert!(
         problems
             .iter()

@@ -163,6 +163,32 @@ impl Drop for AppServer {
     }
 }
 
+/// A sandbox whose home the real CLI wrote, talking to a stand-in model server that stays
+/// up for as long as this lives (later `codex exec` calls need it).
+pub struct RealHome {
+    pub bin: PathBuf,
+    pub server: super::model_server::ModelServer,
+    pub sb: super::Sandbox,
+    pub home: PathBuf,
+    pub ids: Vec<String>,
+}
+
+/// `build_home` in a fresh sandbox, one session per prompt; None, with the skip said, when
+/// the real CLI is not installed.
+pub fn real_home(test: &str, prompts: &[&str]) -> Option<RealHome> {
+    let bin = require(test)?;
+    let server = super::model_server::ModelServer::start();
+    let sb = super::Sandbox::new();
+    let (home, ids) = build_home(&bin, &server.config_toml(), sb.dir.path(), prompts);
+    Some(RealHome {
+        bin,
+        server,
+        sb,
+        home,
+        ids,
+    })
+}
+
 /// A Codex home written by the real CLI: `prompts.len()` sessions, then aged 40 days
 /// (file mtimes) so that codex-maint's "current" guard does not apply to them.
 pub fn build_home(

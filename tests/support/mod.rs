@@ -232,6 +232,36 @@ pub fn init_repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "init"]);
 }
 
+/// Registers `path` as a worktree of `repo` on a new branch `branch`.
+pub fn add_worktree(repo: &Path, branch: &str, path: &Path) {
+    git(
+        repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            branch,
+            path.to_str().unwrap(),
+        ],
+    );
+}
+
+/// The message of a refused or failed command's `--json` document.
+pub fn error_message(doc: &serde_json::Value) -> &str {
+    doc["error"]["message"].as_str().unwrap_or_default()
+}
+
+/// The strings of a JSON array, such as a report's `error.details` or `problems`.
+pub fn texts(array: &serde_json::Value) -> Vec<&str> {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
 /// Leaves a committed transaction in `db`'s WAL, not checkpointed into the main file.
 pub fn write_with_pending_wal(db: &Path, sql: &str) {
     let conn = rusqlite::Connection::open(db).unwrap();
