@@ -287,11 +287,22 @@ pub fn fake_codex(sandbox: &Path, codex_home: &Path) -> std::process::Child {
             .expect("sleep");
         std::fs::copy(sleep, &codex).unwrap();
     }
-    let child = std::process::Command::new(&codex)
-        .arg("60")
-        .env("CODEX_HOME", codex_home)
-        .spawn()
-        .unwrap();
+    // A test thread forking at the moment the copy's file is still open for writing makes
+    // exec fail with "text file busy" until that child has exec'd in turn: try again.
+    let mut attempts = 0;
+    let child = loop {
+        match std::process::Command::new(&codex)
+            .arg("60")
+            .env("CODEX_HOME", codex_home)
+            .spawn()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     std::thread::sleep(std::time::Duration::from_millis(150));
     child
 }
