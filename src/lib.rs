@@ -16,6 +16,7 @@ pub mod ops;
 pub mod policy;
 pub mod progress;
 pub mod report;
+pub mod sqlite_check;
 pub mod store;
 pub mod testkit;
 

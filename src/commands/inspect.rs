@@ -14,12 +14,13 @@ use crate::home::inventory::{self, Finding, LargeFile, Tally, TranscriptSeen, Wa
 use crate::home::processes::{self, FoundProcess, ProcessKind};
 use crate::home::releases::{self, ReleaseFacts};
 use crate::home::sessions::SessionLocation;
-use crate::home::sqlite_read::{self, IntegrityCheck, Snapshot, wal_path};
+use crate::home::sqlite_read::{self, Snapshot, wal_path};
 use crate::home::thread_index::{self, IndexState, ThreadRow};
 use crate::home::worktrees::{self, Cleanliness, Registration};
 use crate::home::{CodexHome, writer_locks};
 use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
 use crate::report::{self, Report};
+use crate::sqlite_check::{self, IntegrityCheck};
 
 pub struct InspectArgs {
     pub large_session_bytes: u64,
@@ -578,7 +579,7 @@ fn check_database(
         Err(e) => report.problems.push(format!("{e:#}")),
         Ok(db) => {
             report.snapshot = Some(db.snapshot.clone());
-            match sqlite_read::check_problems(&db.conn, check) {
+            match sqlite_check::problems(&db.conn, check) {
                 Ok(p) if p.is_empty() => report.integrity = "ok".into(),
                 Ok(p) => {
                     report.integrity = "failed".into();

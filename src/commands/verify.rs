@@ -25,7 +25,7 @@ pub fn run(ctx: &Context) -> Result<Report> {
     let mut problems: Vec<String> = Vec::new();
     let mut checks = serde_json::Map::new();
 
-    match store::integrity_problems(catalog.connection()) {
+    match crate::sqlite_check::integrity_problems(catalog.connection()) {
         Ok(p) if p.is_empty() => {
             report.push(report::VERIFICATION, "catalog PRAGMA integrity_check: ok")
         }

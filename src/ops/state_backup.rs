@@ -115,7 +115,8 @@ fn copy_database(src: &Path, dst: &Path) -> Result<()> {
     rusqlite::backup::Backup::new(&source, &mut copy)
         .and_then(|b| b.run_to_completion(256, std::time::Duration::from_millis(5), None))
         .map_err(|e| refuse(format!("cannot be backed up ({e})"), vec![]))?;
-    let problems = crate::store::integrity_problems(&copy).unwrap_or_else(|e| vec![e.to_string()]);
+    let problems =
+        crate::sqlite_check::integrity_problems(&copy).unwrap_or_else(|e| vec![e.to_string()]);
     if !problems.is_empty() {
         return Err(refuse(
             "fails PRAGMA integrity_check".into(),

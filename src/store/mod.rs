@@ -69,21 +69,8 @@ pub fn open_read_only(root: &Path) -> Result<Option<Catalog>> {
     Ok(Some(Catalog::new(conn)))
 }
 
-pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut problems = Vec::new();
-    for row in rows {
-        let line = row?;
-        if line != "ok" {
-            problems.push(line);
-        }
-    }
-    Ok(problems)
-}
-
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
-    let problems = integrity_problems(conn).map_err(|e| {
+    let problems = crate::sqlite_check::integrity_problems(conn).map_err(|e| {
         MaintError::refused(
             format!(
                 "the catalog {} cannot be read ({e}); nothing was changed",

@@ -1,0 +1,45 @@
+//! SQLite's own consistency checks, for any database: Codex's (read through `home`) and
+//! codex-maint's catalog and backup copies (in `store` and `ops`).
+
+use anyhow::Result;
+use rusqlite::Connection;
+use serde::Serialize;
+
+/// How deep a database check goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrityCheck {
+    /// `PRAGMA integrity_check`: every page, and every index against its table.
+    IntegrityCheck,
+    /// `PRAGMA quick_check`: every page, b-tree and record, but not index against table,
+    /// which is most of the cost on a large indexed log database.
+    QuickCheck,
+}
+
+impl IntegrityCheck {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            IntegrityCheck::IntegrityCheck => "integrity_check",
+            IntegrityCheck::QuickCheck => "quick_check",
+        }
+    }
+}
+
+/// `PRAGMA integrity_check` lines other than "ok"; an empty list means it passed.
+pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
+    problems(conn, IntegrityCheck::IntegrityCheck)
+}
+
+/// The lines of `check` other than "ok"; an empty list means it passed.
+pub fn problems(conn: &Connection, check: IntegrityCheck) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("PRAGMA {}", check.pragma()))?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut problems = Vec::new();
+    for row in rows {
+        let line = row?;
+        if line != "ok" {
+            problems.push(line);
+        }
+    }
+    Ok(problems)
+}
