@@ -302,55 +302,19 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let store = store.expect("a store is open when not a dry run");
     let run = Run::begin(&store, "archive", &ctx.argv, &home.display(), None)?;
     let run_id = run.id;
-    let mut failure = None;
-    let batches: Vec<&[_]> = chosen.chunks(session_move::BATCH).collect();
-    let progress = crate::progress::bar(chosen.len() as u64, "archiving");
-    let hash_batch = |batch: &[(&SessionFile, PlannedMove, u64)]| {
-        crate::content_hash::Prefetched::new(batch.iter().map(|(_, p, _)| p.src.clone()).collect())
-    };
-    // The next batch is hashed while this one is journaled, moved and synced: the reads
-    // then overlap the renames and fsyncs instead of waiting for them.
-    std::thread::scope(|scope| {
-        let mut next = batches.first().map(|b| scope.spawn(move || hash_batch(b)));
-        for (k, batch) in batches.iter().enumerate() {
-            let hashes = next
-                .take()
-                .expect("each batch's hashing was started")
-                .join()
-                .expect("hashing does not panic");
-            next = batches
-                .get(k + 1)
-                .map(|b| scope.spawn(move || hash_batch(b)));
-            let plans: Vec<PlannedMove> = batch
-                .iter()
-                .map(|(_, p, _)| PlannedMove {
-                    known_hash: hashes.hash(&p.src).ok(),
-                    ..p.clone()
-                })
-                .collect();
-            match session_move::execute_batch(&run, plans, writer.as_mut()) {
-                Ok(ids) => {
-                    progress.inc(batch.len() as u64);
-                    for ((file, plan, age), id) in batch.iter().zip(ids) {
-                        report.push(
-                            report::COMPLETED,
-                            format!(
-                                "archived {} ({}) (op {id})",
-                                file.id().unwrap_or("?"),
-                                human_bytes(file.size)
-                            ),
-                        );
-                        done_lines.push(line(file, Some(plan), *age, Some(id)));
-                    }
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-    });
-    progress.finish_and_clear();
+    let plans: Vec<PlannedMove> = chosen.iter().map(|(_, p, _)| p.clone()).collect();
+    let (ids, failure) = session_move::execute_all(&run, plans, writer.as_mut(), "archiving");
+    for ((file, plan, age), id) in chosen.iter().zip(ids) {
+        report.push(
+            report::COMPLETED,
+            format!(
+                "archived {} ({}) (op {id})",
+                file.id().unwrap_or("?"),
+                human_bytes(file.size)
+            ),
+        );
+        done_lines.push(line(file, Some(plan), *age, Some(id)));
+    }
     let status = if failure.is_some() { "failed" } else { "done" };
     run.finish(status)?;
 

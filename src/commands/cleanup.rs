@@ -560,19 +560,14 @@ fn apply(
             }
             None => None,
         };
-        for chunk in session_actions.chunks(session_move::BATCH) {
-            let moves: Vec<PlannedMove> = chunk
-                .iter()
-                .map(|a| planned.session_moves[&a.id].clone())
-                .collect();
-            match session_move::execute_batch(&run, moves, writer.as_mut()) {
-                Ok(ids) => done.extend(chunk.iter().copied().zip(ids)),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
+        let moves: Vec<PlannedMove> = session_actions
+            .iter()
+            .map(|a| planned.session_moves[&a.id].clone())
+            .collect();
+        let (ids, failed) =
+            session_move::execute_all(&run, moves, writer.as_mut(), "archiving sessions");
+        done.extend(session_actions.iter().copied().zip(ids));
+        failure = failed;
     }
     for a in to_do.iter().copied().filter(|a| a.category != "sessions") {
         if failure.is_some() {

@@ -235,6 +235,63 @@ pub fn revert_conflicts(
 /// of its files moved), small enough that a failure rolls back little.
 pub const BATCH: usize = 1024;
 
+/// Executes `plans` in order, `BATCH` at a time, stopping at the first batch that fails.
+/// The next batch is hashed while this one is journaled, moved and synced, so the reads
+/// overlap the renames and fsyncs instead of waiting for them. Returns the op ids of the
+/// moves done (a prefix of `plans`) and the failure, if any; progress shows on a terminal.
+pub fn execute_all(
+    run: &Run,
+    plans: Vec<PlannedMove>,
+    mut index: Option<&mut IndexWriter>,
+    doing: &str,
+) -> (Vec<i64>, Option<anyhow::Error>) {
+    let progress = crate::progress::bar(plans.len() as u64, doing);
+    let batches: Vec<&[PlannedMove]> = plans.chunks(BATCH).collect();
+    let hash_batch = |batch: &[PlannedMove]| {
+        crate::content_hash::Prefetched::new(
+            batch
+                .iter()
+                .filter(|p| p.known_hash.is_none())
+                .map(|p| p.src.clone())
+                .collect(),
+        )
+    };
+    let mut done = Vec::with_capacity(plans.len());
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        let mut next = batches.first().map(|b| scope.spawn(move || hash_batch(b)));
+        for (k, batch) in batches.iter().enumerate() {
+            let hashes = next
+                .take()
+                .expect("each batch's hashing was started")
+                .join()
+                .expect("hashing does not panic");
+            next = batches
+                .get(k + 1)
+                .map(|b| scope.spawn(move || hash_batch(b)));
+            let hashed: Vec<PlannedMove> = batch
+                .iter()
+                .map(|p| PlannedMove {
+                    known_hash: p.known_hash.clone().or_else(|| hashes.hash(&p.src).ok()),
+                    ..p.clone()
+                })
+                .collect();
+            match execute_batch(run, hashed, index.as_deref_mut()) {
+                Ok(ids) => {
+                    progress.inc(ids.len() as u64);
+                    done.extend(ids);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    });
+    progress.finish_and_clear();
+    (done, failure)
+}
+
 /// Executes a batch of moves under the journal protocol: all prepared (one commit), each
 /// file moved, all rows changed (one transaction), all marked applied (one commit). If
 /// any step fails, the moves already made in this batch are put back and the batch's ops
