@@ -155,7 +155,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
         trash.as_ref().is_some_and(|t| t.exists()),
     ) {
         (Some(hash), false, true) => {
-            if store.blobs().rehash(hash).ok().as_deref() != Some(hash) {
+            if !store.blobs().is_intact(hash) {
                 return Ok(Recovered::Stuck(format!(
                     "the stored copy of {} is damaged; its folder is kept at {}",
                     detail.dir.display(),
@@ -205,7 +205,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         ));
     }
     match detail.blob.as_deref() {
-        Some(h) if store.blobs().rehash(h).ok().as_deref() == Some(h) => {}
+        Some(h) if store.blobs().is_intact(h) => {}
         _ => conflicts.push(format!(
             "op {}: the stored copy of {} is missing or damaged",
             op.id,

@@ -153,7 +153,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let blobs = store.blobs();
     for f in &detail.files {
         let hash = f.blob.as_deref().expect("checked");
-        if blobs.rehash(hash).ok().as_deref() != Some(hash) {
+        if !blobs.is_intact(hash) {
             return Ok(Recovered::Stuck(format!(
                 "the stored copy of {} is damaged",
                 f.path.display()
@@ -203,8 +203,8 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
                 f.path.display()
             ));
         }
-        match f.blob.as_deref().map(|h| (h, store.blobs().rehash(h))) {
-            Some((h, Ok(got))) if got == h => {}
+        match f.blob.as_deref() {
+            Some(h) if store.blobs().is_intact(h) => {}
             _ => conflicts.push(format!(
                 "op {}: the stored copy of {} is missing or damaged",
                 op.id,

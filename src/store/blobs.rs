@@ -103,6 +103,11 @@ impl BlobStore {
         Ok(hash_reader(self.open(hash)?)?)
     }
 
+    /// The blob is there and still decompresses to the bytes it is named for.
+    pub fn is_intact(&self, hash: &str) -> bool {
+        self.rehash(hash).is_ok_and(|got| got == hash)
+    }
+
     /// Writes the blob's bytes to `dst`, which must not exist, checking the hash before
     /// the file takes its final name.
     pub fn restore_to(&self, hash: &str, dst: &Path) -> Result<()> {
