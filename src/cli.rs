@@ -40,6 +40,9 @@ enum Command {
         /// Sessions idle for less than this are not archive candidates
         #[arg(long, value_name = "AGE", default_value = "10d")]
         min_age: String,
+        /// Archived transcripts idle for less than this are not compression candidates
+        #[arg(long, value_name = "AGE", default_value = "7d")]
+        compress_min_age: String,
     },
     /// Archive sessions by id (full or unique prefix) or by age, as Codex's own archive does
     Archive {
@@ -57,13 +60,16 @@ enum Command {
         /// Show what would be archived and change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Archive each plain transcript as a compressed `.jsonl.zst` in the same step (needs every Codex using the home at 0.137 or later)
+        #[arg(long)]
+        compress: bool,
         /// Confirm a policy run without asking
         #[arg(long)]
         yes: bool,
     },
     /// Inspect, plan, confirm, back up, then archive, rotate, move and prune; verify after
     Cleanup {
-        /// Only these categories: sessions,logs,worktrees,releases,projects
+        /// Only these categories: sessions,compress,logs,worktrees,releases,projects
         #[arg(long, value_delimiter = ',', value_name = "LIST")]
         only: Vec<String>,
         /// Sessions idle for less than this are kept
@@ -75,6 +81,9 @@ enum Command {
         /// Sessions at least this large (MB) are kept until they have a handoff
         #[arg(long, value_name = "MB", default_value_t = 2)]
         handoff_min_mb: u64,
+        /// Archived transcripts idle for less than this are not compressed (category `compress`)
+        #[arg(long, value_name = "AGE", default_value = "7d")]
+        compress_min_age: String,
         /// Show (and save) the plan with its id; change nothing in the home
         #[arg(long)]
         dry_run: bool,
@@ -154,6 +163,17 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Turn compressed transcripts (.jsonl.zst) back into plain ones, e.g. before going back to a Codex older than 0.137; journaled, `undo` compresses them again
+    Decompress {
+        /// Only these sessions (ids or unique prefixes); every compressed transcript when none are given
+        ids: Vec<String>,
+        /// Show what would be decompressed and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm without asking
+        #[arg(long)]
+        yes: bool,
+    },
     /// Check the catalog, every blob and every archived item; exit 4 on any problem
     Verify,
     /// Finish or roll back operations interrupted by a crash
@@ -232,12 +252,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             large_session_mb,
             large_log_mb,
             min_age,
+            compress_min_age,
         } => commands::inspect::run(
             &ctx,
             &commands::inspect::InspectArgs {
                 large_session_bytes: large_session_mb << 20,
                 large_log_bytes: large_log_mb << 20,
                 min_age_secs: parse_age(&min_age, "--min-age")?,
+                compress_min_idle_secs: parse_age(&compress_min_age, "--compress-min-age")?,
                 ..Default::default()
             },
         ),
@@ -247,6 +269,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             min_age,
             handoff_min_mb,
             dry_run,
+            compress,
             yes,
         } => commands::archive::run(
             &ctx,
@@ -260,6 +283,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 handoff_min_bytes: handoff_min_mb << 20,
                 dry_run,
                 yes,
+                compress,
             },
         ),
         Command::Cleanup {
@@ -267,6 +291,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             min_age,
             large_log_mb,
             handoff_min_mb,
+            compress_min_age,
             dry_run,
             yes,
             plan,
@@ -299,6 +324,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 },
             };
             args.only = only;
+            args.inspect.compress_min_idle_secs =
+                parse_age(&compress_min_age, "--compress-min-age")?;
             args.dry_run = dry_run;
             args.yes = yes;
             args.plan_id = plan;
@@ -345,6 +372,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
         Command::Log { run } => commands::log::run(&ctx, run),
         Command::Undo { run, dry_run } => commands::undo::undo(&ctx, run, dry_run),
         Command::Restore { op_id, dry_run } => commands::undo::restore(&ctx, op_id, dry_run),
+        Command::Decompress { ids, dry_run, yes } => commands::decompress::run(
+            &ctx,
+            commands::decompress::DecompressArgs { ids, dry_run, yes },
+        ),
         Command::Verify => commands::verify::run(&ctx),
         Command::Recover => commands::recover::run(&ctx),
     }

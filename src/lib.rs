@@ -18,7 +18,9 @@ pub mod progress;
 pub mod report;
 pub mod sqlite_check;
 pub mod store;
+pub mod survey;
 pub mod testkit;
+pub mod zstd_stream;
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod automation;
 pub mod cleanup;
+pub mod decompress;
 pub mod handoff;
 pub mod inspect;
 pub mod log;

@@ -1,6 +1,7 @@
 //! Read-only knowledge of a Codex home (CODEX-LAYOUT.md): where things are and what they
 //! mean. Nothing in this layer changes a file.
 
+pub mod codex_versions;
 pub mod config;
 pub mod inventory;
 pub mod processes;

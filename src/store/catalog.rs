@@ -262,6 +262,19 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records, for ops prepared before their source could be hashed (the hash is taken in
+    /// the same pass that transforms it), that hash and the detail that goes with it, in
+    /// one commit, before anything the ops do becomes visible.
+    pub fn record_source_hashes(&self, ops: &[(i64, String, Value)]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (op_id, hash_before, detail) in ops {
+            tx.prepare_cached("UPDATE ops SET hash_before = ?2, detail = ?3 WHERE id = ?1")?
+                .execute(params![op_id, hash_before, serde_json::to_string(detail)?])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn update_detail(&self, op_id: i64, detail: &Value) -> Result<()> {
         self.conn.execute(
             "UPDATE ops SET detail = ?2 WHERE id = ?1",
