@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod inventory;
+pub mod listening_ports;
 pub mod processes;
 pub mod releases;
 pub mod sessions;
