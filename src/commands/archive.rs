@@ -266,7 +266,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             report.push(
                 report::PROPOSED,
                 format!(
-                    "archive {} ({}, idle {}) from {}",
+                    "will archive {} ({}, idle {}) from {}",
                     file.id().unwrap_or("?"),
                     human_bytes(file.size),
                     human_age(*age),
