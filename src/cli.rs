@@ -135,24 +135,37 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 20)]
         min_turns: u64,
     },
-    /// List runs, or one run's operations
+    /// List runs, one run's operations, or every operation that touched a session
     Log {
-        #[arg(long, value_name = "N")]
+        /// List the operations of this run
+        #[arg(long, value_name = "N", conflicts_with = "session")]
         run: Option<i64>,
+        /// List every operation that touched this session (id or unique prefix)
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
     },
     /// Take back the last run (or run N), newest operation first
     Undo {
+        /// Take back this run instead of the newest one with changes in force
         #[arg(long, value_name = "N")]
         run: Option<i64>,
+        /// Check every item and show what would be taken back; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Accepted so scripts can pass --yes to every command; undo asks nothing
+        #[arg(long)]
+        yes: bool,
     },
-    /// Put one archived item back where it was
+    /// Put one item back where it was: an operation by id, or a session where Codex had it
     Restore {
-        /// The operation id, as `log --run N` shows it
-        op_id: i64,
+        /// An operation id (digits, as `log --run N` shows it), or a session id or unique prefix
+        target: String,
+        /// Check the item and show what would be restored; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Accepted so scripts can pass --yes to every command; restore asks nothing
+        #[arg(long)]
+        yes: bool,
     },
     /// Check the catalog, every blob and every archived item; exit 4 on any problem
     Verify,
@@ -342,9 +355,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 min_turns,
             },
         ),
-        Command::Log { run } => commands::log::run(&ctx, run),
-        Command::Undo { run, dry_run } => commands::undo::undo(&ctx, run, dry_run),
-        Command::Restore { op_id, dry_run } => commands::undo::restore(&ctx, op_id, dry_run),
+        Command::Log { run, session } => commands::log::run(&ctx, run, session.as_deref()),
+        Command::Undo {
+            run,
+            dry_run,
+            yes: _,
+        } => commands::undo::undo(&ctx, run, dry_run),
+        Command::Restore {
+            target,
+            dry_run,
+            yes: _,
+        } => commands::undo::restore(&ctx, &target, dry_run),
         Command::Verify => commands::verify::run(&ctx),
         Command::Recover => commands::recover::run(&ctx),
     }

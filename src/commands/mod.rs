@@ -144,6 +144,28 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
     }
 }
 
+/// The session codex-maint's ops know by this id or unique prefix (ids are lowercase).
+pub fn session_in_catalog(catalog: &crate::store::Catalog, text: &str) -> Result<String> {
+    let wanted = text.trim().to_ascii_lowercase();
+    let found = catalog.thread_ids_starting_with(&wanted)?;
+    if found.contains(&wanted) {
+        return Ok(wanted);
+    }
+    match found.len() {
+        1 => Ok(found.into_iter().next().expect("one id")),
+        0 => Err(MaintError::usage(format!(
+            "codex-maint has never moved a session {text}; see `codex-maint log`"
+        ))
+        .into()),
+        n => Err(MaintError {
+            kind: crate::error::ExitKind::Usage,
+            message: format!("{text} names {n} sessions; give more of the id"),
+            details: found,
+        }
+        .into()),
+    }
+}
+
 /// Lines for a report about what recovery did before this command ran.
 pub fn describe_recovery(report: &mut Report, recovered: &[RecoveredOp]) {
     for r in recovered {
