@@ -171,6 +171,19 @@ enum Command {
     Verify,
     /// Finish or roll back operations interrupted by a crash
     Recover,
+    /// Print the Codex skill that drives codex-maint, or install it into the Codex home
+    #[command(group(clap::ArgGroup::new("action").required(true).args(["print", "install"])))]
+    Skill {
+        /// Print the skill (SKILL.md)
+        #[arg(long)]
+        print: bool,
+        /// Write it to $CODEX_HOME/skills/codex-maint/SKILL.md (journaled; `undo` removes it)
+        #[arg(long)]
+        install: bool,
+        /// With --install: show what would be written; change nothing
+        #[arg(long, requires = "install")]
+        dry_run: bool,
+    },
 }
 
 pub fn main_exit_code() -> i32 {
@@ -368,5 +381,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
         } => commands::undo::restore(&ctx, &target, dry_run),
         Command::Verify => commands::verify::run(&ctx),
         Command::Recover => commands::recover::run(&ctx),
+        Command::Skill {
+            print: _,
+            install,
+            dry_run,
+        } => commands::skill::run(&ctx, commands::skill::SkillArgs { install, dry_run }),
     }
 }
