@@ -1,6 +1,6 @@
 //! Command-line parsing and printing; no logic of its own.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::commands::{self, Context};
@@ -10,7 +10,7 @@ use crate::report::Report;
 #[derive(Parser, Debug)]
 #[command(
     name = "codex-maint",
-    version,
+    version = version_text(),
     about = "Keep a Codex home light, recoverable and explainable: measure, archive, undo, verify."
 )]
 struct Cli {
@@ -183,7 +183,32 @@ enum Command {
         /// With --install: show what would be written; change nothing
         #[arg(long, requires = "install")]
         dry_run: bool,
+        /// Accepted so scripts can pass --yes to every command; install asks nothing
+        #[arg(long)]
+        yes: bool,
     },
+    /// Print shell completions for codex-maint
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `codex-maint man > codex-maint.1`
+    Man,
+}
+
+/// The release, and the catalog format it reads and writes, so a user can tell whether two
+/// installs share a store safely.
+fn version_text() -> &'static str {
+    // clap wants a 'static string; this is built once per parse.
+    Box::leak(
+        format!(
+            "{} (catalog format {})",
+            env!("CARGO_PKG_VERSION"),
+            crate::store::migrations::CATALOG_FORMAT
+        )
+        .into_boxed_str(),
+    )
 }
 
 pub fn main_exit_code() -> i32 {
@@ -200,6 +225,9 @@ pub fn main_exit_code() -> i32 {
         }
     };
     let json = cli.json;
+    if let Some(code) = print_about_the_cli(&cli.command) {
+        return code;
+    }
     match dispatch(cli) {
         Ok(report) => {
             print_report(&report, json);
@@ -224,6 +252,27 @@ pub fn main_exit_code() -> i32 {
             kind.code()
         }
     }
+}
+
+/// Completions and the man page describe the parser itself, so they are made here rather
+/// than by a command.
+fn print_about_the_cli(command: &Command) -> Option<i32> {
+    let mut out = std::io::stdout();
+    let written = match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "codex-maint", &mut out);
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut out),
+        _ => return None,
+    };
+    Some(match written {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("codex-maint: {e}");
+            ExitKind::Error.code()
+        }
+    })
 }
 
 fn print_report(report: &Report, json: bool) {
@@ -385,6 +434,37 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             print: _,
             install,
             dry_run,
+            yes: _,
         } => commands::skill::run(&ctx, commands::skill::SkillArgs { install, dry_run }),
+        Command::Completions { .. } | Command::Man => {
+            unreachable!("printed by print_about_the_cli before dispatch")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` is the manual most users read; a flag without a line there is a guess.
+    #[test]
+    fn every_argument_of_every_command_says_what_it_does() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "codex-maint", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }
