@@ -5,7 +5,7 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 use support::codex_cli::{self, AppServer};
 
@@ -23,22 +23,6 @@ fn listed_skills(bin: &Path, home: &Path) -> Vec<(String, String, String)> {
             (text("name"), text("scope"), text("path"))
         })
         .collect()
-}
-
-/// `codex doctor --json`'s verdict on whether rollout files and the thread index agree.
-fn rollout_db_parity(bin: &Path, home: &Path) -> Value {
-    let out = codex_cli::codex(bin, home)
-        .args(["doctor", "--json"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "codex doctor --json printed no JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    doc["checks"]["state.rollout_db_parity"].clone()
 }
 
 #[test]
@@ -75,11 +59,11 @@ fn codex_lists_the_installed_skill_as_the_users_and_not_after_undo() {
         codex_maint::home::same_file(Path::new(path), &home.join("skills/codex-maint/SKILL.md")),
         "{path}"
     );
-    assert_eq!(rollout_db_parity(&bin, &home)["status"], "ok");
+    assert_eq!(codex_cli::rollout_db_parity(&bin, &home)["status"], "ok");
 
     sb.ok_json(&["undo", "--run", &run.to_string(), "--yes"]);
     assert!(ours(&listed_skills(&bin, &home)).is_empty());
     assert_eq!(sb.json(&["verify"]).0, 0);
-    let parity = rollout_db_parity(&bin, &home);
+    let parity = codex_cli::rollout_db_parity(&bin, &home);
     assert_eq!(parity["status"], "ok", "{parity:#}");
 }
