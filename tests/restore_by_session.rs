@@ -139,5 +139,7 @@ fn unknown_and_ambiguous_sessions_are_usage_errors() {
     assert_eq!(doc["error"]["details"].as_array().unwrap().len(), 2);
     let (code, _) = sb.json(&["log", "--session", "01950000-0000"]);
     assert_eq!(code, 2);
+    let (code, _) = sb.json(&["restore", " "]);
+    assert_eq!(code, 2, "a blank name is no session");
     assert_eq!(sb.home_files(), files, "nothing moved");
 }

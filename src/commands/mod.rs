@@ -148,6 +148,9 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
 /// The session codex-maint's ops know by this id or unique prefix (ids are lowercase).
 pub fn session_in_catalog(catalog: &crate::store::Catalog, text: &str) -> Result<String> {
     let wanted = text.trim().to_ascii_lowercase();
+    if wanted.is_empty() {
+        return Err(MaintError::usage("name a session: its id or a unique prefix").into());
+    }
     let found = catalog.thread_ids_starting_with(&wanted)?;
     if found.contains(&wanted) {
         return Ok(wanted);
