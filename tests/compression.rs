@@ -463,3 +463,39 @@ fn a_large_transcript_is_compressed_with_workers_and_round_trips() {
     sb.ok_json(&["undo"]);
     assert!(differences(&files_before, &sb.home_files()).is_empty());
 }
+
+#[test]
+fn restore_by_session_takes_a_compressed_session_back_one_move_at_a_time() {
+    let specs = mixed_specs(12);
+    let sb = Sandbox::with_sessions(&specs, true);
+    let files_before = sb.home_files();
+    let rows_before = sb.thread_rows();
+    let old = &specs[6];
+    let plain = old.path_in(&sb.home);
+
+    sb.ok_json(&["archive", &old.id, "--compress"]);
+    assert!(!plain.exists());
+    sb.ok_json(&["restore", &old.id]);
+    assert!(
+        plain.is_file(),
+        "archive --compress is one move: one restore takes it back"
+    );
+    assert!(differences(&files_before, &sb.home_files()).is_empty());
+    assert_eq!(rows_before, sb.thread_rows());
+
+    // Archived plain, then compressed where it lies: two moves, two restores.
+    sb.ok_json(&["archive", &old.id]);
+    let plan = sb.ok_json(&["cleanup", "--only", "compress", "--dry-run"]);
+    let id = plan["data"]["plan"]["id"].as_str().unwrap();
+    sb.ok_json(&["cleanup", "--yes", "--plan", id]);
+    let archived_plain = sb.home.join("archived_sessions").join(old.file_name());
+    assert!(!archived_plain.exists(), "{plan:#}");
+    sb.ok_json(&["restore", &old.id]);
+    assert!(
+        archived_plain.is_file(),
+        "first the compression is taken back"
+    );
+    sb.ok_json(&["restore", &old.id]);
+    assert!(plain.is_file(), "then the archive");
+    assert_eq!(rows_before, sb.thread_rows());
+}

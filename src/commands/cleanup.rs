@@ -325,7 +325,7 @@ pub fn build_plan(
                 Path::new(&db.path),
                 None,
                 db.bytes + db.wal_bytes,
-                format!("log database over {} ({} rows); moved with its -wal and -shm into the store, Codex starts a fresh one", human_bytes(data.logs.large_threshold_bytes), db.rows.unwrap_or(0)),
+                format!("log database over {} ({} rows); will move with its -wal and -shm into the store; Codex starts a fresh one", human_bytes(data.logs.large_threshold_bytes), db.rows.unwrap_or(0)),
             ));
         }
     }
@@ -404,7 +404,7 @@ pub fn build_plan(
                     None,
                     rel.bytes,
                     format!(
-                        "an old daemon release (current is {cur}); moved into the store, compressed"
+                        "an old daemon release (current is {cur}); will move into the store, compressed"
                     ),
                 )),
                 (None, _) => kept.push(Kept {
@@ -634,6 +634,18 @@ fn apply(
         return Ok(r);
     }
     if ask {
+        use std::io::IsTerminal;
+        // `--yes` alone is refused, so the generic "rerun with --yes" would mislead here.
+        if !std::io::stdin().is_terminal() {
+            return Err(MaintError::refused(
+                format!(
+                    "cleanup applies only a reviewed plan when no one is at a terminal to confirm: run `codex-maint cleanup --dry-run` to review and save the plan, then `codex-maint cleanup --yes --plan <id>` with the id it prints ({} as things are now); nothing was changed",
+                    plan.id
+                ),
+                vec![],
+            )
+            .into());
+        }
         let preview = plan_report(home, &reviewed, before).render_text();
         eprint!("{preview}");
         confirm(
@@ -855,6 +867,20 @@ fn apply(
     Ok(r)
 }
 
+/// What a plan says it will do; `verb` is what a report says was done.
+fn future_verb(a: &Action) -> &'static str {
+    match a.kind.as_str() {
+        session_move::ARCHIVE => "will archive",
+        transcript_compress::COMPRESS if a.category == "sessions" => "will archive compressed",
+        transcript_compress::COMPRESS => "will compress",
+        store_files::KIND => "will rotate into the store",
+        store_dir::KIND => "will move into the store",
+        worktree_move::KIND => "will move worktree",
+        config_edit::KIND => "will prune dead projects from",
+        _ => "will change",
+    }
+}
+
 fn verb(a: &Action) -> &'static str {
     match a.kind.as_str() {
         session_move::ARCHIVE => "archived",
@@ -921,7 +947,7 @@ fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report {
         }
         let bytes: u64 = of.iter().map(|a| a.bytes).sum();
         if c == "sessions" && of.len() > 10 {
-            r.push(report::PROPOSED, format!("sessions: archive {} idle sessions ({}), each to archived_sessions/ with its thread row", of.len(), human_bytes(bytes)));
+            r.push(report::PROPOSED, format!("sessions: will archive {} idle sessions ({}), each to archived_sessions/ with its thread row", of.len(), human_bytes(bytes)));
             continue;
         }
         if c == "compress" && of.len() > 10 {
@@ -934,7 +960,7 @@ fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report {
                 format!(
                     "{}: {} {} ({}) - {}",
                     c,
-                    verb(a),
+                    future_verb(a),
                     relative_to(home, Path::new(&a.path)),
                     human_bytes(a.bytes),
                     a.reason

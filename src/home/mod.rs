@@ -4,6 +4,7 @@
 pub mod codex_versions;
 pub mod config;
 pub mod inventory;
+pub mod listening_ports;
 pub mod processes;
 pub mod releases;
 pub mod sessions;

@@ -330,6 +330,27 @@ impl Catalog {
         )
     }
 
+    /// Every op whose detail names this session (`thread_id`), whatever its kind, oldest
+    /// first: keyed on the detail so each kind that moves a session is found without a list.
+    pub fn ops_of_thread(&self, thread_id: &str) -> Result<Vec<OpRecord>> {
+        self.query_ops(
+            &format!(
+                "SELECT {OP_COLUMNS} FROM ops WHERE json_extract(detail, '$.thread_id') = ?1 ORDER BY id"
+            ),
+            params![thread_id],
+        )
+    }
+
+    /// The sessions ops have touched whose id starts with `prefix`.
+    pub fn thread_ids_starting_with(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT json_extract(detail, '$.thread_id') AS t FROM ops
+             WHERE substr(t, 1, length(?1)) = ?1 ORDER BY t",
+        )?;
+        let rows = stmt.query_map(params![prefix], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     fn query_ops(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<OpRecord>> {
         let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map(args, op_from_row)?;
