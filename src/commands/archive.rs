@@ -162,6 +162,22 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     if !args.dry_run {
         refuse_if_codex_running(&home)?;
     }
+    // Decided before anything is opened for writing: a refusal leaves even Codex's
+    // database files as they were (closing a writer would checkpoint its WAL).
+    let gate = args.compress.then(|| {
+        let (files, _) = sessions::scan(&home);
+        codex_versions::compression_gate(&home, &files)
+    });
+    if let Some(gate) = gate.as_ref().filter(|g| !g.allowed) {
+        return Err(MaintError::refused(
+            format!("--compress refused: {}; nothing was changed", gate.reason),
+            gate.evidence
+                .iter()
+                .map(|e| format!("Codex {} seen at {} ({:?})", e.version, e.path, e.source))
+                .collect(),
+        )
+        .into());
+    }
     let (store, recovered) = if args.dry_run {
         (None, Vec::new())
     } else {
@@ -213,19 +229,6 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
 
     let mut report = Report::spec_shaped("archive", "archive");
     describe_recovery(&mut report, &recovered);
-    let gate = args
-        .compress
-        .then(|| codex_versions::compression_gate(&home, &files));
-    if let Some(gate) = gate.as_ref().filter(|g| !g.allowed) {
-        return Err(MaintError::refused(
-            format!("--compress refused: {}; nothing was changed", gate.reason),
-            gate.evidence
-                .iter()
-                .map(|e| format!("Codex {} seen at {} ({:?})", e.version, e.path, e.source))
-                .collect(),
-        )
-        .into());
-    }
     if let Some(gate) = &gate {
         report.push(
             report::VERIFICATION,

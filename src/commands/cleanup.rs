@@ -228,7 +228,7 @@ pub fn build_plan(
                                 Some(&recode.dst),
                                 file.size,
                                 format!(
-                                    "{why}; archived compressed (.jsonl.zst, which Codex reads)"
+                                    "{why}; stored compressed as .jsonl.zst, which Codex reads"
                                 ),
                             );
                             recodes.insert(a.id.clone(), recode);
