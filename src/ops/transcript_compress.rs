@@ -536,18 +536,6 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
             plan.src.display()
         );
     }
-    if plan.direction == Direction::Compress
-        && plan
-            .detail
-            .plain_hash
-            .as_ref()
-            .is_some_and(|h| h != &hashed.plain_hash)
-    {
-        anyhow::bail!(
-            "{} is not the recorded transcript; not changed",
-            plan.src.display()
-        );
-    }
     Ok(hashed)
 }
 
@@ -638,12 +626,17 @@ fn remove_temp(temp: &Path) -> Result<()> {
 
 /// Why an applied recode cannot be taken back now; empty when it can.
 pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let mut conflicts = Vec::new();
     let our_folders = super::session_move::folders_we_created(store).unwrap_or_default();
-    let plan = match plan_revert(op, &our_folders) {
-        Ok(p) => p,
-        Err(e) => return vec![format!("{e:#}")],
-    };
+    match plan_revert(op, &our_folders) {
+        Ok(plan) => conflicts_of_revert(op, &plan),
+        Err(e) => vec![format!("{e:#}")],
+    }
+}
+
+/// Why `plan`, the revert of `op`, cannot run now: the transcript gone or changed since,
+/// its original place occupied, or its row no longer as the op left it.
+pub fn conflicts_of_revert(op: &OpRecord, plan: &PlannedRecode) -> Vec<String> {
+    let mut conflicts = Vec::new();
     match fs::symlink_metadata(&plan.src) {
         Err(_) => conflicts.push(format!(
             "op {}: {} is no longer there",
@@ -676,7 +669,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
             plan.dst.display()
         ));
     }
-    conflicts.extend(row_conflicts(op, &plan));
+    conflicts.extend(row_conflicts(op, plan));
     conflicts
 }
 
