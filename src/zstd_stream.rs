@@ -73,6 +73,20 @@ impl<W: Write> Write for HashingWriter<W> {
 
 const IO_BUFFER: usize = 1 << 20;
 
+/// What the new file is given before it is synced, so one fsync makes all of it durable.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewFileMeta {
+    pub mode: Option<u32>,
+    pub mtime: Option<std::time::SystemTime>,
+}
+
+fn finish_new(file: File, meta: NewFileMeta) -> io::Result<()> {
+    if let Some(mtime) = meta.mtime {
+        file.set_modified(mtime)?;
+    }
+    file.sync_all()
+}
+
 fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -89,16 +103,16 @@ fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
     Ok(file)
 }
 
-/// Encodes `src` into a new file `dst` (never replacing one), fsynced, with `mode`.
+/// Encodes `src` into a new file `dst` (never replacing one), given `meta`, fsynced.
 pub fn encode_file(
     src: &Path,
     dst: &Path,
     settings: EncodeSettings,
-    mode: Option<u32>,
+    meta: NewFileMeta,
 ) -> io::Result<Hashed> {
     let input = File::open(src)?;
     let plain_size = input.metadata()?.len();
-    let output = create_new(dst, mode)?;
+    let output = create_new(dst, meta.mode)?;
     let stored = HashingWriter {
         inner: BufWriter::with_capacity(IO_BUFFER, output),
         hasher: blake3::Hasher::new(),
@@ -133,7 +147,7 @@ pub fn encode_file(
         .inner
         .into_inner()
         .map_err(|e| io::Error::other(e.to_string()))?;
-    file.sync_all()?;
+    finish_new(file, meta)?;
     Ok(Hashed {
         plain_hash,
         plain_len,
@@ -142,9 +156,9 @@ pub fn encode_file(
     })
 }
 
-/// Decodes `src` into a new file `dst` (never replacing one), fsynced, with `mode`.
-pub fn decode_file(src: &Path, dst: &Path, mode: Option<u32>) -> io::Result<Hashed> {
-    let output = create_new(dst, mode)?;
+/// Decodes `src` into a new file `dst` (never replacing one), given `meta`, fsynced.
+pub fn decode_file(src: &Path, dst: &Path, meta: NewFileMeta) -> io::Result<Hashed> {
+    let output = create_new(dst, meta.mode)?;
     let mut plain = HashingWriter {
         inner: BufWriter::with_capacity(IO_BUFFER, output),
         hasher: blake3::Hasher::new(),
@@ -157,7 +171,7 @@ pub fn decode_file(src: &Path, dst: &Path, mode: Option<u32>) -> io::Result<Hash
         .inner
         .into_inner()
         .map_err(|e| io::Error::other(e.to_string()))?;
-    file.sync_all()?;
+    finish_new(file, meta)?;
     Ok(Hashed {
         plain_hash,
         plain_len,
@@ -276,7 +290,16 @@ mod tests {
             .collect();
         std::fs::write(&plain, &text).unwrap();
         let packed = dir.path().join("t.jsonl.zst");
-        let encoded = encode_file(&plain, &packed, EncodeSettings::default(), Some(0o640)).unwrap();
+        let encoded = encode_file(
+            &plain,
+            &packed,
+            EncodeSettings::default(),
+            NewFileMeta {
+                mode: Some(0o640),
+                mtime: None,
+            },
+        )
+        .unwrap();
         assert_eq!(encoded.plain_len, text.len() as u64);
         assert_eq!(
             encoded.plain_hash,
@@ -292,7 +315,7 @@ mod tests {
         let checked = decode_and_hash(&packed).unwrap();
         assert_eq!(checked, encoded);
         let back = dir.path().join("back.jsonl");
-        let decoded = decode_file(&packed, &back, None).unwrap();
+        let decoded = decode_file(&packed, &back, NewFileMeta::default()).unwrap();
         assert_eq!(decoded, encoded);
         assert_eq!(std::fs::read_to_string(&back).unwrap(), text);
         let mut via_reader = String::new();
@@ -310,7 +333,13 @@ mod tests {
         std::fs::write(&plain, "{}\n").unwrap();
         let taken = dir.path().join("t.jsonl.zst");
         std::fs::write(&taken, "mine").unwrap();
-        let err = encode_file(&plain, &taken, EncodeSettings::default(), None).unwrap_err();
+        let err = encode_file(
+            &plain,
+            &taken,
+            EncodeSettings::default(),
+            NewFileMeta::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&taken).unwrap(), b"mine");
     }
@@ -321,7 +350,13 @@ mod tests {
         let plain = dir.path().join("t.jsonl");
         std::fs::write(&plain, "{\"a\":1}\n".repeat(10_000)).unwrap();
         let packed = dir.path().join("t.jsonl.zst");
-        encode_file(&plain, &packed, EncodeSettings::default(), None).unwrap();
+        encode_file(
+            &plain,
+            &packed,
+            EncodeSettings::default(),
+            NewFileMeta::default(),
+        )
+        .unwrap();
         let mut bytes = std::fs::read(&packed).unwrap();
         let cut = bytes.len() / 2;
         bytes.truncate(cut);

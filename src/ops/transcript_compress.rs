@@ -380,13 +380,7 @@ pub fn execute_batch(
         catalog.record_source_hashes(&recorded)?;
         failpoint::hit("recode-encoded");
 
-        for (plan, meta) in plans.iter().zip(&sources) {
-            let temp = fs::File::options().write(true).open(&plan.detail.temp)?;
-            if let Ok(mtime) = meta.modified() {
-                temp.set_modified(mtime)?;
-            }
-            temp.sync_all()?;
-            drop(temp);
+        for plan in &plans {
             move_no_replace_unsynced(&plan.detail.temp, &plan.dst)?;
             failpoint::hit("recode-renamed");
         }
@@ -491,7 +485,12 @@ fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Resul
 }
 
 fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Result<Hashed> {
-    let mode = Some(file_mode(meta) & 0o7777);
+    // The new file carries the transcript's mode and mtime from the start, so the one
+    // fsync that makes its bytes durable makes those durable too.
+    let new_file = zstd_stream::NewFileMeta {
+        mode: Some(file_mode(meta) & 0o7777),
+        mtime: meta.modified().ok(),
+    };
     let temp = &plan.detail.temp;
     let (expected_source, expected_result) = plan.detail.hashes(plan.direction);
     let hashed = match plan.direction {
@@ -500,7 +499,7 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
                 workers,
                 ..plan.detail.settings.unwrap_or_default()
             };
-            let written = zstd_stream::encode_file(&plan.src, temp, settings, mode)
+            let written = zstd_stream::encode_file(&plan.src, temp, settings, new_file)
                 .with_context(|| format!("compressing {}", plan.src.display()))?;
             // The proof that the compressed file is the transcript: decoded again, it must
             // hash to the plain bytes just read, and be the bytes just written.
@@ -514,7 +513,7 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
             }
             written
         }
-        Direction::Decompress => zstd_stream::decode_file(&plan.src, temp, mode)
+        Direction::Decompress => zstd_stream::decode_file(&plan.src, temp, new_file)
             .with_context(|| format!("decompressing {}", plan.src.display()))?,
     };
     let (source_now, result_now) = match plan.direction {

@@ -206,7 +206,7 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
             &mut out,
             "response_item",
             json!({"type": "function_call_output", "call_id": format!("call_{turn}"),
-            "output": format!("Process exited with code {}\n{}", turn % 3, words.text(900))}),
+            "output": format!("Process exited with code {}\n{}", turn % 3, words.tool_output(900))}),
         )?;
         written += emit(
             &mut out,
@@ -231,6 +231,10 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
 /// every time it is built, and a ratio measured on it is not flattered by repeated filler.
 struct Prose {
     state: u64,
+    /// Recent tool outputs: a session reads the same files and reruns the same tests, so
+    /// about half of its outputs repeat an earlier one, which is most of why real
+    /// transcripts compress as well as they do (the README's level table).
+    earlier: Vec<String>,
 }
 
 const VOCABULARY: &[&str] = &[
@@ -344,9 +348,29 @@ const VOCABULARY: &[&str] = &[
     "request",
 ];
 
+/// Of every 8 tool outputs, how many repeat an earlier one: chosen so that a generated home
+/// compresses about as well as transcripts the real Codex wrote.
+const REPEATED_OUTPUTS_IN_8: u64 = 6;
+
 impl Prose {
     fn new(seed: u64) -> Prose {
-        Prose { state: seed | 1 }
+        Prose {
+            state: seed | 1,
+            earlier: Vec::new(),
+        }
+    }
+
+    fn tool_output(&mut self, bytes: usize) -> String {
+        let r = self.next();
+        if r % 8 < REPEATED_OUTPUTS_IN_8 && !self.earlier.is_empty() {
+            return self.earlier[(r >> 8) as usize % self.earlier.len()].clone();
+        }
+        let text = self.text(bytes);
+        if self.earlier.len() == 8 {
+            self.earlier.remove(0);
+        }
+        self.earlier.push(text.clone());
+        text
     }
 
     fn next(&mut self) -> u64 {
