@@ -11,12 +11,14 @@ pub mod failpoint;
 pub mod fs_atomic;
 pub mod handoff;
 pub mod home;
+pub mod home_guard;
 pub mod io_pool;
 pub mod ops;
 pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod sqlite_check;
+pub mod sqlite_read;
 pub mod store;
 pub mod testkit;
 

@@ -149,7 +149,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let (store, recovered) = if args.dry_run {
         (None, Vec::new())
     } else {
-        let (s, r) = ctx.open_store_and_recover()?;
+        let (s, r) = ctx.open_store_and_recover(&home)?;
         (Some(s), r)
     };
 
@@ -298,9 +298,11 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             ),
             args.yes,
         )?;
+        // Codex may have started while the question waited for an answer.
+        refuse_if_codex_running(&home)?;
     }
     let store = store.expect("a store is open when not a dry run");
-    let run = Run::begin(&store, "archive", &ctx.argv, &home.display(), None)?;
+    let run = Run::begin(&store, "archive", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
     let plans: Vec<PlannedMove> = chosen.iter().map(|(_, p, _)| p.clone()).collect();
     let (ids, failure) = session_move::execute_all(&run, plans, writer.as_mut(), "archiving");

@@ -109,9 +109,9 @@ pub fn run(ctx: &Context, args: AutomationArgs) -> Result<Report> {
                 return Err(MaintError::refused("install a schedule only for a policy you have written: run `codex-maint automation --init` first".to_string(), vec![]).into());
             }
             confirm(&format!("Write {} file(s) for {:?} (nothing will be enabled)?", rendered.files.len(), rendered.scheduler), args.yes)?;
-            let (store, recovered) = ctx.open_store_and_recover()?;
+            let (store, recovered) = ctx.open_store_and_recover(&home)?;
             describe_recovery(&mut r, &recovered);
-            let run = Run::begin(&store, "automation", &ctx.argv, &home.display(), None)?;
+            let run = Run::begin(&store, "automation", &ctx.argv, &home.root, None)?;
             run_id = Some(run.id);
             let mut failure = None;
             for f in &rendered.files {

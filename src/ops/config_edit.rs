@@ -80,6 +80,7 @@ fn rewrite(
     mut detail: ConfigEditDetail,
     reverts_op: Option<i64>,
 ) -> Result<i64> {
+    run.guard.ensure(config)?;
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {

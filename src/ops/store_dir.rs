@@ -72,6 +72,7 @@ pub fn execute_reverting(
     dir: &Path,
     reverts_op: Option<i64>,
 ) -> Result<i64> {
+    run.guard.ensure_all([dir, trash_name(dir).as_path()])?;
     let meta = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
     anyhow::ensure!(
         meta.is_dir(),
@@ -220,6 +221,8 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     if op.kind == RESTORE_KIND {
         return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
     }
+    run.guard
+        .ensure_all([detail.dir.as_path(), staging_name(&detail.dir).as_path()])?;
     let hash = detail.blob.clone().context("no stored copy recorded")?;
     let new_id = run.store.catalog.prepare_op(
         run.id,

@@ -65,7 +65,9 @@ pub fn execute_reverting(
     reverts_op: Option<i64>,
 ) -> Result<i64> {
     let mut files = Vec::new();
+    run.guard.ensure(main)?;
     for path in item_files(main) {
+        run.guard.ensure(&path)?;
         let meta =
             fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         anyhow::ensure!(
@@ -226,6 +228,8 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             Some(op.id),
         );
     }
+    run.guard
+        .ensure_all(detail.files.iter().map(|f| f.path.as_path()))?;
     let new_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {

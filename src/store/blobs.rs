@@ -9,9 +9,19 @@ use std::path::{Path, PathBuf};
 
 use crate::content_hash::{HashingReader, hash_reader};
 use crate::failpoint;
-use crate::fs_atomic::{TEMP_PREFIX, fsync_dir, fsync_parent};
+use crate::fs_atomic::{fsync_dir, fsync_parent};
 
 const ZSTD_LEVEL: i32 = 3;
+
+/// A new file only its owner can read, from its first byte: a stored copy of a log or a
+/// transcript is as private as the original.
+fn private_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
 
 pub struct BlobStore {
     dir: PathBuf,
@@ -36,19 +46,22 @@ impl BlobStore {
         self.dir.join(prefix).join(format!("{hash}.zst"))
     }
 
+    /// Removes temporary blobs a killed run left (only the lock holder calls this, so no
+    /// other writer is filling one).
+    pub fn remove_temp_blobs(&self) -> Vec<PathBuf> {
+        crate::fs_atomic::remove_temp_files_in(&self.dir)
+    }
+
     /// Compresses `source` into the store, hashing the plain bytes on the way, so the file
     /// is read once. A blob already present is kept and the new copy dropped.
     pub fn put_reader(&self, source: impl Read) -> Result<StoredBlob> {
         super::create_private_dir(&self.dir)?;
-        let temp = self
-            .dir
-            .join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let temp = crate::fs_atomic::temp_path_beside(&self.dir.join("blob"));
         let mut reader = HashingReader::new(source);
         {
-            let out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
+            let out = private_file_options()
+                .open(&temp)
+                .with_context(|| format!("creating {}", temp.display()))?;
             let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
             encoder.multithread(workers())?;
             io::copy(&mut reader, &mut encoder).context("compressing into the store")?;

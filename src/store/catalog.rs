@@ -126,11 +126,25 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<OpRecord> {
 
 pub struct Catalog {
     conn: Connection,
+    /// A private copy read instead of the catalog itself; dropped after `conn`.
+    _snapshot: Option<tempfile::TempDir>,
 }
 
 impl Catalog {
     pub fn new(conn: Connection) -> Self {
-        Catalog { conn }
+        Catalog {
+            conn,
+            _snapshot: None,
+        }
+    }
+
+    /// A catalog read through `sqlite_read`: nothing beside the file is written.
+    pub fn read_only(db: crate::sqlite_read::ReadOnlyDb) -> Self {
+        let (conn, snapshot) = db.into_parts();
+        Catalog {
+            conn,
+            _snapshot: snapshot,
+        }
     }
 
     pub fn connection(&self) -> &Connection {
