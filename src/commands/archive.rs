@@ -302,6 +302,12 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         refuse_if_codex_running(&home)?;
     }
     let store = store.expect("a store is open when not a dry run");
+    // Refused here, before a run is recorded: a symlinked `archived_sessions/` must leave
+    // the catalog as untouched as the home.
+    let guard = crate::home_guard::HomeGuard::new(&home.root);
+    for (_, plan, _) in &chosen {
+        guard.ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
+    }
     let run = Run::begin(&store, "archive", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
     let plans: Vec<PlannedMove> = chosen.iter().map(|(_, p, _)| p.clone()).collect();

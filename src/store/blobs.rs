@@ -143,6 +143,7 @@ impl BlobStore {
                 dst.display()
             );
         }
+        failpoint::hit("restore-temp-written");
         crate::fs_atomic::move_no_replace(&temp, dst).inspect_err(|_| {
             let _ = fs::remove_file(&temp);
         })?;
