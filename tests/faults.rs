@@ -624,3 +624,49 @@ fn the_lock_and_every_blob_are_private_to_their_owner() {
         }
     }
 }
+
+/// Item 5 of the issue: pruning a dead project from a `config.toml` that is a symlink (to a
+/// dotfiles checkout) edits the file it points at and keeps the link; undo puts the old
+/// bytes back into that same file.
+#[test]
+fn a_symlinked_config_stays_a_symlink_through_prune_and_undo() {
+    let sb = Sandbox::with_sessions(&[SessionSpec::aged(0, 2.0, 2000)], true);
+    let dotfiles = sb.dir.path().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    let target = dotfiles.join("config.toml");
+    let original = format!(
+        "# mine\nmodel = \"gpt-5\"\n\n[projects.\"{}\"]\ntrust_level = \"trusted\"\n",
+        sb.dir.path().join("deleted-project").display()
+    );
+    std::fs::write(&target, &original).unwrap();
+    let link = sb.home.join("config.toml");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    let plan = sb.ok_json(&["cleanup", "--dry-run"])["data"]["plan"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc = sb.ok_json(&["cleanup", "--yes", "--plan", &plan]);
+    let run = doc["data"]["run_id"].to_string();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let edited = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        !edited.contains("deleted-project") && edited.contains("# mine"),
+        "{edited}"
+    );
+
+    sb.ok_json(&["undo", "--run", &run]);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), original);
+}
