@@ -259,6 +259,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> 
     Ok(())
 }
 
+/// Writes `bytes` as a new file at `path`, whole or not at all, and never over anything:
+/// an occupied `path` is refused (exit 3) and left as it was.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let temp = temp_path_beside(path);
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .with_context(|| format!("writing {}", temp.display()))?;
+        set_mode(&f, mode)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    move_no_replace(&temp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })?;
+    Ok(())
+}
+
 /// Permission bits (and type bits) of a file, as `stat` reports them.
 #[cfg(unix)]
 pub fn file_mode(meta: &fs::Metadata) -> u32 {
