@@ -670,3 +670,34 @@ fn a_symlinked_config_stays_a_symlink_through_prune_and_undo() {
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), original);
 }
+
+/// Item 10 of the issue: `--policy` no longer silently drops a threshold typed beside it.
+#[test]
+fn a_threshold_flag_wins_over_the_policy_file() {
+    let sb = Sandbox::with_sessions(&[SessionSpec::aged(0, 2.0, 2000)], true);
+    std::fs::create_dir_all(sb.home.join("log")).unwrap();
+    std::fs::write(
+        sb.home.join("log/codex-tui.log"),
+        "line of log\n".repeat(300_000),
+    )
+    .unwrap();
+    sb.ok_json(&["automation", "--init"]);
+    let policy = sb.store.join("policy.toml");
+    assert!(policy.is_file());
+    let planned = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["cleanup", "--dry-run", "--policy", policy.to_str().unwrap()];
+        args.extend(extra);
+        sb.ok_json(&args)["data"]["plan"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!planned(&[]).iter().any(|p| p.ends_with("codex-tui.log")));
+    assert!(
+        planned(&["--large-log-mb", "1"])
+            .iter()
+            .any(|p| p.ends_with("codex-tui.log"))
+    );
+}

@@ -134,8 +134,8 @@ fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 /// The paths in the home that applying, taking back or recovering `op` writes, as its
-/// journal records them. A scheduler entry (`write_file`) lives outside the home and is
-/// not listed.
+/// journal records them. A scheduler entry (`write_file`, and its copy in the store) lives
+/// outside the home and is not listed.
 pub fn home_paths(op: &OpRecord) -> Result<Vec<PathBuf>> {
     let src_and_dst = || {
         let mut paths = vec![PathBuf::from(&op.src)];
@@ -145,11 +145,12 @@ pub fn home_paths(op: &OpRecord) -> Result<Vec<PathBuf>> {
     Ok(match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE | worktree_move::KIND => src_and_dst(),
         store_files::KIND | store_files::RESTORE_KIND => {
-            serde_json::from_value::<store_files::StoreFilesDetail>(op.detail.clone())?
-                .files
-                .into_iter()
-                .map(|f| f.path)
-                .collect()
+            let d: store_files::StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+            if store_files::writes_in_home(&d.category) {
+                d.files.into_iter().map(|f| f.path).collect()
+            } else {
+                Vec::new()
+            }
         }
         store_dir::KIND | store_dir::RESTORE_KIND => {
             let d: store_dir::StoreDirDetail = serde_json::from_value(op.detail.clone())?;

@@ -37,6 +37,16 @@ pub struct StoreFilesDetail {
     pub files: Vec<StoredFile>,
 }
 
+/// The category of a file codex-maint wrote outside the home (a scheduler entry) and
+/// later took back into the store.
+pub const WRITTEN_FILE_CATEGORY: &str = "written-file";
+
+/// Every stored item comes from the home and goes back there, except a written file,
+/// whose place is the scheduler's folder outside it.
+pub fn writes_in_home(category: &str) -> bool {
+    category != WRITTEN_FILE_CATEGORY
+}
+
 /// The files that make up one item: a database travels with its `-wal` and `-shm`.
 pub fn item_files(main: &Path) -> Vec<PathBuf> {
     let mut files = vec![main.to_path_buf()];
@@ -65,9 +75,10 @@ pub fn execute_reverting(
     reverts_op: Option<i64>,
 ) -> Result<i64> {
     let mut files = Vec::new();
-    run.guard.ensure(main)?;
     for path in item_files(main) {
-        run.guard.ensure(&path)?;
+        if writes_in_home(category) {
+            run.guard.ensure(&path)?;
+        }
         let meta =
             fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         anyhow::ensure!(
@@ -228,8 +239,10 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             Some(op.id),
         );
     }
-    run.guard
-        .ensure_all(detail.files.iter().map(|f| f.path.as_path()))?;
+    if writes_in_home(&detail.category) {
+        run.guard
+            .ensure_all(detail.files.iter().map(|f| f.path.as_path()))?;
+    }
     let new_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
