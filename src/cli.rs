@@ -209,6 +209,11 @@ fn print_report(report: &Report, json: bool) {
             serde_json::to_string_pretty(report).expect("reports are plain data")
         );
     } else {
+        if report.raw_text.is_some()
+            && let Some(notes) = &report.raw_notes
+        {
+            eprint!("{notes}");
+        }
         print!("{}", report.render_text());
     }
 }
