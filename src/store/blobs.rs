@@ -58,15 +58,20 @@ impl BlobStore {
         super::create_private_dir(&self.dir)?;
         let temp = crate::fs_atomic::temp_path_beside(&self.dir.join("blob"));
         let mut reader = HashingReader::new(source);
-        {
-            let out = private_file_options()
-                .open(&temp)
-                .with_context(|| format!("creating {}", temp.display()))?;
+        let written = (|| -> io::Result<()> {
+            let out = private_file_options().open(&temp)?;
             let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
             encoder.multithread(workers())?;
-            io::copy(&mut reader, &mut encoder).context("compressing into the store")?;
-            let out = encoder.finish()?;
-            out.sync_all()?;
+            io::copy(&mut reader, &mut encoder)?;
+            encoder.finish()?.sync_all()
+        })();
+        if let Err(e) = written {
+            // A half-written blob must not go on filling a disk that is already full.
+            let _ = fs::remove_file(&temp);
+            return Err(anyhow::Error::new(e).context(format!(
+                "writing a blob into the store {} (the partial copy was removed; the item it was for is unchanged)",
+                self.dir.display()
+            )));
         }
         failpoint::hit("blob-temp-written");
         let (hash, size) = reader.finish();
@@ -196,5 +201,50 @@ mod tests {
         fs::write(blobs.path_of(&stored.hash), forged).unwrap();
         assert_ne!(blobs.rehash(&stored.hash).unwrap(), stored.hash);
         assert!(blobs.read_all(&stored.hash).is_err());
+    }
+
+    /// A source that fails part-way, as a full disk or a vanished file would.
+    struct FailingAfter(usize);
+
+    impl Read for FailingAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("No space left on device"));
+            }
+            let n = buf.len().min(self.0);
+            buf[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_partial_blob_and_names_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let err = blobs.put_reader(FailingAfter(1 << 20)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&dir.path().join("blobs").display().to_string()),
+            "{err:#}"
+        );
+        let left: Vec<_> = fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_blob_is_private_from_its_first_byte() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let stored = blobs.put_bytes(b"secret transcript").unwrap();
+        let mode = fs::metadata(blobs.path_of(&stored.hash))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -70,7 +70,7 @@ impl Store {
         })?;
         Ok(Store {
             root: root.to_path_buf(),
-            catalog: Catalog::new(conn),
+            catalog: Catalog::at(conn, &path),
             _lock: Some(lock),
         })
     }
