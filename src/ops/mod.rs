@@ -114,7 +114,7 @@ pub fn recover_all(store: &Store, guard: &HomeGuard) -> Result<Vec<RecoveredOp>>
     for folder in folders {
         crate::fs_atomic::remove_temp_files_in(&folder);
     }
-    store.blobs().remove_temp_blobs();
+    store.remove_temp_files();
     Ok(results)
 }
 

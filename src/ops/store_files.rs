@@ -271,6 +271,12 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 fn restore_one(store: &Store, f: &StoredFile) -> Result<()> {
     let hash = f.blob.as_deref().context("no stored copy recorded")?;
     store.blobs().restore_to(hash, &f.path)?;
+    restore_metadata(f)
+}
+
+/// Mode and mtime as recorded; set again by recovery, since a crash can fall between the
+/// file taking its name and these being set.
+fn restore_metadata(f: &StoredFile) -> Result<()> {
     let file = fs::File::options().write(true).open(&f.path)?;
     crate::fs_atomic::set_mode(&file, f.mode)?;
     file.set_modified(
@@ -286,6 +292,13 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
     for f in &detail.files {
         if !f.path.exists() {
             restore_one(store, f)?;
+        } else if f.blob.is_some() && hash_file(&f.path).ok() == f.blob {
+            restore_metadata(f)?;
+        } else {
+            return Ok(Recovered::Stuck(format!(
+                "{} is back but differs from its stored copy",
+                f.path.display()
+            )));
         }
     }
     store.catalog.mark_applied(op.id, op.blob.as_deref())?;

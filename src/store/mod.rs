@@ -88,6 +88,20 @@ impl Store {
     pub fn blobs(&self) -> blobs::BlobStore {
         blobs::BlobStore::new(&self.root)
     }
+
+    /// Removes the temporary files a killed run left in the store: half-written blobs and
+    /// backup manifests. Only the lock holder calls this, so no writer is filling one.
+    pub fn remove_temp_files(&self) -> Vec<PathBuf> {
+        let mut removed = self.blobs().remove_temp_blobs();
+        if let Ok(backups) = fs::read_dir(self.root.join("backups")) {
+            for b in backups.flatten() {
+                if b.file_type().is_ok_and(|t| t.is_dir()) {
+                    removed.extend(crate::fs_atomic::remove_temp_files_in(&b.path()));
+                }
+            }
+        }
+        removed
+    }
 }
 
 /// Opens an existing catalog without the lock and without writing anything; `None` when
