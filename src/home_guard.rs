@@ -30,15 +30,6 @@ impl HomeGuard {
         if !target.is_absolute() {
             return Some(format!("{} is not an absolute path", target.display()));
         }
-        if target
-            .components()
-            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        {
-            return Some(format!(
-                "{} contains `..`, which could climb out of the Codex home",
-                target.display()
-            ));
-        }
         let inside = match target.strip_prefix(&self.root) {
             Ok(rel) if !rel.as_os_str().is_empty() => rel,
             _ => {
@@ -49,6 +40,16 @@ impl HomeGuard {
                 ));
             }
         };
+        // Only below the home: the home itself is spelled as the user gave it.
+        if inside
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Some(format!(
+                "{} contains `..`, which could climb out of the Codex home",
+                target.display()
+            ));
+        }
         // Every folder between the home and the target must be a real folder: a symlink
         // there would carry the write somewhere else. Folders not made yet are made by us.
         let mut folder = self.root.clone();
@@ -122,6 +123,20 @@ mod tests {
             let why = g.reason_to_refuse(&g.root().join(p)).unwrap();
             assert!(why.contains(".."), "{why}");
         }
+    }
+
+    #[test]
+    fn a_home_given_with_dot_dot_still_guards_below_it() {
+        let (d, _) = home();
+        let g = HomeGuard::new(&d.path().join("home/sessions/.."));
+        assert_eq!(
+            g.reason_to_refuse(&g.root().join("sessions/2026/a.jsonl")),
+            None
+        );
+        assert!(
+            g.reason_to_refuse(&g.root().join("sessions/../../x"))
+                .is_some()
+        );
     }
 
     #[test]

@@ -113,7 +113,10 @@ pub fn open_read_only(root: &Path) -> Result<Option<Catalog>> {
     }
     let db = crate::sqlite_read::open(&path)
         .with_context(|| format!("opening the catalog {}", path.display()))?;
-    check_catalog(&db.conn, root)?;
+    if !check_catalog(&db.conn, root)? {
+        // An empty catalog of an empty store: as if nothing had ever been changed.
+        return Ok(None);
+    }
     Ok(Some(Catalog::read_only(db)))
 }
 
@@ -132,8 +135,8 @@ fn history_dirs(root: &Path) -> Vec<String> {
 /// The catalog must be one this binary understands, and an empty one is accepted only for
 /// a store with nothing in it: an empty or truncated catalog beside stored blobs means the
 /// history was lost, and starting a fresh one would hide that (and every stored copy) for
-/// good.
-fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
+/// good. Returns whether the catalog has its tables yet.
+fn check_catalog(conn: &Connection, root: &Path) -> Result<bool> {
     let path = root.join(CATALOG_FILE);
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -163,7 +166,7 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
             )
             .into());
         }
-        return Ok(());
+        return Ok(false);
     }
     if tables.iter().any(|t| t == "schema_migrations") {
         let newest: Option<i64> = conn
@@ -191,7 +194,7 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
             .into());
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
