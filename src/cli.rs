@@ -1,6 +1,6 @@
 //! Command-line parsing and printing; no logic of its own.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::commands::{self, Context};
@@ -10,7 +10,7 @@ use crate::report::Report;
 #[derive(Parser, Debug)]
 #[command(
     name = "codex-maint",
-    version,
+    version = version_text(),
     about = "Keep a Codex home light, recoverable and explainable: measure, archive, undo, verify."
 )]
 struct Cli {
@@ -40,6 +40,9 @@ enum Command {
         /// Sessions idle for less than this are not archive candidates
         #[arg(long, value_name = "AGE", default_value = "10d")]
         min_age: String,
+        /// Archived transcripts idle for less than this are not compression candidates
+        #[arg(long, value_name = "AGE", default_value = "7d")]
+        compress_min_age: String,
     },
     /// Archive sessions by id (full or unique prefix) or by age, as Codex's own archive does
     Archive {
@@ -57,13 +60,16 @@ enum Command {
         /// Show what would be archived and change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Archive each plain transcript as a compressed `.jsonl.zst` in the same step (needs every Codex using the home at 0.137 or later)
+        #[arg(long)]
+        compress: bool,
         /// Confirm a policy run without asking
         #[arg(long)]
         yes: bool,
     },
     /// Inspect, plan, confirm, back up, then archive, rotate, move and prune; verify after
     Cleanup {
-        /// Only these categories: sessions,logs,worktrees,releases,projects
+        /// Only these categories: sessions,compress,logs,worktrees,releases,projects
         #[arg(long, value_delimiter = ',', value_name = "LIST")]
         only: Vec<String>,
         /// Sessions idle for less than this are kept [default: 10d, or the policy's]
@@ -77,6 +83,9 @@ enum Command {
         /// 2, or the policy's]
         #[arg(long, value_name = "MB")]
         handoff_min_mb: Option<u64>,
+        /// Archived transcripts idle for less than this are not compressed (category `compress`)
+        #[arg(long, value_name = "AGE", default_value = "7d")]
+        compress_min_age: String,
         /// Show (and save) the plan with its id; change nothing in the home
         #[arg(long)]
         dry_run: bool,
@@ -137,29 +146,91 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 20)]
         min_turns: u64,
     },
-    /// List runs, or one run's operations
+    /// List runs, one run's operations, or every operation that touched a session
     Log {
-        #[arg(long, value_name = "N")]
+        /// List the operations of this run
+        #[arg(long, value_name = "N", conflicts_with = "session")]
         run: Option<i64>,
+        /// List every operation that touched this session (id or unique prefix)
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
     },
     /// Take back the last run (or run N), newest operation first
     Undo {
+        /// Take back this run instead of the newest one with changes in force
         #[arg(long, value_name = "N")]
         run: Option<i64>,
+        /// Check every item and show what would be taken back; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Accepted so scripts can pass --yes to every command; undo asks nothing
+        #[arg(long)]
+        yes: bool,
     },
-    /// Put one archived item back where it was
+    /// Put one item back where it was: an operation by id, or a session where Codex had it
     Restore {
-        /// The operation id, as `log --run N` shows it
-        op_id: i64,
+        /// An operation id (digits, as `log --run N` shows it), or a session id or unique prefix
+        target: String,
+        /// Check the item and show what would be restored; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Accepted so scripts can pass --yes to every command; restore asks nothing
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Turn compressed transcripts (.jsonl.zst) back into plain ones, e.g. before going back to a Codex older than 0.137; journaled, `undo` compresses them again
+    Decompress {
+        /// Only these sessions (ids or unique prefixes); every compressed transcript when none are given
+        ids: Vec<String>,
+        /// Show what would be decompressed and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm without asking
+        #[arg(long)]
+        yes: bool,
     },
     /// Check the catalog, every blob and every archived item; exit 4 on any problem
     Verify,
     /// Finish or roll back operations interrupted by a crash
     Recover,
+    /// Print the Codex skill that drives codex-maint, or install it into the Codex home
+    #[command(group(clap::ArgGroup::new("action").required(true).args(["print", "install"])))]
+    Skill {
+        /// Print the skill (SKILL.md)
+        #[arg(long)]
+        print: bool,
+        /// Write it to $CODEX_HOME/skills/codex-maint/SKILL.md (journaled; `undo` removes it)
+        #[arg(long)]
+        install: bool,
+        /// With --install: show what would be written; change nothing
+        #[arg(long, requires = "install")]
+        dry_run: bool,
+        /// Accepted so scripts can pass --yes to every command; install asks nothing
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print shell completions for codex-maint
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `codex-maint man > codex-maint.1`
+    Man,
+}
+
+/// The release, and the catalog format it reads and writes, so a user can tell whether two
+/// installs share a store safely.
+fn version_text() -> &'static str {
+    // clap wants a 'static string; this is built once per parse.
+    Box::leak(
+        format!(
+            "{} (catalog format {})",
+            env!("CARGO_PKG_VERSION"),
+            crate::store::migrations::CATALOG_FORMAT
+        )
+        .into_boxed_str(),
+    )
 }
 
 pub fn main_exit_code() -> i32 {
@@ -176,6 +247,9 @@ pub fn main_exit_code() -> i32 {
         }
     };
     let json = cli.json;
+    if let Some(code) = print_about_the_cli(&cli.command) {
+        return code;
+    }
     match dispatch(cli) {
         Ok(report) => {
             print_report(&report, json);
@@ -200,6 +274,27 @@ pub fn main_exit_code() -> i32 {
             kind.code()
         }
     }
+}
+
+/// Completions and the man page describe the parser itself, so they are made here rather
+/// than by a command.
+fn print_about_the_cli(command: &Command) -> Option<i32> {
+    let mut out = std::io::stdout();
+    let written = match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "codex-maint", &mut out);
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut out),
+        _ => return None,
+    };
+    Some(match written {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("codex-maint: {e}");
+            ExitKind::Error.code()
+        }
+    })
 }
 
 fn print_report(report: &Report, json: bool) {
@@ -239,12 +334,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             large_session_mb,
             large_log_mb,
             min_age,
+            compress_min_age,
         } => commands::inspect::run(
             &ctx,
             &commands::inspect::InspectArgs {
                 large_session_bytes: large_session_mb << 20,
                 large_log_bytes: large_log_mb << 20,
                 min_age_secs: parse_age(&min_age, "--min-age")?,
+                compress_min_idle_secs: parse_age(&compress_min_age, "--compress-min-age")?,
                 ..Default::default()
             },
         ),
@@ -254,6 +351,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             min_age,
             handoff_min_mb,
             dry_run,
+            compress,
             yes,
         } => commands::archive::run(
             &ctx,
@@ -267,6 +365,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 handoff_min_bytes: handoff_min_mb << 20,
                 dry_run,
                 yes,
+                compress,
             },
         ),
         Command::Cleanup {
@@ -274,6 +373,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             min_age,
             large_log_mb,
             handoff_min_mb,
+            compress_min_age,
             dry_run,
             yes,
             plan,
@@ -316,6 +416,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 args.inspect.handoff_min_bytes = mb << 20;
             }
             args.only = only;
+            args.inspect.compress_min_idle_secs =
+                parse_age(&compress_min_age, "--compress-min-age")?;
             args.dry_run = dry_run;
             args.yes = yes;
             args.plan_id = plan;
@@ -359,10 +461,58 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 min_turns,
             },
         ),
-        Command::Log { run } => commands::log::run(&ctx, run),
-        Command::Undo { run, dry_run } => commands::undo::undo(&ctx, run, dry_run),
-        Command::Restore { op_id, dry_run } => commands::undo::restore(&ctx, op_id, dry_run),
+        Command::Log { run, session } => commands::log::run(&ctx, run, session.as_deref()),
+        Command::Undo {
+            run,
+            dry_run,
+            yes: _,
+        } => commands::undo::undo(&ctx, run, dry_run),
+        Command::Restore {
+            target,
+            dry_run,
+            yes: _,
+        } => commands::undo::restore(&ctx, &target, dry_run),
+        Command::Decompress { ids, dry_run, yes } => commands::decompress::run(
+            &ctx,
+            commands::decompress::DecompressArgs { ids, dry_run, yes },
+        ),
         Command::Verify => commands::verify::run(&ctx),
         Command::Recover => commands::recover::run(&ctx),
+        Command::Skill {
+            print: _,
+            install,
+            dry_run,
+            yes: _,
+        } => commands::skill::run(&ctx, commands::skill::SkillArgs { install, dry_run }),
+        Command::Completions { .. } | Command::Man => {
+            unreachable!("printed by print_about_the_cli before dispatch")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` is the manual most users read; a flag without a line there is a guess.
+    #[test]
+    fn every_argument_of_every_command_says_what_it_does() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "codex-maint", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

@@ -20,7 +20,9 @@ pub mod report;
 pub mod sqlite_check;
 pub mod sqlite_read;
 pub mod store;
+pub mod survey;
 pub mod testkit;
+pub mod zstd_stream;
 
 #[cfg(test)]
 pub(crate) mod test_support {

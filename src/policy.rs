@@ -11,10 +11,20 @@ use crate::home::thread_index::ThreadRow;
 
 pub const DEFAULT_MIN_AGE_SECS: u64 = 10 * 86_400;
 /// What a cleanup can act on, by category (`--only`, and a policy's `unattended`).
-pub const CLEANUP_CATEGORIES: &[&str] = &["sessions", "logs", "worktrees", "releases", "projects"];
+pub const CLEANUP_CATEGORIES: &[&str] = &[
+    "sessions",
+    "compress",
+    "logs",
+    "worktrees",
+    "releases",
+    "projects",
+];
 /// A transcript at least this large is a long session that may still matter: it is kept
 /// until it has a handoff document (SPEC.md "Handoff Docs").
 pub const DEFAULT_HANDOFF_MIN_BYTES: u64 = 2 << 20;
+/// An archived transcript idle this long may be compressed (`cleanup`'s `compress`): the
+/// age Codex's own compression feature uses.
+pub const DEFAULT_COMPRESS_MIN_IDLE_SECS: u64 = 7 * 86_400;
 /// A transcript written to within this window may belong to a live session.
 pub const CURRENT_WINDOW_SECS: u64 = 86_400;
 
@@ -97,6 +107,24 @@ impl SessionFacts<'_> {
     }
 }
 
+/// `Ok(())` means the transcript may be compressed where it is: everything that keeps a
+/// session from being archived keeps it plain too (pinned, current, ambiguous, a row that
+/// disagrees), with the idle time as the age rule. A long session needs no handoff first:
+/// Codex reads the compressed transcript, so nothing of it is put out of reach.
+pub fn judge_for_compress(facts: &SessionFacts<'_>, min_idle_secs: u64) -> Result<(), Protection> {
+    if facts.file.compressed {
+        return Err(Protection::Ambiguous("already compressed".into()));
+    }
+    judge_for_archive(
+        facts,
+        &SessionPolicy {
+            min_age_secs: min_idle_secs,
+            explicit_request: false,
+            handoff_min_bytes: u64::MAX,
+        },
+    )
+}
+
 /// `Ok(())` means the session may be archived; otherwise the first reason it is kept.
 pub fn judge_for_archive(
     facts: &SessionFacts<'_>,
@@ -115,6 +143,21 @@ pub fn judge_for_archive(
         return Err(Protection::Ambiguous(
             "not in the dated folder its name implies".into(),
         ));
+    }
+    if file.has_twin {
+        return Err(Protection::Ambiguous(format!(
+            "both {} and its {} sibling exist; Codex reads the plain one",
+            if file.compressed {
+                "a compressed copy"
+            } else {
+                "a plain copy"
+            },
+            if file.compressed {
+                "plain"
+            } else {
+                "compressed"
+            }
+        )));
     }
     if facts.writer_locked {
         return Err(Protection::Current(
@@ -204,6 +247,8 @@ mod tests {
             mtime: SystemTime::now() - Duration::from_secs(age_days * 86_400),
             mode: 0o644,
             in_dated_folder: true,
+            compressed: false,
+            has_twin: false,
         }
     }
 

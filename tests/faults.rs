@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use support::*;
 
 /// A home with three old sessions and one recent, a 3 MB log; run 1 archived session 0
-/// (op 1), run 2 is a cleanup that archived the other old ones, rotated the log into the
-/// store and took a backup.
+/// (op 1), run 2 is a cleanup (sessions and logs) that archived the other old ones, rotated
+/// the log into the store and took a backup.
 struct Fixture {
     sb: Sandbox,
     specs: Vec<SessionSpec>,
@@ -87,11 +87,17 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     sb.ok_json(&["archive", &specs[0].id]);
-    let plan = sb.ok_json(&["cleanup", "--dry-run", "--large-log-mb", "1"])["data"]["plan"]["id"]
+    // Not `compress`: op 1's transcript must stay where op 1 left it.
+    let only = ["--only", "sessions,logs", "--large-log-mb", "1"];
+    let mut dry = vec!["cleanup", "--dry-run"];
+    dry.extend(only);
+    let plan = sb.ok_json(&dry)["data"]["plan"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    sb.ok_json(&["cleanup", "--yes", "--plan", &plan, "--large-log-mb", "1"]);
+    let mut apply = vec!["cleanup", "--yes", "--plan", &plan];
+    apply.extend(only);
+    sb.ok_json(&apply);
     Fixture {
         sb,
         specs,

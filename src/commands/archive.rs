@@ -9,12 +9,14 @@ use std::collections::{HashMap, HashSet};
 use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relative_to};
 use crate::clock::{human_age, human_bytes, now_unix};
 use crate::error::MaintError;
+use crate::home::codex_versions;
 use crate::home::sessions::{self, SessionFile, SessionLocation};
 use crate::home::thread_index::{self, IndexState, ThreadRow};
 use crate::home::{CodexHome, writer_locks};
 use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::{self, IndexWriter};
+use crate::ops::transcript_compress;
 use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
 use crate::report::{self, Report};
 
@@ -27,8 +29,8 @@ pub struct SessionKnowledge<'a> {
     pub handoffs: &'a HashSet<String>,
 }
 
-pub struct Judged<'f> {
-    pub chosen: Vec<(&'f SessionFile, PlannedMove, u64)>,
+pub struct Judged<'f, P = PlannedMove> {
+    pub chosen: Vec<(&'f SessionFile, P, u64)>,
     pub protected: Vec<SessionLine>,
 }
 
@@ -47,9 +49,25 @@ pub fn judge_sessions<'f>(
     known: &SessionKnowledge<'_>,
     policy: &SessionPolicy,
 ) -> Judged<'f> {
+    let now = now_unix();
+    judge_with(
+        targets,
+        known,
+        |facts| judge_for_archive(facts, policy),
+        |file, row| session_move::plan_archive(home, file, row, known.index_path, now),
+    )
+}
+
+/// Reads each target's first record (on all cores, a slice at a time), asks `judge`, and
+/// plans with `plan` the ones it lets through.
+pub fn judge_with<'f, P>(
+    targets: Vec<&'f SessionFile>,
+    known: &SessionKnowledge<'_>,
+    judge: impl Fn(&SessionFacts<'_>) -> Result<(), Protection>,
+    plan: impl Fn(&SessionFile, Option<&ThreadRow>) -> P,
+) -> Judged<'f, P> {
     let mut chosen = Vec::new();
     let mut protected = Vec::new();
-    let now = now_unix();
     // First records are read on all cores, a slice at a time: on a cold cache each is a
     // disk seek, one at a time they cost more than hashing what is then moved, and a
     // slice keeps no more than its own records in memory.
@@ -74,12 +92,8 @@ pub fn judge_sessions<'f>(
             has_handoff: file.id().is_some_and(|id| known.handoffs.contains(id)),
         };
         let age = facts.last_activity_age_secs();
-        match judge_for_archive(&facts, policy) {
-            Ok(()) => {
-                let plan =
-                    session_move::plan_archive(home, file, row.flatten(), known.index_path, now);
-                chosen.push((file, plan, age));
-            }
+        match judge(&facts) {
+            Ok(()) => chosen.push((file, plan(file, row.flatten()), age)),
             Err(protection) => protected.push(SessionLine {
                 id: file.id().unwrap_or("?").to_string(),
                 path: file.path.display().to_string(),
@@ -101,6 +115,8 @@ pub struct ArchiveArgs {
     pub handoff_min_bytes: u64,
     pub dry_run: bool,
     pub yes: bool,
+    /// Archive each plain transcript as `.jsonl.zst` in the same op (Codex >= 0.137 only).
+    pub compress: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +161,22 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     home.require_recognizable()?;
     if !args.dry_run {
         refuse_if_codex_running(&home)?;
+    }
+    // Decided before anything is opened for writing: a refusal leaves even Codex's
+    // database files as they were (closing a writer would checkpoint its WAL).
+    let gate = args.compress.then(|| {
+        let (files, _) = sessions::scan(&home);
+        codex_versions::compression_gate(&home, &files)
+    });
+    if let Some(gate) = gate.as_ref().filter(|g| !g.allowed) {
+        return Err(MaintError::refused(
+            format!("--compress refused: {}; nothing was changed", gate.reason),
+            gate.evidence
+                .iter()
+                .map(|e| format!("Codex {} seen at {} ({:?})", e.version, e.path, e.source))
+                .collect(),
+        )
+        .into());
     }
     let (store, recovered) = if args.dry_run {
         (None, Vec::new())
@@ -197,6 +229,12 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
 
     let mut report = Report::spec_shaped("archive", "archive");
     describe_recovery(&mut report, &recovered);
+    if let Some(gate) = &gate {
+        report.push(
+            report::VERIFICATION,
+            format!("compression gate: {}", gate.reason),
+        );
+    }
     let active: Vec<&SessionFile> = files
         .iter()
         .filter(|f| f.location == SessionLocation::Active)
@@ -236,10 +274,19 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let protected_lines = judged.protected;
     report.extend(report::NOT_TOUCHED, summarize_protected(&protected_lines));
 
+    let settings = crate::zstd_stream::EncodeSettings::default();
+    let destination_of = |file: &SessionFile, plan: &PlannedMove| -> std::path::PathBuf {
+        if args.compress && !file.compressed {
+            sessions::twin_path(&plan.dst)
+        } else {
+            plan.dst.clone()
+        }
+    };
     let occupied: Vec<String> = chosen
         .iter()
-        .filter(|(_, plan, _)| std::fs::symlink_metadata(&plan.dst).is_ok())
-        .map(|(_, plan, _)| format!("{} is already occupied", plan.dst.display()))
+        .map(|(file, plan, _)| destination_of(file, plan))
+        .filter(|dst| std::fs::symlink_metadata(dst).is_ok())
+        .map(|dst| format!("{} is already occupied", dst.display()))
         .collect();
     if !occupied.is_empty() {
         return Err(MaintError::refused(
@@ -266,8 +313,13 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             report.push(
                 report::PROPOSED,
                 format!(
-                    "archive {} ({}, idle {}) from {}",
+                    "will archive {}{} ({}, idle {}) from {}",
                     file.id().unwrap_or("?"),
+                    if args.compress && !file.compressed {
+                        " and compress it"
+                    } else {
+                        ""
+                    },
                     human_bytes(file.size),
                     human_age(*age),
                     relative_to(&home, file.path.parent().unwrap_or(&home.root)),
@@ -282,7 +334,8 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         report.data = json!({
             "dry_run": args.dry_run,
             "run_id": null,
-            "candidates": chosen.iter().map(|(f, p, age)| line(f, Some(p), *age, None)).collect::<Vec<_>>(),
+            "candidates": chosen.iter().map(|(f, p, age)| line(f, Some(&destination_of(f, p)), *age, None)).collect::<Vec<_>>(),
+            "compression_gate": gate,
             "protected": protected_lines,
             "bytes": total_bytes,
         });
@@ -310,9 +363,12 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     }
     let run = Run::begin(&store, "archive", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
-    let plans: Vec<PlannedMove> = chosen.iter().map(|(_, p, _)| p.clone()).collect();
-    let (ids, failure) = session_move::execute_all(&run, plans, writer.as_mut(), "archiving");
-    for ((file, plan, age), id) in chosen.iter().zip(ids) {
+    let (to_recode, to_move): (Vec<_>, Vec<_>) = chosen
+        .iter()
+        .partition(|(file, _, _)| args.compress && !file.compressed);
+    let plans: Vec<PlannedMove> = to_move.iter().map(|(_, p, _)| p.clone()).collect();
+    let (ids, mut failure) = session_move::execute_all(&run, plans, writer.as_mut(), "archiving");
+    for ((file, plan, age), id) in to_move.iter().zip(ids) {
         report.push(
             report::COMPLETED,
             format!(
@@ -321,7 +377,45 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                 human_bytes(file.size)
             ),
         );
-        done_lines.push(line(file, Some(plan), *age, Some(id)));
+        done_lines.push(line(file, Some(&plan.dst), *age, Some(id)));
+    }
+    if failure.is_none() && !to_recode.is_empty() {
+        let rows = rows.as_ref();
+        let recodes: Vec<transcript_compress::PlannedRecode> = to_recode
+            .iter()
+            .map(|(file, _, _)| {
+                let row = rows.and_then(|r| file.id().and_then(|id| r.get(id)));
+                transcript_compress::plan_archive_compressed(
+                    &home,
+                    file,
+                    row,
+                    index.as_ref().map(|i| i.path.as_path()),
+                    settings,
+                    now_unix(),
+                )
+            })
+            .collect();
+        let destinations: Vec<std::path::PathBuf> = recodes.iter().map(|r| r.dst.clone()).collect();
+        let (ids, failed) = transcript_compress::execute_all(
+            &run,
+            recodes,
+            writer.as_mut(),
+            "archiving and compressing",
+        );
+        for (((file, _, age), dst), id) in to_recode.iter().zip(&destinations).zip(ids) {
+            let stored = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
+            report.push(
+                report::COMPLETED,
+                format!(
+                    "archived and compressed {} ({} -> {}) (op {id})",
+                    file.id().unwrap_or("?"),
+                    human_bytes(file.size),
+                    human_bytes(stored)
+                ),
+            );
+            done_lines.push(line(file, Some(dst), *age, Some(id)));
+        }
+        failure = failed;
     }
     let status = if failure.is_some() { "failed" } else { "done" };
     run.finish(status)?;
@@ -385,7 +479,7 @@ pub fn summarize_protected(lines: &[SessionLine]) -> Vec<String> {
 
 fn line(
     file: &SessionFile,
-    plan: Option<&PlannedMove>,
+    destination: Option<&std::path::Path>,
     age: u64,
     op_id: Option<i64>,
 ) -> SessionLine {
@@ -396,7 +490,7 @@ fn line(
         last_active_secs: age,
         protection: None,
         op_id,
-        destination: plan.map(|p| p.dst.display().to_string()),
+        destination: destination.map(|d| d.display().to_string()),
     }
 }
 

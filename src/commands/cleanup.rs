@@ -8,11 +8,12 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::archive::{SessionKnowledge, handoff_threads, judge_sessions};
+use super::archive::{SessionKnowledge, handoff_threads, judge_sessions, judge_with};
 use super::inspect::{self, DatabaseDepth, InspectArgs, InspectData};
 use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relative_to};
 use crate::clock::{human_age, human_bytes, now_rfc3339};
 use crate::error::{ExitKind, MaintError};
+use crate::home::codex_versions::{self, CompressionGate};
 use crate::home::config::ProjectState;
 use crate::home::sessions;
 use crate::home::thread_index::{self, IndexState};
@@ -20,6 +21,7 @@ use crate::home::worktrees::{Cleanliness, Registration};
 use crate::home::{CodexHome, writer_locks};
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
+use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::ops::{Run, config_edit, state_backup, store_dir, store_files, worktree_move};
 use crate::policy::SessionPolicy;
 use crate::report::{self, Report};
@@ -111,11 +113,14 @@ fn action_id(a: &Action) -> String {
     ))
 }
 
-/// The plan and, for sessions, the moves ready to run (they carry the thread rows).
+/// The plan and, for sessions, the moves and recodes ready to run (they carry the thread
+/// rows), with the evidence the compression gate decided on.
 pub struct Planned {
     pub plan: Plan,
     pub session_moves: HashMap<String, PlannedMove>,
+    pub recodes: HashMap<String, PlannedRecode>,
     pub index_path: Option<PathBuf>,
+    pub gate: Option<CompressionGate>,
 }
 
 pub fn build_plan(
@@ -130,13 +135,21 @@ pub fn build_plan(
     let mut session_moves = HashMap::new();
     let mut index_path = None;
 
-    if wanted("sessions") {
+    let mut recodes = HashMap::new();
+    let mut gate = None;
+    if wanted("sessions") || wanted("compress") {
         match thread_index::detect(home) {
-            IndexState::NotUnderstood { path, reason } => kept.push(Kept {
-                category: "sessions".into(),
-                path: path.display().to_string(),
-                reason: format!("all sessions: the thread index is not understood ({reason})"),
-            }),
+            IndexState::NotUnderstood { path, reason } => {
+                for category in ["sessions", "compress"].into_iter().filter(|c| wanted(c)) {
+                    kept.push(Kept {
+                        category: category.into(),
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "all sessions: the thread index is not understood ({reason})"
+                        ),
+                    })
+                }
+            }
             state => {
                 let index = match state {
                     IndexState::Understood(i) => Some(i),
@@ -145,42 +158,146 @@ pub fn build_plan(
                 let rows = index.as_ref().map(|i| i.read_all()).transpose()?;
                 index_path = index.as_ref().map(|i| i.path.clone());
                 let (files, _) = sessions::scan(home);
-                let targets = files
-                    .iter()
-                    .filter(|f| f.location == sessions::SessionLocation::Active)
-                    .collect();
                 let locks = writer_locks::held_thread_locks(home);
                 let handoffs = handoff_threads(ctx)?;
-                let policy = SessionPolicy {
-                    min_age_secs: args.inspect.min_age_secs,
-                    explicit_request: false,
-                    handoff_min_bytes: args.inspect.handoff_min_bytes,
-                };
                 let known = SessionKnowledge {
                     rows: rows.as_ref(),
                     index_path: index_path.as_deref(),
                     locks: &locks,
                     handoffs: &handoffs,
                 };
-                let judged = judge_sessions(home, targets, &known, &policy);
-                for (file, plan, age) in judged.chosen {
-                    let a = action(
-                        "sessions",
-                        session_move::ARCHIVE,
-                        &file.path,
-                        Some(&plan.dst),
-                        file.size,
-                        format!("idle {}, not pinned, current or ambiguous", human_age(age)),
-                    );
-                    session_moves.insert(a.id.clone(), plan);
-                    actions.push(a);
+                let settings = crate::zstd_stream::EncodeSettings::default();
+                if wanted("compress") {
+                    let found = codex_versions::compression_gate(home, &files);
+                    if !found.allowed {
+                        if args.only.iter().any(|c| c == "compress") {
+                            return Err(MaintError::refused(
+                                format!(
+                                    "compression refused: {}; nothing was changed",
+                                    found.reason
+                                ),
+                                found
+                                    .evidence
+                                    .iter()
+                                    .map(|e| format!("Codex {} seen at {}", e.version, e.path))
+                                    .collect(),
+                            )
+                            .into());
+                        }
+                        kept.push(Kept {
+                            category: "compress".into(),
+                            path: home.archived_sessions_dir().display().to_string(),
+                            reason: format!("all transcripts stay plain: {}", found.reason),
+                        });
+                    }
+                    gate = Some(found);
                 }
-                for p in judged.protected {
-                    kept.push(Kept {
-                        category: "sessions".into(),
-                        path: p.path,
-                        reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
-                    });
+                let compressing = gate.as_ref().is_some_and(|g| g.allowed);
+                if wanted("sessions") {
+                    let targets = files
+                        .iter()
+                        .filter(|f| f.location == sessions::SessionLocation::Active)
+                        .collect();
+                    let policy = SessionPolicy {
+                        min_age_secs: args.inspect.min_age_secs,
+                        explicit_request: false,
+                        handoff_min_bytes: args.inspect.handoff_min_bytes,
+                    };
+                    let judged = judge_sessions(home, targets, &known, &policy);
+                    for (file, plan, age) in judged.chosen {
+                        let why =
+                            format!("idle {}, not pinned, current or ambiguous", human_age(age));
+                        // With compression chosen too, a session is archived straight into
+                        // its compressed form: one op, and the bytes are freed in this run.
+                        if compressing && !file.compressed {
+                            let row = rows
+                                .as_ref()
+                                .and_then(|r| file.id().and_then(|id| r.get(id)));
+                            let recode = transcript_compress::plan_archive_compressed(
+                                home,
+                                file,
+                                row,
+                                index_path.as_deref(),
+                                settings,
+                                crate::clock::now_unix(),
+                            );
+                            let a = action(
+                                "sessions",
+                                transcript_compress::COMPRESS,
+                                &file.path,
+                                Some(&recode.dst),
+                                file.size,
+                                format!(
+                                    "{why}; stored compressed as .jsonl.zst, which Codex reads"
+                                ),
+                            );
+                            recodes.insert(a.id.clone(), recode);
+                            actions.push(a);
+                            continue;
+                        }
+                        let a = action(
+                            "sessions",
+                            session_move::ARCHIVE,
+                            &file.path,
+                            Some(&plan.dst),
+                            file.size,
+                            why,
+                        );
+                        session_moves.insert(a.id.clone(), plan);
+                        actions.push(a);
+                    }
+                    for p in judged.protected {
+                        kept.push(Kept {
+                            category: "sessions".into(),
+                            path: p.path,
+                            reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
+                        });
+                    }
+                }
+                if compressing {
+                    let targets = files
+                        .iter()
+                        .filter(|f| {
+                            f.location == sessions::SessionLocation::Archived && !f.compressed
+                        })
+                        .collect();
+                    let min_idle = args.inspect.compress_min_idle_secs;
+                    let judged = judge_with(
+                        targets,
+                        &known,
+                        |facts| crate::policy::judge_for_compress(facts, min_idle),
+                        |file, row| {
+                            transcript_compress::plan_compress_in_place(
+                                file,
+                                row,
+                                index_path.as_deref(),
+                                settings,
+                            )
+                        },
+                    );
+                    for (file, recode, age) in judged.chosen {
+                        let a = action(
+                            "compress",
+                            transcript_compress::COMPRESS,
+                            &file.path,
+                            Some(&recode.dst),
+                            file.size,
+                            format!(
+                                "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
+                                human_age(age),
+                                codex_versions::FIRST_ZST_READER
+                            ),
+                        );
+                        recodes.insert(a.id.clone(), recode);
+                        actions.push(a);
+                    }
+                    for p in judged.protected {
+                        kept.push(Kept {
+                            category: "compress".into(),
+                            path: p.path,
+                            reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
+                        });
+                    }
                 }
             }
         }
@@ -208,7 +325,7 @@ pub fn build_plan(
                 Path::new(&db.path),
                 None,
                 db.bytes + db.wal_bytes,
-                format!("log database over {} ({} rows); moved with its -wal and -shm into the store, Codex starts a fresh one", human_bytes(data.logs.large_threshold_bytes), db.rows.unwrap_or(0)),
+                format!("log database over {} ({} rows); will move with its -wal and -shm into the store; Codex starts a fresh one", human_bytes(data.logs.large_threshold_bytes), db.rows.unwrap_or(0)),
             ));
         }
     }
@@ -287,7 +404,7 @@ pub fn build_plan(
                     None,
                     rel.bytes,
                     format!(
-                        "an old daemon release (current is {cur}); moved into the store, compressed"
+                        "an old daemon release (current is {cur}); will move into the store, compressed"
                     ),
                 )),
                 (None, _) => kept.push(Kept {
@@ -364,7 +481,9 @@ pub fn build_plan(
     Ok(Planned {
         plan,
         session_moves,
+        recodes,
         index_path,
+        gate,
     })
 }
 
@@ -422,6 +541,16 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
             ),
         );
         r.push(report::VERIFICATION, "no files changed in the Codex home");
+        if let Some(gate) = &planned.gate {
+            r.push(
+                report::VERIFICATION,
+                format!(
+                    "compression gate ({}): {}",
+                    if gate.allowed { "open" } else { "closed" },
+                    gate.reason
+                ),
+            );
+        }
         r.push(
             report::RESIDUAL_RISK,
             format!(
@@ -429,7 +558,7 @@ pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
                 plan.id
             ),
         );
-        r.data = json!({ "dry_run": true, "plan": plan, "plan_file": saved });
+        r.data = json!({ "dry_run": true, "plan": plan, "plan_file": saved, "compression_gate": planned.gate });
         return Ok(r);
     }
 
@@ -505,6 +634,18 @@ fn apply(
         return Ok(r);
     }
     if ask {
+        use std::io::IsTerminal;
+        // `--yes` alone is refused, so the generic "rerun with --yes" would mislead here.
+        if !std::io::stdin().is_terminal() {
+            return Err(MaintError::refused(
+                format!(
+                    "cleanup applies only a reviewed plan when no one is at a terminal to confirm: run `codex-maint cleanup --dry-run` to review and save the plan, then `codex-maint cleanup --yes --plan <id>` with the id it prints ({} as things are now); nothing was changed",
+                    plan.id
+                ),
+                vec![],
+            )
+            .into());
+        }
         let preview = plan_report(home, &reviewed, before).render_text();
         eprint!("{preview}");
         confirm(
@@ -546,12 +687,18 @@ fn apply(
 
     let mut done: Vec<(&Action, i64)> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
+    let is_transcript_action = |a: &Action| a.category == "sessions" || a.category == "compress";
     let session_actions: Vec<&Action> = to_do
         .iter()
         .copied()
-        .filter(|a| a.category == "sessions")
+        .filter(|a| a.kind == session_move::ARCHIVE)
         .collect();
-    if !session_actions.is_empty() {
+    let recode_actions: Vec<&Action> = to_do
+        .iter()
+        .copied()
+        .filter(|a| a.kind == transcript_compress::COMPRESS)
+        .collect();
+    if !session_actions.is_empty() || !recode_actions.is_empty() {
         let mut writer = match &planned.index_path {
             Some(p) => {
                 let w = IndexWriter::open(p)?;
@@ -568,8 +715,22 @@ fn apply(
             session_move::execute_all(&run, moves, writer.as_mut(), "archiving sessions");
         done.extend(session_actions.iter().copied().zip(ids));
         failure = failed;
+        if failure.is_none() && !recode_actions.is_empty() {
+            let recodes: Vec<PlannedRecode> = recode_actions
+                .iter()
+                .map(|a| planned.recodes[&a.id].clone())
+                .collect();
+            let (ids, failed) = transcript_compress::execute_all(
+                &run,
+                recodes,
+                writer.as_mut(),
+                "compressing transcripts",
+            );
+            done.extend(recode_actions.iter().copied().zip(ids));
+            failure = failed;
+        }
     }
-    for a in to_do.iter().copied().filter(|a| a.category != "sessions") {
+    for a in to_do.iter().copied().filter(|a| !is_transcript_action(a)) {
         if failure.is_some() {
             break;
         }
@@ -706,9 +867,25 @@ fn apply(
     Ok(r)
 }
 
+/// What a plan says it will do; `verb` is what a report says was done.
+fn future_verb(a: &Action) -> &'static str {
+    match a.kind.as_str() {
+        session_move::ARCHIVE => "will archive",
+        transcript_compress::COMPRESS if a.category == "sessions" => "will archive compressed",
+        transcript_compress::COMPRESS => "will compress",
+        store_files::KIND => "will rotate into the store",
+        store_dir::KIND => "will move into the store",
+        worktree_move::KIND => "will move worktree",
+        config_edit::KIND => "will prune dead projects from",
+        _ => "will change",
+    }
+}
+
 fn verb(a: &Action) -> &'static str {
     match a.kind.as_str() {
         session_move::ARCHIVE => "archived",
+        transcript_compress::COMPRESS if a.category == "sessions" => "archived compressed",
+        transcript_compress::COMPRESS => "compressed",
         store_files::KIND => "rotated into the store",
         store_dir::KIND => "moved into the store",
         worktree_move::KIND => "moved worktree",
@@ -770,7 +947,11 @@ fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report {
         }
         let bytes: u64 = of.iter().map(|a| a.bytes).sum();
         if c == "sessions" && of.len() > 10 {
-            r.push(report::PROPOSED, format!("sessions: archive {} idle sessions ({}), each to archived_sessions/ with its thread row", of.len(), human_bytes(bytes)));
+            r.push(report::PROPOSED, format!("sessions: will archive {} idle sessions ({}), each to archived_sessions/ with its thread row", of.len(), human_bytes(bytes)));
+            continue;
+        }
+        if c == "compress" && of.len() > 10 {
+            r.push(report::PROPOSED, format!("compress: compress {} idle archived transcripts ({}) in place as .jsonl.zst, each with its thread row", of.len(), human_bytes(bytes)));
             continue;
         }
         for a in of {
@@ -779,7 +960,7 @@ fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report {
                 format!(
                     "{}: {} {} ({}) - {}",
                     c,
-                    verb(a),
+                    future_verb(a),
                     relative_to(home, Path::new(&a.path)),
                     human_bytes(a.bytes),
                     a.reason

@@ -166,7 +166,7 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
             report.push(
                 report::PROPOSED,
                 format!(
-                    "write a handoff for {} ({})",
+                    "will write a handoff for {} ({})",
                     f.id().unwrap_or("?"),
                     human_bytes(f.size)
                 ),

@@ -21,6 +21,7 @@ use crate::home::{CodexHome, writer_locks};
 use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
 use crate::report::{self, Report};
 use crate::sqlite_check::{self, IntegrityCheck};
+use crate::survey::compression::{CompressionReport, CompressionSurvey};
 
 pub struct InspectArgs {
     pub large_session_bytes: u64,
@@ -28,6 +29,8 @@ pub struct InspectArgs {
     pub min_age_secs: u64,
     pub old_worktree_secs: u64,
     pub handoff_min_bytes: u64,
+    /// Archived transcripts idle at least this long are compression candidates.
+    pub compress_min_idle_secs: u64,
 }
 
 impl Default for InspectArgs {
@@ -38,6 +41,7 @@ impl Default for InspectArgs {
             min_age_secs: crate::policy::DEFAULT_MIN_AGE_SECS,
             old_worktree_secs: 10 * 86_400,
             handoff_min_bytes: crate::policy::DEFAULT_HANDOFF_MIN_BYTES,
+            compress_min_idle_secs: crate::policy::DEFAULT_COMPRESS_MIN_IDLE_SECS,
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct InspectData {
     pub live_thread_locks: Vec<String>,
     pub findings: Vec<Finding>,
     pub not_touched: Vec<String>,
+    pub compression: CompressionReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,12 +84,21 @@ pub struct SessionBucket {
     pub newest_age_secs: Option<u64>,
     /// Counts by last activity: under 1 day, 10 days, 30 days, 90 days, and older.
     pub by_age: [u64; 5],
+    /// How many are stored compressed (`.jsonl.zst`).
+    pub compressed: u64,
+    /// The plain size of all of them: `bytes` with each compressed one counted at the size
+    /// its frame header declares.
+    pub uncompressed_bytes: u64,
 }
 
 impl SessionBucket {
-    fn add(&mut self, bytes: u64, age: u64) {
+    fn add(&mut self, file: &crate::home::sessions::SessionFile, age: u64) {
         self.count += 1;
-        self.bytes += bytes;
+        self.bytes += file.size;
+        if file.compressed {
+            self.compressed += 1;
+        }
+        self.uncompressed_bytes += file.plain_size().unwrap_or(file.size);
         self.oldest_age_secs = Some(self.oldest_age_secs.map_or(age, |a| a.max(age)));
         self.newest_age_secs = Some(self.newest_age_secs.map_or(age, |a| a.min(age)));
         let slot = [86_400, 10 * 86_400, 30 * 86_400, 90 * 86_400]
@@ -272,6 +286,7 @@ pub fn gather(
     };
     let mut seen_ids: HashSet<String> = HashSet::new();
     let mut transcript_findings = Vec::new();
+    let mut compression = CompressionSurvey::new(args.compress_min_idle_secs);
     let mut on_transcript = |seen: TranscriptSeen<'_>| {
         let file = seen.file;
         if let Err(why) = &seen.meta {
@@ -327,11 +342,12 @@ pub fn gather(
                 }
             }
         }
+        compression.see(&facts);
         if file.location == SessionLocation::Archived {
-            sessions.archived.add(file.size, age);
+            sessions.archived.add(file, age);
             return;
         }
-        sessions.active.add(file.size, age);
+        sessions.active.add(file, age);
         match judge_for_archive(&facts, &policy) {
             Ok(()) => {
                 sessions.archive_candidates.count += 1;
@@ -484,6 +500,11 @@ pub fn gather(
         .any(|p| p.kind != ProcessKind::DevServer && p.uses_this_home);
     let mut findings = inv.findings;
     findings.extend(transcript_findings);
+    let compression = compression.finish(home);
+    findings.extend(compression.twins.iter().map(|path| Finding {
+        path: path.clone(),
+        problem: "a plain transcript and its compressed copy (.zst) both exist: both kept, neither acted on; Codex reads the plain one".into(),
+    }));
     let mut not_touched = vec![
         "everything: inspect reads metadata and first lines only and changes no file".to_string(),
     ];
@@ -518,6 +539,7 @@ pub fn gather(
         live_thread_locks,
         findings,
         not_touched,
+        compression,
     }
 }
 
@@ -872,6 +894,40 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &InspectArgs) -> Repor
                 human_age(s.min_age_secs)
             ),
         );
+    }
+    let c = &data.compression;
+    if c.compressed.count > 0 {
+        r.push(
+            hot,
+            format!(
+                "{} transcripts stored compressed: {} on disk, {} plain",
+                c.compressed.count,
+                human_bytes(c.compressed.stored_bytes),
+                human_bytes(c.compressed.plain_bytes)
+            ),
+        );
+    }
+    if let Some(e) = &c.estimate {
+        let line = format!(
+            "{} archived transcripts ({}) idle for {} or more could be compressed to about {}, freeing about {} ({})",
+            c.candidates.count,
+            human_bytes(c.candidates.plain_bytes),
+            human_age(c.min_idle_secs),
+            human_bytes(e.estimated_stored_bytes),
+            human_bytes(e.estimated_freed_bytes),
+            e.method
+        );
+        if c.gate.allowed {
+            r.push(
+                report::PROPOSED,
+                format!("{line}: codex-maint cleanup --only compress --dry-run"),
+            );
+        } else {
+            r.push(
+                report::RESIDUAL_RISK,
+                format!("{line}, but not now: {}", c.gate.reason),
+            );
+        }
     }
     r.push(report::COMPLETED, "none: inspect only reads");
     r.extend(report::NOT_TOUCHED, data.not_touched.iter().cloned());

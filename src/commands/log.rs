@@ -12,7 +12,7 @@ use crate::store::{self, OpRecord, RunRecord};
 pub const RUNS: &str = "Runs";
 pub const OPERATIONS: &str = "Operations";
 
-pub fn run(ctx: &Context, run_id: Option<i64>) -> Result<Report> {
+pub fn run(ctx: &Context, run_id: Option<i64>, session: Option<&str>) -> Result<Report> {
     let mut report = Report::new("log", "log");
     let Some(catalog) = store::open_read_only(&ctx.store_root)? else {
         report.push(
@@ -25,6 +25,25 @@ pub fn run(ctx: &Context, run_id: Option<i64>) -> Result<Report> {
         report.data = json!({ "runs": [] });
         return Ok(report);
     };
+    if let Some(text) = session {
+        let thread_id = super::session_in_catalog(&catalog, text)?;
+        let ops = catalog.ops_of_thread(&thread_id)?;
+        report.push(
+            OPERATIONS,
+            format!(
+                "session {thread_id}: {} operations, oldest first",
+                ops.len()
+            ),
+        );
+        for op in &ops {
+            report.push(
+                OPERATIONS,
+                format!("run {} · {}", op.run_id, describe_op(op)),
+            );
+        }
+        report.data = json!({ "session": thread_id, "ops": ops });
+        return Ok(report);
+    }
     match run_id {
         None => {
             let runs = catalog.runs()?;

@@ -3,10 +3,12 @@
 pub mod archive;
 pub mod automation;
 pub mod cleanup;
+pub mod decompress;
 pub mod handoff;
 pub mod inspect;
 pub mod log;
 pub mod recover;
+pub mod skill;
 pub mod undo;
 pub mod verify;
 
@@ -145,6 +147,31 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
         Ok(())
     } else {
         Err(MaintError::refused("not confirmed; nothing was changed", vec![]).into())
+    }
+}
+
+/// The session codex-maint's ops know by this id or unique prefix (ids are lowercase).
+pub fn session_in_catalog(catalog: &crate::store::Catalog, text: &str) -> Result<String> {
+    let wanted = text.trim().to_ascii_lowercase();
+    if wanted.is_empty() {
+        return Err(MaintError::usage("name a session: its id or a unique prefix").into());
+    }
+    let found = catalog.thread_ids_starting_with(&wanted)?;
+    if found.contains(&wanted) {
+        return Ok(wanted);
+    }
+    match found.len() {
+        1 => Ok(found.into_iter().next().expect("one id")),
+        0 => Err(MaintError::usage(format!(
+            "codex-maint has never moved a session {text}; see `codex-maint log`"
+        ))
+        .into()),
+        n => Err(MaintError {
+            kind: crate::error::ExitKind::Usage,
+            message: format!("{text} names {n} sessions; give more of the id"),
+            details: found,
+        }
+        .into()),
     }
 }
 

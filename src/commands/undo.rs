@@ -71,7 +71,81 @@ fn undo_in(
     revert(ctx, home, store, ops, "undo", Some(target.id), dry_run)
 }
 
-pub fn restore(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
+/// `restore 42` is an op; anything else is a session id or prefix. Session ids are
+/// UUIDs, so a prefix of digits alone is taken as an op id; add a letter or a dash.
+pub fn restore(ctx: &Context, target: &str, dry_run: bool) -> Result<Report> {
+    if !target.is_empty() && target.bytes().all(|b| b.is_ascii_digit()) {
+        let op_id = target
+            .parse()
+            .map_err(|_| MaintError::usage(format!("op id {target} is out of range")))?;
+        return restore_op(ctx, op_id, dry_run);
+    }
+    restore_session(ctx, target, dry_run)
+}
+
+/// Takes back codex-maint's last move of a session that is still in force (an archive, a
+/// cleanup's archive, or any other op whose detail names the session), so it is where
+/// Codex had it before that move, thread row included.
+fn restore_session(ctx: &Context, text: &str, dry_run: bool) -> Result<Report> {
+    let home = ctx.locate_home()?;
+    if !dry_run {
+        refuse_if_codex_running(&home)?;
+    }
+    let (store, recovered) = open(ctx, &home, dry_run)?;
+    let store = store.ok_or_else(|| {
+        MaintError::usage(format!(
+            "codex-maint has never moved a session {text}: the store is empty"
+        ))
+    })?;
+    let thread_id = super::session_in_catalog(&store.catalog, text)?;
+    let ops = store.catalog.ops_of_thread(&thread_id)?;
+    let mut forward_in_force = Vec::new();
+    for op in ops {
+        if op.state == OpState::Applied
+            && op.reverted_by.is_none()
+            && !takes_back_a_move(&store, &op)?
+        {
+            forward_in_force.push(op);
+        }
+    }
+    let Some(last) = forward_in_force.pop() else {
+        return Ok(nothing_to_do(
+            "restore",
+            &format!(
+                "every move codex-maint made of session {thread_id} has been taken back; it is where Codex had it"
+            ),
+        ));
+    };
+    let mut report = revert(ctx, &home, &store, vec![last], "restore", None, dry_run)?;
+    if let Some(earlier) = forward_in_force.last() {
+        report.push(
+            report::RESIDUAL_RISK,
+            format!(
+                "an earlier move still holds session {thread_id} ({}); `codex-maint restore {thread_id}` again takes that back too",
+                crate::ops::describe(earlier)
+            ),
+        );
+    }
+    if let Some(data) = report.data.as_object_mut() {
+        data.insert("session".into(), json!(thread_id));
+    }
+    describe_recovery(&mut report, &recovered);
+    Ok(report)
+}
+
+/// Whether the op is an undo (or restore) of a move rather than a move: an undo of an
+/// undo is a move again, so it is the parity of the chain of `reverts_op` that decides.
+fn takes_back_a_move(store: &Store, op: &OpRecord) -> Result<bool> {
+    let mut takes_back = false;
+    let mut reverts = op.reverts_op;
+    while let Some(id) = reverts {
+        takes_back = !takes_back;
+        reverts = store.catalog.op(id)?.and_then(|o| o.reverts_op);
+    }
+    Ok(takes_back)
+}
+
+fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
     let home = ctx.locate_home()?;
     if !dry_run {
         refuse_if_codex_running(&home)?;
@@ -236,9 +310,15 @@ fn revert(
     }
 
     let mut report = Report::spec_shaped(command, command);
+    // A dry run says what will be taken back, a run what was.
     let describe = |op: &OpRecord| {
         format!(
-            "take back op {}: {} ({})",
+            "{} op {}: {} ({})",
+            if dry_run {
+                "will take back"
+            } else {
+                "took back"
+            },
             op.id,
             crate::ops::describe(op),
             human_bytes(op.size.unwrap_or(0).max(0) as u64)

@@ -222,8 +222,9 @@ const TRANSCRIPT_BATCH: usize = 1024;
 fn hand_over(pending: &mut Vec<SessionFile>, on_transcript: &mut dyn FnMut(TranscriptSeen<'_>)) {
     use rayon::prelude::*;
     let firsts: Vec<(Result<SessionMeta, String>, bool)> = pending
-        .par_iter()
+        .par_iter_mut()
         .map(|file| {
+            file.has_twin = fs::symlink_metadata(file.twin_path()).is_ok();
             if file.is_symlink {
                 (Err("a symlink; not read".into()), false)
             } else {

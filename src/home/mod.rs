@@ -1,8 +1,10 @@
 //! Read-only knowledge of a Codex home (CODEX-LAYOUT.md): where things are and what they
 //! mean. Nothing in this layer changes a file.
 
+pub mod codex_versions;
 pub mod config;
 pub mod inventory;
+pub mod listening_ports;
 pub mod processes;
 pub mod releases;
 pub mod sessions;

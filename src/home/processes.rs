@@ -1,5 +1,6 @@
 //! Is Codex running? Codex processes (native binary, `node .../bin/codex`, the desktop app,
-//! the app-server daemon) and, for inspect, common dev servers. Nothing is ever signalled.
+//! the app-server daemon) and, for inspect, dev servers: processes named like one (node,
+//! vite, ...) that serve a TCP port. Nothing is ever signalled.
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,11 @@ pub fn scan(home: &CodexHome, include_dev_servers: bool) -> anyhow::Result<Vec<F
             .with_environ(UpdateKind::Always),
     );
     let daemon_pid = daemon_pid(home);
+    let listening = if include_dev_servers {
+        super::listening_ports::listening_sockets()
+    } else {
+        Default::default()
+    };
     let me = std::process::id();
     let mut found = Vec::new();
     for (pid, process) in system.processes() {
@@ -77,8 +83,15 @@ pub fn scan(home: &CodexHome, include_dev_servers: bool) -> anyhow::Result<Vec<F
         let Some(kind) = classify(&name, exe.as_deref(), &cmd, daemon_pid == Some(pid)) else {
             continue;
         };
-        if kind == ProcessKind::DevServer && !include_dev_servers {
-            continue;
+        let mut ports = Vec::new();
+        if kind == ProcessKind::DevServer {
+            if !include_dev_servers {
+                continue;
+            }
+            ports = super::listening_ports::ports_of(pid, &listening);
+            if ports.is_empty() {
+                continue;
+            }
         }
         let environ: Vec<String> = process
             .environ()
@@ -87,7 +100,7 @@ pub fn scan(home: &CodexHome, include_dev_servers: bool) -> anyhow::Result<Vec<F
             .collect();
         let uses_this_home = kind != ProcessKind::DevServer
             && process_uses_home(&environ, home, daemon_pid == Some(pid));
-        let (why, how_to_stop) = explain(kind, uses_this_home, pid);
+        let (why, how_to_stop) = explain(kind, uses_this_home, pid, &ports);
         found.push(FoundProcess {
             pid,
             kind,
@@ -193,7 +206,7 @@ fn daemon_pid(home: &CodexHome) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-fn explain(kind: ProcessKind, uses_this_home: bool, pid: u32) -> (String, String) {
+fn explain(kind: ProcessKind, uses_this_home: bool, pid: u32, ports: &[u16]) -> (String, String) {
     let scope = if uses_this_home {
         "uses this Codex home"
     } else {
@@ -215,7 +228,14 @@ fn explain(kind: ProcessKind, uses_this_home: bool, pid: u32) -> (String, String
             "run `codex app-server daemon stop`".into(),
         ),
         ProcessKind::DevServer => (
-            "dev server; may hold files in a worktree open".into(),
+            format!(
+                "dev server serving port {}; may hold files in a worktree open",
+                ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             format!("stop it where it was started (or `kill {pid}` yourself)"),
         ),
     }

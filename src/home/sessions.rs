@@ -1,5 +1,7 @@
 //! Session transcripts: Codex's file names, where they live, and the one line of each we
-//! read (`session_meta`). Transcript bodies are never read here.
+//! read (`session_meta`). Transcript bodies are never read here. A transcript is a plain
+//! `rollout-….jsonl` or its compressed form `rollout-….jsonl.zst` (one zstd stream), which
+//! Codex 0.137 and later reads wherever a plain one may be.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
@@ -18,7 +20,8 @@ pub enum SessionLocation {
     Archived,
 }
 
-/// What a Codex transcript's file name says: `rollout-YYYY-MM-DDThh-mm-ss-<uuid>.jsonl`.
+/// What a Codex transcript's file name says: `rollout-YYYY-MM-DDThh-mm-ss-<uuid>.jsonl`,
+/// with `.zst` after it when compressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutName {
     pub year: String,
@@ -28,7 +31,10 @@ pub struct RolloutName {
 }
 
 pub fn parse_rollout_name(name: &str) -> Option<RolloutName> {
-    let stem = name.strip_prefix("rollout-")?.strip_suffix(".jsonl")?;
+    let plain = name
+        .strip_suffix(crate::zstd_stream::SUFFIX)
+        .unwrap_or(name);
+    let stem = plain.strip_prefix("rollout-")?.strip_suffix(".jsonl")?;
     // "YYYY-MM-DDThh-mm-ss" is 19 bytes, then '-' and a 36-byte uuid.
     if stem.len() != 19 + 1 + 36 || !stem.is_char_boundary(19) {
         return None;
@@ -71,6 +77,11 @@ pub struct SessionFile {
     pub mode: u32,
     /// For active sessions: whether it sits in the dated folder its name implies.
     pub in_dated_folder: bool,
+    /// Stored as one zstd stream (`.jsonl.zst`).
+    pub compressed: bool,
+    /// A plain file and its compressed sibling both exist: which one holds the session is
+    /// a guess (Codex reads the plain one), so neither is acted on.
+    pub has_twin: bool,
 }
 
 impl SessionFile {
@@ -116,6 +127,24 @@ impl SessionFile {
             mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             mode: file_mode(meta),
             in_dated_folder,
+            compressed: crate::zstd_stream::is_compressed_name(path),
+            has_twin: false,
+        }
+    }
+
+    /// The path of the other representation of this transcript: the compressed sibling
+    /// of a plain file, or the plain sibling of a compressed one.
+    pub fn twin_path(&self) -> PathBuf {
+        twin_path(&self.path)
+    }
+
+    /// The plain size: the file's own for a plain transcript; for a compressed one what its
+    /// frame header declares, else `None`.
+    pub fn plain_size(&self) -> Option<u64> {
+        if self.compressed {
+            crate::zstd_stream::declared_plain_size(&self.path)
+        } else {
+            Some(self.size)
         }
     }
 
@@ -125,6 +154,26 @@ impl SessionFile {
 }
 
 pub use crate::fs_atomic::file_mode;
+
+/// `x.jsonl` <-> `x.jsonl.zst`.
+pub fn twin_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.strip_suffix(crate::zstd_stream::SUFFIX) {
+        Some(plain) => path.with_file_name(plain),
+        None => path.with_file_name(format!("{name}{}", crate::zstd_stream::SUFFIX)),
+    }
+}
+
+/// Marks every transcript whose other representation sits beside it; `files` sorted by path.
+fn mark_twins(files: &mut [SessionFile]) {
+    let paths: std::collections::HashSet<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+    for f in files.iter_mut() {
+        f.has_twin = paths.contains(&f.twin_path());
+    }
+}
 
 /// Every `*.jsonl` under `sessions/` and `archived_sessions/`, without following symlinks.
 /// Problems (unreadable folders) come back as text for the report, never as a failure.
@@ -164,11 +213,14 @@ pub fn scan(home: &CodexHome) -> (Vec<SessionFile>, Vec<String>) {
         }
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
+    mark_twins(&mut found);
     (found, problems)
 }
 
 pub fn is_transcript_candidate(path: &Path, is_dir: bool) -> bool {
-    !is_dir && path.extension().is_some_and(|e| e == "jsonl")
+    !is_dir
+        && (path.extension().is_some_and(|e| e == "jsonl")
+            || crate::zstd_stream::is_compressed_name(path))
 }
 
 /// The first record of a transcript, which names the thread and where it ran.
@@ -214,14 +266,19 @@ pub fn files_of_id<'f>(
 const MAX_FIRST_LINE: u64 = 8 << 20;
 
 pub fn read_session_meta(path: &Path) -> Result<SessionMeta, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    first_record_meta(file)
+    let plain = crate::zstd_stream::open_plain(path).map_err(|e| format!("cannot open: {e}"))?;
+    first_record_meta(plain)
 }
 
 /// The first record, and whether the file ends mid-record (its last byte is not a newline),
 /// from one open: the two things inspect wants of every transcript. `len` is the size the
 /// caller already stat'ed, which spares a second stat per file.
 pub fn read_session_meta_and_tail(path: &Path, len: u64) -> (Result<SessionMeta, String>, bool) {
+    if crate::zstd_stream::is_compressed_name(path) {
+        // A stream's last plain byte is known only by decoding all of it; a compressed
+        // transcript was whole when it was written, and a damaged one fails to decode.
+        return (read_session_meta(path), false);
+    }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => return (Err(format!("cannot open: {e}")), false),
@@ -236,7 +293,7 @@ fn ends_mid_record(file: &File, len: u64) -> bool {
     len > 0 && file.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }
 
-fn first_record_meta(file: File) -> Result<SessionMeta, String> {
+fn first_record_meta(file: impl Read) -> Result<SessionMeta, String> {
     let mut line = Vec::new();
     BufReader::new(file.take(MAX_FIRST_LINE))
         .read_until(b'\n', &mut line)

@@ -3,7 +3,6 @@
 //! record types are the caller's to skip; an unparseable or cut-off line is counted, not
 //! fatal.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
@@ -26,7 +25,9 @@ pub struct ReadStats {
 }
 
 pub struct TranscriptReader {
-    reader: BufReader<HashingReader<File>>,
+    /// The plain bytes, decoded on the way when the transcript is stored compressed; the
+    /// hash is of the plain bytes, so a session hashes the same in either form.
+    reader: BufReader<HashingReader<Box<dyn io::Read + Send>>>,
     buf: Vec<u8>,
     pub stats: ReadStats,
 }
@@ -34,7 +35,10 @@ pub struct TranscriptReader {
 impl TranscriptReader {
     pub fn open(path: &Path) -> io::Result<TranscriptReader> {
         Ok(TranscriptReader {
-            reader: BufReader::with_capacity(256 * 1024, HashingReader::new(File::open(path)?)),
+            reader: BufReader::with_capacity(
+                256 * 1024,
+                HashingReader::new(crate::zstd_stream::open_plain(path)?),
+            ),
             buf: Vec::with_capacity(64 * 1024),
             stats: ReadStats::default(),
         })

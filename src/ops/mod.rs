@@ -8,6 +8,7 @@ pub mod state_backup;
 pub mod store_dir;
 pub mod store_files;
 pub mod thread_row;
+pub mod transcript_compress;
 pub mod tree_manifest;
 pub mod worktree_move;
 pub mod write_file;
@@ -121,6 +122,9 @@ pub fn recover_all(store: &Store, guard: &HomeGuard) -> Result<Vec<RecoveredOp>>
 fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
     match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE => session_move::recover(store, op),
+        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
+            transcript_compress::recover(store, op)
+        }
         store_files::KIND | store_files::RESTORE_KIND => store_files::recover(store, op),
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::recover(store, op),
         worktree_move::KIND => worktree_move::recover(store, op),
@@ -144,6 +148,12 @@ pub fn home_paths(op: &OpRecord) -> Result<Vec<PathBuf>> {
     };
     Ok(match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE | worktree_move::KIND => src_and_dst(),
+        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
+            let d: transcript_compress::RecodeDetail = serde_json::from_value(op.detail.clone())?;
+            let mut paths = src_and_dst();
+            paths.push(d.temp);
+            paths
+        }
         store_files::KIND | store_files::RESTORE_KIND => {
             let d: store_files::StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
             if store_files::writes_in_home(&d.category) {
@@ -180,6 +190,9 @@ pub fn path_conflicts(guard: &HomeGuard, op: &OpRecord) -> Vec<String> {
 /// checked in batches by `session_move::revert_conflicts`).
 pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     match op.kind.as_str() {
+        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
+            transcript_compress::revert_conflicts(store, op)
+        }
         store_files::KIND | store_files::RESTORE_KIND => store_files::revert_conflicts(store, op),
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert_conflicts(store, op),
         worktree_move::KIND => worktree_move::revert_conflicts(op),
@@ -195,6 +208,9 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 /// Takes back one op other than a session move, as a new journaled op of `run`.
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     match op.kind.as_str() {
+        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
+            transcript_compress::revert(run, op)
+        }
         store_files::KIND | store_files::RESTORE_KIND => store_files::revert(run, op),
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert(run, op),
         worktree_move::KIND => worktree_move::revert(run, op),
@@ -212,10 +228,14 @@ pub fn verify_live(
     op: &OpRecord,
     rows: &session_move::RowLookup<'_>,
     hashes: &crate::content_hash::Prefetched,
+    proven: &transcript_compress::Proven,
 ) -> Vec<String> {
     match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE => {
             session_move::verify_live(op, rows, hashes)
+        }
+        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
+            transcript_compress::verify_live(op, rows, proven)
         }
         store_files::KIND | store_files::RESTORE_KIND => store_files::verify_live(op),
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
@@ -238,6 +258,7 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
     let hashing = crate::progress::bar(to_hash.len() as u64, "verifying");
     let hashes = crate::content_hash::Prefetched::with_progress(to_hash, &hashing);
     hashing.finish_and_clear();
+    let proven = transcript_compress::prove_all(ops);
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
     let mut problems = Vec::new();
     for op in ops {
@@ -249,7 +270,7 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
             let db = dbs.get(index)?.as_ref()?;
             Some(thread_row::read(&db.conn, id))
         };
-        problems.extend(verify_live(op, &lookup, &hashes));
+        problems.extend(verify_live(op, &lookup, &hashes, &proven));
     }
     problems
 }
@@ -268,6 +289,8 @@ pub fn describe(op: &OpRecord) -> String {
     let what = match op.kind.as_str() {
         session_move::ARCHIVE => "archived session",
         session_move::UNARCHIVE => "unarchived session",
+        transcript_compress::COMPRESS => "compressed transcript",
+        transcript_compress::DECOMPRESS => "decompressed transcript",
         store_files::KIND => "moved into the store",
         store_files::RESTORE_KIND => "restored from the store",
         store_dir::KIND => "moved folder into the store",

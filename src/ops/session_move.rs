@@ -95,7 +95,7 @@ pub fn plan_archive(
 
 /// Codex stores absolute paths spelled from its own view of the home; the new path keeps
 /// that spelling (taken from the old row) rather than ours, which may differ by a symlink.
-fn codex_spelling_of(
+pub(crate) fn codex_spelling_of(
     old_rollout_path: &str,
     our_dst: &Path,
     file_name: &std::ffi::OsStr,

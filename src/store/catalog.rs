@@ -299,6 +299,19 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records, for ops prepared before their source could be hashed (the hash is taken in
+    /// the same pass that transforms it), that hash and the detail that goes with it, in
+    /// one commit, before anything the ops do becomes visible.
+    pub fn record_source_hashes(&self, ops: &[(i64, String, Value)]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (op_id, hash_before, detail) in ops {
+            tx.prepare_cached("UPDATE ops SET hash_before = ?2, detail = ?3 WHERE id = ?1")?
+                .execute(params![op_id, hash_before, serde_json::to_string(detail)?])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn update_detail(&self, op_id: i64, detail: &Value) -> Result<()> {
         self.writing(self.conn.execute(
             "UPDATE ops SET detail = ?2 WHERE id = ?1",
@@ -352,6 +365,27 @@ impl Catalog {
             ),
             params![],
         )
+    }
+
+    /// Every op whose detail names this session (`thread_id`), whatever its kind, oldest
+    /// first: keyed on the detail so each kind that moves a session is found without a list.
+    pub fn ops_of_thread(&self, thread_id: &str) -> Result<Vec<OpRecord>> {
+        self.query_ops(
+            &format!(
+                "SELECT {OP_COLUMNS} FROM ops WHERE json_extract(detail, '$.thread_id') = ?1 ORDER BY id"
+            ),
+            params![thread_id],
+        )
+    }
+
+    /// The sessions ops have touched whose id starts with `prefix`.
+    pub fn thread_ids_starting_with(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT json_extract(detail, '$.thread_id') AS t FROM ops
+             WHERE substr(t, 1, length(?1)) = ?1 ORDER BY t",
+        )?;
+        let rows = stmt.query_map(params![prefix], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn query_ops(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<OpRecord>> {

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The catalog's format is the newest migration this binary knows: a catalog at a higher
+/// number was written by a newer codex-maint.
+pub const CATALOG_FORMAT: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
 pub fn apply_pending(conn: &mut Connection) -> Result<Vec<i64>> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -38,3 +38,28 @@ pub fn installed_codex() -> Option<std::path::PathBuf> {
         })
         .map(|e| e.into_path())
 }
+
+/// Another version of the real Codex CLI, installed beside the main one under
+/// `$CODEX_MAINT_CODEX_CACHE` (default `~/.cache/codex-maint`) as `codex-<version>`, the way
+/// `.ci/run` installs the older versions the compatibility tests run.
+pub fn installed_codex_version(version: &str) -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let cache = std::env::var_os("CODEX_MAINT_CODEX_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/codex-maint"))
+        })?;
+    walkdir::WalkDir::new(
+        cache
+            .join(format!("codex-{version}"))
+            .join("node_modules/@openai"),
+    )
+    .into_iter()
+    .filter_map(|e| e.ok())
+    .find(|e| {
+        e.file_type().is_file()
+            && e.file_name() == "codex"
+            && e.path().to_string_lossy().contains("/vendor/")
+    })
+    .map(|e| e.into_path())
+}

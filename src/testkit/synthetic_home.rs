@@ -185,7 +185,9 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
         json!({"type": "message", "role": "user",
         "content": [{"type": "input_text", "text": format!("Please fix the build in {}", spec.cwd)}]}),
     )?;
-    let filler = "x".repeat(900);
+    let mut words = Prose::new(spec.id.bytes().fold(0x9e37_79b9_7f4a_7c15, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    }));
     let mut turn = 0u64;
     while written < spec.target_bytes {
         turn += 1;
@@ -204,13 +206,13 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
             &mut out,
             "response_item",
             json!({"type": "function_call_output", "call_id": format!("call_{turn}"),
-            "output": format!("Process exited with code {}\n{filler}", turn % 3)}),
+            "output": format!("Process exited with code {}\n{}", turn % 3, words.text(900))}),
         )?;
         written += emit(
             &mut out,
             "response_item",
             json!({"type": "message", "role": "assistant",
-            "content": [{"type": "output_text", "text": format!("Turn {turn}: I decided to keep the cache. {filler}")}]}),
+            "content": [{"type": "output_text", "text": format!("Turn {turn}: I decided to keep the cache. {}", words.text(900))}]}),
         )?;
         written += emit(
             &mut out,
@@ -222,6 +224,152 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
     drop(out);
     set_mtime(&path, spec.last_active)?;
     Ok(path)
+}
+
+/// Text that compresses about as well as a real session's tool output and answers do:
+/// words of code and build output drawn by a fixed-seed generator, so a home is the same
+/// every time it is built, and a ratio measured on it is not flattered by repeated filler.
+struct Prose {
+    state: u64,
+}
+
+const VOCABULARY: &[&str] = &[
+    "fn",
+    "let",
+    "mut",
+    "pub",
+    "struct",
+    "impl",
+    "use",
+    "crate",
+    "self",
+    "return",
+    "match",
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "String",
+    "Vec",
+    "Path",
+    "error",
+    "warning",
+    "test",
+    "cargo",
+    "build",
+    "src/main.rs",
+    "src/lib.rs",
+    "Cargo.toml",
+    "passed",
+    "failed",
+    "running",
+    "note:",
+    "--> ",
+    "|",
+    "^",
+    "expected",
+    "found",
+    "type",
+    "mismatched",
+    "cannot",
+    "borrow",
+    "as",
+    "mutable",
+    "because",
+    "it",
+    "is",
+    "also",
+    "borrowed",
+    "immutable",
+    "the",
+    "a",
+    "of",
+    "to",
+    "in",
+    "and",
+    "for",
+    "with",
+    "this",
+    "that",
+    "file",
+    "line",
+    "column",
+    "function",
+    "module",
+    "index",
+    "cache",
+    "config",
+    "session",
+    "thread",
+    "archive",
+    "rollout",
+    "sqlite",
+    "query",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "rows",
+    "commit",
+    "branch",
+    "main",
+    "diff",
+    "+",
+    "-",
+    "@@",
+    "{",
+    "}",
+    "(",
+    ")",
+    ";",
+    "=>",
+    "->",
+    "&",
+    "::",
+    "<",
+    ">",
+    "0",
+    "1",
+    "42",
+    "200",
+    "404",
+    "true",
+    "false",
+    "null",
+    "await",
+    "async",
+    "tokio",
+    "serde",
+    "json",
+    "http",
+    "request",
+];
+
+impl Prose {
+    fn new(seed: u64) -> Prose {
+        Prose { state: seed | 1 }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    fn text(&mut self, bytes: usize) -> String {
+        let mut out = String::with_capacity(bytes + 16);
+        while out.len() < bytes {
+            let r = self.next();
+            match r % 29 {
+                0 => out.push('\n'),
+                1 => out.push_str(&format!("{:x}", r >> 20)),
+                2 => out.push_str(&format!("{}", (r >> 40) % 10_000)),
+                _ => out.push_str(VOCABULARY[(r >> 8) as usize % VOCABULARY.len()]),
+            }
+            out.push(' ');
+        }
+        out
+    }
 }
 
 pub fn set_mtime(path: &Path, when: DateTime<Utc>) -> Result<()> {

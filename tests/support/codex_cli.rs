@@ -221,3 +221,19 @@ pub fn age_transcripts(home: &Path, days: u64) {
     }
     super::age_tree(&home.join("sessions"), days);
 }
+
+/// `codex doctor --json`'s verdict on whether rollout files and the thread index agree.
+pub fn rollout_db_parity(bin: &Path, home: &Path) -> Value {
+    let out = codex(bin, home)
+        .args(["doctor", "--json"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "codex doctor --json printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    doc["checks"]["state.rollout_db_parity"].clone()
+}

@@ -130,11 +130,7 @@ pub fn assert_sessions_whole_and_consistent(
         let path = seen
             .get(id)
             .unwrap_or_else(|| panic!("session {id} is lost"));
-        assert_eq!(
-            &codex_maint::content_hash::hash_file(path).unwrap(),
-            hash,
-            "session {id} is not whole"
-        );
+        assert_eq!(&plain_hash(path), hash, "session {id} is not whole");
     }
     if home.join("state_5.sqlite").exists() {
         for (id, rollout_path, archived, _, _) in thread_rows(home) {
@@ -155,6 +151,13 @@ pub fn assert_sessions_whole_and_consistent(
     }
 }
 
+/// The hash of a transcript's plain bytes, decoding a compressed one: a session is whole
+/// when these match, whichever form it is stored in.
+pub fn plain_hash(path: &Path) -> String {
+    codex_maint::content_hash::hash_reader(codex_maint::zstd_stream::open_plain(path).unwrap())
+        .unwrap()
+}
+
 pub fn session_hashes(home: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for entry in walkdir::WalkDir::new(home) {
@@ -162,10 +165,7 @@ pub fn session_hashes(home: &Path) -> BTreeMap<String, String> {
         if let Some(n) =
             codex_maint::home::sessions::parse_rollout_name(&entry.file_name().to_string_lossy())
         {
-            out.insert(
-                n.id,
-                codex_maint::content_hash::hash_file(entry.path()).unwrap(),
-            );
+            out.insert(n.id, plain_hash(entry.path()));
         }
     }
     out

@@ -1,0 +1,331 @@
+//! Transcripts as one zstd stream, the representation Codex (0.137 and later) reads as
+//! `<name>.jsonl.zst`: encoding and decoding file to file in bounded memory, with the
+//! BLAKE3 of both the plain and the stored bytes taken in the same pass, so proving that a
+//! compressed file gives back the exact original never needs a second read of either.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use crate::content_hash::HashingReader;
+
+/// The suffix Codex appends to a plain transcript's name for its compressed form.
+pub const SUFFIX: &str = ".zst";
+
+/// Codex decodes with the zstd library's default limit: a window of at most 2^27 bytes
+/// (128 MiB). A frame needing more would be unreadable to it, so nothing above is ever used.
+pub const CODEX_MAX_WINDOW_LOG: u32 = 27;
+
+/// How a transcript is encoded. The default level comes from the table in the README
+/// (measured on transcripts the real Codex wrote; see benches/compression.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncodeSettings {
+    pub level: i32,
+    /// Worker threads inside one stream; 0 encodes on the calling thread. Small files gain
+    /// nothing from workers (zstd splits jobs of several MB), so callers spread small files
+    /// across threads instead and give workers only to large ones.
+    pub workers: u32,
+    /// Long-distance matching over this window (log2 bytes), for transcripts that repeat
+    /// far-apart history; `None` leaves it off.
+    pub long_window_log: Option<u32>,
+}
+
+pub const DEFAULT_LEVEL: i32 = 10;
+
+impl Default for EncodeSettings {
+    fn default() -> Self {
+        EncodeSettings {
+            level: DEFAULT_LEVEL,
+            workers: 0,
+            long_window_log: None,
+        }
+    }
+}
+
+/// What one pass over a transcript proved: the plain bytes' hash and length, and the
+/// stored (compressed) bytes' hash and length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    pub plain_hash: String,
+    pub plain_len: u64,
+    pub stored_hash: String,
+    pub stored_len: u64,
+}
+
+/// A writer that hashes what passes through it.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+const IO_BUFFER: usize = 1 << 20;
+
+fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Readable by nobody else while it is written; the final mode is set after.
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    if let Some(mode) = mode {
+        crate::fs_atomic::set_mode(&file, mode)?;
+    }
+    Ok(file)
+}
+
+/// Encodes `src` into a new file `dst` (never replacing one), fsynced, with `mode`.
+pub fn encode_file(
+    src: &Path,
+    dst: &Path,
+    settings: EncodeSettings,
+    mode: Option<u32>,
+) -> io::Result<Hashed> {
+    let input = File::open(src)?;
+    let plain_size = input.metadata()?.len();
+    let output = create_new(dst, mode)?;
+    let stored = HashingWriter {
+        inner: BufWriter::with_capacity(IO_BUFFER, output),
+        hasher: blake3::Hasher::new(),
+        len: 0,
+    };
+    let mut encoder = zstd::stream::write::Encoder::new(stored, settings.level)?;
+    // The plain size in the frame header lets `inspect` report uncompressed bytes from the
+    // first bytes of the file, without decoding it.
+    encoder.include_contentsize(true)?;
+    encoder.set_pledged_src_size(Some(plain_size))?;
+    encoder.include_checksum(true)?;
+    if settings.workers > 0 {
+        encoder.multithread(settings.workers)?;
+    }
+    if let Some(log) = settings.long_window_log {
+        encoder.long_distance_matching(true)?;
+        encoder.window_log(log.min(CODEX_MAX_WINDOW_LOG))?;
+    }
+    let mut plain = HashingReader::new(BufReader::with_capacity(IO_BUFFER, input));
+    let copied = io::copy(&mut plain, &mut encoder)?;
+    if copied != plain_size {
+        return Err(io::Error::other(format!(
+            "{} changed size while it was compressed ({plain_size} then {copied} bytes)",
+            src.display()
+        )));
+    }
+    let stored = encoder.finish()?;
+    let (plain_hash, plain_len) = plain.finish();
+    let stored_hash = stored.hasher.finalize().to_hex().to_string();
+    let stored_len = stored.len;
+    let file = stored
+        .inner
+        .into_inner()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    file.sync_all()?;
+    Ok(Hashed {
+        plain_hash,
+        plain_len,
+        stored_hash,
+        stored_len,
+    })
+}
+
+/// Decodes `src` into a new file `dst` (never replacing one), fsynced, with `mode`.
+pub fn decode_file(src: &Path, dst: &Path, mode: Option<u32>) -> io::Result<Hashed> {
+    let output = create_new(dst, mode)?;
+    let mut plain = HashingWriter {
+        inner: BufWriter::with_capacity(IO_BUFFER, output),
+        hasher: blake3::Hasher::new(),
+        len: 0,
+    };
+    let stored_hash = decode_into(src, &mut plain)?;
+    let plain_hash = plain.hasher.finalize().to_hex().to_string();
+    let plain_len = plain.len;
+    let file = plain
+        .inner
+        .into_inner()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    file.sync_all()?;
+    Ok(Hashed {
+        plain_hash,
+        plain_len,
+        stored_hash: stored_hash.0,
+        stored_len: stored_hash.1,
+    })
+}
+
+/// Decodes `src` only to hash it: what `verify` and the check before a plain file goes
+/// need, without writing anything.
+pub fn decode_and_hash(src: &Path) -> io::Result<Hashed> {
+    let mut plain = HashingWriter {
+        inner: io::sink(),
+        hasher: blake3::Hasher::new(),
+        len: 0,
+    };
+    let (stored_hash, stored_len) = decode_into(src, &mut plain)?;
+    Ok(Hashed {
+        plain_hash: plain.hasher.finalize().to_hex().to_string(),
+        plain_len: plain.len,
+        stored_hash,
+        stored_len,
+    })
+}
+
+fn decode_into(src: &Path, out: &mut impl Write) -> io::Result<(String, u64)> {
+    let mut stored = HashingReader::new(File::open(src)?);
+    {
+        let mut decoder = zstd::stream::read::Decoder::new(&mut stored)?;
+        decoder.window_log_max(CODEX_MAX_WINDOW_LOG)?;
+        io::copy(&mut decoder, out)?;
+    }
+    // Whatever follows the last frame is part of the file too, and must be hashed.
+    io::copy(&mut stored, &mut io::sink())?;
+    out.flush()?;
+    Ok(stored.finish())
+}
+
+/// A reader of a transcript's plain bytes, whichever form it is stored in.
+pub fn open_plain(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let file = File::open(path)?;
+    if is_compressed_name(path) {
+        let mut decoder = zstd::stream::read::Decoder::new(file)?;
+        decoder.window_log_max(CODEX_MAX_WINDOW_LOG)?;
+        Ok(Box::new(decoder))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+pub fn is_compressed_name(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".jsonl.zst"))
+}
+
+/// The plain size a compressed file declares in its frame header, read from its first
+/// bytes; `None` when the header does not say (another writer may leave it out).
+pub fn declared_plain_size(path: &Path) -> Option<u64> {
+    let mut head = [0u8; 18];
+    let mut file = File::open(path).ok()?;
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    zstd::zstd_safe::get_frame_content_size(&head[..filled])
+        .ok()
+        .flatten()
+}
+
+/// Encodes up to `limit` bytes of `src` in memory and returns (plain bytes read, encoded
+/// bytes): how `inspect` measures the ratio it promises, touching nothing.
+pub fn measure_ratio(src: &Path, settings: EncodeSettings, limit: u64) -> io::Result<(u64, u64)> {
+    struct Counter(u64);
+    impl Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut encoder = zstd::stream::write::Encoder::new(Counter(0), settings.level)?;
+    if settings.workers > 0 {
+        encoder.multithread(settings.workers)?;
+    }
+    if let Some(log) = settings.long_window_log {
+        encoder.long_distance_matching(true)?;
+        encoder.window_log(log.min(CODEX_MAX_WINDOW_LOG))?;
+    }
+    let read = io::copy(&mut File::open(src)?.take(limit), &mut encoder)?;
+    let counted = encoder.finish()?;
+    Ok((read, counted.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_trip_gives_back_the_exact_bytes_and_both_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("t.jsonl");
+        let text: String = (0..20_000)
+            .map(|i| {
+                format!(
+                    "{{\"ordinal\":{i},\"payload\":\"line {}\"}}\n",
+                    i * 7919 % 1013
+                )
+            })
+            .collect();
+        std::fs::write(&plain, &text).unwrap();
+        let packed = dir.path().join("t.jsonl.zst");
+        let encoded = encode_file(&plain, &packed, EncodeSettings::default(), Some(0o640)).unwrap();
+        assert_eq!(encoded.plain_len, text.len() as u64);
+        assert_eq!(
+            encoded.plain_hash,
+            crate::content_hash::hash_bytes(text.as_bytes())
+        );
+        assert_eq!(
+            encoded.stored_hash,
+            crate::content_hash::hash_file(&packed).unwrap()
+        );
+        assert!(encoded.stored_len * 5 < encoded.plain_len);
+        assert_eq!(declared_plain_size(&packed), Some(text.len() as u64));
+
+        let checked = decode_and_hash(&packed).unwrap();
+        assert_eq!(checked, encoded);
+        let back = dir.path().join("back.jsonl");
+        let decoded = decode_file(&packed, &back, None).unwrap();
+        assert_eq!(decoded, encoded);
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), text);
+        let mut via_reader = String::new();
+        open_plain(&packed)
+            .unwrap()
+            .read_to_string(&mut via_reader)
+            .unwrap();
+        assert_eq!(via_reader, text);
+    }
+
+    #[test]
+    fn an_existing_destination_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("t.jsonl");
+        std::fs::write(&plain, "{}\n").unwrap();
+        let taken = dir.path().join("t.jsonl.zst");
+        std::fs::write(&taken, "mine").unwrap();
+        let err = encode_file(&plain, &taken, EncodeSettings::default(), None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&taken).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn a_damaged_stream_is_an_error_not_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("t.jsonl");
+        std::fs::write(&plain, "{\"a\":1}\n".repeat(10_000)).unwrap();
+        let packed = dir.path().join("t.jsonl.zst");
+        encode_file(&plain, &packed, EncodeSettings::default(), None).unwrap();
+        let mut bytes = std::fs::read(&packed).unwrap();
+        let cut = bytes.len() / 2;
+        bytes.truncate(cut);
+        std::fs::write(&packed, &bytes).unwrap();
+        assert!(decode_and_hash(&packed).is_err());
+    }
+}
