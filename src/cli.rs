@@ -72,15 +72,17 @@ enum Command {
         /// Only these categories: sessions,compress,logs,worktrees,releases,projects
         #[arg(long, value_delimiter = ',', value_name = "LIST")]
         only: Vec<String>,
-        /// Sessions idle for less than this are kept
-        #[arg(long, value_name = "AGE", default_value = "10d")]
-        min_age: String,
-        /// Log files and log databases at least this large are rotated (MB)
-        #[arg(long, value_name = "MB", default_value_t = 50)]
-        large_log_mb: u64,
-        /// Sessions at least this large (MB) are kept until they have a handoff
-        #[arg(long, value_name = "MB", default_value_t = 2)]
-        handoff_min_mb: u64,
+        /// Sessions idle for less than this are kept [default: 10d, or the policy's]
+        #[arg(long, value_name = "AGE")]
+        min_age: Option<String>,
+        /// Log files and log databases at least this large are rotated (MB) [default: 50,
+        /// or the policy's]
+        #[arg(long, value_name = "MB")]
+        large_log_mb: Option<u64>,
+        /// Sessions at least this large (MB) are kept until they have a handoff [default:
+        /// 2, or the policy's]
+        #[arg(long, value_name = "MB")]
+        handoff_min_mb: Option<u64>,
         /// Archived transcripts idle for less than this are not compressed (category `compress`)
         #[arg(long, value_name = "AGE", default_value = "7d")]
         compress_min_age: String,
@@ -302,6 +304,11 @@ fn print_report(report: &Report, json: bool) {
             serde_json::to_string_pretty(report).expect("reports are plain data")
         );
     } else {
+        if report.raw_text.is_some()
+            && let Some(notes) = &report.raw_notes
+        {
+            eprint!("{notes}");
+        }
         print!("{}", report.render_text());
     }
 }
@@ -387,9 +394,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                 }
                 None => commands::cleanup::CleanupArgs {
                     inspect: commands::inspect::InspectArgs {
-                        large_log_bytes: large_log_mb << 20,
-                        min_age_secs: parse_age(&min_age, "--min-age")?,
-                        handoff_min_bytes: handoff_min_mb << 20,
+                        large_log_bytes: 50 << 20,
+                        min_age_secs: parse_age("10d", "--min-age")?,
+                        handoff_min_bytes: 2 << 20,
                         ..Default::default()
                     },
                     only: Vec::new(),
@@ -398,6 +405,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
                     plan_id: None,
                 },
             };
+            // A threshold typed on the command line wins over the policy file's.
+            if let Some(age) = &min_age {
+                args.inspect.min_age_secs = parse_age(age, "--min-age")?;
+            }
+            if let Some(mb) = large_log_mb {
+                args.inspect.large_log_bytes = mb << 20;
+            }
+            if let Some(mb) = handoff_min_mb {
+                args.inspect.handoff_min_bytes = mb << 20;
+            }
             args.only = only;
             args.inspect.compress_min_idle_secs =
                 parse_age(&compress_min_age, "--compress-min-age")?;

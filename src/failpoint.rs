@@ -60,4 +60,5 @@ pub const OTHER_POINTS: &[&str] = &[
     "move-copied-temp",
     "move-before-source-removed",
     "blob-temp-written",
+    "restore-temp-written",
 ];

@@ -197,6 +197,37 @@ fn copy_across_filesystems(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A name `temp_path_beside` makes: the prefix, a 32-digit uuid, a dash. Folders a store-dir
+/// op parks (`…stored-`, `…restoring-`) do not match: those are its recovery's to settle.
+pub fn is_temp_file_name(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .and_then(|rest| rest.get(..33))
+        .is_some_and(|id| id.ends_with('-') && id[..32].bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Removes the half-written files a killed run left directly in `dir`, identified by name
+/// alone: each is a copy of bytes that still exist elsewhere (a source, a blob, a file
+/// not yet replaced), so none is the only copy of anything. Returns what it removed.
+pub fn remove_temp_files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if is_file
+            && is_temp_file_name(&e.file_name().to_string_lossy())
+            && fs::remove_file(e.path()).is_ok()
+        {
+            removed.push(e.path());
+        }
+    }
+    if !removed.is_empty() {
+        let _ = fsync_dir(dir);
+    }
+    removed
+}
+
 pub fn temp_path_beside(path: &Path) -> PathBuf {
     let name = path
         .file_name()
@@ -225,6 +256,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> 
     }
     fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))?;
     fsync_parent(path)?;
+    Ok(())
+}
+
+/// Writes `bytes` as a new file at `path`, whole or not at all, and never over anything:
+/// an occupied `path` is refused (exit 3) and left as it was.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let temp = temp_path_beside(path);
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .with_context(|| format!("writing {}", temp.display()))?;
+        set_mode(&f, mode)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    move_no_replace(&temp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })?;
     Ok(())
 }
 
@@ -282,6 +333,19 @@ mod tests {
         assert!(!a.exists());
         assert_eq!(fs::read_to_string(&b).unwrap(), "payload");
         assert_eq!(fs::metadata(&b).unwrap().modified().unwrap(), before);
+    }
+
+    #[test]
+    fn only_our_temporary_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = temp_path_beside(&dir.path().join("codex-tui.log.1"));
+        fs::write(&ours, "half").unwrap();
+        let parked = dir.path().join(format!("{TEMP_PREFIX}stored-release"));
+        fs::create_dir(&parked).unwrap();
+        let lookalike = dir.path().join(format!("{TEMP_PREFIX}notes.txt"));
+        fs::write(&lookalike, "user's").unwrap();
+        assert_eq!(remove_temp_files_in(dir.path()), vec![ours.clone()]);
+        assert!(!ours.exists() && parked.exists() && lookalike.exists());
     }
 
     #[test]

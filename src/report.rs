@@ -17,6 +17,9 @@ pub struct Report {
     /// content is in `data` for `--json`.
     #[serde(skip)]
     pub raw_text: Option<String>,
+    /// Said on stderr beside `raw_text`, so what goes to stdout stays a valid file.
+    #[serde(skip)]
+    pub raw_notes: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +46,7 @@ impl Report {
             sections: Vec::new(),
             data: Value::Null,
             raw_text: None,
+            raw_notes: None,
         }
     }
 

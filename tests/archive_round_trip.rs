@@ -9,7 +9,7 @@ use support::*;
 #[test]
 fn archive_by_age_then_undo_restores_every_file_and_row() {
     let sb = Sandbox::with_sessions(&mixed_specs(40), true);
-    let files_before = sb.home_files();
+    let files_before = sb.home_files_except_databases();
     let rows_before = sb.thread_rows();
 
     let doc = sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
@@ -42,7 +42,10 @@ fn archive_by_age_then_undo_restores_every_file_and_row() {
 
     let undo = sb.ok_json(&["undo"]);
     assert_eq!(undo["data"]["reverted"].as_array().unwrap().len(), 31);
-    let diffs = codex_maint::testkit::fingerprint::differences(&files_before, &sb.home_files());
+    let diffs = codex_maint::testkit::fingerprint::differences(
+        &files_before,
+        &sb.home_files_except_databases(),
+    );
     assert!(
         diffs.is_empty(),
         "home differs after undo:\n{}",
@@ -167,7 +170,7 @@ fn restore_puts_back_one_item_and_undo_then_takes_the_rest() {
     let specs: Vec<SessionSpec> = (0..6).map(|i| SessionSpec::aged(i, 30.0, 3000)).collect();
     let sb = Sandbox::with_sessions(&specs, true);
     let rows_before = sb.thread_rows();
-    let before = sb.home_files();
+    let before = sb.home_files_except_databases();
     let doc = sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
     let first = &doc["data"]["archived"][0];
     let op = first["op_id"].as_i64().unwrap().to_string();
@@ -177,7 +180,7 @@ fn restore_puts_back_one_item_and_undo_then_takes_the_rest() {
     assert_eq!(code, 3, "restoring twice is refused: {again:#}");
     let undo = sb.ok_json(&["undo", "--run", "1"]);
     assert_eq!(undo["data"]["reverted"].as_array().unwrap().len(), 5);
-    assert_eq!(before, sb.home_files());
+    assert_eq!(before, sb.home_files_except_databases());
     assert_eq!(rows_before, sb.thread_rows());
 }
 

@@ -44,7 +44,7 @@ fn without_install_nothing_is_written_anywhere() {
             .args(["automation", "--print-schedule", "cron"])
             .output()
             .unwrap()
-            .stdout,
+            .stderr,
     )
     .unwrap();
     assert!(text.contains("Nothing was scheduled"));
@@ -302,4 +302,47 @@ fn a_scheduled_run_inspects_always_and_cleans_only_what_an_approved_policy_allow
     let (_, report) = scheduled_run(&sb);
     assert!(report.contains("not approved"), "{report}");
     assert!(sb.home.join("log/codex-tui.log").exists());
+}
+
+#[test]
+fn printed_entries_go_to_stdout_alone_and_the_notes_to_stderr() {
+    let sb = Sandbox::with_sessions(&mixed_specs(1), true);
+    for kind in ["launchd", "systemd", "cron"] {
+        let files = schedule(&sb, kind)["files"].clone();
+        let out = sb
+            .cmd()
+            .args(["automation", "--print-schedule", kind])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kind}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let contents: Vec<&str> = files
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["contents"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            stdout,
+            contents.join("\n"),
+            "{kind}: stdout is the entries only"
+        );
+        for f in files.as_array().unwrap() {
+            assert!(
+                stderr.contains(f["path"].as_str().unwrap()),
+                "{kind}: {stderr}"
+            );
+        }
+        assert!(stderr.contains("Nothing was scheduled"), "{kind}: {stderr}");
+    }
+    let plist = String::from_utf8(
+        sb.cmd()
+            .args(["automation", "--print-schedule", "launchd"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(plist.starts_with("<?xml"), "{plist}");
 }

@@ -199,7 +199,7 @@ fn the_plan_is_what_a_careful_person_would_do() {
 fn applying_the_reviewed_plan_then_undo_restores_everything() {
     let h = heavy();
     let sb = &h.sb;
-    let files_before = sb.home_files();
+    let files_before = sb.home_files_except_databases();
     let all_before = tree_fingerprint(&sb.home);
     let rows_before = sb.thread_rows();
     let worktrees_before = worktree_list(&h.repo);
@@ -285,7 +285,7 @@ fn applying_the_reviewed_plan_then_undo_restores_everything() {
         undo["data"]["reverted"].as_array().unwrap().len(),
         plan["actions"].as_array().unwrap().len()
     );
-    let diffs = differences(&files_before, &sb.home_files());
+    let diffs = differences(&files_before, &sb.home_files_except_databases());
     assert!(diffs.is_empty(), "after undo:\n{}", diffs.join("\n"));
     // Databases too: the log database comes back byte for byte with its WAL.
     let all_after = tree_fingerprint(&sb.home);
@@ -484,7 +484,7 @@ fn a_cleanup_killed_inside_any_op_recovers_and_undoes_exactly() {
     for point in points {
         let h = heavy();
         let sb = &h.sb;
-        let files_before = sb.home_files();
+        let files_before = sb.home_files_except_databases();
         let rows_before = sb.thread_rows();
         let worktrees_before = worktree_list(&h.repo);
         let hashes = session_hashes(&sb.home);
@@ -513,7 +513,7 @@ fn a_cleanup_killed_inside_any_op_recovers_and_undoes_exactly() {
         assert_eq!(code, 0, "{point}: verify after recovery: {doc:#}");
         let (code, doc) = sb.json(&["undo", "--run", "1"]);
         assert_eq!(code, 0, "{point}: undo: {doc:#}");
-        let diffs = differences(&files_before, &sb.home_files());
+        let diffs = differences(&files_before, &sb.home_files_except_databases());
         assert!(
             diffs.is_empty(),
             "{point}: after undo:\n{}",

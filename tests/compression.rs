@@ -71,7 +71,7 @@ fn plain_contents(home: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 #[test]
 fn archive_compress_then_undo_gives_back_every_byte_mode_mtime_and_row() {
     let sb = Sandbox::with_sessions(&mixed_specs(24), true);
-    let files_before = sb.home_files();
+    let files_before = sb.home_files_except_databases();
     let rows_before = sb.thread_rows();
     let plain_before = plain_contents(&sb.home);
 
@@ -115,7 +115,7 @@ fn archive_compress_then_undo_gives_back_every_byte_mode_mtime_and_row() {
     assert!(temp_files(&sb.home).is_empty());
 
     sb.ok_json(&["undo"]);
-    let diffs = differences(&files_before, &sb.home_files());
+    let diffs = differences(&files_before, &sb.home_files_except_databases());
     assert!(
         diffs.is_empty(),
         "home differs after undo:\n{}",
@@ -129,7 +129,7 @@ fn archive_compress_then_undo_gives_back_every_byte_mode_mtime_and_row() {
 fn cleanup_compresses_idle_archived_transcripts_and_undo_restores_them() {
     let sb = Sandbox::with_sessions(&mixed_specs(30), true);
     sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
-    let files_before = sb.home_files();
+    let files_before = sb.home_files_except_databases();
     let rows_before = sb.thread_rows();
     let plain_before = plain_contents(&sb.home);
     let archived_bytes: u64 = std::fs::read_dir(sb.home.join("archived_sessions"))
@@ -204,7 +204,7 @@ fn cleanup_compresses_idle_archived_transcripts_and_undo_restores_them() {
     assert_eq!(sb.json(&["verify"]).0, 0);
 
     sb.ok_json(&["undo"]);
-    let diffs = differences(&files_before, &sb.home_files());
+    let diffs = differences(&files_before, &sb.home_files_except_databases());
     assert!(
         diffs.is_empty(),
         "home differs after undo:\n{}",
@@ -217,7 +217,7 @@ fn cleanup_compresses_idle_archived_transcripts_and_undo_restores_them() {
 fn decompress_turns_every_compressed_transcript_back_and_is_undoable() {
     let sb = Sandbox::with_sessions(&mixed_specs(16), true);
     sb.ok_json(&["archive", "--older-than", "10d", "--compress", "--yes"]);
-    let compressed_home = sb.home_files();
+    let compressed_home = sb.home_files_except_databases();
     let rows_compressed = sb.thread_rows();
     let plain_before = plain_contents(&sb.home);
     assert!(!zst_files(&sb.home).is_empty());
@@ -225,7 +225,7 @@ fn decompress_turns_every_compressed_transcript_back_and_is_undoable() {
     let everything_before = tree_fingerprint(&sb.home);
     let dry = sb.ok_json(&["decompress", "--dry-run"]);
     assert!(differences(&everything_before, &tree_fingerprint(&sb.home)).is_empty());
-    assert!(differences(&compressed_home, &sb.home_files()).is_empty());
+    assert!(differences(&compressed_home, &sb.home_files_except_databases()).is_empty());
     assert_eq!(
         dry["data"]["candidates"].as_array().unwrap().len(),
         zst_files(&sb.home).len()
@@ -376,7 +376,7 @@ fn a_plain_file_and_its_compressed_twin_are_both_kept_and_reported() {
         zstd::stream::encode_all(&std::fs::read(&plain).unwrap()[..], 3).unwrap(),
     )
     .unwrap();
-    let before = sb.home_files();
+    let before = sb.home_files_except_databases();
 
     let (code, doc) = sb.json(&["archive", &old.id]);
     assert_eq!(code, 3, "{doc:#}");
@@ -397,7 +397,7 @@ fn a_plain_file_and_its_compressed_twin_are_both_kept_and_reported() {
     );
     assert!(plain.is_file() && packed.is_file());
     sb.ok_json(&["undo"]);
-    assert!(differences(&before, &sb.home_files()).is_empty());
+    assert!(differences(&before, &sb.home_files_except_databases()).is_empty());
 }
 
 /// Every step of a compression and of its undo, crashed: recovery leaves each transcript
@@ -417,7 +417,7 @@ fn a_crash_at_every_step_of_compress_and_its_undo_recovers() {
     for point in points {
         for phase in ["compress", "undo"] {
             let sb = Sandbox::with_sessions(&mixed_specs(14), true);
-            let files_before = sb.home_files();
+            let files_before = sb.home_files_except_databases();
             let rows_before = sb.thread_rows();
             let plain_before = plain_contents(&sb.home);
             if phase == "undo" {
@@ -464,7 +464,7 @@ fn a_crash_at_every_step_of_compress_and_its_undo_recovers() {
             for _ in 0..3 {
                 sb.ok_json(&["undo"]);
             }
-            let diffs = differences(&files_before, &sb.home_files());
+            let diffs = differences(&files_before, &sb.home_files_except_databases());
             assert!(
                 diffs.is_empty(),
                 "{phase}/{point}: home differs after undo:\n{}",
@@ -482,19 +482,19 @@ fn a_large_transcript_is_compressed_with_workers_and_round_trips() {
     let recent = SessionSpec::aged(41, 2.0, 10_000);
     let sb = Sandbox::with_sessions(&[spec.clone(), recent], true);
     let plain_before = plain_contents(&sb.home);
-    let files_before = sb.home_files();
+    let files_before = sb.home_files_except_databases();
     sb.ok_json(&["archive", &spec.id, "--compress"]);
     assert_same_transcripts(&plain_before, &sb.home);
     assert_eq!(sb.json(&["verify"]).0, 0);
     sb.ok_json(&["undo"]);
-    assert!(differences(&files_before, &sb.home_files()).is_empty());
+    assert!(differences(&files_before, &sb.home_files_except_databases()).is_empty());
 }
 
 #[test]
 fn restore_by_session_takes_a_compressed_session_back_one_move_at_a_time() {
     let specs = mixed_specs(12);
     let sb = Sandbox::with_sessions(&specs, true);
-    let files_before = sb.home_files();
+    let files_before = sb.home_files_except_databases();
     let rows_before = sb.thread_rows();
     let old = &specs[6];
     let plain = old.path_in(&sb.home);
@@ -506,7 +506,7 @@ fn restore_by_session_takes_a_compressed_session_back_one_move_at_a_time() {
         plain.is_file(),
         "archive --compress is one move: one restore takes it back"
     );
-    assert!(differences(&files_before, &sb.home_files()).is_empty());
+    assert!(differences(&files_before, &sb.home_files_except_databases()).is_empty());
     assert_eq!(rows_before, sb.thread_rows());
 
     // Archived plain, then compressed where it lies: two moves, two restores.

@@ -255,7 +255,6 @@ fn out_puts_documents_where_asked_and_never_over_an_existing_file() {
     let out = sb.dir.path().join("my-handoffs");
     let id = codex_maint::testkit::synthetic_home::id_for(5);
     let first = sb.ok_json(&["handoff", &id, "--out", out.to_str().unwrap()]);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = sb.ok_json(&["handoff", &id, "--out", out.to_str().unwrap()]);
     let (a, b) = (
         first["data"]["handoffs"][0]["path"].as_str().unwrap(),

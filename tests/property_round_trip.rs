@@ -51,7 +51,7 @@ proptest! {
         let specs: Vec<SessionSpec> = (0..8).map(|i| SessionSpec::aged(i, 15.0 + i as f64, 1500 + 400 * i as usize)).collect();
         let sb = Sandbox::with_sessions(&specs, true);
         let hashes = session_hashes(&sb.home);
-        let files_before = sb.home_files();
+        let files_before = sb.home_files_except_databases();
         let rows_before = sb.thread_rows();
 
         for step in &steps {
@@ -86,7 +86,7 @@ proptest! {
             let Some(op) = log_ops.iter().find(|(_, dst)| dst.starts_with(&archived_dir)) else { break };
             sb.ok_json(&["restore", &op.0.to_string()]);
         }
-        let diffs = codex_maint::testkit::fingerprint::differences(&files_before, &sb.home_files());
+        let diffs = codex_maint::testkit::fingerprint::differences(&files_before, &sb.home_files_except_databases());
         prop_assert!(diffs.is_empty(), "after undoing everything: {:?} for {:?}", diffs, steps);
         prop_assert_eq!(rows_before, sb.thread_rows());
     }

@@ -181,7 +181,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let (store, recovered) = if args.dry_run {
         (None, Vec::new())
     } else {
-        let (s, r) = ctx.open_store_and_recover()?;
+        let (s, r) = ctx.open_store_and_recover(&home)?;
         (Some(s), r)
     };
 
@@ -351,9 +351,17 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             ),
             args.yes,
         )?;
+        // Codex may have started while the question waited for an answer.
+        refuse_if_codex_running(&home)?;
     }
     let store = store.expect("a store is open when not a dry run");
-    let run = Run::begin(&store, "archive", &ctx.argv, &home.display(), None)?;
+    // Refused here, before a run is recorded: a symlinked `archived_sessions/` must leave
+    // the catalog as untouched as the home.
+    let guard = crate::home_guard::HomeGuard::new(&home.root);
+    for (_, plan, _) in &chosen {
+        guard.ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
+    }
+    let run = Run::begin(&store, "archive", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
     let (to_recode, to_move): (Vec<_>, Vec<_>) = chosen
         .iter()

@@ -109,9 +109,9 @@ pub fn run(ctx: &Context, args: AutomationArgs) -> Result<Report> {
                 return Err(MaintError::refused("install a schedule only for a policy you have written: run `codex-maint automation --init` first".to_string(), vec![]).into());
             }
             confirm(&format!("Write {} file(s) for {:?} (nothing will be enabled)?", rendered.files.len(), rendered.scheduler), args.yes)?;
-            let (store, recovered) = ctx.open_store_and_recover()?;
+            let (store, recovered) = ctx.open_store_and_recover(&home)?;
             describe_recovery(&mut r, &recovered);
-            let run = Run::begin(&store, "automation", &ctx.argv, &home.display(), None)?;
+            let run = Run::begin(&store, "automation", &ctx.argv, &home.root, None)?;
             run_id = Some(run.id);
             let mut failure = None;
             for f in &rendered.files {
@@ -137,15 +137,18 @@ pub fn run(ctx: &Context, args: AutomationArgs) -> Result<Report> {
         (Some(rendered), false) => {
             r.push(report::VERIFICATION, format!("Scheduled: NO. The {:?} entry was only printed; nothing was written or enabled", rendered.scheduler));
             r.push(report::PROPOSED, format!("to write it: codex-maint automation --print-schedule {} --install --yes", format!("{:?}", rendered.scheduler).to_lowercase()));
-            let mut text = String::new();
+            // stdout carries the entries alone, so `> file.plist` is a valid plist; where
+            // each belongs and what to do next go to stderr.
+            let mut notes = String::new();
             for f in &rendered.files {
-                text.push_str(&format!("# {}\n{}\n", f.path.display(), f.contents));
+                notes.push_str(&format!("# {}\n", f.path.display()));
             }
-            text.push_str(&format!(
+            notes.push_str(&format!(
                 "# Nothing was scheduled: this was only printed. Write it with `--install --yes`, then enable it with: {}\n",
                 rendered.enable
             ));
-            r.raw_text = Some(text);
+            r.raw_text = Some(rendered.files.iter().map(|f| f.contents.as_str()).collect::<Vec<_>>().join("\n"));
+            r.raw_notes = Some(notes);
         }
         (None, false) => r.push(report::VERIFICATION, "Scheduled: NO. Nothing was installed; print a scheduler entry with --print-schedule systemd|launchd|cron"),
     }

@@ -658,8 +658,8 @@ fn apply(
         )?;
     }
 
-    let (store, recovered) = ctx.open_store_and_recover()?;
-    let run = Run::begin(&store, "cleanup", &ctx.argv, &home.display(), None)?;
+    let (store, recovered) = ctx.open_store_and_recover(home)?;
+    let run = Run::begin(&store, "cleanup", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
     let mut r = Report::spec_shaped("cleanup", "cleanup");
     describe_recovery(&mut r, &recovered);

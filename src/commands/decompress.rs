@@ -139,7 +139,7 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
         args.yes,
     )?;
     refuse_if_codex_running(&home)?;
-    let (store, recovered) = ctx.open_store_and_recover()?;
+    let (store, recovered) = ctx.open_store_and_recover(&home)?;
     describe_recovery(&mut report, &recovered);
     let mut writer = match &index {
         Some(i) => {
@@ -157,7 +157,7 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
             transcript_compress::plan_decompress_in_place(f, row, index_path)
         })
         .collect();
-    let run = Run::begin(&store, "decompress", &ctx.argv, &home.display(), None)?;
+    let run = Run::begin(&store, "decompress", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
     let (ids, failure) =
         transcript_compress::execute_all(&run, plans, writer.as_mut(), "decompressing");

@@ -197,8 +197,7 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
     for f in targets {
         let id = f.id().unwrap_or("unknown").to_string();
         let row = rows.get(&id);
-        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-        let doc_path = out_dir.join(format!("{id}-{stamp}.md"));
+        let doc_path = free_doc_path(&out_dir, &id);
         let xctx = ExtractContext {
             git_branch: row.and_then(|r| r.git_branch.clone()),
             git_sha: row.and_then(|r| r.git_sha.clone()),
@@ -222,7 +221,7 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
         if args.stdout {
             entry.document = Some(doc);
         } else {
-            crate::fs_atomic::write_atomic(&doc_path, doc.as_bytes(), Some(0o600))?;
+            crate::fs_atomic::write_new(&doc_path, doc.as_bytes(), 0o600)?;
             // SPEC.md "Validation": the file exists and has Goal, Current State, Restart Prompt.
             let back = std::fs::read_to_string(&doc_path).unwrap_or_default();
             let missing_on_disk = has_required_sections(&back);
@@ -292,6 +291,19 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
     }
     report.data = json!({ "dry_run": false, "candidates": candidates, "handoffs": written });
     Ok(report)
+}
+
+/// `<id>-<UTC stamp>.md`, with `-2`, `-3`… when a handoff of the same thread already
+/// landed in that second: a second handoff is a new document, never a replacement.
+fn free_doc_path(out_dir: &std::path::Path, id: &str) -> std::path::PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    (1u32..)
+        .map(|n| match n {
+            1 => out_dir.join(format!("{id}-{stamp}.md")),
+            n => out_dir.join(format!("{id}-{stamp}-{n}.md")),
+        })
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .expect("some suffix is free")
 }
 
 fn resolve<'f>(files: &'f [SessionFile], ids: &[String]) -> Result<Vec<&'f SessionFile>> {

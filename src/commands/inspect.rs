@@ -205,7 +205,7 @@ pub struct DatabaseReport {
     pub path: String,
     pub bytes: u64,
     pub wal_bytes: u64,
-    /// `ok`, `failed` or `unreadable`.
+    /// `ok`, `failed`, `unreadable`, or `not checked: Codex is writing it`.
     pub integrity: String,
     /// Which check gave `integrity`: `integrity_check` or `quick_check`.
     pub check: IntegrityCheck,
@@ -572,6 +572,31 @@ fn is_log_database(path: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with("logs_"))
 }
 
+const NOT_CHECKED_WHILE_WRITTEN: &str = "not checked: Codex is writing it";
+
+/// Size and mtime of a database and its WAL: what a writer changes.
+fn on_disk_state(db: &Path) -> [Option<(u64, std::time::SystemTime)>; 2] {
+    [db.to_path_buf(), wal_path(db)].map(|p| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)))
+    })
+}
+
+/// An `immutable` read ignores Codex's locks, so a checkpoint landing while it reads looks
+/// like damage: a database that changed meanwhile was not checked, and is not called damaged.
+fn discount_if_written_meanwhile(
+    report: &mut DatabaseReport,
+    before: [Option<(u64, std::time::SystemTime)>; 2],
+    after: [Option<(u64, std::time::SystemTime)>; 2],
+) {
+    if report.integrity != "ok" && before != after {
+        report.integrity = NOT_CHECKED_WHILE_WRITTEN.into();
+        report.problems =
+            vec!["it changed while being read; check again once Codex is closed".into()];
+    }
+}
+
 /// Checks one database and, for a log database, counts its rows on the same connection
 /// (opening one with a pending WAL means copying it, so it is opened once).
 fn check_database(
@@ -597,6 +622,7 @@ fn check_database(
         snapshot: None,
     };
     let mut rows = None;
+    let state_before = on_disk_state(path);
     match sqlite_read::open(path) {
         Err(e) => report.problems.push(format!("{e:#}")),
         Ok(db) => {
@@ -609,6 +635,7 @@ fn check_database(
                 }
                 Err(e) => report.problems.push(format!("{e:#}")),
             }
+            discount_if_written_meanwhile(&mut report, state_before, on_disk_state(path));
             if is_log {
                 rows = db
                     .conn
@@ -997,4 +1024,45 @@ pub fn size_lines(home: &CodexHome, data: &InspectData, most: usize) -> Vec<Stri
         lines.push(format!("{}{what}", e.name));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed() -> DatabaseReport {
+        DatabaseReport {
+            path: "state_5.sqlite".into(),
+            bytes: 4096,
+            wal_bytes: 0,
+            integrity: "failed".into(),
+            check: IntegrityCheck::IntegrityCheck,
+            problems: vec!["page 3 is never used".into()],
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn a_failure_while_the_database_changed_is_not_called_damage() {
+        let t = std::time::SystemTime::UNIX_EPOCH;
+        let before = [Some((4096, t)), None];
+        let written = [Some((4096, t)), Some((8272, t))];
+
+        let mut caught_mid_write = failed();
+        discount_if_written_meanwhile(&mut caught_mid_write, before, written);
+        assert_eq!(caught_mid_write.integrity, NOT_CHECKED_WHILE_WRITTEN);
+
+        let mut really_damaged = failed();
+        discount_if_written_meanwhile(&mut really_damaged, before, before);
+        assert_eq!(really_damaged.integrity, "failed");
+        assert_eq!(really_damaged.problems, failed().problems);
+
+        let mut fine = DatabaseReport {
+            integrity: "ok".into(),
+            problems: Vec::new(),
+            ..failed()
+        };
+        discount_if_written_meanwhile(&mut fine, before, written);
+        assert_eq!(fine.integrity, "ok");
+    }
 }

@@ -54,16 +54,20 @@ impl Context {
         Ok(())
     }
 
-    /// Opens the store for a dry run's reading: the lock is taken so the view is stable,
-    /// but nothing is recovered or written.
-    pub fn open_store_without_recovery(&self) -> Result<(Store, Vec<RecoveredOp>)> {
-        Ok((Store::open_for_write(&self.store_root)?, Vec::new()))
+    /// Opens the store for a dry run's reading: no lock, nothing recovered or written,
+    /// the catalog read as it is; `None` when there is no store yet.
+    pub fn open_store_read_only(&self) -> Result<Option<Store>> {
+        Store::open_read_only(&self.store_root)
     }
 
-    /// Opens the store for writing and first brings any interrupted run to rest.
-    pub fn open_store_and_recover(&self) -> Result<(Store, Vec<RecoveredOp>)> {
+    /// Opens the store for writing and first brings any interrupted run to rest. Codex is
+    /// asked about again here, right before anything is written: a prompt or a long plan
+    /// may lie between the first check and this moment.
+    pub fn open_store_and_recover(&self, home: &CodexHome) -> Result<(Store, Vec<RecoveredOp>)> {
+        refuse_if_codex_running(home)?;
         let store = Store::open_for_write(&self.store_root)?;
-        let recovered = crate::ops::recover_all(&store)?;
+        let guard = crate::home_guard::HomeGuard::new(&home.root);
+        let recovered = crate::ops::recover_all(&store, &guard)?;
         Ok((store, recovered))
     }
 }

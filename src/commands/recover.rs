@@ -16,7 +16,7 @@ pub fn run(ctx: &Context) -> Result<Report> {
         report.data = json!({ "recovered": [] });
         return Ok(report);
     }
-    let (_store, recovered) = ctx.open_store_and_recover()?;
+    let (_store, recovered) = ctx.open_store_and_recover(&home)?;
     if recovered.is_empty() {
         report.push(
             report::COMPLETED,

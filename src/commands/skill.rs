@@ -60,9 +60,9 @@ fn install(ctx: &Context, dry_run: bool) -> Result<Report> {
     }
 
     refuse_if_codex_running(&home)?;
-    let (store, recovered) = ctx.open_store_and_recover()?;
+    let (store, recovered) = ctx.open_store_and_recover(&home)?;
     describe_recovery(&mut r, &recovered);
-    let run = Run::begin(&store, "skill", &ctx.argv, &home.display(), None)?;
+    let run = Run::begin(&store, "skill", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
     let written = write_file::execute(&run, &file, SKILL_TEXT.as_bytes());
     run.finish(if written.is_ok() { "done" } else { "failed" })?;

@@ -14,6 +14,7 @@ use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
 use crate::report::{self, Report};
+use crate::sqlite_read::{self, ReadOnlyDb};
 use crate::store::{OpRecord, OpState, Store};
 
 const UNDO_COMMAND: &str = "undo";
@@ -23,7 +24,7 @@ pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report>
     if !dry_run {
         refuse_if_codex_running(&home)?;
     }
-    let (store, recovered) = open(ctx, dry_run)?;
+    let (store, recovered) = open(ctx, &home, dry_run)?;
     let Some(store) = store else {
         return Ok(nothing_to_do(
             "undo",
@@ -90,7 +91,7 @@ fn restore_session(ctx: &Context, text: &str, dry_run: bool) -> Result<Report> {
     if !dry_run {
         refuse_if_codex_running(&home)?;
     }
-    let (store, recovered) = open(ctx, dry_run)?;
+    let (store, recovered) = open(ctx, &home, dry_run)?;
     let store = store.ok_or_else(|| {
         MaintError::usage(format!(
             "codex-maint has never moved a session {text}: the store is empty"
@@ -149,7 +150,7 @@ fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
     if !dry_run {
         refuse_if_codex_running(&home)?;
     }
-    let (store, recovered) = open(ctx, dry_run)?;
+    let (store, recovered) = open(ctx, &home, dry_run)?;
     let store = store
         .ok_or_else(|| MaintError::usage(format!("there is no op {op_id}: the store is empty")))?;
     let op = store.catalog.op(op_id)?.ok_or_else(|| {
@@ -186,20 +187,31 @@ fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
     Ok(report)
 }
 
-fn open(ctx: &Context, dry_run: bool) -> Result<(Option<Store>, Vec<crate::ops::RecoveredOp>)> {
+fn open(
+    ctx: &Context,
+    home: &CodexHome,
+    dry_run: bool,
+) -> Result<(Option<Store>, Vec<crate::ops::RecoveredOp>)> {
     if dry_run {
-        // A dry run takes no lock and writes nothing; it reads through a writer-less view.
-        if !ctx.store_root.join(crate::store::CATALOG_FILE).exists() {
-            return Ok((None, Vec::new()));
-        }
-        let (store, _) = ctx.open_store_without_recovery()?;
-        return Ok((Some(store), Vec::new()));
+        return Ok((ctx.open_store_read_only()?, Vec::new()));
     }
     if !ctx.store_root.join(crate::store::CATALOG_FILE).exists() {
         return Ok((None, Vec::new()));
     }
-    let (store, recovered) = ctx.open_store_and_recover()?;
+    let (store, recovered) = ctx.open_store_and_recover(home)?;
     Ok((Some(store), recovered))
+}
+
+/// Opens `path` into `open` unless it is already there.
+fn open_once<T>(
+    open: &mut HashMap<String, T>,
+    path: &str,
+    opener: impl FnOnce(&Path) -> Result<T>,
+) -> Result<()> {
+    if !open.contains_key(path) {
+        open.insert(path.to_string(), opener(Path::new(path))?);
+    }
+    Ok(())
 }
 
 fn nothing_to_do(command: &str, why: &str) -> Report {
@@ -230,39 +242,59 @@ fn revert(
     let checking = crate::progress::bar(to_check.len() as u64, "checking");
     let hashes = crate::content_hash::Prefetched::with_progress(to_check, &checking);
     checking.finish_and_clear();
+    // A dry run reads each index through `sqlite_read`; only a real run opens it for
+    // writing, because closing a writable connection checkpoints Codex's pending WAL.
+    let guard = crate::home_guard::HomeGuard::new(&home.root);
     let mut writers: HashMap<String, IndexWriter> = HashMap::new();
+    let mut readers: HashMap<String, ReadOnlyDb> = HashMap::new();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
     for op in ops {
         if !session_move::is_move(&op) {
+            let refused = crate::ops::path_conflicts(&guard, &op);
+            if !refused.is_empty() {
+                // Its other checks would already read or stat where the guard says no.
+                conflicts.extend(refused);
+                plans.push(Planned::Other(op));
+                continue;
+            }
             conflicts.extend(crate::ops::revert_conflicts(store, &op));
             plans.push(Planned::Other(op));
             continue;
         }
         let mut plan = session_move::plan_revert(&op, &our_folders)?;
-        let writer = match &plan.detail.index {
+        let index = match &plan.detail.index {
             Some(path) if plan.detail.row_before.is_some() => {
-                if !writers.contains_key(path) {
-                    match IndexWriter::open(Path::new(path)) {
-                        Ok(w) => {
-                            if !dry_run {
-                                w.preflight(Path::new(path))?;
-                            }
-                            writers.insert(path.clone(), w);
-                        }
-                        Err(e) => conflicts.push(format!(
-                            "op {}: cannot open the thread index {path}: {e:#}",
-                            op.id
-                        )),
+                let opened = if dry_run {
+                    open_once(&mut readers, path, sqlite_read::open)
+                } else {
+                    open_once(&mut writers, path, |p| {
+                        let w = IndexWriter::open(p)?;
+                        w.preflight(p)?;
+                        Ok(w)
+                    })
+                };
+                if let Err(e) = opened {
+                    if crate::error::exit_kind_of(&e) == crate::error::ExitKind::Refused {
+                        return Err(e);
                     }
+                    conflicts.push(format!(
+                        "op {}: cannot open the thread index {path}: {e:#}",
+                        op.id
+                    ));
                 }
-                writers.get(path)
+                if dry_run {
+                    readers.get(path).map(|r| &r.conn)
+                } else {
+                    writers.get(path).map(|w| w.connection())
+                }
             }
             _ => None,
         };
         conflicts.extend(session_move::revert_conflicts(
-            &op, &mut plan, writer, &hashes,
+            &op, &mut plan, index, &hashes,
         ));
+        conflicts.extend(crate::ops::path_conflicts(&guard, &op));
         plans.push(Planned::Session(op, Box::new(plan)));
     }
     if !conflicts.is_empty() {
@@ -312,7 +344,7 @@ fn revert(
         return Ok(report);
     }
 
-    let run = Run::begin(store, command, &ctx.argv, &home.display(), reverts_run)?;
+    let run = Run::begin(store, command, &ctx.argv, &home.root, reverts_run)?;
     let progress = crate::progress::bar(plans.len() as u64, "taking back");
     let run_id = run.id;
     let mut reverted = Vec::new();

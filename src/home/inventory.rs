@@ -197,7 +197,11 @@ pub fn walk(
             }
             continue;
         }
-        let is_log = (top == "log" || name.ends_with(".log")) && ft.is_file();
+        // A temporary file of ours is a crash's leftover, removed by `recover`: never a log
+        // to report or to plan a rotation for.
+        let is_log = (top == "log" || name.ends_with(".log"))
+            && ft.is_file()
+            && !crate::fs_atomic::is_temp_file_name(&name);
         if is_log && meta.len() >= options.large_log_bytes {
             inv.large_logs.push(LargeFile {
                 path: path.display().to_string(),

@@ -8,7 +8,7 @@ pub mod listening_ports;
 pub mod processes;
 pub mod releases;
 pub mod sessions;
-pub mod sqlite_read;
+pub use crate::sqlite_read;
 pub mod thread_index;
 pub mod transcript;
 pub mod worktrees;

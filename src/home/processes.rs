@@ -131,6 +131,11 @@ fn classify(
         return Some(ProcessKind::CodexDaemon);
     }
     if is_codex_binary(name) || is_codex_binary(&exe_name) || is_codex_binary(&argv0) {
+        // The daemon's helper that keeps its pid file current opens no database and
+        // outlives `codex app-server daemon stop` by half a minute or more: not a writer.
+        if cmd.iter().any(|a| a == "pid-update-loop") {
+            return None;
+        }
         let daemon = cmd.iter().any(|a| a == "app-server") && cmd.iter().any(|a| a == "daemon");
         return Some(if daemon {
             ProcessKind::CodexDaemon
@@ -292,6 +297,16 @@ mod tests {
         assert_eq!(
             classify("codex-maint", None, &cmd("codex-maint archive"), false),
             None
+        );
+        assert_eq!(
+            classify(
+                "codex",
+                None,
+                &cmd("codex app-server daemon pid-update-loop"),
+                false
+            ),
+            None,
+            "the pid-file helper writes no database"
         );
         assert_eq!(
             classify("vite", None, &cmd("vite dev"), false),

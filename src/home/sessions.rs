@@ -184,8 +184,16 @@ pub fn scan(home: &CodexHome) -> (Vec<SessionFile>, Vec<String>) {
         (home.sessions_dir(), SessionLocation::Active, 4),
         (home.archived_sessions_dir(), SessionLocation::Archived, 1),
     ] {
-        if !root.exists() {
-            continue;
+        match fs::symlink_metadata(&root) {
+            Err(_) => continue,
+            Ok(m) if m.file_type().is_symlink() => {
+                problems.push(format!(
+                    "{} is a symlink; its transcripts are not counted or moved (codex-maint never follows a symlink out of the home)",
+                    root.display()
+                ));
+                continue;
+            }
+            Ok(_) => {}
         }
         for entry in walkdir::WalkDir::new(&root)
             .min_depth(1)

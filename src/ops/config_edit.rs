@@ -80,6 +80,7 @@ fn rewrite(
     mut detail: ConfigEditDetail,
     reverts_op: Option<i64>,
 ) -> Result<i64> {
+    run.guard.ensure(config)?;
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
@@ -97,6 +98,7 @@ fn rewrite(
     )?;
     failpoint::hit("op-prepared");
     let bytes = run.store.blobs().read_all(&detail.after_blob)?;
+    let config = &written_file(config)?;
     write_atomic(config, &bytes, Some(detail.mode))?;
     if let Some(mtime) = detail.after_mtime_ns {
         let f = fs::File::options().write(true).open(config)?;
@@ -116,6 +118,41 @@ fn rewrite(
         .mark_applied(op_id, Some(&detail.after_blob))?;
     failpoint::hit("op-applied");
     Ok(op_id)
+}
+
+/// The file an edit of `config` replaces. A `config.toml` that is a symlink (a dotfiles
+/// checkout, say) stays one: the edit is written to the file it points at, which is the
+/// file Codex reads, and undo writes the old bytes back there. Only a regular file owned by
+/// whoever runs codex-maint is written through a link; anything else is refused.
+fn written_file(config: &Path) -> Result<std::path::PathBuf> {
+    let link =
+        fs::symlink_metadata(config).with_context(|| format!("reading {}", config.display()))?;
+    if !link.file_type().is_symlink() {
+        return Ok(config.to_path_buf());
+    }
+    let target = fs::canonicalize(config)
+        .with_context(|| format!("following the symlink {}", config.display()))?;
+    let meta = fs::symlink_metadata(&target)?;
+    #[cfg(unix)]
+    let owned = {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getuid cannot fail and touches no memory.
+        meta.uid() == unsafe { libc::getuid() }
+    };
+    #[cfg(not(unix))]
+    let owned = true;
+    if !meta.is_file() || !owned {
+        return Err(crate::error::MaintError::refused(
+            format!(
+                "{} is a symlink to {}, which is not a regular file of yours; it was not edited",
+                config.display(),
+                target.display()
+            ),
+            vec![],
+        )
+        .into());
+    }
+    Ok(target)
 }
 
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {

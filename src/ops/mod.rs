@@ -15,6 +15,9 @@ pub mod write_file;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+use crate::home_guard::HomeGuard;
 
 use crate::store::{OpRecord, OpState, Store};
 
@@ -28,6 +31,8 @@ pub fn store_place(original: &std::path::Path) -> String {
 pub struct Run<'s> {
     pub store: &'s Store,
     pub id: i64,
+    /// Every path this run writes in the home is checked by it just before the write.
+    pub guard: HomeGuard,
 }
 
 impl<'s> Run<'s> {
@@ -35,11 +40,18 @@ impl<'s> Run<'s> {
         store: &'s Store,
         command: &str,
         args: &[String],
-        home: &str,
+        home: &Path,
         reverts_run: Option<i64>,
     ) -> Result<Run<'s>> {
-        let id = store.catalog.begin_run(command, args, home, reverts_run)?;
-        Ok(Run { store, id })
+        let id =
+            store
+                .catalog
+                .begin_run(command, args, &home.display().to_string(), reverts_run)?;
+        Ok(Run {
+            store,
+            id,
+            guard: HomeGuard::new(home),
+        })
     }
 
     pub fn finish(self, status: &str) -> Result<()> {
@@ -68,11 +80,28 @@ pub struct RecoveredOp {
 }
 
 /// Finishes or rolls back every op a crash left `prepared`, then closes the runs it
-/// interrupted. Every writing command calls this first.
-pub fn recover_all(store: &Store) -> Result<Vec<RecoveredOp>> {
+/// interrupted. An op whose recorded paths the guard refuses is left for the user, never
+/// acted on. Every writing command calls this first.
+pub fn recover_all(store: &Store, guard: &HomeGuard) -> Result<Vec<RecoveredOp>> {
     let mut results = Vec::new();
-    for op in store.catalog.ops_in_state(OpState::Prepared)? {
-        let result = recover_one(store, &op)?;
+    let prepared = store.catalog.ops_in_state(OpState::Prepared)?;
+    // A killed op may have left a temporary copy beside any path it writes; those folders
+    // are swept once its recovery has settled what is real.
+    let mut folders: Vec<PathBuf> = prepared
+        .iter()
+        .filter(|op| path_conflicts(guard, op).is_empty())
+        .flat_map(|op| home_paths(op).unwrap_or_default())
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    folders.sort();
+    folders.dedup();
+    for op in prepared {
+        let refused = path_conflicts(guard, &op);
+        let result = if refused.is_empty() {
+            recover_one(store, &op)?
+        } else {
+            Recovered::Stuck(refused.join("; "))
+        };
         results.push(RecoveredOp {
             op_id: op.id,
             run_id: op.run_id,
@@ -83,6 +112,10 @@ pub fn recover_all(store: &Store) -> Result<Vec<RecoveredOp>> {
         });
     }
     store.catalog.mark_unfinished_runs_interrupted()?;
+    for folder in folders {
+        crate::fs_atomic::remove_temp_files_in(&folder);
+    }
+    store.remove_temp_files();
     Ok(results)
 }
 
@@ -101,6 +134,55 @@ fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
             "op {} has a kind this version does not know ({other}); upgrade codex-maint",
             op.id
         ),
+    }
+}
+
+/// The paths in the home that applying, taking back or recovering `op` writes, as its
+/// journal records them. A scheduler entry (`write_file`, and its copy in the store) lives
+/// outside the home and is not listed.
+pub fn home_paths(op: &OpRecord) -> Result<Vec<PathBuf>> {
+    let src_and_dst = || {
+        let mut paths = vec![PathBuf::from(&op.src)];
+        paths.extend(op.dst.as_deref().map(PathBuf::from));
+        paths
+    };
+    Ok(match op.kind.as_str() {
+        session_move::ARCHIVE | session_move::UNARCHIVE | worktree_move::KIND => src_and_dst(),
+        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
+            let d: transcript_compress::RecodeDetail = serde_json::from_value(op.detail.clone())?;
+            let mut paths = src_and_dst();
+            paths.push(d.temp);
+            paths
+        }
+        store_files::KIND | store_files::RESTORE_KIND => {
+            let d: store_files::StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+            if store_files::writes_in_home(&d.category) {
+                d.files.into_iter().map(|f| f.path).collect()
+            } else {
+                Vec::new()
+            }
+        }
+        store_dir::KIND | store_dir::RESTORE_KIND => {
+            let d: store_dir::StoreDirDetail = serde_json::from_value(op.detail.clone())?;
+            std::iter::once(d.dir).chain(d.trash).collect()
+        }
+        config_edit::KIND => vec![PathBuf::from(&op.src)],
+        _ => Vec::new(),
+    })
+}
+
+/// Why the guard refuses to let `op` write where its journal says; empty when it allows.
+pub fn path_conflicts(guard: &HomeGuard, op: &OpRecord) -> Vec<String> {
+    match home_paths(op) {
+        Ok(paths) => paths
+            .iter()
+            .filter_map(|p| guard.reason_to_refuse(p))
+            .map(|why| format!("op {}: {why}", op.id))
+            .collect(),
+        Err(e) => vec![format!(
+            "op {}: its journal detail cannot be read ({e})",
+            op.id
+        )],
     }
 }
 
@@ -172,8 +254,6 @@ pub fn verify_live(
 pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
     use crate::home::sqlite_read;
     use std::collections::HashMap;
-    use std::path::Path;
-
     let to_hash = moved_item_paths(ops);
     let hashing = crate::progress::bar(to_hash.len() as u64, "verifying");
     let hashes = crate::content_hash::Prefetched::with_progress(to_hash, &hashing);

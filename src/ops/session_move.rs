@@ -170,7 +170,7 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove
 pub fn revert_conflicts(
     op: &OpRecord,
     plan: &mut PlannedMove,
-    index: Option<&IndexWriter>,
+    index: Option<&rusqlite::Connection>,
     hashes: &crate::content_hash::Prefetched,
 ) -> Vec<String> {
     let mut conflicts = Vec::new();
@@ -206,7 +206,7 @@ pub fn revert_conflicts(
         ));
     }
     if let (Some(expected), Some(index)) = (&plan.detail.row_before, index) {
-        match super::thread_row::read(index.connection(), &plan.detail.thread_id) {
+        match super::thread_row::read(index, &plan.detail.thread_id) {
             Ok(Some(row)) if &row == expected => {}
             Ok(Some(row)) => conflicts.push(format!(
                 "op {}: thread {}'s row changed since (rollout_path {}, archived {})",
@@ -312,6 +312,8 @@ pub fn execute_batch(
     let mut prepared = Vec::with_capacity(plans.len());
     let mut dirs_claimed: HashSet<PathBuf> = HashSet::new();
     for mut plan in plans.drain(..) {
+        run.guard
+            .ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
         let meta = fs::symlink_metadata(&plan.src)
             .with_context(|| format!("reading {}", plan.src.display()))?;
         if !meta.is_file() {
@@ -353,6 +355,8 @@ pub fn execute_batch(
     let mut moved: Vec<usize> = Vec::new();
     let outcome = (|| -> Result<()> {
         for (i, (plan, _, _)) in prepared.iter().enumerate() {
+            run.guard
+                .ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
             if let Some(parent) = plan.dst.parent() {
                 create_dirs_recording(parent)?;
             }

@@ -105,11 +105,26 @@ fn copy_database(src: &Path, dst: &Path) -> Result<()> {
         )
         .into()
     };
-    let source = Connection::open_with_flags(
-        src,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| refuse(format!("cannot be opened ({e})"), vec![]))?;
+    // Read through `sqlite_read` so a refused or failed cleanup leaves no `-wal`/`-shm`
+    // behind in the home; only a WAL too large to copy is read in place, because the
+    // backup must hold its transactions too.
+    let read = crate::home::sqlite_read::open(src)
+        .map_err(|e| refuse(format!("cannot be opened ({e:#})"), vec![]))?;
+    // The private copy is bound first so that it is dropped after the connection reading it.
+    let (_private_copy, source) = match read.snapshot {
+        crate::home::sqlite_read::Snapshot::MainFileOnly { .. } => (
+            None,
+            Connection::open_with_flags(
+                src,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| refuse(format!("cannot be opened ({e})"), vec![]))?,
+        ),
+        _ => {
+            let (conn, copy) = read.into_parts();
+            (copy, conn)
+        }
+    };
     source.busy_timeout(std::time::Duration::from_secs(2))?;
     let mut copy = Connection::open(dst)?;
     rusqlite::backup::Backup::new(&source, &mut copy)

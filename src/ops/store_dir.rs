@@ -72,6 +72,7 @@ pub fn execute_reverting(
     dir: &Path,
     reverts_op: Option<i64>,
 ) -> Result<i64> {
+    run.guard.ensure_all([dir, trash_name(dir).as_path()])?;
     let meta = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
     anyhow::ensure!(
         meta.is_dir(),
@@ -220,6 +221,8 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     if op.kind == RESTORE_KIND {
         return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
     }
+    run.guard
+        .ensure_all([detail.dir.as_path(), staging_name(&detail.dir).as_path()])?;
     let hash = detail.blob.clone().context("no stored copy recorded")?;
     let new_id = run.store.catalog.prepare_op(
         run.id,
@@ -251,11 +254,30 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         "the restored copy of {} does not match what was stored",
         detail.dir.display()
     );
+    // The op is marked applied only once every unpacked byte is on disk: a power cut
+    // after that must not leave a restored folder of empty files.
+    sync_tree(&staging)?;
     failpoint::hit("file-moved");
     move_no_replace(&staging, &detail.dir)?;
     run.store.catalog.mark_applied(new_id, Some(&hash))?;
     failpoint::hit("op-applied");
     Ok(new_id)
+}
+
+fn sync_tree(root: &Path) -> Result<()> {
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .contents_first(true)
+    {
+        let entry = entry?;
+        let kind = entry.file_type();
+        if kind.is_file() || kind.is_dir() {
+            fs::File::open(entry.path())
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("syncing {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn verify_live(op: &OpRecord) -> Vec<String> {

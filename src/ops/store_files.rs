@@ -37,6 +37,16 @@ pub struct StoreFilesDetail {
     pub files: Vec<StoredFile>,
 }
 
+/// The category of a file codex-maint wrote outside the home (a scheduler entry) and
+/// later took back into the store.
+pub const WRITTEN_FILE_CATEGORY: &str = "written-file";
+
+/// Every stored item comes from the home and goes back there, except a written file,
+/// whose place is the scheduler's folder outside it.
+pub fn writes_in_home(category: &str) -> bool {
+    category != WRITTEN_FILE_CATEGORY
+}
+
 /// The files that make up one item: a database travels with its `-wal` and `-shm`.
 pub fn item_files(main: &Path) -> Vec<PathBuf> {
     let mut files = vec![main.to_path_buf()];
@@ -66,6 +76,9 @@ pub fn execute_reverting(
 ) -> Result<i64> {
     let mut files = Vec::new();
     for path in item_files(main) {
+        if writes_in_home(category) {
+            run.guard.ensure(&path)?;
+        }
         let meta =
             fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         anyhow::ensure!(
@@ -226,6 +239,10 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             Some(op.id),
         );
     }
+    if writes_in_home(&detail.category) {
+        run.guard
+            .ensure_all(detail.files.iter().map(|f| f.path.as_path()))?;
+    }
     let new_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
@@ -254,6 +271,12 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 fn restore_one(store: &Store, f: &StoredFile) -> Result<()> {
     let hash = f.blob.as_deref().context("no stored copy recorded")?;
     store.blobs().restore_to(hash, &f.path)?;
+    restore_metadata(f)
+}
+
+/// Mode and mtime as recorded; set again by recovery, since a crash can fall between the
+/// file taking its name and these being set.
+fn restore_metadata(f: &StoredFile) -> Result<()> {
     let file = fs::File::options().write(true).open(&f.path)?;
     crate::fs_atomic::set_mode(&file, f.mode)?;
     file.set_modified(
@@ -269,6 +292,13 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
     for f in &detail.files {
         if !f.path.exists() {
             restore_one(store, f)?;
+        } else if f.blob.is_some() && hash_file(&f.path).ok() == f.blob {
+            restore_metadata(f)?;
+        } else {
+            return Ok(Recovered::Stuck(format!(
+                "{} is back but differs from its stored copy",
+                f.path.display()
+            )));
         }
     }
     store.catalog.mark_applied(op.id, op.blob.as_deref())?;

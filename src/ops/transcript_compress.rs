@@ -314,6 +314,11 @@ pub fn execute_batch(
     let mut new_ops = Vec::with_capacity(plans.len());
     let mut sources = Vec::with_capacity(plans.len());
     for plan in plans.iter_mut() {
+        run.guard.ensure_all([
+            plan.src.as_path(),
+            plan.dst.as_path(),
+            plan.detail.temp.as_path(),
+        ])?;
         let meta = fs::symlink_metadata(&plan.src)
             .with_context(|| format!("reading {}", plan.src.display()))?;
         if !meta.is_file() {

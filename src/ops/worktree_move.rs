@@ -62,6 +62,7 @@ pub fn execute(
     reverts_op: Option<i64>,
     tidy_dirs: Vec<PathBuf>,
 ) -> Result<i64> {
+    run.guard.ensure_all([src, dst])?;
     let digest = tree_manifest::digest(&tree_manifest::manifest(src, false)?);
     let missing: Vec<PathBuf> = dst
         .parent()

@@ -89,7 +89,12 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 /// Taking a written file back: moved into the store, where it stays recoverable.
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let path = Path::new(op.dst.as_deref().unwrap_or_default());
-    super::store_files::execute_reverting(run, "written-file", path, Some(op.id))
+    super::store_files::execute_reverting(
+        run,
+        super::store_files::WRITTEN_FILE_CATEGORY,
+        path,
+        Some(op.id),
+    )
 }
 
 pub fn verify_live(op: &OpRecord) -> Vec<String> {

@@ -9,9 +9,19 @@ use std::path::{Path, PathBuf};
 
 use crate::content_hash::{HashingReader, hash_reader};
 use crate::failpoint;
-use crate::fs_atomic::{TEMP_PREFIX, fsync_dir, fsync_parent};
+use crate::fs_atomic::{fsync_dir, fsync_parent};
 
 const ZSTD_LEVEL: i32 = 3;
+
+/// A new file only its owner can read, from its first byte: a stored copy of a log or a
+/// transcript is as private as the original.
+fn private_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
 
 pub struct BlobStore {
     dir: PathBuf,
@@ -36,24 +46,32 @@ impl BlobStore {
         self.dir.join(prefix).join(format!("{hash}.zst"))
     }
 
+    /// Removes temporary blobs a killed run left (only the lock holder calls this, so no
+    /// other writer is filling one).
+    pub fn remove_temp_blobs(&self) -> Vec<PathBuf> {
+        crate::fs_atomic::remove_temp_files_in(&self.dir)
+    }
+
     /// Compresses `source` into the store, hashing the plain bytes on the way, so the file
     /// is read once. A blob already present is kept and the new copy dropped.
     pub fn put_reader(&self, source: impl Read) -> Result<StoredBlob> {
         super::create_private_dir(&self.dir)?;
-        let temp = self
-            .dir
-            .join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let temp = crate::fs_atomic::temp_path_beside(&self.dir.join("blob"));
         let mut reader = HashingReader::new(source);
-        {
-            let out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
+        let written = (|| -> io::Result<()> {
+            let out = private_file_options().open(&temp)?;
             let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
             encoder.multithread(workers())?;
-            io::copy(&mut reader, &mut encoder).context("compressing into the store")?;
-            let out = encoder.finish()?;
-            out.sync_all()?;
+            io::copy(&mut reader, &mut encoder)?;
+            encoder.finish()?.sync_all()
+        })();
+        if let Err(e) = written {
+            // A half-written blob must not go on filling a disk that is already full.
+            let _ = fs::remove_file(&temp);
+            return Err(anyhow::Error::new(e).context(format!(
+                "writing a blob into the store {} (the partial copy was removed; the item it was for is unchanged)",
+                self.dir.display()
+            )));
         }
         failpoint::hit("blob-temp-written");
         let (hash, size) = reader.finish();
@@ -130,6 +148,7 @@ impl BlobStore {
                 dst.display()
             );
         }
+        failpoint::hit("restore-temp-written");
         crate::fs_atomic::move_no_replace(&temp, dst).inspect_err(|_| {
             let _ = fs::remove_file(&temp);
         })?;
@@ -182,5 +201,50 @@ mod tests {
         fs::write(blobs.path_of(&stored.hash), forged).unwrap();
         assert_ne!(blobs.rehash(&stored.hash).unwrap(), stored.hash);
         assert!(blobs.read_all(&stored.hash).is_err());
+    }
+
+    /// A source that fails part-way, as a full disk or a vanished file would.
+    struct FailingAfter(usize);
+
+    impl Read for FailingAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("No space left on device"));
+            }
+            let n = buf.len().min(self.0);
+            buf[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_partial_blob_and_names_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let err = blobs.put_reader(FailingAfter(1 << 20)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&dir.path().join("blobs").display().to_string()),
+            "{err:#}"
+        );
+        let left: Vec<_> = fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_blob_is_private_from_its_first_byte() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let stored = blobs.put_bytes(b"secret transcript").unwrap();
+        let mode = fs::metadata(blobs.path_of(&stored.hash))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

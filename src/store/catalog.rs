@@ -126,11 +126,48 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<OpRecord> {
 
 pub struct Catalog {
     conn: Connection,
+    /// Named in every failed write, so "disk is full" says which disk and which file.
+    path: Option<std::path::PathBuf>,
+    /// A private copy read instead of the catalog itself; dropped after `conn`.
+    _snapshot: Option<tempfile::TempDir>,
 }
 
 impl Catalog {
     pub fn new(conn: Connection) -> Self {
-        Catalog { conn }
+        Catalog {
+            conn,
+            path: None,
+            _snapshot: None,
+        }
+    }
+
+    /// The catalog of the file at `path`, which failed writes name.
+    pub fn at(conn: Connection, path: &std::path::Path) -> Self {
+        Catalog {
+            conn,
+            path: Some(path.to_path_buf()),
+            _snapshot: None,
+        }
+    }
+
+    fn writing<T>(&self, result: rusqlite::Result<T>) -> Result<T> {
+        result.with_context(|| match &self.path {
+            Some(p) => format!(
+                "writing the catalog {} (the journal keeps every finished step; `codex-maint recover` settles the rest once there is room)",
+                p.display()
+            ),
+            None => "writing the catalog".to_string(),
+        })
+    }
+
+    /// A catalog read through `sqlite_read`: nothing beside the file is written.
+    pub fn read_only(db: crate::sqlite_read::ReadOnlyDb) -> Self {
+        let (conn, snapshot) = db.into_parts();
+        Catalog {
+            conn,
+            path: None,
+            _snapshot: snapshot,
+        }
     }
 
     pub fn connection(&self) -> &Connection {
@@ -144,7 +181,7 @@ impl Catalog {
         home: &str,
         reverts_run: Option<i64>,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.writing(self.conn.execute(
             "INSERT INTO runs (command, args, home, started_at, status, reverts_run)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
             params![
@@ -154,25 +191,25 @@ impl Catalog {
                 now_rfc3339(),
                 reverts_run
             ],
-        )?;
+        ))?;
         Ok(self.conn.last_insert_rowid())
     }
 
     pub fn finish_run(&self, run_id: i64, status: &str) -> Result<()> {
-        self.conn.execute(
+        self.writing(self.conn.execute(
             "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
             params![run_id, status, now_rfc3339()],
-        )?;
+        ))?;
         Ok(())
     }
 
     /// Runs still marked running belong to a process that died; recovery closes them.
     pub fn mark_unfinished_runs_interrupted(&self) -> Result<Vec<i64>> {
         let ids = self.ids("SELECT id FROM runs WHERE status = 'running' ORDER BY id")?;
-        self.conn.execute(
+        self.writing(self.conn.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE status = 'running'",
             [now_rfc3339()],
-        )?;
+        ))?;
         Ok(ids)
     }
 
@@ -188,7 +225,7 @@ impl Catalog {
         for op in ops {
             ids.push(Self::insert_op(&tx, run_id, op)?);
         }
-        tx.commit()?;
+        self.writing(tx.commit())?;
         Ok(ids)
     }
 
@@ -241,24 +278,24 @@ impl Catalog {
             )?
             .execute([op_id])?;
         }
-        tx.commit()?;
+        self.writing(tx.commit())?;
         Ok(())
     }
 
     /// For ops whose content went into a blob: record it as the op's blob and mark applied.
     pub fn update_blob_and_applied(&self, op_id: i64, blob: Option<&str>) -> Result<()> {
-        self.conn.execute(
+        self.writing(self.conn.execute(
             "UPDATE ops SET blob = ?2, hash_before = COALESCE(hash_before, ?2) WHERE id = ?1",
             params![op_id, blob],
-        )?;
+        ))?;
         self.mark_applied(op_id, blob)
     }
 
     pub fn mark_rolled_back(&self, op_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.writing(self.conn.execute(
             "UPDATE ops SET state = 'rolled_back', finished_at = ?2 WHERE id = ?1",
             params![op_id, now_rfc3339()],
-        )?;
+        ))?;
         Ok(())
     }
 
@@ -276,10 +313,10 @@ impl Catalog {
     }
 
     pub fn update_detail(&self, op_id: i64, detail: &Value) -> Result<()> {
-        self.conn.execute(
+        self.writing(self.conn.execute(
             "UPDATE ops SET detail = ?2 WHERE id = ?1",
             params![op_id, serde_json::to_string(detail)?],
-        )?;
+        ))?;
         Ok(())
     }
 
@@ -438,10 +475,10 @@ impl Catalog {
         transcript_hash: Option<&str>,
         transcript_size: Option<u64>,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.writing(self.conn.execute(
             "INSERT INTO handoffs (thread_id, path, created_at, doc_hash, transcript_hash, transcript_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![thread_id, path, now_rfc3339(), doc_hash, transcript_hash, transcript_size.map(|s| s as i64)],
-        )?;
+        ))?;
         Ok(self.conn.last_insert_rowid())
     }
 

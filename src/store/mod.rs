@@ -8,7 +8,7 @@ pub mod migrations;
 mod store_lock;
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,11 +18,12 @@ pub use store_lock::StoreLock;
 
 pub const CATALOG_FILE: &str = "catalog.sqlite";
 
-/// The store opened for writing: the lock is held for as long as this value lives.
+/// The store opened by a command: for writing (the lock held for as long as this value
+/// lives), or for a dry run's reading (no lock, nothing written).
 pub struct Store {
     pub root: PathBuf,
     pub catalog: Catalog,
-    _lock: StoreLock,
+    _lock: Option<StoreLock>,
 }
 
 impl Store {
@@ -32,24 +33,74 @@ impl Store {
         create_private_dir(root)?;
         let lock = StoreLock::acquire(root)?;
         let path = root.join(CATALOG_FILE);
+        let history = history_dirs(root);
+        if !path.exists() && !history.is_empty() {
+            return Err(MaintError::refused(
+                format!(
+                    "the catalog {} is missing, but the store holds stored copies or backups ({}); a fresh catalog would hide them, so nothing was changed. Put back the catalog",
+                    path.display(),
+                    history.join(", ")
+                ),
+                history,
+            )
+            .into());
+        }
         let mut conn = Connection::open(&path)
             .with_context(|| format!("opening the catalog {}", path.display()))?;
         restrict_file(&path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        check_catalog(&conn, root)?;
+        let setup = || -> rusqlite::Result<()> {
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")
+        };
+        setup().map_err(|e| {
+            MaintError::failed(format!(
+                "cannot write the catalog {} ({e}); nothing was changed. Is the store read-only or its disk full?",
+                path.display()
+            ))
+        })?;
         check_integrity(&conn, &path)?;
-        migrations::apply_pending(&mut conn)?;
+        migrations::apply_pending(&mut conn).with_context(|| {
+            format!(
+                "bringing the catalog {} up to date; nothing else was changed",
+                path.display()
+            )
+        })?;
         Ok(Store {
             root: root.to_path_buf(),
-            catalog: Catalog::new(conn),
-            _lock: lock,
+            catalog: Catalog::at(conn, &path),
+            _lock: Some(lock),
         })
+    }
+
+    /// The store as a dry run sees it: the catalog read without the lock and without a
+    /// byte written (not even SQLite's `-shm`); `None` when there is no store yet.
+    pub fn open_read_only(root: &Path) -> Result<Option<Store>> {
+        Ok(open_read_only(root)?.map(|catalog| Store {
+            root: root.to_path_buf(),
+            catalog,
+            _lock: None,
+        }))
     }
 
     pub fn blobs(&self) -> blobs::BlobStore {
         blobs::BlobStore::new(&self.root)
+    }
+
+    /// Removes the temporary files a killed run left in the store: half-written blobs and
+    /// backup manifests. Only the lock holder calls this, so no writer is filling one.
+    pub fn remove_temp_files(&self) -> Vec<PathBuf> {
+        let mut removed = self.blobs().remove_temp_blobs();
+        if let Ok(backups) = fs::read_dir(self.root.join("backups")) {
+            for b in backups.flatten() {
+                if b.file_type().is_ok_and(|t| t.is_dir()) {
+                    removed.extend(crate::fs_atomic::remove_temp_files_in(&b.path()));
+                }
+            }
+        }
+        removed
     }
 }
 
@@ -60,13 +111,90 @@ pub fn open_read_only(root: &Path) -> Result<Option<Catalog>> {
     if !path.exists() {
         return Ok(None);
     }
-    let conn = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("opening the catalog {}", path.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(Some(Catalog::new(conn)))
+    let db = crate::sqlite_read::open(&path)
+        .with_context(|| format!("opening the catalog {}", path.display()))?;
+    if !check_catalog(&db.conn, root)? {
+        // An empty catalog of an empty store: as if nothing had ever been changed.
+        return Ok(None);
+    }
+    Ok(Some(Catalog::read_only(db)))
+}
+
+/// Folders of the store that hold what only the catalog can explain.
+const HISTORY_DIRS: &[&str] = &["blobs", "backups"];
+
+fn history_dirs(root: &Path) -> Vec<String> {
+    HISTORY_DIRS
+        .iter()
+        .map(|d| root.join(d))
+        .filter(|d| fs::read_dir(d).is_ok_and(|mut it| it.next().is_some()))
+        .map(|d| d.display().to_string())
+        .collect()
+}
+
+/// The catalog must be one this binary understands, and an empty one is accepted only for
+/// a store with nothing in it: an empty or truncated catalog beside stored blobs means the
+/// history was lost, and starting a fresh one would hide that (and every stored copy) for
+/// good. Returns whether the catalog has its tables yet.
+fn check_catalog(conn: &Connection, root: &Path) -> Result<bool> {
+    let path = root.join(CATALOG_FILE);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| {
+            MaintError::refused(
+                format!(
+                    "the catalog {} cannot be read ({e}): it is damaged or not a codex-maint catalog; nothing was changed. Put back a good copy, or run `codex-maint verify`",
+                    path.display()
+                ),
+                vec![path.display().to_string()],
+            )
+        })?;
+    if tables.is_empty() {
+        let history = history_dirs(root);
+        if !history.is_empty() {
+            return Err(MaintError::refused(
+                format!(
+                    "the catalog {} is empty, but the store holds stored copies or backups ({}): its history was lost or truncated, and a fresh catalog would hide them; nothing was changed. Put back a good copy of the catalog",
+                    path.display(),
+                    history.join(", ")
+                ),
+                history,
+            )
+            .into());
+        }
+        return Ok(false);
+    }
+    if tables.iter().any(|t| t == "schema_migrations") {
+        let newest: Option<i64> = conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| {
+                MaintError::refused(
+                    format!(
+                        "the catalog {} cannot be read ({e}); nothing was changed",
+                        path.display()
+                    ),
+                    vec![],
+                )
+            })?;
+        let known = migrations::latest_version();
+        if let Some(newest) = newest.filter(|v| *v > known) {
+            return Err(MaintError::refused(
+                format!(
+                    "the catalog {} has format {newest}, written by a newer codex-maint; this one knows formats up to {known}. Nothing was changed: upgrade codex-maint",
+                    path.display()
+                ),
+                vec![],
+            )
+            .into());
+        }
+    }
+    Ok(true)
 }
 
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {

@@ -1,7 +1,7 @@
 //! One writer at a time: every command that writes holds an exclusive lock on
 //! `<store>/lock`. A second writer waits a little for the first, then refuses.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use fs2::FileExt;
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -20,11 +20,15 @@ pub struct StoreLock {
 impl StoreLock {
     pub fn acquire(root: &Path) -> Result<StoreLock> {
         let path = root.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&path)
+            .with_context(|| format!("opening the store lock {}", path.display()))?;
+        // A lock made by an earlier version may still be world-readable.
+        super::restrict_file(&path)?;
         let wait = std::env::var(WAIT_ENV)
             .ok()
             .and_then(|v| v.parse().ok())

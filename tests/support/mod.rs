@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use codex_maint::testkit::fingerprint::{EntryState, tree_fingerprint_filtered};
+use codex_maint::testkit::fingerprint::{EntryState, tree_fingerprint, tree_fingerprint_filtered};
 use codex_maint::testkit::synthetic_home::{SessionSpec, build};
 
 pub struct Sandbox {
@@ -69,9 +69,16 @@ impl Sandbox {
         doc
     }
 
-    /// Every file of the home except Codex's databases, whose pages SQLite rewrites; their
-    /// content is compared row by row with `thread_rows` instead.
+    /// Every entry of the home, Codex's databases and their `-wal`/`-shm` included, byte
+    /// for byte: what "nothing changed" means.
     pub fn home_files(&self) -> BTreeMap<String, EntryState> {
+        tree_fingerprint(&self.home)
+    }
+
+    /// Every file of the home except Codex's databases: for a change and its undo, after
+    /// which SQLite has rewritten pages of the thread index even though every row is back;
+    /// those rows are compared with `thread_rows` instead.
+    pub fn home_files_except_databases(&self) -> BTreeMap<String, EntryState> {
         tree_fingerprint_filtered(&self.home, |rel| !rel.contains(".sqlite"))
     }
 

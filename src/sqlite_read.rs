@@ -1,7 +1,8 @@
-//! Opening Codex's SQLite files for reading without writing a byte in the home. A plain
-//! read-only connection may still write the `-shm` index and cannot be trusted to leave
-//! mtimes alone, so: a database without a pending WAL is opened `immutable`, one with a
-//! WAL is copied (with its WAL) to a private temporary folder and read there.
+//! Opening a SQLite file (Codex's, or our own catalog when only reading) without writing a
+//! byte beside it. A plain read-only connection may still write the `-shm` index and cannot
+//! be trusted to leave mtimes alone, so: a database without a pending WAL is opened
+//! `immutable`, one with a WAL is copied (with its WAL) to a private temporary folder and
+//! read there.
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
@@ -27,6 +28,13 @@ pub struct ReadOnlyDb {
     pub conn: Connection,
     pub snapshot: Snapshot,
     _copy: Option<tempfile::TempDir>,
+}
+
+impl ReadOnlyDb {
+    /// The connection with the private copy it reads, which must outlive it.
+    pub fn into_parts(self) -> (Connection, Option<tempfile::TempDir>) {
+        (self.conn, self._copy)
+    }
 }
 
 pub fn wal_path(db: &Path) -> PathBuf {
