@@ -70,8 +70,8 @@ fn restore_brings_back_a_session_a_cleanup_archived() {
     let original = target.path_in(&sb.home);
     let plan = sb.ok_json(&["cleanup", "--dry-run", "--only", "sessions"]);
     let id = plan["data"]["plan"]["id"].as_str().unwrap().to_string();
-    sb.ok_json(&["cleanup", "--yes", "--plan", &id]);
-    assert!(!original.exists(), "cleanup archived it");
+    let done = sb.ok_json(&["cleanup", "--yes", "--plan", &id]);
+    assert!(!original.exists(), "cleanup archived it: {plan:#} {done:#}");
 
     let dry = sb.ok_json(&["restore", &target.id, "--dry-run"]);
     assert!(!original.exists(), "a dry run moves nothing: {dry:#}");

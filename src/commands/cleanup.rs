@@ -513,7 +513,13 @@ fn load_plan(ctx: &Context, id: &str) -> Result<Plan> {
     serde_json::from_slice(&text).with_context(|| format!("reading {}", path.display()))
 }
 
-pub fn run(ctx: &Context, args: CleanupArgs) -> Result<Report> {
+pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
+    // Applying a reviewed plan plans again over the categories that plan covered: how one
+    // category is carried out can depend on another being chosen (sessions are archived
+    // straight into compressed form only alongside `compress`).
+    if let (Some(id), true, false) = (&args.plan_id, args.only.is_empty(), args.dry_run) {
+        args.only = load_plan(ctx, id)?.categories;
+    }
     for c in &args.only {
         if !CATEGORIES.contains(&c.as_str()) {
             return Err(MaintError::usage(format!(
