@@ -133,15 +133,6 @@ fn measure_level(files: &[PathBuf], settings: EncodeSettings, label: String) -> 
     }
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .sum()
-}
-
 fn ratio_line(name: &str, ours: &Measured, theirs: &Measured, their_name: &str) -> String {
     format!(
         "| {name} | {:.2} s, {:.0} MB | {their_name}: {:.2} s, {:.0} MB | {:.2}x |",
@@ -219,18 +210,32 @@ fn main() {
         .ok,
         "setting up: archive"
     );
-    let plain_bytes = dir_bytes(&archived);
-    let plain_count = std::fs::read_dir(&archived).unwrap().count();
     let copy = dir.path().join("baseline");
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(&archived)
-            .arg(&copy)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("cp").arg("-a").arg(&archived).arg(&copy).status().unwrap().success());
+    // The plan decides which transcripts are compressed (archived, idle 7 days, nothing
+    // protecting them); zstd gets exactly those, as a list of names in the copy.
+    let plan = ours(&["cleanup", "--only", "compress", "--dry-run"]).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let plan_id = plan["data"]["plan"]["id"].as_str().unwrap().to_string();
+    let names: Vec<String> = plan["data"]["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            Path::new(a["path"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let plain_count = names.len();
+    let plain_bytes: u64 = names
+        .iter()
+        .map(|n| std::fs::metadata(archived.join(n)).unwrap().len())
+        .sum();
+    let list = dir.path().join("compressing.list");
+    std::fs::write(&list, names.iter().map(|n| format!("{n}\0")).collect::<String>()).unwrap();
     let warm = format!(
         "cat \"{}\"/* \"{}\"/* > /dev/null",
         archived.display(),
@@ -238,21 +243,21 @@ fn main() {
     );
     measure(&mut sh(&warm));
     let zstd_cmd = format!(
-        "cd \"{}\" && find . -name '*.jsonl' -print0 | xargs -0 zstd -T0 -{level} -q --rm",
-        copy.display()
+        "cd \"{}\" && xargs -0 zstd -T0 -{level} -q --rm < \"{}\"",
+        copy.display(),
+        list.display()
     );
     let baseline = measure(&mut sh(&zstd_cmd));
-    let plan = ours(&["cleanup", "--only", "compress", "--dry-run"])
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let plan_id = plan["data"]["plan"]["id"].as_str().unwrap().to_string();
-    let compress = measure(&mut ours(&[
-        "cleanup", "--yes", "--plan", &plan_id, "--only", "compress",
-    ]));
+    let compress = measure(&mut ours(&["cleanup", "--yes", "--plan", &plan_id]));
     assert!(compress.ok, "cleanup --only compress");
-    let stored_bytes = dir_bytes(&archived);
-    let zstd_bytes = dir_bytes(&copy);
+    let stored_size = |dir: &Path| -> u64 {
+        names
+            .iter()
+            .map(|n| std::fs::metadata(dir.join(format!("{n}.zst"))).unwrap().len())
+            .sum()
+    };
+    let stored_bytes = stored_size(&archived);
+    let zstd_bytes = stored_size(&copy);
     say(format!(
         "\n## {} archived transcripts of the benchmark home ({}), level {level}, {cores} cores\n",
         plain_count,
