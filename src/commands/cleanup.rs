@@ -518,7 +518,11 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
     // category is carried out can depend on another being chosen (sessions are archived
     // straight into compressed form only alongside `compress`).
     if let (Some(id), true, false) = (&args.plan_id, args.only.is_empty(), args.dry_run) {
-        args.only = load_plan(ctx, id)?.categories;
+        let covered = load_plan(ctx, id)?.categories;
+        // A plan of every category stays "every category": only a narrowed one narrows.
+        if !CATEGORIES.iter().all(|c| covered.iter().any(|k| k == c)) {
+            args.only = covered;
+        }
     }
     for c in &args.only {
         if !CATEGORIES.contains(&c.as_str()) {
