@@ -240,8 +240,11 @@ fn revert(
             continue;
         }
         let mut plan = session_move::plan_revert(&op, &our_folders)?;
+        if let Err(reason) = session_move::adopt_index_now(&op, &mut plan) {
+            conflicts.push(reason);
+        }
         let writer = match &plan.detail.index {
-            Some(path) if plan.detail.row_before.is_some() => {
+            Some(path) if Path::new(path).exists() => {
                 if !writers.contains_key(path) {
                     match IndexWriter::open(Path::new(path)) {
                         Ok(w) => {

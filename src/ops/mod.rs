@@ -3,6 +3,7 @@
 //! layer that joins the Codex home and the store.
 
 pub mod config_edit;
+pub mod row_now;
 pub mod session_move;
 pub mod state_backup;
 pub mod store_dir;
@@ -182,9 +183,11 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
     let mut problems = Vec::new();
     for op in ops {
-        if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
-            dbs.entry(index.to_string())
-                .or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
+        let recorded = op.detail.get("index").and_then(|v| v.as_str());
+        let place = op.dst.as_deref().map(Path::new);
+        if let Some(index) = place.and_then(|p| row_now::index_to_verify(recorded, p)) {
+            dbs.entry(index.clone())
+                .or_insert_with(|| sqlite_read::open(Path::new(&index)).ok());
         }
         let lookup = |index: &str, id: &str| -> Option<Result<Option<thread_row::RowState>>> {
             let db = dbs.get(index)?.as_ref()?;
