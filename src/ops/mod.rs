@@ -4,6 +4,7 @@
 
 pub mod config_edit;
 pub mod row_now;
+pub mod row_repair;
 pub mod session_move;
 pub mod state_backup;
 pub mod store_dir;
@@ -98,6 +99,7 @@ fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
         worktree_move::KIND => worktree_move::recover(store, op),
         config_edit::KIND => config_edit::recover(store, op),
         write_file::KIND => write_file::recover(store, op),
+        row_repair::KIND => row_repair::recover(store, op),
         other => bail!(
             "op {} has a kind this version does not know ({other}); upgrade codex-maint",
             op.id
@@ -117,6 +119,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         worktree_move::KIND => worktree_move::revert_conflicts(op),
         config_edit::KIND => config_edit::revert_conflicts(store, op),
         write_file::KIND => write_file::revert_conflicts(op),
+        row_repair::KIND => row_repair::revert_conflicts(op),
         other => vec![format!(
             "op {}: kind {other} cannot be taken back by this version",
             op.id
@@ -135,6 +138,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         worktree_move::KIND => worktree_move::revert(run, op),
         config_edit::KIND => config_edit::revert(run, op),
         write_file::KIND => write_file::revert(run, op),
+        row_repair::KIND => row_repair::revert(run, op),
         other => bail!(
             "op {}: kind {other} cannot be taken back by this version",
             op.id
@@ -161,6 +165,7 @@ pub fn verify_live(
         worktree_move::KIND => worktree_move::verify_live(op),
         config_edit::KIND => config_edit::verify_live(op),
         write_file::KIND => write_file::verify_live(op),
+        row_repair::KIND => row_repair::verify_live(op, rows),
         other => vec![format!(
             "op {}: kind {other} is unknown to this version",
             op.id
@@ -221,6 +226,7 @@ pub fn describe(op: &OpRecord) -> String {
         worktree_move::KIND => "moved worktree",
         config_edit::KIND => "edited",
         write_file::KIND => "wrote",
+        row_repair::KIND => "repaired thread row",
         other => other,
     };
     format!("{what} {} -> {}", op.src, op.dst.as_deref().unwrap_or("-"))
