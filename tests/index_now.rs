@@ -241,3 +241,28 @@ fn recovery_carries_the_rows_a_later_codex_made_with_the_files() {
         assert_rows_follow_files(&sb.home, &specs);
     }
 }
+
+#[test]
+fn a_dry_run_undo_reads_the_new_index_without_writing_a_byte() {
+    let specs = mixed_specs(8);
+    let sb = Sandbox::with_sessions(&specs, false);
+    sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
+    index_as_codex_builds_it(&sb.home, &specs);
+    let one = archived_specs(&specs, &sb.home).remove(0);
+    // Codex's last write still in its WAL: a read-write open would checkpoint it on close.
+    write_with_pending_wal(
+        &sb.home.join("state_5.sqlite"),
+        &format!(
+            "UPDATE threads SET title = 'renamed' WHERE id = '{}'",
+            one.id
+        ),
+    );
+    assert!(sb.home.join("state_5.sqlite-wal").metadata().unwrap().len() > 0);
+    let before = tree_fingerprint(&sb.home);
+    let dry = sb.ok_json(&["undo", "--dry-run"]);
+    assert!(!dry["data"]["reverts_ops"].as_array().unwrap().is_empty());
+    let diffs = differences(&before, &tree_fingerprint(&sb.home));
+    assert!(diffs.is_empty(), "a dry run changed:\n{}", diffs.join("\n"));
+    sb.ok_json(&["undo"]);
+    assert_rows_follow_files(&sb.home, &specs);
+}

@@ -210,6 +210,38 @@ fn nothing_to_do(command: &str, why: &str) -> Report {
     r
 }
 
+/// A thread index as a revert holds it: a dry run only reads it (through a connection that
+/// writes not a byte in the home, WAL and `-shm` included), a run writes it.
+enum IndexHandle {
+    Reading(crate::home::sqlite_read::ReadOnlyDb),
+    Writing(IndexWriter),
+}
+
+impl IndexHandle {
+    fn open(path: &Path, dry_run: bool) -> Result<IndexHandle> {
+        if dry_run {
+            return Ok(IndexHandle::Reading(crate::home::sqlite_read::open(path)?));
+        }
+        let writer = IndexWriter::open(path)?;
+        writer.preflight(path)?;
+        Ok(IndexHandle::Writing(writer))
+    }
+
+    fn connection(&self) -> &rusqlite::Connection {
+        match self {
+            IndexHandle::Reading(db) => &db.conn,
+            IndexHandle::Writing(w) => w.connection(),
+        }
+    }
+
+    fn writer(&mut self) -> Option<&mut IndexWriter> {
+        match self {
+            IndexHandle::Reading(_) => None,
+            IndexHandle::Writing(w) => Some(w),
+        }
+    }
+}
+
 /// An op to take back, with what its revert needs decided before anything moves.
 enum Planned {
     Session(OpRecord, Box<PlannedMove>),
@@ -230,7 +262,7 @@ fn revert(
     let checking = crate::progress::bar(to_check.len() as u64, "checking");
     let hashes = crate::content_hash::Prefetched::with_progress(to_check, &checking);
     checking.finish_and_clear();
-    let mut writers: HashMap<String, IndexWriter> = HashMap::new();
+    let mut indexes: HashMap<String, IndexHandle> = HashMap::new();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
     for op in ops {
@@ -243,15 +275,12 @@ fn revert(
         if let Err(reason) = session_move::adopt_index_now(&op, &mut plan) {
             conflicts.push(reason);
         }
-        let writer = match &plan.detail.index {
+        let index = match &plan.detail.index {
             Some(path) if Path::new(path).exists() => {
-                if !writers.contains_key(path) {
-                    match IndexWriter::open(Path::new(path)) {
-                        Ok(w) => {
-                            if !dry_run {
-                                w.preflight(Path::new(path))?;
-                            }
-                            writers.insert(path.clone(), w);
+                if !indexes.contains_key(path) {
+                    match IndexHandle::open(Path::new(path), dry_run) {
+                        Ok(handle) => {
+                            indexes.insert(path.clone(), handle);
                         }
                         Err(e) => conflicts.push(format!(
                             "op {}: cannot open the thread index {path}: {e:#}",
@@ -259,12 +288,12 @@ fn revert(
                         )),
                     }
                 }
-                writers.get(path)
+                indexes.get(path).map(IndexHandle::connection)
             }
             _ => None,
         };
         conflicts.extend(session_move::revert_conflicts(
-            &op, &mut plan, writer, &hashes,
+            &op, &mut plan, index, &hashes,
         ));
         plans.push(Planned::Session(op, Box::new(plan)));
     }
@@ -356,7 +385,10 @@ fn revert(
                 _ => None,
             })
             .collect();
-        let writer = key.as_ref().and_then(|k| writers.get_mut(k));
+        let writer = key
+            .as_ref()
+            .and_then(|k| indexes.get_mut(k))
+            .and_then(IndexHandle::writer);
         match session_move::execute_batch(&run, batch, writer) {
             Ok(ids) => {
                 progress.inc((j - i) as u64);

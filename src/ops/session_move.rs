@@ -182,7 +182,7 @@ pub fn adopt_index_now(op: &OpRecord, plan: &mut PlannedMove) -> Result<(), Stri
 pub fn revert_conflicts(
     op: &OpRecord,
     plan: &mut PlannedMove,
-    index: Option<&IndexWriter>,
+    index: Option<&rusqlite::Connection>,
     hashes: &crate::content_hash::Prefetched,
 ) -> Vec<String> {
     let mut conflicts = Vec::new();
@@ -218,14 +218,14 @@ pub fn revert_conflicts(
         ));
     }
     match (index, plan.detail.index.clone()) {
-        (Some(writer), Some(path)) => {
+        (Some(conn), Some(path)) => {
             let expected = plan
                 .detail
                 .row_before
                 .as_ref()
                 .zip(plan.detail.row_after.as_ref());
             match super::row_now::decide(
-                writer.connection(),
+                conn,
                 &path,
                 &plan.detail.thread_id,
                 expected,
