@@ -266,3 +266,27 @@ fn a_dry_run_undo_reads_the_new_index_without_writing_a_byte() {
     sb.ok_json(&["undo"]);
     assert_rows_follow_files(&sb.home, &specs);
 }
+
+#[test]
+fn undo_carries_a_row_codex_moved_to_another_spelling_of_the_same_file() {
+    let specs = mixed_specs(8);
+    let sb = Sandbox::with_sessions(&specs, true);
+    sb.ok_json(&["archive", "--older-than", "10d", "--compress", "--yes"]);
+    let one = archived_specs(&specs, &sb.home).remove(0);
+    let compressed = place_of(&sb.home, &one);
+    assert!(compressed.to_string_lossy().ends_with(".zst"));
+    // Codex resolves a row naming the plain path to its .zst twin and may write either.
+    let plain_spelling = compressed.with_extension("");
+    rusqlite::Connection::open(sb.home.join("state_5.sqlite"))
+        .unwrap()
+        .execute(
+            "UPDATE threads SET rollout_path = ?2 WHERE id = ?1",
+            rusqlite::params![one.id, plain_spelling.display().to_string()],
+        )
+        .unwrap();
+    assert_eq!(sb.json(&["verify"]).0, 0, "the row still names the file");
+    sb.ok_json(&["undo"]);
+    assert!(archived_specs(&specs, &sb.home).is_empty());
+    assert_rows_follow_files(&sb.home, &specs);
+    assert_eq!(sb.json(&["verify"]).0, 0);
+}

@@ -160,3 +160,23 @@ fn ambiguous_rows_are_left_alone_with_the_reason_and_no_row_is_invented() {
     assert!(diffs.is_empty(), "repair changed:\n{}", diffs.join("\n"));
     assert_eq!(sb.thread_rows(), rows_before);
 }
+
+#[test]
+fn repair_refuses_while_codex_runs_and_changes_nothing() {
+    let specs = old_specs();
+    let sb = Sandbox::with_sessions(&specs, true);
+    mv_to_archive(&sb.home, &specs[0]);
+    let mut codex = fake_codex(sb.dir.path(), &sb.home);
+    let before = tree_fingerprint(&sb.home);
+    let (code, doc) = sb.json(&["repair", "--yes"]);
+    codex.kill().unwrap();
+    codex.wait().unwrap();
+    assert_eq!(code, 3, "{doc:#}");
+    assert!(error_message(&doc).contains("Codex is running"), "{doc:#}");
+    let diffs = differences(&before, &tree_fingerprint(&sb.home));
+    assert!(
+        diffs.is_empty(),
+        "a refused repair changed:\n{}",
+        diffs.join("\n")
+    );
+}
