@@ -180,3 +180,39 @@ fn repair_refuses_while_codex_runs_and_changes_nothing() {
         diffs.join("\n")
     );
 }
+
+#[test]
+fn a_repair_killed_at_any_point_recovers_to_one_of_its_ends() {
+    for point in ["op-prepared", "thread-row-updated", "op-applied"] {
+        let specs = old_specs();
+        let sb = Sandbox::with_sessions(&specs, true);
+        let moved = mv_to_archive(&sb.home, &specs[0]);
+        let broken = row_of(&sb, &specs[0].id);
+        let out = sb
+            .cmd()
+            .env(codex_maint::failpoint::ENV_VAR, point)
+            .args(["repair", "--yes"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{point}: the run was meant to abort");
+
+        let doc = sb.ok_json(&["recover"]);
+        let recovered = doc["data"]["recovered"].as_array().unwrap();
+        for r in recovered {
+            assert_ne!(r["result"]["outcome"], "stuck", "{point}: {r:#}");
+        }
+        let row = row_of(&sb, &specs[0].id);
+        if point == "op-prepared" {
+            assert_eq!(row, broken, "{point}: rolled back");
+        } else {
+            assert_eq!(
+                Path::new(&row.1),
+                moved.as_path(),
+                "{point}: rolled forward"
+            );
+        }
+        assert_eq!(sb.json(&["verify"]).0, 0, "{point}");
+        sb.ok_json(&["repair", "--yes"]);
+        assert_eq!(Path::new(&row_of(&sb, &specs[0].id).1), moved.as_path());
+    }
+}
