@@ -263,6 +263,7 @@ fn revert(
     let hashes = crate::content_hash::Prefetched::with_progress(to_check, &checking);
     checking.finish_and_clear();
     let mut indexes: HashMap<String, IndexHandle> = HashMap::new();
+    let indexes_now = crate::ops::row_now::IndexesNow::default();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
     for op in ops {
@@ -272,7 +273,7 @@ fn revert(
             continue;
         }
         let mut plan = session_move::plan_revert(&op, &our_folders)?;
-        if let Err(reason) = session_move::adopt_index_now(&op, &mut plan) {
+        if let Err(reason) = session_move::adopt_index_now(&op, &mut plan, &indexes_now) {
             conflicts.push(reason);
         }
         let index = match &plan.detail.index {

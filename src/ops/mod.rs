@@ -150,15 +150,16 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 pub fn verify_live(
     op: &OpRecord,
     rows: &session_move::RowLookup<'_>,
+    indexes_now: &row_now::IndexesNow,
     hashes: &crate::content_hash::Prefetched,
     proven: &transcript_compress::Proven,
 ) -> Vec<String> {
     match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE => {
-            session_move::verify_live(op, rows, hashes)
+            session_move::verify_live(op, rows, indexes_now, hashes)
         }
         transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
-            transcript_compress::verify_live(op, rows, proven)
+            transcript_compress::verify_live(op, rows, indexes_now, proven)
         }
         store_files::KIND | store_files::RESTORE_KIND => store_files::verify_live(op),
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
@@ -186,11 +187,12 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
     hashing.finish_and_clear();
     let proven = transcript_compress::prove_all(ops);
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
+    let indexes_now = row_now::IndexesNow::default();
     let mut problems = Vec::new();
     for op in ops {
         let recorded = op.detail.get("index").and_then(|v| v.as_str());
         let place = op.dst.as_deref().map(Path::new);
-        if let Some(index) = place.and_then(|p| row_now::index_to_verify(recorded, p)) {
+        if let Some(index) = place.and_then(|p| indexes_now.for_place(recorded, p)) {
             dbs.entry(index.clone())
                 .or_insert_with(|| sqlite_read::open(Path::new(&index)).ok());
         }
@@ -198,7 +200,7 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
             let db = dbs.get(index)?.as_ref()?;
             Some(thread_row::read(&db.conn, id))
         };
-        problems.extend(verify_live(op, &lookup, &hashes, &proven));
+        problems.extend(verify_live(op, &lookup, &indexes_now, &hashes, &proven));
     }
     problems
 }

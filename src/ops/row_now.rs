@@ -189,21 +189,52 @@ pub fn carry_row_after_recovery(
     Ok(Ok(()))
 }
 
-/// The index `verify` holds a transcript at `place` against: the one the op recorded, else
-/// the one its home has now. A recorded index that is gone is still named, so the problem
-/// is reported rather than passed over.
-pub fn index_to_verify(recorded: Option<&str>, place: &Path) -> Option<String> {
-    match recorded {
-        Some(index) => Some(index.to_string()),
-        None => match thread_index::detect(&CodexHome {
-            root: home_of_transcript(place)?,
-        }) {
+/// The thread index each home has now, looked at once per home however many of its items
+/// a command checks: what `verify` holds a transcript against, and what a revert of an op
+/// that recorded no index acts on.
+#[derive(Default)]
+pub struct IndexesNow {
+    by_home: std::cell::RefCell<std::collections::HashMap<PathBuf, thread_index::IndexState>>,
+}
+
+impl IndexesNow {
+    fn state_of(&self, place: &Path) -> Option<thread_index::IndexState> {
+        let root = home_of_transcript(place)?;
+        Some(
+            self.by_home
+                .borrow_mut()
+                .entry(root.clone())
+                .or_insert_with(|| thread_index::detect(&CodexHome { root }))
+                .clone(),
+        )
+    }
+
+    /// The index `verify` holds a transcript at `place` against: the one its op recorded,
+    /// else the one its home has now. An index that is gone or not understood is still
+    /// named, so the problem is reported rather than passed over.
+    pub fn for_place(&self, recorded: Option<&str>, place: &Path) -> Option<String> {
+        if let Some(index) = recorded {
+            return Some(index.to_string());
+        }
+        match self.state_of(place)? {
             thread_index::IndexState::Absent => None,
             thread_index::IndexState::Understood(index) => Some(index.path.display().to_string()),
             thread_index::IndexState::NotUnderstood { path, .. } => {
                 Some(path.display().to_string())
             }
-        },
+        }
+    }
+
+    /// The index a revert acts on when its op recorded none; `Err` for one that exists but
+    /// is not understood, which a revert cannot keep consistent.
+    pub fn to_write(&self, place: &Path) -> Result<Option<PathBuf>, String> {
+        match self.state_of(place) {
+            None | Some(thread_index::IndexState::Absent) => Ok(None),
+            Some(thread_index::IndexState::Understood(index)) => Ok(Some(index.path)),
+            Some(thread_index::IndexState::NotUnderstood { path, reason }) => {
+                Err(format!("the thread index {} {reason}", path.display()))
+            }
+        }
     }
 }
 

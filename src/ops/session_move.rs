@@ -167,9 +167,14 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove
 
 /// Names, in `plan`, the thread index the home has now when the op recorded none: Codex may
 /// have built one since, and a revert must carry the row it made along with the file.
-pub fn adopt_index_now(op: &OpRecord, plan: &mut PlannedMove) -> Result<(), String> {
+pub fn adopt_index_now(
+    op: &OpRecord,
+    plan: &mut PlannedMove,
+    indexes_now: &super::row_now::IndexesNow,
+) -> Result<(), String> {
     if plan.detail.index.is_none() {
-        plan.detail.index = super::row_now::index_of_home_now(&plan.src)
+        plan.detail.index = indexes_now
+            .to_write(&plan.src)
             .map_err(|reason| format!("op {}: {reason}", op.id))?
             .map(|p| p.display().to_string());
     }
@@ -562,6 +567,7 @@ pub type RowLookup<'a> = dyn Fn(&str, &str) -> Option<Result<Option<RowState>>> 
 pub fn verify_live(
     op: &OpRecord,
     rows: &RowLookup<'_>,
+    indexes_now: &super::row_now::IndexesNow,
     hashes: &crate::content_hash::Prefetched,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -583,7 +589,7 @@ pub fn verify_live(
         problems.push(format!("op {}: its journal detail cannot be read", op.id));
         return problems;
     };
-    if let Some(index) = super::row_now::index_to_verify(detail.index.as_deref(), Path::new(dst)) {
+    if let Some(index) = indexes_now.for_place(detail.index.as_deref(), Path::new(dst)) {
         problems.extend(super::row_now::disagreement(
             op.id,
             &detail.thread_id,

@@ -800,6 +800,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 pub fn verify_live(
     op: &OpRecord,
     rows: &super::session_move::RowLookup<'_>,
+    indexes_now: &super::row_now::IndexesNow,
     proven: &Proven,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -836,7 +837,7 @@ pub fn verify_live(
         )),
         None => problems.push(format!("op {}: {dst} was not checked", op.id)),
     }
-    if let Some(index) = super::row_now::index_to_verify(detail.index.as_deref(), Path::new(dst)) {
+    if let Some(index) = indexes_now.for_place(detail.index.as_deref(), Path::new(dst)) {
         problems.extend(super::row_now::disagreement(
             op.id,
             &detail.thread_id,
