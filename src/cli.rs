@@ -189,7 +189,16 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Check the catalog, every blob and every archived item; exit 4 on any problem
+    /// Make Codex's thread index agree with the transcripts on disk (rows that lost their file, archived flags that disagree with the folder); journaled, `undo` puts the rows back
+    Repair {
+        /// Show what would be repaired and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm without asking
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check the catalog, every blob and every archived item, and that Codex's index agrees with each; exit 4 on any problem
     Verify,
     /// Finish or roll back operations interrupted by a crash
     Recover,
@@ -476,6 +485,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
             &ctx,
             commands::decompress::DecompressArgs { ids, dry_run, yes },
         ),
+        Command::Repair { dry_run, yes } => {
+            commands::repair::run(&ctx, commands::repair::RepairArgs { dry_run, yes })
+        }
         Command::Verify => commands::verify::run(&ctx),
         Command::Recover => commands::recover::run(&ctx),
         Command::Skill {

@@ -68,6 +68,7 @@ fn codex_lists_reads_and_unarchives_what_codex_maint_archived() {
         }
         assert!(active.contains(&ids[2]));
     }
+    codex_cli::assert_parity_ok(&bin, &home, "archive");
     assert_eq!(sb.json(&["verify"]).0, 0);
 
     let undo = sb.ok_json(&["undo"]);
@@ -87,6 +88,7 @@ fn codex_lists_reads_and_unarchives_what_codex_maint_archived() {
             assert!(thread_path(&read).contains("/sessions/"), "{read:#}");
         }
     }
+    codex_cli::assert_parity_ok(&bin, &home, "undo");
     let sessions_after =
         codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions"));
     assert_eq!(
@@ -110,12 +112,15 @@ fn codex_lists_reads_and_unarchives_what_codex_maint_archived() {
         assert!(app.list(false).contains(&ids[2]));
         assert!(app.read(&ids[2]).is_ok());
     }
+    codex_cli::assert_parity_ok(&bin, &home, "codex unarchive");
 
     // And Codex keeps working in the maintained home.
     let work = sb.dir.path().join("work");
     let fresh = codex_cli::exec(&bin, &home, &work, "a task after maintenance");
     let mut app = AppServer::start(&bin, &home);
     assert!(app.list(false).contains(&fresh));
+    drop(app);
+    codex_cli::assert_parity_ok(&bin, &home, "a new session in the maintained home");
 }
 
 #[test]
@@ -176,6 +181,7 @@ fn codex_keeps_working_after_a_cleanup_and_its_undo() {
             "Codex works in the cleaned home"
         );
     }
+    codex_cli::assert_parity_ok(&bin, &home, "cleanup");
     assert_eq!(sb.json(&["verify"]).0, 0);
 
     sb.ok_json(&["undo", "--run", &doc["data"]["run_id"].to_string()]);
@@ -196,6 +202,7 @@ fn codex_keeps_working_after_a_cleanup_and_its_undo() {
         .filter(|r| ids.contains(&r.0))
         .collect();
     assert_eq!(rows_before, rows_after, "the three rows are back exactly");
+    codex_cli::assert_parity_ok(&bin, &home, "undo");
     let sessions_after =
         codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions"));
     for (k, v) in &sessions_before {

@@ -8,21 +8,13 @@ mod support;
 
 use serde_json::Value;
 use std::path::Path;
-use support::codex_cli::{self, AppServer};
+use support::codex_cli::{self, AppServer, assert_parity_ok};
 
 fn turns(read: &Value) -> Vec<Value> {
     read["thread"]["turns"]
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-fn assert_parity_ok(bin: &Path, home: &Path, when: &str) {
-    let parity = codex_cli::rollout_db_parity(bin, home);
-    assert_eq!(
-        parity["status"], "ok",
-        "codex doctor after {when}: {parity:#}"
-    );
 }
 
 #[test]

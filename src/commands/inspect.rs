@@ -18,6 +18,7 @@ use crate::home::sqlite_read::{self, Snapshot, wal_path};
 use crate::home::thread_index::{self, IndexState, ThreadRow};
 use crate::home::worktrees::{self, Cleanliness, Registration};
 use crate::home::{CodexHome, writer_locks};
+use crate::ops::row_repair::{self, RepairPlan};
 use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
 use crate::report::{self, Report};
 use crate::sqlite_check::{self, IntegrityCheck};
@@ -147,6 +148,9 @@ pub struct IndexReport {
     pub transcripts_without_row: Vec<String>,
     pub archived_rows_under_sessions: Vec<DriftItem>,
     pub active_rows_under_archive: Vec<DriftItem>,
+    /// What `repair` would change, and what it would leave alone and why; planned only
+    /// when rows disagree with the transcripts.
+    pub repair: Option<RepairPlan>,
 }
 
 #[derive(Debug, Serialize)]
@@ -425,6 +429,18 @@ pub fn gather(
             .collect();
         missing.sort_by(|a, b| a.id.cmp(&b.id));
         index_report.rows_missing_transcript = missing;
+        // Only a home whose rows disagree with its transcripts pays for the second look
+        // that planning a repair needs.
+        let a_row_lost_its_file = rows.values().any(|r| {
+            let named = Path::new(&r.rollout_path);
+            !named.exists() && !crate::home::sessions::twin_path(named).exists()
+        });
+        if a_row_lost_its_file
+            || !index_report.archived_rows_under_sessions.is_empty()
+            || !index_report.active_rows_under_archive.is_empty()
+        {
+            index_report.repair = row_repair::plan_for_home(home).ok().flatten();
+        }
     }
 
     let mut top_level: Vec<TopLevelEntry> = inv
@@ -884,6 +900,26 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &InspectArgs) -> Repor
         );
     }
 
+    if let Some(plan) = &data.thread_index.repair {
+        for fix in &plan.fixes {
+            r.push(
+                report::PROPOSED,
+                format!(
+                    "repair {}: codex-maint repair --dry-run",
+                    row_repair::describe(home, fix)
+                ),
+            );
+        }
+        for left in &plan.left_alone {
+            r.push(
+                report::RESIDUAL_RISK,
+                format!(
+                    "thread {}'s row ({}) disagrees with the disk and repair leaves it alone: {}",
+                    left.thread_id, left.rollout_path, left.why
+                ),
+            );
+        }
+    }
     if s.archive_candidates.count > 0 {
         r.push(
             report::PROPOSED,

@@ -8,6 +8,7 @@ pub mod handoff;
 pub mod inspect;
 pub mod log;
 pub mod recover;
+pub mod repair;
 pub mod skill;
 pub mod undo;
 pub mod verify;

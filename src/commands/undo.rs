@@ -14,7 +14,6 @@ use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
 use crate::report::{self, Report};
-use crate::sqlite_read::{self, ReadOnlyDb};
 use crate::store::{OpRecord, OpState, Store};
 
 const UNDO_COMMAND: &str = "undo";
@@ -202,24 +201,44 @@ fn open(
     Ok((Some(store), recovered))
 }
 
-/// Opens `path` into `open` unless it is already there.
-fn open_once<T>(
-    open: &mut HashMap<String, T>,
-    path: &str,
-    opener: impl FnOnce(&Path) -> Result<T>,
-) -> Result<()> {
-    if !open.contains_key(path) {
-        open.insert(path.to_string(), opener(Path::new(path))?);
-    }
-    Ok(())
-}
-
 fn nothing_to_do(command: &str, why: &str) -> Report {
     let mut r = Report::spec_shaped(command, command);
     r.push(report::COMPLETED, format!("nothing: {why}"));
     r.push(report::VERIFICATION, "no files changed");
     r.data = json!({ "run_id": null, "reverted": [] });
     r
+}
+
+/// A thread index as a revert holds it: a dry run only reads it (through a connection that
+/// writes not a byte in the home, WAL and `-shm` included), a run writes it.
+enum IndexHandle {
+    Reading(crate::home::sqlite_read::ReadOnlyDb),
+    Writing(IndexWriter),
+}
+
+impl IndexHandle {
+    fn open(path: &Path, dry_run: bool) -> Result<IndexHandle> {
+        if dry_run {
+            return Ok(IndexHandle::Reading(crate::home::sqlite_read::open(path)?));
+        }
+        let writer = IndexWriter::open(path)?;
+        writer.preflight(path)?;
+        Ok(IndexHandle::Writing(writer))
+    }
+
+    fn connection(&self) -> &rusqlite::Connection {
+        match self {
+            IndexHandle::Reading(db) => &db.conn,
+            IndexHandle::Writing(w) => w.connection(),
+        }
+    }
+
+    fn writer(&mut self) -> Option<&mut IndexWriter> {
+        match self {
+            IndexHandle::Reading(_) => None,
+            IndexHandle::Writing(w) => Some(w),
+        }
+    }
 }
 
 /// An op to take back, with what its revert needs decided before anything moves.
@@ -242,11 +261,9 @@ fn revert(
     let checking = crate::progress::bar(to_check.len() as u64, "checking");
     let hashes = crate::content_hash::Prefetched::with_progress(to_check, &checking);
     checking.finish_and_clear();
-    // A dry run reads each index through `sqlite_read`; only a real run opens it for
-    // writing, because closing a writable connection checkpoints Codex's pending WAL.
     let guard = crate::home_guard::HomeGuard::new(&home.root);
-    let mut writers: HashMap<String, IndexWriter> = HashMap::new();
-    let mut readers: HashMap<String, ReadOnlyDb> = HashMap::new();
+    let mut indexes: HashMap<String, IndexHandle> = HashMap::new();
+    let indexes_now = crate::ops::row_now::IndexesNow::default();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
     for op in ops {
@@ -263,31 +280,29 @@ fn revert(
             continue;
         }
         let mut plan = session_move::plan_revert(&op, &our_folders)?;
+        if let Err(reason) = session_move::adopt_index_now(&op, &mut plan, &indexes_now) {
+            conflicts.push(reason);
+        }
         let index = match &plan.detail.index {
-            Some(path) if plan.detail.row_before.is_some() => {
-                let opened = if dry_run {
-                    open_once(&mut readers, path, sqlite_read::open)
-                } else {
-                    open_once(&mut writers, path, |p| {
-                        let w = IndexWriter::open(p)?;
-                        w.preflight(p)?;
-                        Ok(w)
-                    })
-                };
-                if let Err(e) = opened {
-                    if crate::error::exit_kind_of(&e) == crate::error::ExitKind::Refused {
-                        return Err(e);
+            Some(path) if Path::new(path).exists() => {
+                if !indexes.contains_key(path) {
+                    match IndexHandle::open(Path::new(path), dry_run) {
+                        Ok(handle) => {
+                            indexes.insert(path.clone(), handle);
+                        }
+                        Err(e)
+                            if crate::error::exit_kind_of(&e)
+                                == crate::error::ExitKind::Refused =>
+                        {
+                            return Err(e);
+                        }
+                        Err(e) => conflicts.push(format!(
+                            "op {}: cannot open the thread index {path}: {e:#}",
+                            op.id
+                        )),
                     }
-                    conflicts.push(format!(
-                        "op {}: cannot open the thread index {path}: {e:#}",
-                        op.id
-                    ));
                 }
-                if dry_run {
-                    readers.get(path).map(|r| &r.conn)
-                } else {
-                    writers.get(path).map(|w| w.connection())
-                }
+                indexes.get(path).map(IndexHandle::connection)
             }
             _ => None,
         };
@@ -385,7 +400,10 @@ fn revert(
                 _ => None,
             })
             .collect();
-        let writer = key.as_ref().and_then(|k| writers.get_mut(k));
+        let writer = key
+            .as_ref()
+            .and_then(|k| indexes.get_mut(k))
+            .and_then(IndexHandle::writer);
         match session_move::execute_batch(&run, batch, writer) {
             Ok(ids) => {
                 progress.inc((j - i) as u64);

@@ -3,6 +3,8 @@
 //! layer that joins the Codex home and the store.
 
 pub mod config_edit;
+pub mod row_now;
+pub mod row_repair;
 pub mod session_move;
 pub mod state_backup;
 pub mod store_dir;
@@ -130,6 +132,7 @@ fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
         worktree_move::KIND => worktree_move::recover(store, op),
         config_edit::KIND => config_edit::recover(store, op),
         write_file::KIND => write_file::recover(store, op),
+        row_repair::KIND => row_repair::recover(store, op),
         other => bail!(
             "op {} has a kind this version does not know ({other}); upgrade codex-maint",
             op.id
@@ -167,6 +170,11 @@ pub fn home_paths(op: &OpRecord) -> Result<Vec<PathBuf>> {
             std::iter::once(d.dir).chain(d.trash).collect()
         }
         config_edit::KIND => vec![PathBuf::from(&op.src)],
+        // A row repair writes only Codex's thread index; the transcript it names stays put.
+        row_repair::KIND => {
+            let d: row_repair::RowFix = serde_json::from_value(op.detail.clone())?;
+            vec![PathBuf::from(d.index)]
+        }
         _ => Vec::new(),
     })
 }
@@ -198,6 +206,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         worktree_move::KIND => worktree_move::revert_conflicts(op),
         config_edit::KIND => config_edit::revert_conflicts(store, op),
         write_file::KIND => write_file::revert_conflicts(op),
+        row_repair::KIND => row_repair::revert_conflicts(op),
         other => vec![format!(
             "op {}: kind {other} cannot be taken back by this version",
             op.id
@@ -216,6 +225,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         worktree_move::KIND => worktree_move::revert(run, op),
         config_edit::KIND => config_edit::revert(run, op),
         write_file::KIND => write_file::revert(run, op),
+        row_repair::KIND => row_repair::revert(run, op),
         other => bail!(
             "op {}: kind {other} cannot be taken back by this version",
             op.id
@@ -227,21 +237,23 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 pub fn verify_live(
     op: &OpRecord,
     rows: &session_move::RowLookup<'_>,
+    indexes_now: &row_now::IndexesNow,
     hashes: &crate::content_hash::Prefetched,
     proven: &transcript_compress::Proven,
 ) -> Vec<String> {
     match op.kind.as_str() {
         session_move::ARCHIVE | session_move::UNARCHIVE => {
-            session_move::verify_live(op, rows, hashes)
+            session_move::verify_live(op, rows, indexes_now, hashes)
         }
         transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
-            transcript_compress::verify_live(op, rows, proven)
+            transcript_compress::verify_live(op, rows, indexes_now, proven)
         }
         store_files::KIND | store_files::RESTORE_KIND => store_files::verify_live(op),
         store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
         worktree_move::KIND => worktree_move::verify_live(op),
         config_edit::KIND => config_edit::verify_live(op),
         write_file::KIND => write_file::verify_live(op),
+        row_repair::KIND => row_repair::verify_live(op, rows),
         other => vec![format!(
             "op {}: kind {other} is unknown to this version",
             op.id
@@ -260,17 +272,20 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
     hashing.finish_and_clear();
     let proven = transcript_compress::prove_all(ops);
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
+    let indexes_now = row_now::IndexesNow::default();
     let mut problems = Vec::new();
     for op in ops {
-        if let Some(index) = op.detail.get("index").and_then(|v| v.as_str()) {
-            dbs.entry(index.to_string())
-                .or_insert_with(|| sqlite_read::open(Path::new(index)).ok());
+        let recorded = op.detail.get("index").and_then(|v| v.as_str());
+        let place = op.dst.as_deref().map(Path::new);
+        if let Some(index) = place.and_then(|p| indexes_now.for_place(recorded, p)) {
+            dbs.entry(index.clone())
+                .or_insert_with(|| sqlite_read::open(Path::new(&index)).ok());
         }
         let lookup = |index: &str, id: &str| -> Option<Result<Option<thread_row::RowState>>> {
             let db = dbs.get(index)?.as_ref()?;
             Some(thread_row::read(&db.conn, id))
         };
-        problems.extend(verify_live(op, &lookup, &hashes, &proven));
+        problems.extend(verify_live(op, &lookup, &indexes_now, &hashes, &proven));
     }
     problems
 }
@@ -298,6 +313,7 @@ pub fn describe(op: &OpRecord) -> String {
         worktree_move::KIND => "moved worktree",
         config_edit::KIND => "edited",
         write_file::KIND => "wrote",
+        row_repair::KIND => "repaired thread row",
         other => other,
     };
     format!("{what} {} -> {}", op.src, op.dst.as_deref().unwrap_or("-"))

@@ -165,8 +165,25 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove
     })
 }
 
+/// Names, in `plan`, the thread index the home has now when the op recorded none: Codex may
+/// have built one since, and a revert must carry the row it made along with the file.
+pub fn adopt_index_now(
+    op: &OpRecord,
+    plan: &mut PlannedMove,
+    indexes_now: &super::row_now::IndexesNow,
+) -> Result<(), String> {
+    if plan.detail.index.is_none() {
+        plan.detail.index = indexes_now
+            .to_write(&plan.src)
+            .map_err(|reason| format!("op {}: {reason}", op.id))?
+            .map(|p| p.display().to_string());
+    }
+    Ok(())
+}
+
 /// Why an applied move cannot be taken back now; empty when it can. Hashes the file, and
-/// records the hash in `plan` so the revert does not read it again.
+/// records the hash in `plan` so the revert does not read it again. The row is decided
+/// against `index` as it is now (see `row_now::decide`), and the decision kept in `plan`.
 pub fn revert_conflicts(
     op: &OpRecord,
     plan: &mut PlannedMove,
@@ -205,27 +222,35 @@ pub fn revert_conflicts(
             plan.dst.display()
         ));
     }
-    if let (Some(expected), Some(index)) = (&plan.detail.row_before, index) {
-        match super::thread_row::read(index, &plan.detail.thread_id) {
-            Ok(Some(row)) if &row == expected => {}
-            Ok(Some(row)) => conflicts.push(format!(
-                "op {}: thread {}'s row changed since (rollout_path {}, archived {})",
-                op.id, plan.detail.thread_id, row.rollout_path, row.archived
-            )),
-            Ok(None) => conflicts.push(format!(
-                "op {}: thread {} has no row any more",
-                op.id, plan.detail.thread_id
-            )),
-            Err(e) => conflicts.push(format!(
-                "op {}: cannot read thread {}'s row: {e}",
-                op.id, plan.detail.thread_id
-            )),
+    match (index, plan.detail.index.clone()) {
+        (Some(conn), Some(path)) => {
+            let expected = plan
+                .detail
+                .row_before
+                .as_ref()
+                .zip(plan.detail.row_after.as_ref());
+            match super::row_now::decide(
+                conn,
+                &path,
+                &plan.detail.thread_id,
+                expected,
+                &plan.src,
+                &plan.dst,
+                crate::clock::now_unix(),
+            ) {
+                Ok(Some(change)) => {
+                    plan.detail.row_before = Some(change.before);
+                    plan.detail.row_after = Some(change.after);
+                }
+                Ok(None) => {}
+                Err(reason) => conflicts.push(format!("op {}: {reason}", op.id)),
+            }
         }
-    } else if plan.detail.row_before.is_some() {
-        conflicts.push(format!(
+        _ if plan.detail.row_before.is_some() => conflicts.push(format!(
             "op {}: the thread index {:?} is gone",
             op.id, plan.detail.index
-        ));
+        )),
+        _ => {}
     }
     conflicts
 }
@@ -458,8 +483,22 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
         }
         Ok(())
     };
+    // A row Codex made after the op was recorded follows the file where recovery leaves it.
+    let carry_unrecorded_row = |settled_at: &Path, other: &Path| -> Result<Option<Recovered>> {
+        if detail.row_before.is_some() {
+            return Ok(None);
+        }
+        Ok(
+            super::row_now::carry_row_after_recovery(&detail.thread_id, settled_at, other)?
+                .err()
+                .map(Recovered::Stuck),
+        )
+    };
     match (at_src, at_dst) {
         (true, false) => {
+            if let Some(stuck) = carry_unrecorded_row(&src, &dst)? {
+                return Ok(stuck);
+            }
             settle_row(&mut index, &detail.row_after, &detail.row_before)?;
             remove_our_temp_copies(&dst);
             remove_created_dirs_if_empty(&detail.created_dirs);
@@ -473,6 +512,9 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
                     dst.display()
                 )));
             }
+            if let Some(stuck) = carry_unrecorded_row(&dst, &src)? {
+                return Ok(stuck);
+            }
             settle_row(&mut index, &detail.row_before, &detail.row_after)?;
             remove_created_dirs_if_empty(&detail.tidy_dirs);
             store.catalog.mark_applied(op.id, Some(&expected))?;
@@ -484,6 +526,9 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
             if hash_file(&dst)? == expected && hash_file(&src)? == expected {
                 fs::remove_file(&src)?;
                 crate::fs_atomic::fsync_parent(&src)?;
+                if let Some(stuck) = carry_unrecorded_row(&dst, &src)? {
+                    return Ok(stuck);
+                }
                 settle_row(&mut index, &detail.row_before, &detail.row_after)?;
                 store.catalog.mark_applied(op.id, Some(&expected))?;
                 Ok(Recovered::RolledForward)
@@ -526,6 +571,7 @@ pub type RowLookup<'a> = dyn Fn(&str, &str) -> Option<Result<Option<RowState>>> 
 pub fn verify_live(
     op: &OpRecord,
     rows: &RowLookup<'_>,
+    indexes_now: &super::row_now::IndexesNow,
     hashes: &crate::content_hash::Prefetched,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -547,28 +593,15 @@ pub fn verify_live(
         problems.push(format!("op {}: its journal detail cannot be read", op.id));
         return problems;
     };
-    if let (Some(index), Some(_)) = (&detail.index, &detail.row_after) {
-        match rows(index, &detail.thread_id) {
-            None => problems.push(format!(
-                "op {}: the thread index {index} cannot be read",
-                op.id
-            )),
-            Some(Err(e)) => problems.push(format!(
-                "op {}: the thread index {index} cannot be read ({e:#})",
-                op.id
-            )),
-            Some(Ok(None)) => problems.push(format!(
-                "op {}: thread {} has no row in {index}",
-                op.id, detail.thread_id
-            )),
-            Some(Ok(Some(row))) if !Path::new(&row.rollout_path).exists() => {
-                problems.push(format!(
-                    "op {}: thread {}'s row points at {}, which does not exist",
-                    op.id, detail.thread_id, row.rollout_path
-                ))
-            }
-            Some(Ok(Some(_))) => {}
-        }
+    if let Some(index) = indexes_now.for_place(detail.index.as_deref(), Path::new(dst)) {
+        problems.extend(super::row_now::disagreement(
+            op.id,
+            &detail.thread_id,
+            &index,
+            rows(&index, &detail.thread_id),
+            Path::new(dst),
+            detail.row_after.as_ref(),
+        ));
     }
     problems
 }

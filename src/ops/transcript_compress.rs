@@ -573,10 +573,24 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
         }
         Ok(())
     };
+    // A row Codex made after the op was recorded follows the file where recovery leaves it.
+    let carry_unrecorded_row = |settled_at: &Path, other: &Path| -> Result<Option<Recovered>> {
+        if detail.row_before.is_some() {
+            return Ok(None);
+        }
+        Ok(
+            super::row_now::carry_row_after_recovery(&detail.thread_id, settled_at, other)?
+                .err()
+                .map(Recovered::Stuck),
+        )
+    };
     let at_src = fs::symlink_metadata(&src).is_ok();
     let at_dst = fs::symlink_metadata(&dst).is_ok();
     match (at_src, at_dst) {
         (true, false) => {
+            if let Some(stuck) = carry_unrecorded_row(&src, &dst)? {
+                return Ok(stuck);
+            }
             settle_row(&detail.row_after, &detail.row_before)?;
             remove_created_dirs_if_empty(&detail.created_dirs);
             store.catalog.mark_rolled_back(op.id)?;
@@ -586,6 +600,9 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
             settle_row(&detail.row_after, &detail.row_before)?;
             fs::remove_file(&dst)?;
             crate::fs_atomic::fsync_parent(&dst)?;
+            if let Some(stuck) = carry_unrecorded_row(&src, &dst)? {
+                return Ok(stuck);
+            }
             remove_created_dirs_if_empty(&detail.created_dirs);
             store.catalog.mark_rolled_back(op.id)?;
             Ok(Recovered::RolledBack)
@@ -596,6 +613,9 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
             dst.display()
         ))),
         (false, true) if is_ours(&dst)? => {
+            if let Some(stuck) = carry_unrecorded_row(&dst, &src)? {
+                return Ok(stuck);
+            }
             settle_row(&detail.row_before, &detail.row_after)?;
             remove_created_dirs_if_empty(&detail.tidy_dirs);
             store
@@ -631,16 +651,11 @@ fn remove_temp(temp: &Path) -> Result<()> {
 /// Why an applied recode cannot be taken back now; empty when it can.
 pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     let our_folders = super::session_move::folders_we_created(store).unwrap_or_default();
-    match plan_revert(op, &our_folders) {
-        Ok(plan) => conflicts_of_revert(op, &plan),
-        Err(e) => vec![format!("{e:#}")],
-    }
-}
-
-/// Why `plan`, the revert of `op`, cannot run now: the transcript gone or changed since,
-/// its original place occupied, or its row no longer as the op left it.
-pub fn conflicts_of_revert(op: &OpRecord, plan: &PlannedRecode) -> Vec<String> {
     let mut conflicts = Vec::new();
+    let mut plan = match plan_revert(op, &our_folders) {
+        Ok(p) => p,
+        Err(e) => return vec![format!("{e:#}")],
+    };
     match fs::symlink_metadata(&plan.src) {
         Err(_) => conflicts.push(format!(
             "op {}: {} is no longer there",
@@ -673,44 +688,99 @@ pub fn conflicts_of_revert(op: &OpRecord, plan: &PlannedRecode) -> Vec<String> {
             plan.dst.display()
         ));
     }
-    conflicts.extend(row_conflicts(op, plan));
+    conflicts.extend(row_conflicts(op, &mut plan));
     conflicts
 }
 
-fn row_conflicts(op: &OpRecord, plan: &PlannedRecode) -> Vec<String> {
-    let (Some(expected), Some(index)) = (&plan.detail.row_before, &plan.detail.index) else {
-        return Vec::new();
-    };
-    let reading = crate::home::sqlite_read::open(Path::new(index))
-        .and_then(|db| super::thread_row::read(&db.conn, &plan.detail.thread_id));
-    match reading {
-        Ok(Some(row)) if &row == expected => Vec::new(),
-        Ok(Some(row)) => vec![format!(
-            "op {}: thread {}'s row changed since (rollout_path {}, archived {})",
-            op.id, plan.detail.thread_id, row.rollout_path, row.archived
-        )],
-        Ok(None) => vec![format!(
-            "op {}: thread {} has no row any more",
-            op.id, plan.detail.thread_id
-        )],
-        Err(e) => vec![format!(
-            "op {}: cannot read the thread index {index}: {e:#}",
-            op.id
-        )],
+/// The thread index a revert of `op` acts on: the one recorded, else the one the home has
+/// now (Codex may have built it since). `Err` when a recorded index is gone or the one
+/// found is not understood.
+fn index_for_revert(op: &OpRecord, plan: &mut PlannedRecode) -> Result<Option<String>, String> {
+    if plan.detail.index.is_none() {
+        plan.detail.index = super::row_now::index_of_home_now(&plan.src)
+            .map_err(|reason| format!("op {}: {reason}", op.id))?
+            .map(|p| p.display().to_string());
     }
+    match &plan.detail.index {
+        Some(path) if Path::new(path).exists() => Ok(Some(path.clone())),
+        Some(path) if plan.detail.row_before.is_some() => {
+            Err(format!("op {}: the thread index {path} is gone", op.id))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Decides, against the index as it is now, the row change the revert makes, and keeps it
+/// in `plan` so the journal records it (see `row_now::decide`).
+fn decide_row_now(
+    op: &OpRecord,
+    plan: &mut PlannedRecode,
+    conn: &rusqlite::Connection,
+    index: &str,
+) -> Result<(), String> {
+    let expected = plan
+        .detail
+        .row_before
+        .as_ref()
+        .zip(plan.detail.row_after.as_ref());
+    match super::row_now::decide(
+        conn,
+        index,
+        &plan.detail.thread_id,
+        expected,
+        &plan.src,
+        &plan.dst,
+        crate::clock::now_unix(),
+    ) {
+        Ok(Some(change)) => {
+            plan.detail.row_before = Some(change.before);
+            plan.detail.row_after = Some(change.after);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(reason) => Err(format!("op {}: {reason}", op.id)),
+    }
+}
+
+fn row_conflicts(op: &OpRecord, plan: &mut PlannedRecode) -> Vec<String> {
+    let index = match index_for_revert(op, plan) {
+        Ok(Some(index)) => index,
+        Ok(None) => return Vec::new(),
+        Err(reason) => return vec![reason],
+    };
+    let reading = match crate::home::sqlite_read::open(Path::new(&index)) {
+        Ok(db) => db,
+        Err(e) => {
+            return vec![format!(
+                "op {}: cannot read the thread index {index}: {e:#}",
+                op.id
+            )];
+        }
+    };
+    decide_row_now(op, plan, &reading.conn, &index)
+        .err()
+        .into_iter()
+        .collect()
 }
 
 /// Takes back one applied recode as a new journaled op of `run`.
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let our_folders = super::session_move::folders_we_created(run.store)?;
-    let plan = plan_revert(op, &our_folders)?;
-    let mut index = match &plan.detail.index {
-        Some(p) if plan.detail.row_before.is_some() => {
-            let writer = IndexWriter::open(Path::new(p))?;
-            writer.preflight(Path::new(p))?;
+    let mut plan = plan_revert(op, &our_folders)?;
+    let refuse = |reason: String| {
+        crate::error::MaintError::refused(
+            format!("{reason}; nothing was changed"),
+            vec![reason.clone()],
+        )
+    };
+    let mut index = match index_for_revert(op, &mut plan).map_err(refuse)? {
+        Some(p) => {
+            let writer = IndexWriter::open(Path::new(&p))?;
+            writer.preflight(Path::new(&p))?;
+            decide_row_now(op, &mut plan, writer.connection(), &p).map_err(refuse)?;
             Some(writer)
         }
-        _ => None,
+        None => None,
     };
     let ids = execute_batch(run, vec![plan], index.as_mut())?;
     Ok(ids[0])
@@ -722,6 +792,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 pub fn verify_live(
     op: &OpRecord,
     rows: &super::session_move::RowLookup<'_>,
+    indexes_now: &super::row_now::IndexesNow,
     proven: &Proven,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -758,27 +829,15 @@ pub fn verify_live(
         )),
         None => problems.push(format!("op {}: {dst} was not checked", op.id)),
     }
-    if let (Some(index), Some(_)) = (&detail.index, &detail.row_after) {
-        match rows(index, &detail.thread_id) {
-            None | Some(Err(_)) => problems.push(format!(
-                "op {}: the thread index {index} cannot be read",
-                op.id
-            )),
-            Some(Ok(None)) => problems.push(format!(
-                "op {}: thread {} has no row in {index}",
-                op.id, detail.thread_id
-            )),
-            Some(Ok(Some(row))) => {
-                // Codex resolves a row naming either form to whichever exists.
-                let named = Path::new(&row.rollout_path);
-                if !named.exists() && !home::sessions::twin_path(named).exists() {
-                    problems.push(format!(
-                        "op {}: thread {}'s row points at {}, which does not exist",
-                        op.id, detail.thread_id, row.rollout_path
-                    ));
-                }
-            }
-        }
+    if let Some(index) = indexes_now.for_place(detail.index.as_deref(), Path::new(dst)) {
+        problems.extend(super::row_now::disagreement(
+            op.id,
+            &detail.thread_id,
+            &index,
+            rows(&index, &detail.thread_id),
+            Path::new(dst),
+            detail.row_after.as_ref(),
+        ));
     }
     problems
 }

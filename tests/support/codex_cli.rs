@@ -237,3 +237,67 @@ pub fn rollout_db_parity(bin: &Path, home: &Path) -> Value {
     });
     doc["checks"]["state.rollout_db_parity"].clone()
 }
+
+/// An older Codex installed beside the current one, or says plainly that the test is
+/// skipped (and fails it when CI requires every real-Codex test to run).
+pub fn require_version(test: &str, version: &str) -> Option<PathBuf> {
+    let found = codex_maint::testkit::installed_codex_version(version);
+    if found.is_none() && std::env::var_os("CODEX_MAINT_REQUIRE_CODEX").is_some() {
+        panic!("{test}: CODEX_MAINT_REQUIRE_CODEX is set but Codex {version} is not installed");
+    }
+    if found.is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: Codex {version} is not installed (run .ci/run, which installs it)"
+        );
+    }
+    found
+}
+
+/// Codex's doctor must find the transcripts and the thread index in agreement.
+pub fn assert_parity_ok(bin: &Path, home: &Path, when: &str) {
+    let parity = rollout_db_parity(bin, home);
+    assert_eq!(
+        parity["status"], "ok",
+        "codex doctor after {when}: {parity:#}"
+    );
+}
+
+/// Codex lists each of `active` as active only, and each of `archived` as archived only.
+pub fn assert_listed(bin: &Path, home: &Path, active: &[String], archived: &[String], when: &str) {
+    let mut app = AppServer::start(bin, home);
+    let listed_active = app.list(false);
+    let listed_archived = app.list(true);
+    for id in active {
+        assert!(
+            listed_active.contains(id) && !listed_archived.contains(id),
+            "after {when}, Codex lists {id} as active: active {listed_active:?}, archived {listed_archived:?}"
+        );
+    }
+    for id in archived {
+        assert!(
+            listed_archived.contains(id) && !listed_active.contains(id),
+            "after {when}, Codex lists {id} as archived: active {listed_active:?}, archived {listed_archived:?}"
+        );
+    }
+}
+
+/// The transcript of a thread, wherever it is in the home.
+pub fn transcript_of(home: &Path, id: &str) -> PathBuf {
+    let mut found = Vec::new();
+    for root in ["sessions", "archived_sessions"] {
+        let mut stack = vec![home.join(root)];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().contains(id) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "thread {id} has one transcript: {found:?}");
+    found.remove(0)
+}

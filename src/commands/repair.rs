@@ -1,0 +1,142 @@
+//! `repair`: makes Codex's thread index agree with the transcripts on disk, as a journaled,
+//! undoable run: rows that lost their file are pointed at it, archived flags that disagree
+//! with the folder are set as Codex's archive / unarchive set them. Homes broken by a manual
+//! `mv` (SPEC.md's own procedure) are healed this way. Ambiguous rows are reported, not
+//! touched; transcripts Codex has not indexed get no row.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{Context, confirm, describe_recovery, refuse_if_codex_running};
+use crate::error::{ExitKind, MaintError};
+use crate::home::thread_index::{self, IndexState};
+use crate::ops::Run;
+use crate::ops::row_repair;
+use crate::ops::thread_row::IndexWriter;
+use crate::report::{self, Report};
+
+pub struct RepairArgs {
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
+    let home = ctx.locate_home()?;
+    home.require_recognizable()?;
+    if !args.dry_run {
+        refuse_if_codex_running(&home)?;
+    }
+    let index = match thread_index::detect(&home) {
+        IndexState::NotUnderstood { path, reason } => {
+            return Err(MaintError::refused(
+                format!(
+                    "Codex's thread index {} is not understood ({reason}); nothing was changed",
+                    path.display()
+                ),
+                vec![],
+            )
+            .into());
+        }
+        IndexState::Absent => None,
+        IndexState::Understood(index) => Some(index),
+    };
+    let mut report = Report::spec_shaped("repair", "cleanup");
+    let Some(index) = index else {
+        report.push(
+            report::COMPLETED,
+            "nothing: the home has no thread index; Codex builds one from the transcripts on its next start",
+        );
+        report.push(report::VERIFICATION, "no files changed");
+        report.data =
+            json!({ "dry_run": args.dry_run, "run_id": null, "fixes": [], "left_alone": [] });
+        return Ok(report);
+    };
+    let plan = row_repair::plan_for_home(&home)?.unwrap_or_default();
+    for left in &plan.left_alone {
+        report.push(
+            report::NOT_TOUCHED,
+            format!(
+                "thread {} (row names {}): {}",
+                left.thread_id, left.rollout_path, left.why
+            ),
+        );
+    }
+    if args.dry_run || plan.fixes.is_empty() {
+        for fix in &plan.fixes {
+            report.push(
+                report::PROPOSED,
+                format!("will repair {}", row_repair::describe(&home, fix)),
+            );
+        }
+        if plan.fixes.is_empty() {
+            report.push(
+                report::COMPLETED,
+                "nothing: every row Codex has names its transcript, with the flag of its folder",
+            );
+        }
+        report.push(report::BACKUPS, "not created: nothing was changed");
+        report.push(report::VERIFICATION, "no files changed");
+        report.data = json!({ "dry_run": args.dry_run, "run_id": null,
+            "fixes": plan.fixes, "left_alone": plan.left_alone });
+        return Ok(report);
+    }
+
+    confirm(
+        &format!(
+            "Repair {} thread row{} in {}?",
+            plan.fixes.len(),
+            if plan.fixes.len() == 1 { "" } else { "s" },
+            index.path.display()
+        ),
+        args.yes,
+    )?;
+    refuse_if_codex_running(&home)?;
+    let (store, recovered) = ctx.open_store_and_recover(&home)?;
+    describe_recovery(&mut report, &recovered);
+    let mut writer = IndexWriter::open(&index.path)?;
+    writer.preflight(&index.path)?;
+    let run = Run::begin(&store, "repair", &ctx.argv, &home.root, None)?;
+    let run_id = run.id;
+    let outcome = row_repair::execute_all(&run, &mut writer, &plan.fixes);
+    run.finish(if outcome.is_err() { "failed" } else { "done" })?;
+    let ids = outcome?;
+    let mut done = Vec::new();
+    for (fix, id) in plan.fixes.iter().zip(&ids) {
+        report.push(
+            report::COMPLETED,
+            format!("repaired {} (op {id})", row_repair::describe(&home, fix)),
+        );
+        done.push(json!({ "op_id": id, "fix": fix }));
+    }
+    report.push(
+        report::BACKUPS,
+        format!(
+            "journal: run {run_id} in {}; each row's old values are kept there",
+            store.root.join(crate::store::CATALOG_FILE).display()
+        ),
+    );
+    let applied = store.catalog.ops_of_run(run_id)?;
+    let problems = crate::ops::verify_all_live(&applied);
+    if problems.is_empty() {
+        report.push(
+            report::VERIFICATION,
+            format!(
+                "{} rows each name an existing transcript with the flag of its folder",
+                applied.len()
+            ),
+        );
+    } else {
+        report.exit_code = ExitKind::VerifyFailed.code();
+        report.extend(
+            report::VERIFICATION,
+            problems.iter().map(|p| format!("FAILED: {p}")),
+        );
+    }
+    report.push(
+        report::RESIDUAL_RISK,
+        format!("to put the rows back as they were: codex-maint undo --run {run_id}"),
+    );
+    report.data = json!({ "dry_run": false, "run_id": run_id, "repaired": done,
+        "left_alone": plan.left_alone, "verification_problems": problems });
+    Ok(report)
+}

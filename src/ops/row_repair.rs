@@ -1,0 +1,449 @@
+//! Making Codex's thread index agree with the transcripts on disk, one journaled row change
+//! at a time: a row that lost its file is pointed at the one transcript with its id, and
+//! an archived flag that disagrees with the folder is set as Codex's archive or unarchive
+//! would. Only rows Codex made are changed; a transcript Codex has not indexed gets no
+//! row (Codex indexes it itself on its next start). Anything ambiguous is left alone and
+//! reported with the reason.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::row_now::{home_of_transcript, is_archived_place, names_file, row_following};
+use super::thread_row::{self, IndexWriter, RowState};
+use super::{Recovered, Run};
+use crate::error::MaintError;
+use crate::home::sessions::{SessionFile, twin_path};
+use crate::home::thread_index::{self, IndexState, ThreadRow};
+use crate::home::{CodexHome, same_file};
+use crate::store::{NewOp, OpRecord, Store};
+use crate::{failpoint, home};
+
+pub const KIND: &str = "repair_thread_row";
+
+/// Why a row needs a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flaw {
+    /// `rollout_path` names no file, and one transcript with the id is elsewhere in the home.
+    LostItsFile,
+    /// `archived` disagrees with the folder the transcript is in.
+    FlagDisagreesWithFolder,
+}
+
+/// One row change, as planned and as the journal keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RowFix {
+    pub thread_id: String,
+    pub flaw: Flaw,
+    /// The transcript the row will name.
+    pub transcript: PathBuf,
+    pub index: String,
+    pub row_before: RowState,
+    pub row_after: RowState,
+}
+
+/// A row that disagrees with the disk but is not changed, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowLeftAlone {
+    pub thread_id: String,
+    pub rollout_path: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairPlan {
+    pub fixes: Vec<RowFix>,
+    pub left_alone: Vec<RowLeftAlone>,
+}
+
+/// Plans the repairs of `rows` against the transcripts `files` found in `home`.
+/// `first_record_id` reads the id a transcript's first record names.
+pub fn plan(
+    home: &CodexHome,
+    index: &Path,
+    files: &[SessionFile],
+    rows: &HashMap<String, ThreadRow>,
+    first_record_id: &dyn Fn(&Path) -> Result<String, String>,
+    now_unix: i64,
+) -> RepairPlan {
+    let mut by_id: HashMap<&str, Vec<&SessionFile>> = HashMap::new();
+    for f in files {
+        if let Some(id) = f.id() {
+            by_id.entry(id).or_default().push(f);
+        }
+    }
+    let mut plan = RepairPlan::default();
+    let mut ids: Vec<&String> = rows.keys().collect();
+    ids.sort();
+    for id in ids {
+        let row = &rows[id];
+        let now = RowState {
+            rollout_path: row.rollout_path.clone(),
+            archived: row.archived,
+            archived_at: row.archived_at,
+        };
+        let copies = by_id.get(id.as_str()).cloned().unwrap_or_default();
+        let leave = |why: String| RowLeftAlone {
+            thread_id: id.clone(),
+            rollout_path: row.rollout_path.clone(),
+            why,
+        };
+        match decide(home, &now, &copies, first_record_id, now_unix) {
+            Decision::Agrees => {}
+            Decision::LeaveAlone(why) => plan.left_alone.push(leave(why)),
+            Decision::Fix(flaw, transcript, after) => plan.fixes.push(RowFix {
+                thread_id: id.clone(),
+                flaw,
+                transcript,
+                index: index.display().to_string(),
+                row_before: now,
+                row_after: after,
+            }),
+        }
+    }
+    plan
+}
+
+enum Decision {
+    Agrees,
+    LeaveAlone(String),
+    Fix(Flaw, PathBuf, RowState),
+}
+
+fn decide(
+    home: &CodexHome,
+    row: &RowState,
+    copies: &[&SessionFile],
+    first_record_id: &dyn Fn(&Path) -> Result<String, String>,
+    now_unix: i64,
+) -> Decision {
+    let named = Path::new(&row.rollout_path);
+    let spelled_home = named
+        .is_absolute()
+        .then(|| home_of_transcript(named))
+        .flatten();
+    let inside = spelled_home
+        .as_deref()
+        .is_some_and(|h| h == home.root || same_file(h, &home.root));
+    let named_exists = named.exists() || twin_path(named).exists();
+    if named_exists && !inside {
+        // Codex reads it where it is; it is not this home's to change.
+        return Decision::Agrees;
+    }
+    if !inside {
+        return Decision::LeaveAlone(format!(
+            "the row points outside the home {}",
+            home.display()
+        ));
+    }
+    let folders: Vec<bool> = {
+        let mut f: Vec<bool> = copies.iter().map(|c| is_archived_place(&c.path)).collect();
+        f.sort();
+        f.dedup();
+        f
+    };
+    if named_exists {
+        let archived_place = is_archived_place(named);
+        if (row.archived != 0) == archived_place {
+            return Decision::Agrees;
+        }
+        if folders.len() > 1 {
+            return Decision::LeaveAlone(format!(
+                "{} files with this id, in both sessions/ and archived_sessions/: which one is the session is a guess",
+                copies.len()
+            ));
+        }
+        let after = row_following(row, named, named, now_unix);
+        return Decision::Fix(Flaw::FlagDisagreesWithFolder, named.to_path_buf(), after);
+    }
+    let only = match copies {
+        [] => {
+            return Decision::LeaveAlone(
+                "no transcript with this id is in the home (Codex reports the row as stale)".into(),
+            );
+        }
+        [one] => *one,
+        many => {
+            return Decision::LeaveAlone(format!(
+                "{} files with this id ({}): which one is the session is a guess",
+                many.len(),
+                many.iter()
+                    .map(|f| f.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    };
+    if only.is_symlink || only.name.is_none() {
+        return Decision::LeaveAlone(format!(
+            "{} is a symlink or not named as Codex names transcripts",
+            only.path.display()
+        ));
+    }
+    match first_record_id(&only.path) {
+        Ok(id) if Some(id.as_str()) == only.id() => {}
+        Ok(other) => {
+            return Decision::LeaveAlone(format!(
+                "{}'s first record names thread {other}, not the one its name says",
+                only.path.display()
+            ));
+        }
+        Err(why) => {
+            return Decision::LeaveAlone(format!(
+                "{} has no readable first record ({why})",
+                only.path.display()
+            ));
+        }
+    }
+    let Some(codex_home) = spelled_home else {
+        return Decision::LeaveAlone("the row's path is not a transcript place".into());
+    };
+    let Ok(rel) = only.path.strip_prefix(&home.root) else {
+        return Decision::LeaveAlone(format!("{} is outside the home", only.path.display()));
+    };
+    let moved_to = RowState {
+        rollout_path: codex_home.join(rel).display().to_string(),
+        ..row.clone()
+    };
+    let mut after = row_following(&moved_to, &only.path, &only.path, now_unix);
+    after.rollout_path = moved_to.rollout_path;
+    Decision::Fix(Flaw::LostItsFile, only.path.clone(), after)
+}
+
+/// One line a person can read about a planned fix.
+pub fn describe(home: &CodexHome, fix: &RowFix) -> String {
+    let rel = |p: &Path| {
+        p.strip_prefix(&home.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    match fix.flaw {
+        Flaw::LostItsFile => format!(
+            "thread {}: its row names {}, which is gone; point it at {}{}",
+            fix.thread_id,
+            fix.row_before.rollout_path,
+            rel(&fix.transcript),
+            if fix.row_before.archived != fix.row_after.archived {
+                format!(" and set archived {}", fix.row_after.archived)
+            } else {
+                String::new()
+            }
+        ),
+        Flaw::FlagDisagreesWithFolder => format!(
+            "thread {}: its row says archived {} but {} is in {}; set archived {}",
+            fix.thread_id,
+            fix.row_before.archived,
+            rel(&fix.transcript),
+            if fix.row_after.archived != 0 {
+                "archived_sessions/"
+            } else {
+                "sessions/"
+            },
+            fix.row_after.archived
+        ),
+    }
+}
+
+/// What repairing this home would do now, read without writing anything; `None` when the
+/// home has no thread index codex-maint understands.
+pub fn plan_for_home(home: &CodexHome) -> Result<Option<RepairPlan>> {
+    let IndexState::Understood(index) = thread_index::detect(home) else {
+        return Ok(None);
+    };
+    let rows = index.read_all()?;
+    let (files, _) = home::sessions::scan(home);
+    let first_record_id =
+        |path: &std::path::Path| home::sessions::read_session_meta(path).map(|m| m.id);
+    Ok(Some(plan(
+        home,
+        &index.path,
+        &files,
+        &rows,
+        &first_record_id,
+        crate::clock::now_unix(),
+    )))
+}
+
+/// Applies `fixes` under the journal protocol: all prepared (one commit), all rows changed
+/// (one transaction, each only from the state planned), all marked applied.
+pub fn execute_all(run: &Run, writer: &mut IndexWriter, fixes: &[RowFix]) -> Result<Vec<i64>> {
+    let ops: Vec<NewOp> = fixes
+        .iter()
+        .map(|fix| {
+            Ok(NewOp {
+                kind: KIND.to_string(),
+                src: fix.row_before.rollout_path.clone(),
+                dst: Some(fix.row_after.rollout_path.clone()),
+                detail: serde_json::to_value(fix)?,
+                ..Default::default()
+            })
+        })
+        .collect::<Result<_>>()?;
+    let ids = run.store.catalog.prepare_ops(run.id, &ops)?;
+    failpoint::hit("op-prepared");
+    let changes: Vec<(&str, &RowState, &RowState)> = fixes
+        .iter()
+        .map(|f| (f.thread_id.as_str(), &f.row_before, &f.row_after))
+        .collect();
+    if let Err(e) = writer.transition(&changes) {
+        for id in &ids {
+            run.store.catalog.mark_rolled_back(*id)?;
+        }
+        return Err(e);
+    }
+    failpoint::hit("thread-row-updated");
+    let applied: Vec<(i64, Option<String>)> = ids.iter().map(|id| (*id, None)).collect();
+    run.store.catalog.mark_applied_many(&applied)?;
+    failpoint::hit("op-applied");
+    Ok(ids)
+}
+
+fn fix_of(op: &OpRecord) -> Result<RowFix> {
+    serde_json::from_value(op.detail.clone())
+        .with_context(|| format!("op {}: reading its journal detail", op.id))
+}
+
+/// A row change left `prepared`: the row as planned is rolled forward, the row as it was
+/// rolled back; a row in neither state is reported, never guessed about.
+pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let fix = fix_of(op)?;
+    let db = IndexWriter::open(Path::new(&fix.index))?;
+    match thread_row::read(db.connection(), &fix.thread_id)? {
+        Some(row) if row == fix.row_after => {
+            store.catalog.mark_applied(op.id, None)?;
+            Ok(Recovered::RolledForward)
+        }
+        Some(row) if row == fix.row_before => {
+            store.catalog.mark_rolled_back(op.id)?;
+            Ok(Recovered::RolledBack)
+        }
+        other => Ok(Recovered::Stuck(format!(
+            "thread {}'s row is neither as it was nor as planned (now {other:?})",
+            fix.thread_id
+        ))),
+    }
+}
+
+/// Why a row change cannot be taken back now: the row changed since.
+pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+    let fix = match fix_of(op) {
+        Ok(f) => f,
+        Err(e) => return vec![format!("{e:#}")],
+    };
+    if !Path::new(&fix.index).exists() {
+        return vec![format!(
+            "op {}: the thread index {} is gone",
+            op.id, fix.index
+        )];
+    }
+    let reading = home::sqlite_read::open(Path::new(&fix.index))
+        .and_then(|db| thread_row::read(&db.conn, &fix.thread_id));
+    match reading {
+        Ok(Some(row)) if row == fix.row_after => Vec::new(),
+        Ok(now) => vec![format!(
+            "op {}: thread {}'s row changed since it was repaired (now {now:?})",
+            op.id, fix.thread_id
+        )],
+        Err(e) => vec![format!(
+            "op {}: cannot read the thread index {}: {e:#}",
+            op.id, fix.index
+        )],
+    }
+}
+
+/// Takes a row change back as a new journaled op of `run`: the row as it was, exactly.
+pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let fix = fix_of(op)?;
+    let conflicts = revert_conflicts(op);
+    if !conflicts.is_empty() {
+        return Err(MaintError::refused(
+            format!("op {} cannot be taken back; nothing was changed", op.id),
+            conflicts,
+        )
+        .into());
+    }
+    let mut writer = IndexWriter::open(Path::new(&fix.index))?;
+    writer.preflight(Path::new(&fix.index))?;
+    let back = RowFix {
+        row_before: fix.row_after.clone(),
+        row_after: fix.row_before.clone(),
+        ..fix
+    };
+    let ops = [NewOp {
+        kind: KIND.to_string(),
+        src: back.row_before.rollout_path.clone(),
+        dst: Some(back.row_after.rollout_path.clone()),
+        detail: serde_json::to_value(&back)?,
+        reverts_op: Some(op.id),
+        ..Default::default()
+    }];
+    let ids = run.store.catalog.prepare_ops(run.id, &ops)?;
+    failpoint::hit("op-prepared");
+    if let Err(e) = writer.transition(&[(&back.thread_id, &back.row_before, &back.row_after)]) {
+        run.store.catalog.mark_rolled_back(ids[0])?;
+        return Err(e);
+    }
+    run.store.catalog.mark_applied(ids[0], None)?;
+    failpoint::hit("op-applied");
+    Ok(ids[0])
+}
+
+/// What `verify` finds wrong with a row change in force: a repaired row, whatever later
+/// moves made of it, must name an existing transcript with the flag of its folder; a row an
+/// undo put back must still be as it was put back.
+pub fn verify_live(op: &OpRecord, rows: &super::session_move::RowLookup<'_>) -> Vec<String> {
+    let fix = match fix_of(op) {
+        Ok(f) => f,
+        Err(e) => return vec![format!("{e:#}")],
+    };
+    match rows(&fix.index, &fix.thread_id) {
+        None | Some(Err(_)) => vec![format!(
+            "op {}: the thread index {} cannot be read",
+            op.id, fix.index
+        )],
+        Some(Ok(None)) => vec![format!(
+            "op {}: thread {} has no row in {}",
+            op.id, fix.thread_id, fix.index
+        )],
+        // An undo of a repair put a row back as it was, flaw and all: what holds is that.
+        Some(Ok(Some(row))) if op.reverts_op.is_some() => {
+            if row == fix.row_after {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "op {}: thread {}'s row changed since it was put back (now {row:?})",
+                    op.id, fix.thread_id
+                )]
+            }
+        }
+        Some(Ok(Some(row))) => {
+            let named = Path::new(&row.rollout_path);
+            let place = if named.exists() {
+                named.to_path_buf()
+            } else {
+                twin_path(named)
+            };
+            if !place.exists() {
+                vec![format!(
+                    "op {}: thread {}'s row points at {}, which does not exist",
+                    op.id, fix.thread_id, row.rollout_path
+                )]
+            } else if (row.archived != 0) != is_archived_place(&place)
+                || !names_file(&row.rollout_path, &place)
+            {
+                vec![format!(
+                    "op {}: thread {}'s row says archived {} but {} is not in that folder",
+                    op.id,
+                    fix.thread_id,
+                    row.archived,
+                    place.display()
+                )]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+}
