@@ -211,10 +211,20 @@ fn main() {
         "setting up: archive"
     );
     let copy = dir.path().join("baseline");
-    assert!(Command::new("cp").arg("-a").arg(&archived).arg(&copy).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&archived)
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
     // The plan decides which transcripts are compressed (archived, idle 7 days, nothing
     // protecting them); zstd gets exactly those, as a list of names in the copy.
-    let plan = ours(&["cleanup", "--only", "compress", "--dry-run"]).output().unwrap();
+    let plan = ours(&["cleanup", "--only", "compress", "--dry-run"])
+        .output()
+        .unwrap();
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     let plan_id = plan["data"]["plan"]["id"].as_str().unwrap().to_string();
     let names: Vec<String> = plan["data"]["plan"]["actions"]
@@ -235,7 +245,11 @@ fn main() {
         .map(|n| std::fs::metadata(archived.join(n)).unwrap().len())
         .sum();
     let list = dir.path().join("compressing.list");
-    std::fs::write(&list, names.iter().map(|n| format!("{n}\0")).collect::<String>()).unwrap();
+    std::fs::write(
+        &list,
+        names.iter().map(|n| format!("{n}\0")).collect::<String>(),
+    )
+    .unwrap();
     let warm = format!(
         "cat \"{}\"/* \"{}\"/* > /dev/null",
         archived.display(),
@@ -253,7 +267,11 @@ fn main() {
     let stored_size = |dir: &Path| -> u64 {
         names
             .iter()
-            .map(|n| std::fs::metadata(dir.join(format!("{n}.zst"))).unwrap().len())
+            .map(|n| {
+                std::fs::metadata(dir.join(format!("{n}.zst")))
+                    .unwrap()
+                    .len()
+            })
             .sum()
     };
     let stored_bytes = stored_size(&archived);
