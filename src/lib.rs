@@ -21,6 +21,7 @@ pub mod sqlite_check;
 pub mod sqlite_read;
 pub mod store;
 pub mod survey;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod zstd_stream;
 
