@@ -367,7 +367,13 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         .iter()
         .partition(|(file, _, _)| args.compress && !file.compressed);
     let plans: Vec<PlannedMove> = to_move.iter().map(|(_, p, _)| p.clone()).collect();
-    let (ids, mut failure) = session_move::execute_all(&run, plans, writer.as_mut(), "archiving");
+    let (ids, mut failure) = session_move::execute_all(
+        &run,
+        plans,
+        writer.as_mut(),
+        "archiving",
+        &crate::progress::OnTerminal::new(),
+    );
     for ((file, plan, age), id) in to_move.iter().zip(ids) {
         report.push(
             report::COMPLETED,
@@ -401,6 +407,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             recodes,
             writer.as_mut(),
             "archiving and compressing",
+            &crate::progress::OnTerminal::new(),
         );
         for (((file, _, age), dst), id) in to_recode.iter().zip(&destinations).zip(ids) {
             let stored = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);

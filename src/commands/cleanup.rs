@@ -717,8 +717,13 @@ fn apply(
             .iter()
             .map(|a| planned.session_moves[&a.id].clone())
             .collect();
-        let (ids, failed) =
-            session_move::execute_all(&run, moves, writer.as_mut(), "archiving sessions");
+        let (ids, failed) = session_move::execute_all(
+            &run,
+            moves,
+            writer.as_mut(),
+            "archiving sessions",
+            &crate::progress::OnTerminal::new(),
+        );
         done.extend(session_actions.iter().copied().zip(ids));
         failure = failed;
         if failure.is_none() && !recode_actions.is_empty() {
@@ -731,6 +736,7 @@ fn apply(
                 recodes,
                 writer.as_mut(),
                 "compressing transcripts",
+                &crate::progress::OnTerminal::new(),
             );
             done.extend(recode_actions.iter().copied().zip(ids));
             failure = failed;
@@ -1089,7 +1095,7 @@ fn verify_after(
         .into_iter()
         .filter(|o| o.state == crate::store::OpState::Applied)
         .collect();
-    let op_problems = crate::ops::verify_all_live(&applied);
+    let op_problems = crate::ops::verify_all_live(&applied, &crate::progress::OnTerminal::new());
     r.push(
         report::VERIFICATION,
         format!(

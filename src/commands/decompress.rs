@@ -159,8 +159,13 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
         .collect();
     let run = Run::begin(&store, "decompress", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
-    let (ids, failure) =
-        transcript_compress::execute_all(&run, plans, writer.as_mut(), "decompressing");
+    let (ids, failure) = transcript_compress::execute_all(
+        &run,
+        plans,
+        writer.as_mut(),
+        "decompressing",
+        &crate::progress::OnTerminal::new(),
+    );
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
     let mut done = Vec::new();
     for (f, id) in targets.iter().zip(&ids) {
@@ -186,7 +191,7 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
         .into_iter()
         .filter(transcript_compress::is_recode)
         .collect();
-    let problems = crate::ops::verify_all_live(&applied);
+    let problems = crate::ops::verify_all_live(&applied, &crate::progress::OnTerminal::new());
     if problems.is_empty() {
         report.push(
             report::VERIFICATION,
