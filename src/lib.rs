@@ -1,6 +1,7 @@
 //! codex-maint: keeps a Codex home light, recoverable and explainable. Layers, top to
 //! bottom (DESIGN.md): cli, commands, policy, home | ops, store. Nothing calls upward.
 
+pub mod arg_values;
 pub mod automation;
 pub mod cli;
 pub mod clock;

@@ -16,10 +16,15 @@ use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::report::{self, Report};
 
+#[derive(clap::Args)]
 pub struct DecompressArgs {
-    /// Only these sessions (ids or unique prefixes); all compressed ones when empty.
+    /// Only these sessions (ids or unique prefixes); every compressed transcript when none are given
     pub ids: Vec<String>,
+    /// Show what would be decompressed and change nothing
+    #[arg(long)]
     pub dry_run: bool,
+    /// Confirm without asking
+    #[arg(long)]
     pub yes: bool,
 }
 
