@@ -40,21 +40,17 @@ pub fn human_age(secs: u64) -> String {
     }
 }
 
-/// Parses "30d", "12h", "90m", "2w" into seconds.
+/// Parses "30d", "12h", "90m", "2w" (and humantime's longer forms, such as "1d 12h" or
+/// "10days") into seconds.
 pub fn parse_duration(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = text.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(unit_secs)
+    humantime::parse_duration(text.trim())
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// An age in the form `parse_duration` reads back, for reports that echo a setting.
+pub fn format_age(secs: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }
 
 pub fn human_bytes(bytes: u64) -> String {
@@ -83,7 +79,9 @@ mod tests {
         assert_eq!(parse_duration("2w"), Some(14 * 86_400));
         assert_eq!(parse_duration("30"), None);
         assert_eq!(parse_duration("d"), None);
-        assert_eq!(parse_duration("5y"), None);
+        assert_eq!(parse_duration("5q"), None);
+        assert_eq!(parse_duration("1d 12h"), Some(36 * 3600));
+        assert_eq!(parse_duration(&format_age(10 * 86_400)), Some(10 * 86_400));
     }
 
     #[test]

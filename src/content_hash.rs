@@ -105,20 +105,20 @@ pub struct Prefetched {
 
 impl Prefetched {
     pub fn new(paths: Vec<std::path::PathBuf>) -> Prefetched {
-        Self::with_progress(paths, &indicatif::ProgressBar::hidden())
+        Self::with_progress(paths, &crate::progress::NoProgress)
     }
 
     /// The same, advancing `progress` by one for each file hashed.
     pub fn with_progress(
         paths: Vec<std::path::PathBuf>,
-        progress: &indicatif::ProgressBar,
+        progress: &dyn crate::progress::Progress,
     ) -> Prefetched {
         use rayon::prelude::*;
         let hashes = paths
             .into_par_iter()
             .map(|p| {
                 let h = hash_file(&p).map_err(|e| e.to_string());
-                progress.inc(1);
+                progress.advance(1);
                 (p, h)
             })
             .collect();

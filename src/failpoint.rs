@@ -1,46 +1,67 @@
 //! Named crash points for the crash-safety tests. The tests set `CODEX_MAINT_FAILPOINT` to a
 //! point's name and the process aborts there, the way a power cut or `kill -9` would stop
-//! it; recovery must then leave every item whole and exactly once. Unset, this is one
-//! environment lookup per step.
+//! it; recovery must then leave every item whole and exactly once.
+//!
+//! Only a build with the `test-hooks` feature (what `cargo test` builds) reads the variable:
+//! in any other build `hit` is empty and inlined away, so no user can abort a real run by
+//! setting it.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+/// The points are named in every build so the code that passes them reads the same; only
+/// the `test-hooks` build acts on them.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
 
-pub const ENV_VAR: &str = "CODEX_MAINT_FAILPOINT";
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn armed_for(_name: &str) -> bool {
+    false
+}
 
-/// `name` aborts at the first pass, `name@N` at the N-th, so a test can stop a batch
-/// half-way through.
-fn armed() -> Option<&'static (String, u64)> {
-    static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
-    ARMED
-        .get_or_init(|| {
-            let spec = std::env::var(ENV_VAR).ok().filter(|v| !v.is_empty())?;
-            Some(match spec.split_once('@') {
-                Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
-                None => (spec, 1),
+#[cfg(feature = "test-hooks")]
+pub use armed::{ENV_VAR, armed_for, hit};
+
+#[cfg(feature = "test-hooks")]
+mod armed {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub const ENV_VAR: &str = "CODEX_MAINT_FAILPOINT";
+
+    /// `name` aborts at the first pass, `name@N` at the N-th, so a test can stop a batch
+    /// half-way through.
+    fn armed() -> Option<&'static (String, u64)> {
+        static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
+        ARMED
+            .get_or_init(|| {
+                let spec = std::env::var(ENV_VAR).ok().filter(|v| !v.is_empty())?;
+                Some(match spec.split_once('@') {
+                    Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
+                    None => (spec, 1),
+                })
             })
-        })
-        .as_ref()
-}
-
-static PASSES: AtomicU64 = AtomicU64::new(0);
-
-/// Aborts the process at the armed point. `abort` rather than `exit` so no destructor,
-/// buffered write or SQLite cleanup runs: the test sees what a crash leaves.
-pub fn hit(name: &str) {
-    let Some((armed_name, nth)) = armed() else {
-        return;
-    };
-    if armed_name == name && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
-        eprintln!("codex-maint: failpoint {name} hit, aborting");
-        std::process::abort();
+            .as_ref()
     }
-}
 
-/// True when the test armed `name`: for faults that are not crashes (a backup damaged
-/// between writing and checking), where the caller injects the fault itself.
-pub fn armed_for(name: &str) -> bool {
-    armed().is_some_and(|(armed_name, _)| armed_name == name)
+    static PASSES: AtomicU64 = AtomicU64::new(0);
+
+    /// Aborts the process at the armed point. `abort` rather than `exit` so no destructor,
+    /// buffered write or SQLite cleanup runs: the test sees what a crash leaves.
+    pub fn hit(name: &str) {
+        let Some((armed_name, nth)) = armed() else {
+            return;
+        };
+        if armed_name == name && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+            eprintln!("codex-maint: failpoint {name} hit, aborting");
+            std::process::abort();
+        }
+    }
+
+    /// True when the test armed `name`: for faults that are not crashes (a backup damaged
+    /// between writing and checking), where the caller injects the fault itself.
+    pub fn armed_for(name: &str) -> bool {
+        armed().is_some_and(|(armed_name, _)| armed_name == name)
+    }
 }
 
 /// The points a session archive or undo passes, in protocol order; the crash test walks

@@ -113,41 +113,32 @@ pub fn move_no_replace_unsynced(src: &Path, dst: &Path) -> Result<MoveMethod> {
     }
 }
 
-#[cfg(target_os = "linux")]
+/// One atomic rename that fails with `AlreadyExists` rather than replace anything, files
+/// and folders alike: `renameat2(RENAME_NOREPLACE)` on Linux, `renameatx_np(RENAME_EXCL)`
+/// on macOS.
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
 fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c_src = CString::new(src.as_os_str().as_bytes())?;
-    let c_dst = CString::new(dst.as_os_str().as_bytes())?;
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            c_src.as_ptr(),
-            libc::AT_FDCWD,
-            c_dst.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        // Filesystems without RENAME_NOREPLACE: a hard link also refuses an existing name.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => link_then_unlink(src, dst),
-        _ => Err(err),
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, src, CWD, dst, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        // A filesystem that cannot refuse in the rename itself (Linux says EINVAL, macOS
+        // ENOTSUP), or a macOS older than 10.12 without the call (ENOSYS).
+        Err(Errno::INVAL | Errno::NOTSUP | Errno::NOSYS) => link_then_unlink(src, dst),
+        Err(e) => Err(e.into()),
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
 fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
     link_then_unlink(src, dst)
 }
 
+/// Where the OS has no no-replace rename: a hard link refuses an existing name, so a file
+/// is linked then unlinked. A folder cannot be linked; for it the check and the rename are
+/// two steps, which the store lock keeps other codex-maint runs out of.
 fn link_then_unlink(src: &Path, dst: &Path) -> io::Result<()> {
     if fs::symlink_metadata(src)?.is_dir() {
-        // Folders cannot be hard-linked; the caller holds the store lock and checked `dst`.
         if fs::symlink_metadata(dst).is_ok() {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
@@ -317,6 +308,33 @@ mod tests {
             crate::error::exit_kind_of(&err),
             crate::error::ExitKind::Refused
         );
+        assert_eq!(fs::read_to_string(&a).unwrap(), "source");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "already here");
+    }
+
+    /// A plain rename would put a folder over an empty one; this one must refuse and leave
+    /// both where they were.
+    #[test]
+    fn a_folder_is_never_renamed_over_an_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::write(a.join("inside"), "kept").unwrap();
+        fs::create_dir(&b).unwrap();
+        let err = rename_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(a.join("inside")).unwrap(), "kept");
+        assert!(fs::read_dir(&b).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_file_is_never_renamed_over_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, "source").unwrap();
+        fs::write(&b, "already here").unwrap();
+        let err = rename_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read_to_string(&a).unwrap(), "source");
         assert_eq!(fs::read_to_string(&b).unwrap(), "already here");
     }

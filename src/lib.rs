@@ -1,6 +1,7 @@
 //! codex-maint: keeps a Codex home light, recoverable and explainable. Layers, top to
 //! bottom (DESIGN.md): cli, commands, policy, home | ops, store. Nothing calls upward.
 
+pub mod arg_values;
 pub mod automation;
 pub mod cli;
 pub mod clock;
@@ -21,6 +22,7 @@ pub mod sqlite_check;
 pub mod sqlite_read;
 pub mod store;
 pub mod survey;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod zstd_stream;
 

@@ -1,6 +1,8 @@
 fn main() {
     limit_malloc_arenas();
-    std::process::exit(codex_maint::cli::main_exit_code());
+    let code = codex_maint::cli::main_exit_code();
+    report_malloc_arenas();
+    std::process::exit(code);
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core), and each keeps
@@ -17,3 +19,17 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// The arena limit shows only in glibc's own statistics, so tests/malloc_arenas.rs asks a
+/// test build for them (one "Arena N:" block per arena, on stderr) after a run whose many
+/// reader threads would each have taken an arena without the limit.
+#[cfg(all(feature = "test-hooks", target_os = "linux", target_env = "gnu"))]
+fn report_malloc_arenas() {
+    if std::env::var_os("CODEX_MAINT_MALLOC_STATS").is_some() {
+        // SAFETY: malloc_stats only reads the allocator's state and writes to stderr.
+        unsafe { libc::malloc_stats() }
+    }
+}
+
+#[cfg(not(all(feature = "test-hooks", target_os = "linux", target_env = "gnu")))]
+fn report_malloc_arenas() {}

@@ -707,3 +707,43 @@ fn a_threshold_flag_wins_over_the_policy_file() {
             .any(|p| p.ends_with("codex-tui.log"))
     );
 }
+
+#[test]
+fn the_cleanup_report_says_where_each_threshold_came_from() {
+    let sb = Sandbox::with_sessions(&[SessionSpec::aged(0, 2.0, 2000)], true);
+    sb.ok_json(&["automation", "--init"]);
+    let policy = sb.store.join("policy.toml");
+    let doc = sb.ok_json(&[
+        "cleanup",
+        "--dry-run",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--large-log-mb",
+        "1",
+    ]);
+    let source = |name: &str| -> (String, String) {
+        let s = doc["data"]["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no setting {name} in {}", doc["data"]["settings"]));
+        (
+            s["value"].as_str().unwrap().to_string(),
+            s["source"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(source("large_log_mb"), ("1".into(), "flag".into()));
+    assert_eq!(source("handoff_min_mb").1, "policy");
+    assert_eq!(source("min_age").1, "policy");
+    assert_eq!(source("compress_min_age").1, "default");
+
+    let plain = sb.ok_json(&["cleanup", "--dry-run"]);
+    assert!(
+        plain["data"]["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["source"] == "default")
+    );
+}

@@ -108,15 +108,28 @@ pub fn judge_with<'f, P>(
     Judged { chosen, protected }
 }
 
+#[derive(clap::Args)]
 pub struct ArchiveArgs {
+    /// Session ids or unique prefixes
     pub ids: Vec<String>,
+    /// Archive every session last active longer ago than this (e.g. 30d, 12h, 2w)
+    #[arg(long = "older-than", value_name = "AGE", value_parser = crate::arg_values::age_secs)]
     pub older_than_secs: Option<u64>,
+    /// Sessions younger than this are kept in policy runs
+    #[arg(long = "min-age", value_name = "AGE", default_value = "10d", value_parser = crate::arg_values::age_secs)]
     pub min_age_secs: u64,
+    /// Sessions at least this large (MB) are kept until they have a handoff, unless named
+    #[arg(long = "handoff-min-mb", value_name = "MB", default_value = "2", value_parser = crate::arg_values::megabytes)]
     pub handoff_min_bytes: u64,
+    /// Show what would be archived and change nothing
+    #[arg(long)]
     pub dry_run: bool,
-    pub yes: bool,
-    /// Archive each plain transcript as `.jsonl.zst` in the same op (Codex >= 0.137 only).
+    /// Archive each plain transcript as a compressed `.jsonl.zst` in the same step (needs every Codex using the home at 0.137 or later)
+    #[arg(long)]
     pub compress: bool,
+    /// Confirm a policy run without asking
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -367,7 +380,13 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         .iter()
         .partition(|(file, _, _)| args.compress && !file.compressed);
     let plans: Vec<PlannedMove> = to_move.iter().map(|(_, p, _)| p.clone()).collect();
-    let (ids, mut failure) = session_move::execute_all(&run, plans, writer.as_mut(), "archiving");
+    let (ids, mut failure) = session_move::execute_all(
+        &run,
+        plans,
+        writer.as_mut(),
+        "archiving",
+        &crate::progress::OnTerminal::new(),
+    );
     for ((file, plan, age), id) in to_move.iter().zip(ids) {
         report.push(
             report::COMPLETED,
@@ -401,6 +420,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             recodes,
             writer.as_mut(),
             "archiving and compressing",
+            &crate::progress::OnTerminal::new(),
         );
         for (((file, _, age), dst), id) in to_recode.iter().zip(&destinations).zip(ids) {
             let stored = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);

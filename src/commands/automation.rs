@@ -15,12 +15,25 @@ use crate::error::MaintError;
 use crate::ops::{Run, write_file};
 use crate::report::{self, Report};
 
+#[derive(clap::Args)]
 pub struct AutomationArgs {
+    /// The policy file (default: policy.toml in the store)
+    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Write the default policy file for you to edit
+    #[arg(long)]
     pub init: bool,
+    /// Approve the policy as it is now, so a scheduled run may act on it
+    #[arg(long)]
     pub approve: bool,
+    /// Print the scheduler entry for this machine
+    #[arg(long, value_enum, value_name = "KIND")]
     pub print_schedule: Option<Scheduler>,
+    /// Write the printed entry (journaled; `undo` removes it); never enables it
+    #[arg(long)]
     pub install: bool,
+    /// Confirm --install without asking
+    #[arg(long)]
     pub yes: bool,
 }
 

@@ -26,6 +26,9 @@ use crate::ops::{Run, config_edit, state_backup, store_dir, store_files, worktre
 use crate::policy::SessionPolicy;
 use crate::report::{self, Report};
 
+mod settings;
+pub use settings::{CleanupFlags, Setting, Source, settle};
+
 pub use crate::policy::CLEANUP_CATEGORIES as CATEGORIES;
 pub const ARCHIVED_WORKTREES_DIR: &str = "archived_worktrees";
 
@@ -721,8 +724,13 @@ fn apply(
             .iter()
             .map(|a| planned.session_moves[&a.id].clone())
             .collect();
-        let (ids, failed) =
-            session_move::execute_all(&run, moves, writer.as_mut(), "archiving sessions");
+        let (ids, failed) = session_move::execute_all(
+            &run,
+            moves,
+            writer.as_mut(),
+            "archiving sessions",
+            &crate::progress::OnTerminal::new(),
+        );
         done.extend(session_actions.iter().copied().zip(ids));
         failure = failed;
         if failure.is_none() && !recode_actions.is_empty() {
@@ -735,6 +743,7 @@ fn apply(
                 recodes,
                 writer.as_mut(),
                 "compressing transcripts",
+                &crate::progress::OnTerminal::new(),
             );
             done.extend(recode_actions.iter().copied().zip(ids));
             failure = failed;
@@ -1093,7 +1102,7 @@ fn verify_after(
         .into_iter()
         .filter(|o| o.state == crate::store::OpState::Applied)
         .collect();
-    let op_problems = crate::ops::verify_all_live(&applied);
+    let op_problems = crate::ops::verify_all_live(&applied, &crate::progress::OnTerminal::new());
     r.push(
         report::VERIFICATION,
         format!(
@@ -1171,22 +1180,47 @@ fn verify_after(
     Ok(problems)
 }
 
-/// Cleanup thresholds from a policy file, so a scheduled run and a manual one agree.
-pub fn args_from_policy(policy: &crate::automation::policy::Policy) -> Result<CleanupArgs> {
-    Ok(CleanupArgs {
-        inspect: InspectArgs {
-            large_session_bytes: policy.inspect.large_session_mb << 20,
-            large_log_bytes: policy.inspect.large_log_mb << 20,
-            min_age_secs: crate::clock::parse_duration(&policy.cleanup.min_age)
-                .unwrap_or(crate::policy::DEFAULT_MIN_AGE_SECS),
-            handoff_min_bytes: policy.cleanup.handoff_min_mb << 20,
-            ..Default::default()
-        },
-        only: Vec::new(),
-        dry_run: false,
-        yes: false,
-        plan_id: None,
-    })
+/// `cleanup` as typed: the scheduled run, or a run with its flags settled over the policy
+/// file, whose report says where each threshold came from.
+pub fn run_with_flags(ctx: &Context, flags: CleanupFlags) -> Result<Report> {
+    if flags.unattended {
+        let policy = flags.policy.as_deref().expect("clap requires --policy");
+        return run_unattended(ctx, policy);
+    }
+    let policy = match &flags.policy {
+        Some(file) => Some(
+            crate::automation::policy::Policy::load(file)
+                .map_err(|e| MaintError::usage(format!("{e:#}")))?,
+        ),
+        None => None,
+    };
+    let (args, settings) = settle(&flags, policy.as_ref());
+    let mut r = run(ctx, args)?;
+    record_settings(&mut r, &settings);
+    Ok(r)
+}
+
+/// `data.settings` and one line of the text view: each threshold, and whether a flag, the
+/// policy file or the default set it.
+fn record_settings(r: &mut Report, settings: &[Setting]) {
+    if let Some(data) = r.data.as_object_mut() {
+        data.insert("settings".into(), json!(settings));
+    }
+    let described: Vec<String> = settings
+        .iter()
+        .map(|s| {
+            let source = match s.source {
+                Source::Flag => "flag",
+                Source::Policy => "policy",
+                Source::Default => "default",
+            };
+            format!("{} {} ({source})", s.name, s.value)
+        })
+        .collect();
+    r.push(
+        report::PROPOSED,
+        format!("thresholds: {}", described.join(", ")),
+    );
 }
 
 /// The scheduled run: always inspects and files its report; cleans up only the categories
@@ -1198,9 +1232,12 @@ pub fn run_unattended(ctx: &Context, policy_path: &Path) -> Result<Report> {
     let approved = is_approved(&ctx.store_root, policy_path);
     let reports = policy.report_dir(&ctx.store_root);
     let home = ctx.locate_home()?;
-    let mut args = args_from_policy(&policy)?;
-    args.only = policy.cleanup.unattended.clone();
-    args.yes = true;
+    let unattended = CleanupFlags {
+        only: policy.cleanup.unattended.clone(),
+        yes: true,
+        ..Default::default()
+    };
+    let (args, _) = settle(&unattended, Some(&policy));
     let handoffs = handoff_threads(ctx)?;
     let before = inspect::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
     let inspect_report = inspect::render(&home, &before, &args.inspect);

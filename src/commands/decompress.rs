@@ -16,10 +16,15 @@ use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::report::{self, Report};
 
+#[derive(clap::Args)]
 pub struct DecompressArgs {
-    /// Only these sessions (ids or unique prefixes); all compressed ones when empty.
+    /// Only these sessions (ids or unique prefixes); every compressed transcript when none are given
     pub ids: Vec<String>,
+    /// Show what would be decompressed and change nothing
+    #[arg(long)]
     pub dry_run: bool,
+    /// Confirm without asking
+    #[arg(long)]
     pub yes: bool,
 }
 
@@ -159,8 +164,13 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
         .collect();
     let run = Run::begin(&store, "decompress", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
-    let (ids, failure) =
-        transcript_compress::execute_all(&run, plans, writer.as_mut(), "decompressing");
+    let (ids, failure) = transcript_compress::execute_all(
+        &run,
+        plans,
+        writer.as_mut(),
+        "decompressing",
+        &crate::progress::OnTerminal::new(),
+    );
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
     let mut done = Vec::new();
     for (f, id) in targets.iter().zip(&ids) {
@@ -186,7 +196,7 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
         .into_iter()
         .filter(transcript_compress::is_recode)
         .collect();
-    let problems = crate::ops::verify_all_live(&applied);
+    let problems = crate::ops::verify_all_live(&applied, &crate::progress::OnTerminal::new());
     if problems.is_empty() {
         report.push(
             report::VERIFICATION,

@@ -20,13 +20,27 @@ use crate::home::{CodexHome, sqlite_read, writer_locks};
 use crate::policy::CURRENT_WINDOW_SECS;
 use crate::report::{self, Report};
 
+#[derive(clap::Args)]
 pub struct HandoffArgs {
+    /// Session ids or unique prefixes
     pub ids: Vec<String>,
+    /// All sessions that are large or have many turns and no handoff yet
+    #[arg(long)]
     pub candidates: bool,
+    /// Where to write the documents (default: handoffs/ in the store)
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print the documents instead of writing them (nothing is recorded)
+    #[arg(long)]
     pub stdout: bool,
+    /// List what would be written
+    #[arg(long)]
     pub dry_run: bool,
+    /// A session at least this large (MB) is a candidate
+    #[arg(long = "min-mb", value_name = "MB", default_value = "2", value_parser = crate::arg_values::megabytes)]
     pub min_bytes: u64,
+    /// A session with at least this many turns is a candidate
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub min_turns: u64,
 }
 

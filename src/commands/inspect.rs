@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{Context, relative_to};
+use crate::arg_values::{age_secs, megabytes};
 use crate::clock::{human_age, human_bytes};
 use crate::home::config::{self, ConfigFacts, ProjectState};
 use crate::home::inventory::{self, Finding, LargeFile, Tally, TranscriptSeen, WalkOptions};
@@ -24,13 +25,23 @@ use crate::report::{self, Report};
 use crate::sqlite_check::{self, IntegrityCheck};
 use crate::survey::compression::{CompressionReport, CompressionSurvey};
 
+#[derive(clap::Args)]
 pub struct InspectArgs {
+    /// Transcripts at least this large are listed (MB)
+    #[arg(long = "large-session-mb", value_name = "MB", default_value = "10", value_parser = megabytes)]
     pub large_session_bytes: u64,
+    /// Log files and log databases at least this large are listed (MB)
+    #[arg(long = "large-log-mb", value_name = "MB", default_value = "50", value_parser = megabytes)]
     pub large_log_bytes: u64,
+    /// Sessions idle for less than this are not archive candidates
+    #[arg(long = "min-age", value_name = "AGE", default_value = "10d", value_parser = age_secs)]
     pub min_age_secs: u64,
+    #[arg(skip = InspectArgs::default().old_worktree_secs)]
     pub old_worktree_secs: u64,
+    #[arg(skip = InspectArgs::default().handoff_min_bytes)]
     pub handoff_min_bytes: u64,
-    /// Archived transcripts idle at least this long are compression candidates.
+    /// Archived transcripts idle for less than this are not compression candidates
+    #[arg(long = "compress-min-age", value_name = "AGE", default_value = "7d", value_parser = age_secs)]
     pub compress_min_idle_secs: u64,
 }
 

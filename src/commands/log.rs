@@ -12,6 +12,16 @@ use crate::store::{self, OpRecord, RunRecord};
 pub const RUNS: &str = "Runs";
 pub const OPERATIONS: &str = "Operations";
 
+#[derive(clap::Args)]
+pub struct LogArgs {
+    /// List the operations of this run
+    #[arg(long, value_name = "N", conflicts_with = "session")]
+    pub run: Option<i64>,
+    /// List every operation that touched this session (id or unique prefix)
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+}
+
 pub fn run(ctx: &Context, run_id: Option<i64>, session: Option<&str>) -> Result<Report> {
     let mut report = Report::new("log", "log");
     let Some(catalog) = store::open_read_only(&ctx.store_root)? else {

@@ -15,8 +15,13 @@ use crate::ops::row_repair;
 use crate::ops::thread_row::IndexWriter;
 use crate::report::{self, Report};
 
+#[derive(clap::Args)]
 pub struct RepairArgs {
+    /// Show what would be repaired and change nothing
+    #[arg(long)]
     pub dry_run: bool,
+    /// Confirm without asking
+    #[arg(long)]
     pub yes: bool,
 }
 
@@ -116,7 +121,7 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
         ),
     );
     let applied = store.catalog.ops_of_run(run_id)?;
-    let problems = crate::ops::verify_all_live(&applied);
+    let problems = crate::ops::verify_all_live(&applied, &crate::progress::NoProgress);
     if problems.is_empty() {
         report.push(
             report::VERIFICATION,

@@ -17,9 +17,21 @@ pub const SKILL_NAME: &str = "codex-maint";
 pub const SKILL_TEXT: &str = include_str!("../../skills/codex-maint/SKILL.md");
 
 /// Printing is what `skill` does unless asked to install.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["print", "install"])))]
 pub struct SkillArgs {
+    /// Print the skill (SKILL.md)
+    #[arg(long)]
+    pub print: bool,
+    /// Write it to $CODEX_HOME/skills/codex-maint/SKILL.md (journaled; `undo` removes it)
+    #[arg(long)]
     pub install: bool,
+    /// With --install: show what would be written; change nothing
+    #[arg(long, requires = "install")]
     pub dry_run: bool,
+    /// Accepted so scripts can pass --yes to every command; install asks nothing
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub fn run(ctx: &Context, args: SkillArgs) -> Result<Report> {

@@ -18,6 +18,31 @@ use crate::store::{OpRecord, OpState, Store};
 
 const UNDO_COMMAND: &str = "undo";
 
+#[derive(clap::Args)]
+pub struct UndoArgs {
+    /// Take back this run instead of the newest one with changes in force
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
+    /// Check every item and show what would be taken back; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Accepted so scripts can pass --yes to every command; undo asks nothing
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// An operation id (digits, as `log --run N` shows it), or a session id or unique prefix
+    pub target: String,
+    /// Check the item and show what would be restored; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Accepted so scripts can pass --yes to every command; restore asks nothing
+    #[arg(long)]
+    pub yes: bool,
+}
+
 pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report> {
     let home = ctx.locate_home()?;
     if !dry_run {

@@ -79,7 +79,10 @@ pub fn run(ctx: &Context) -> Result<Report> {
     let live = catalog.live_ops()?;
     let items_checked = live.len();
     let before = problems.len();
-    problems.extend(crate::ops::verify_all_live(&live));
+    problems.extend(crate::ops::verify_all_live(
+        &live,
+        &crate::progress::OnTerminal::new(),
+    ));
     report.push(
         report::VERIFICATION,
         format!("{items_checked} items in force checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),

@@ -136,8 +136,7 @@ fn written_file(config: &Path) -> Result<std::path::PathBuf> {
     #[cfg(unix)]
     let owned = {
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: getuid cannot fail and touches no memory.
-        meta.uid() == unsafe { libc::getuid() }
+        meta.uid() == rustix::process::getuid().as_raw()
     };
     #[cfg(not(unix))]
     let owned = true;

@@ -263,13 +263,13 @@ pub fn verify_live(
 
 /// What `verify` finds wrong with each of `ops`, all taken to be in force: the files moved
 /// are hashed ahead on all cores, and each thread index is opened once, read-only.
-pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
+pub fn verify_all_live(ops: &[OpRecord], progress: &dyn crate::progress::Progress) -> Vec<String> {
     use crate::home::sqlite_read;
     use std::collections::HashMap;
     let to_hash = moved_item_paths(ops);
-    let hashing = crate::progress::bar(to_hash.len() as u64, "verifying");
-    let hashes = crate::content_hash::Prefetched::with_progress(to_hash, &hashing);
-    hashing.finish_and_clear();
+    progress.start(to_hash.len() as u64, "verifying");
+    let hashes = crate::content_hash::Prefetched::with_progress(to_hash, progress);
+    progress.finish();
     let proven = transcript_compress::prove_all(ops);
     let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
     let indexes_now = row_now::IndexesNow::default();

@@ -263,14 +263,15 @@ pub const BATCH: usize = 1024;
 /// Executes `plans` in order, `BATCH` at a time, stopping at the first batch that fails.
 /// The next batch is hashed while this one is journaled, moved and synced, so the reads
 /// overlap the renames and fsyncs instead of waiting for them. Returns the op ids of the
-/// moves done (a prefix of `plans`) and the failure, if any; progress shows on a terminal.
+/// moves done (a prefix of `plans`) and the failure, if any; progress goes to `progress`.
 pub fn execute_all(
     run: &Run,
     plans: Vec<PlannedMove>,
     mut index: Option<&mut IndexWriter>,
     doing: &str,
+    progress: &dyn crate::progress::Progress,
 ) -> (Vec<i64>, Option<anyhow::Error>) {
-    let progress = crate::progress::bar(plans.len() as u64, doing);
+    progress.start(plans.len() as u64, doing);
     let batches: Vec<&[PlannedMove]> = plans.chunks(BATCH).collect();
     let hash_batch = |batch: &[PlannedMove]| {
         crate::content_hash::Prefetched::new(
@@ -303,7 +304,7 @@ pub fn execute_all(
                 .collect();
             match execute_batch(run, hashed, index.as_deref_mut()) {
                 Ok(ids) => {
-                    progress.inc(ids.len() as u64);
+                    progress.advance(ids.len() as u64);
                     done.extend(ids);
                 }
                 Err(e) => {
@@ -313,7 +314,7 @@ pub fn execute_all(
             }
         }
     });
-    progress.finish_and_clear();
+    progress.finish();
     (done, failure)
 }
 

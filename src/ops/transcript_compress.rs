@@ -276,22 +276,23 @@ pub fn execute_all(
     plans: Vec<PlannedRecode>,
     mut index: Option<&mut IndexWriter>,
     doing: &str,
+    progress: &dyn crate::progress::Progress,
 ) -> (Vec<i64>, Option<anyhow::Error>) {
-    let progress = crate::progress::bar(plans.len() as u64, doing);
+    progress.start(plans.len() as u64, doing);
     let mut done = Vec::with_capacity(plans.len());
     for batch in plans.chunks(BATCH) {
         match execute_batch(run, batch.to_vec(), index.as_deref_mut()) {
             Ok(ids) => {
-                progress.inc(ids.len() as u64);
+                progress.advance(ids.len() as u64);
                 done.extend(ids);
             }
             Err(e) => {
-                progress.finish_and_clear();
+                progress.finish();
                 return (done, Some(e));
             }
         }
     }
-    progress.finish_and_clear();
+    progress.finish();
     (done, None)
 }
 

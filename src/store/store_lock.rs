@@ -9,9 +9,24 @@ use std::time::{Duration, Instant};
 
 use crate::error::MaintError;
 
-/// How long a second writer waits before refusing; tests shorten it.
-const WAIT_ENV: &str = "CODEX_MAINT_LOCK_WAIT_MS";
+/// How long a second writer waits before refusing.
 const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+
+/// The test suite runs many binaries against one store and shortens the wait through
+/// `CODEX_MAINT_LOCK_WAIT_MS`; only a `test-hooks` build reads it.
+#[cfg(feature = "test-hooks")]
+fn wait_before_refusing() -> Duration {
+    std::env::var("CODEX_MAINT_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_WAIT)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn wait_before_refusing() -> Duration {
+    DEFAULT_WAIT
+}
 
 pub struct StoreLock {
     file: File,
@@ -29,11 +44,7 @@ impl StoreLock {
             .with_context(|| format!("opening the store lock {}", path.display()))?;
         // A lock made by an earlier version may still be world-readable.
         super::restrict_file(&path)?;
-        let wait = std::env::var(WAIT_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(DEFAULT_WAIT);
+        let wait = wait_before_refusing();
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock_exclusive() {
