@@ -8,15 +8,14 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::Path;
 
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::content_hash::{hash_bytes, hash_file};
 use crate::failpoint;
 use crate::fs_atomic::write_atomic;
 use crate::home::sessions::file_mode;
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "edit_config";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigEditDetail {
@@ -84,7 +83,7 @@ fn rewrite(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::EditConfig.to_string(),
             src: config.display().to_string(),
             dst: Some(config.display().to_string()),
             size: None,
@@ -224,6 +223,29 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
         Err(e) => problems.push(format!("op {}: {} cannot be read ({e})", op.id, op.src)),
     }
     problems
+}
+
+pub struct ConfigEdit;
+
+impl super::OpType for ConfigEdit {
+    fn what_it_did(&self, _kind: OpKind) -> &'static str {
+        "edited"
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
+        Ok(vec![std::path::PathBuf::from(&op.src)])
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
+    }
 }
 
 #[cfg(test)]

@@ -12,15 +12,14 @@ use std::path::{Path, PathBuf};
 
 use super::row_now::{home_of_transcript, is_archived_place, names_file, row_following};
 use super::thread_row::{self, IndexWriter, RowState};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::error::MaintError;
 use crate::home::sessions::{SessionFile, twin_path};
 use crate::home::thread_index::{self, IndexState, ThreadRow};
 use crate::home::{CodexHome, same_file};
-use crate::store::{NewOp, OpRecord, Store};
+use crate::store::{NewOp, Store};
 use crate::{failpoint, home};
-
-pub const KIND: &str = "repair_thread_row";
 
 /// Why a row needs a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,7 +273,7 @@ pub fn execute_all(run: &Run, writer: &mut IndexWriter, fixes: &[RowFix]) -> Res
         .iter()
         .map(|fix| {
             Ok(NewOp {
-                kind: KIND.to_string(),
+                kind: OpKind::RepairThreadRow.to_string(),
                 src: fix.row_before.rollout_path.clone(),
                 dst: Some(fix.row_after.rollout_path.clone()),
                 detail: serde_json::to_value(fix)?,
@@ -373,7 +372,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         ..fix
     };
     let ops = [NewOp {
-        kind: KIND.to_string(),
+        kind: OpKind::RepairThreadRow.to_string(),
         src: back.row_before.rollout_path.clone(),
         dst: Some(back.row_after.rollout_path.clone()),
         detail: serde_json::to_value(&back)?,
@@ -445,5 +444,30 @@ pub fn verify_live(op: &OpRecord, rows: &super::session_move::RowLookup<'_>) -> 
                 Vec::new()
             }
         }
+    }
+}
+
+pub struct RowRepair;
+
+impl super::OpType for RowRepair {
+    fn what_it_did(&self, _kind: OpKind) -> &'static str {
+        "repaired thread row"
+    }
+    /// A row repair writes only Codex's thread index; the transcript it names stays put.
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
+        let d: RowFix = serde_json::from_value(op.detail.clone())?;
+        Ok(vec![std::path::PathBuf::from(d.index)])
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, _store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op, seen.rows)
     }
 }

@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::thread_row::{IndexWriter, RowState};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::content_hash::hash_file;
@@ -18,11 +19,8 @@ use crate::fs_atomic::{
     remove_created_dirs_if_empty,
 };
 use crate::home::sessions::{SessionFile, file_mode};
-use crate::store::{NewOp, OpRecord, OpState, Store};
+use crate::store::{NewOp, OpState, Store};
 use crate::{failpoint, home};
-
-pub const ARCHIVE: &str = "archive_session";
-pub const UNARCHIVE: &str = "unarchive_session";
 
 /// What the journal keeps of a move beyond the columns of `ops`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -42,7 +40,7 @@ pub struct MoveDetail {
 
 #[derive(Debug, Clone)]
 pub struct PlannedMove {
-    pub kind: &'static str,
+    pub kind: OpKind,
     pub src: PathBuf,
     pub dst: PathBuf,
     pub detail: MoveDetail,
@@ -77,7 +75,7 @@ pub fn plan_archive(
         archived_at: Some(now_unix),
     });
     PlannedMove {
-        kind: ARCHIVE,
+        kind: OpKind::ArchiveSession,
         src: file.path.clone(),
         dst,
         detail: MoveDetail {
@@ -139,10 +137,10 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove
     let detail: MoveDetail =
         serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
     let dst_of_op = op.dst.clone().context("a move op has a destination")?;
-    let kind = if op.kind == ARCHIVE {
-        UNARCHIVE
+    let kind = if op.kind == OpKind::ArchiveSession {
+        OpKind::UnarchiveSession
     } else {
-        ARCHIVE
+        OpKind::ArchiveSession
     };
     Ok(PlannedMove {
         kind,
@@ -607,5 +605,38 @@ pub fn verify_live(
 }
 
 pub fn is_move(op: &OpRecord) -> bool {
-    (op.kind == ARCHIVE || op.kind == UNARCHIVE) && op.state == OpState::Applied
+    matches!(op.kind, OpKind::ArchiveSession | OpKind::UnarchiveSession)
+        && op.state == OpState::Applied
+}
+
+pub struct SessionMove;
+
+impl super::OpType for SessionMove {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::UnarchiveSession {
+            "unarchived session"
+        } else {
+            "archived session"
+        }
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<Recovered> {
+        recover(store, op)
+    }
+    /// A session move is taken back only together with the other moves of its undo, which
+    /// share one write to the thread index: `undo` checks them with `revert_conflicts`.
+    fn revert_conflicts(&self, _store: &Store, op: &OpRecord) -> Vec<String> {
+        vec![format!(
+            "op {}: a session move is taken back in a batch with its thread index, by undo",
+            op.id
+        )]
+    }
+    fn revert(&self, _run: &Run, op: &OpRecord) -> Result<i64> {
+        anyhow::bail!(
+            "op {}: a session move is taken back in a batch with its thread index, by undo",
+            op.id
+        )
+    }
+    fn verify_live(&self, op: &OpRecord, seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op, seen.rows, seen.indexes_now, seen.hashes)
+    }
 }

@@ -8,13 +8,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::tree_manifest::{self, ManifestEntry};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run, store_place};
 use crate::failpoint;
 use crate::fs_atomic::{TEMP_PREFIX, fsync_parent, move_no_replace};
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "store_dir";
-pub const RESTORE_KIND: &str = "restore_dir";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreDirDetail {
@@ -92,7 +90,7 @@ pub fn execute_reverting(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::StoreDir.to_string(),
             src: dir.display().to_string(),
             dst: Some(store_place(dir)),
             size: Some(bytes as i64),
@@ -137,7 +135,7 @@ pub fn execute_reverting(
 
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreDir {
         let staging = staging_name(&detail.dir);
         if detail.dir.exists() {
             store.catalog.mark_applied(op.id, op.blob.as_deref())?;
@@ -187,7 +185,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let mut conflicts = Vec::new();
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreDir {
         match tree_manifest::manifest(&detail.dir, false) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
             _ => conflicts.push(format!(
@@ -218,7 +216,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreDir {
         return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
     }
     run.guard
@@ -227,7 +225,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let new_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: RESTORE_KIND.into(),
+            kind: OpKind::RestoreDir.to_string(),
             src: store_place(&detail.dir),
             dst: Some(detail.dir.display().to_string()),
             size: op.size,
@@ -284,7 +282,7 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
     let Ok(detail) = serde_json::from_value::<StoreDirDetail>(op.detail.clone()) else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreDir {
         return match tree_manifest::manifest(&detail.dir, false) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => Vec::new(),
             _ => vec![format!(
@@ -301,4 +299,32 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
         )];
     }
     Vec::new()
+}
+
+pub struct StoreDir;
+
+impl super::OpType for StoreDir {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::RestoreDir {
+            "restored folder from the store"
+        } else {
+            "moved folder into the store"
+        }
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
+        let d: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
+        Ok(std::iter::once(d.dir).chain(d.trash).collect())
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
+    }
 }

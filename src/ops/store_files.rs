@@ -10,16 +10,14 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::content_hash::hash_file;
 use crate::failpoint;
 use crate::fs_atomic::fsync_parent;
 use crate::home::sessions::file_mode;
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "store_files";
-pub const RESTORE_KIND: &str = "restore_files";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredFile {
@@ -102,7 +100,7 @@ pub fn execute_reverting(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::StoreFiles.to_string(),
             src: main.display().to_string(),
             dst: Some(super::store_place(main)),
             size: Some(detail.files.iter().map(|f| f.size as i64).sum()),
@@ -156,7 +154,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
     let all_stored = detail.files.iter().all(|f| f.blob.is_some());
     let all_present = detail.files.iter().all(|f| f.path.exists());
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreFiles {
         return recover_restore(store, op, &detail);
     }
     if !all_stored || all_present {
@@ -195,7 +193,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let mut conflicts = Vec::new();
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreFiles {
         for f in &detail.files {
             let expected = f.blob.as_deref().unwrap_or_default();
             if hash_file(&f.path).ok().as_deref() != Some(expected) {
@@ -231,7 +229,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 /// Takes an op back: a stored item is restored; a restore is stored again.
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreFiles {
         return execute_reverting(
             run,
             &detail.category,
@@ -246,7 +244,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let new_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: RESTORE_KIND.into(),
+            kind: OpKind::RestoreFiles.to_string(),
             src: super::store_place(Path::new(&op.src)),
             dst: Some(op.src.clone()),
             size: op.size,
@@ -309,13 +307,13 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
 /// them); here only that they are recorded.
 pub fn verify_live(op: &OpRecord) -> Vec<String> {
     match serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) {
-        Ok(d) if op.kind == KIND && d.files.iter().any(|f| f.blob.is_none()) => {
+        Ok(d) if op.kind == OpKind::StoreFiles && d.files.iter().any(|f| f.blob.is_none()) => {
             vec![format!(
                 "op {}: applied but a file has no stored copy recorded",
                 op.id
             )]
         }
-        Ok(d) if op.kind == RESTORE_KIND => d
+        Ok(d) if op.kind == OpKind::RestoreFiles => d
             .files
             .iter()
             .filter(|f| {
@@ -333,5 +331,37 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
             .collect(),
         Ok(_) => Vec::new(),
         Err(_) => vec![format!("op {}: its journal detail cannot be read", op.id)],
+    }
+}
+
+pub struct StoreFiles;
+
+impl super::OpType for StoreFiles {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::RestoreFiles {
+            "restored from the store"
+        } else {
+            "moved into the store"
+        }
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
+        let d: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+        Ok(if writes_in_home(&d.category) {
+            d.files.into_iter().map(|f| f.path).collect()
+        } else {
+            Vec::new()
+        })
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
     }
 }

@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::thread_row::{IndexWriter, RowState};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::error::MaintError;
@@ -19,12 +20,9 @@ use crate::fs_atomic::{
     temp_path_beside,
 };
 use crate::home::sessions::file_mode;
-use crate::store::{NewOp, OpRecord, OpState, Store};
+use crate::store::{NewOp, OpState, Store};
 use crate::zstd_stream::{self, EncodeSettings, Hashed};
 use crate::{failpoint, home};
-
-pub const COMPRESS: &str = "compress_session";
-pub const DECOMPRESS: &str = "decompress_session";
 
 /// A file at least this large is encoded with workers inside its stream; smaller ones are
 /// spread one per thread, since zstd gives each worker jobs of several MB.
@@ -38,16 +36,16 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub fn kind(self) -> &'static str {
+    pub fn kind(self) -> OpKind {
         match self {
-            Direction::Compress => COMPRESS,
-            Direction::Decompress => DECOMPRESS,
+            Direction::Compress => OpKind::CompressSession,
+            Direction::Decompress => OpKind::DecompressSession,
         }
     }
-    fn of_kind(kind: &str) -> Option<Direction> {
+    fn of_kind(kind: OpKind) -> Option<Direction> {
         match kind {
-            COMPRESS => Some(Direction::Compress),
-            DECOMPRESS => Some(Direction::Decompress),
+            OpKind::CompressSession => Some(Direction::Compress),
+            OpKind::DecompressSession => Some(Direction::Decompress),
             _ => None,
         }
     }
@@ -229,7 +227,7 @@ fn plan(
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedRecode> {
     let detail: RecodeDetail =
         serde_json::from_value(op.detail.clone()).with_context(|| journal_unreadable(op))?;
-    let direction = Direction::of_kind(&op.kind)
+    let direction = Direction::of_kind(op.kind)
         .with_context(|| format!("op {} is not a compression", op.id))?;
     let dst_of_op = PathBuf::from(op.dst.as_deref().context("a recode has a destination")?);
     let back_to = PathBuf::from(&op.src);
@@ -427,6 +425,7 @@ pub fn execute_batch(
             let settled = catalog
                 .op(*id)
                 .and_then(|op| op.context("a prepared op is in the catalog"))
+                .and_then(OpRecord::try_from)
                 .and_then(|op| recover(run.store, &op));
             match settled {
                 Ok(Recovered::Stuck(why)) => unsettled.push(why),
@@ -552,7 +551,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: RecodeDetail =
         serde_json::from_value(op.detail.clone()).with_context(|| journal_unreadable(op))?;
     let direction =
-        Direction::of_kind(&op.kind).with_context(|| format!("op {} is not a recode", op.id))?;
+        Direction::of_kind(op.kind).with_context(|| format!("op {} is not a recode", op.id))?;
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     remove_temp(&detail.temp)?;
@@ -811,7 +810,7 @@ pub fn verify_live(
                 ));
             }
             if op.hash_after.as_ref()
-                != Some(if op.kind == COMPRESS {
+                != Some(if op.kind == OpKind::CompressSession {
                     &h.stored_hash
                 } else {
                     &h.plain_hash
@@ -871,5 +870,36 @@ pub fn prove_all(ops: &[OpRecord]) -> Proven {
 }
 
 pub fn is_recode(op: &OpRecord) -> bool {
-    Direction::of_kind(&op.kind).is_some() && op.state == OpState::Applied
+    Direction::of_kind(op.kind).is_some() && op.state == OpState::Applied
+}
+
+pub struct Recode;
+
+impl super::OpType for Recode {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::DecompressSession {
+            "decompressed transcript"
+        } else {
+            "compressed transcript"
+        }
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
+        let d: RecodeDetail = serde_json::from_value(op.detail.clone())?;
+        let mut paths = vec![PathBuf::from(&op.src)];
+        paths.extend(op.dst.as_deref().map(PathBuf::from));
+        paths.push(d.temp);
+        Ok(paths)
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op, seen.rows, seen.indexes_now, seen.proven)
+    }
 }

@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::tree_manifest;
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::failpoint;
 use crate::fs_atomic::{create_dirs_recording, remove_created_dirs_if_empty};
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "move_worktree";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorktreeDetail {
@@ -85,7 +84,7 @@ pub fn execute(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::MoveWorktree.to_string(),
             src: src.display().to_string(),
             dst: Some(dst.display().to_string()),
             hash_before: Some(digest.clone()),
@@ -219,4 +218,24 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
         ));
     }
     problems
+}
+
+pub struct WorktreeMove;
+
+impl super::OpType for WorktreeMove {
+    fn what_it_did(&self, _kind: OpKind) -> &'static str {
+        "moved worktree"
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, _store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
+    }
 }

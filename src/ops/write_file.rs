@@ -8,13 +8,12 @@ use std::io::Write;
 use std::path::Path;
 
 use super::Run;
+use super::{OpKind, OpRecord};
 use crate::content_hash::{hash_bytes, hash_file};
 use crate::error::MaintError;
 use crate::failpoint;
 use crate::fs_atomic::{create_dirs_recording, fsync_parent};
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "write_file";
+use crate::store::{NewOp, Store};
 
 pub fn execute(run: &Run, path: &Path, contents: &[u8]) -> Result<i64> {
     if fs::symlink_metadata(path).is_ok() {
@@ -28,7 +27,7 @@ pub fn execute(run: &Run, path: &Path, contents: &[u8]) -> Result<i64> {
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::WriteFile.to_string(),
             src: super::store_place(path),
             dst: Some(path.display().to_string()),
             size: Some(contents.len() as i64),
@@ -102,5 +101,29 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
     match hash_file(Path::new(path)) {
         Ok(h) if Some(&h) == op.hash_before.as_ref() => Vec::new(),
         _ => vec![format!("op {}: {path} is missing or was edited", op.id)],
+    }
+}
+
+pub struct WriteFile;
+
+impl super::OpType for WriteFile {
+    fn what_it_did(&self, _kind: OpKind) -> &'static str {
+        "wrote"
+    }
+    /// A scheduler entry, and its copy in the store, live outside the home.
+    fn home_paths(&self, _op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
+        Ok(Vec::new())
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, _store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
     }
 }
