@@ -91,7 +91,7 @@ fn rewrite(
             mtime_ns: Some(detail.before_mtime_ns),
             hash_before: Some(detail.before_blob.clone()),
             blob: Some(detail.before_blob.clone()),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
         },
     )?;
@@ -109,7 +109,7 @@ fn rewrite(
         detail.after_mtime_ns = fs::metadata(config)?.modified().ok().map(system_time_ns);
         run.store
             .catalog
-            .update_detail(op_id, &serde_json::to_value(&detail)?)?;
+            .update_detail(op_id, &super::detail::stored(&detail)?)?;
     }
     failpoint::hit("file-moved");
     run.store
@@ -155,7 +155,7 @@ fn written_file(config: &Path) -> Result<std::path::PathBuf> {
 }
 
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: ConfigEditDetail = serde_json::from_value(op.detail.clone())?;
+    let detail: ConfigEditDetail = op.detail_as::<ConfigEditDetail>()?.clone();
     let now = hash_file(Path::new(&op.src)).ok();
     if now.as_deref() == Some(detail.after_blob.as_str()) {
         store
@@ -174,7 +174,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<ConfigEditDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<ConfigEditDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let mut conflicts = Vec::new();
@@ -191,7 +191,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 }
 
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let d: ConfigEditDetail = serde_json::from_value(op.detail.clone())?;
+    let d: ConfigEditDetail = op.detail_as::<ConfigEditDetail>()?.clone();
     let reversed = ConfigEditDetail {
         removed_projects: Vec::new(),
         before_blob: d.after_blob,
@@ -204,7 +204,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 }
 
 pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<ConfigEditDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<ConfigEditDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let mut problems = Vec::new();
@@ -230,6 +230,9 @@ pub struct ConfigEdit;
 impl super::OpType for ConfigEdit {
     fn what_it_did(&self, _kind: OpKind) -> &'static str {
         "edited"
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<ConfigEditDetail>(json).map(super::OpDetail::ConfigEdit)
     }
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
         Ok(vec![std::path::PathBuf::from(&op.src)])

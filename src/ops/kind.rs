@@ -33,6 +33,9 @@ pub trait OpType: Sync {
         Ok(paths)
     }
 
+    /// Reads the detail of an op of this kind from the catalog's JSON.
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail>;
+
     /// Finishes or rolls back an op a crash left `prepared`.
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<Recovered>;
 

@@ -3,6 +3,7 @@
 //! layer that joins the Codex home and the store.
 
 pub mod config_edit;
+pub mod detail;
 pub mod kind;
 pub mod record;
 pub mod row_now;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::home_guard::HomeGuard;
 
+pub use detail::OpDetail;
 pub use kind::{OpKind, OpType, Seen};
 pub use record::OpRecord;
 
@@ -177,7 +179,7 @@ pub fn verify_all_live(ops: &[OpRecord]) -> Vec<String> {
     let indexes_now = row_now::IndexesNow::default();
     let mut problems = Vec::new();
     for op in ops {
-        let recorded = op.detail.get("index").and_then(|v| v.as_str());
+        let recorded = op.detail.index();
         let place = op.dst.as_deref().map(Path::new);
         if let Some(index) = place.and_then(|p| indexes_now.for_place(recorded, p)) {
             dbs.entry(index.clone())

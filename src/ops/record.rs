@@ -3,9 +3,8 @@
 
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::OpKind;
+use super::{OpDetail, OpKind};
 use crate::store::{OpState, StoredOp};
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +22,7 @@ pub struct OpRecord {
     pub hash_before: Option<String>,
     pub hash_after: Option<String>,
     pub blob: Option<String>,
-    pub detail: Value,
+    pub detail: OpDetail,
     pub reverts_op: Option<i64>,
     pub reverted_by: Option<i64>,
     pub prepared_at: String,
@@ -43,7 +42,7 @@ impl TryFrom<StoredOp> for OpRecord {
                 stored.kind
             )
         })?;
-        let detail = serde_json::from_str(&stored.detail).with_context(|| {
+        let detail = OpDetail::read(kind, &stored.detail).with_context(|| {
             format!(
                 "op {} ({kind}): its journal detail cannot be read",
                 stored.id

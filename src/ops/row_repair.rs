@@ -5,7 +5,7 @@
 //! row (Codex indexes it itself on its next start). Anything ambiguous is left alone and
 //! reported with the reason.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -276,7 +276,7 @@ pub fn execute_all(run: &Run, writer: &mut IndexWriter, fixes: &[RowFix]) -> Res
                 kind: OpKind::RepairThreadRow.to_string(),
                 src: fix.row_before.rollout_path.clone(),
                 dst: Some(fix.row_after.rollout_path.clone()),
-                detail: serde_json::to_value(fix)?,
+                detail: super::detail::stored(fix)?,
                 ..Default::default()
             })
         })
@@ -301,8 +301,7 @@ pub fn execute_all(run: &Run, writer: &mut IndexWriter, fixes: &[RowFix]) -> Res
 }
 
 fn fix_of(op: &OpRecord) -> Result<RowFix> {
-    serde_json::from_value(op.detail.clone())
-        .with_context(|| format!("op {}: reading its journal detail", op.id))
+    op.detail_as::<RowFix>().cloned()
 }
 
 /// A row change left `prepared`: the row as planned is rolled forward, the row as it was
@@ -375,7 +374,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         kind: OpKind::RepairThreadRow.to_string(),
         src: back.row_before.rollout_path.clone(),
         dst: Some(back.row_after.rollout_path.clone()),
-        detail: serde_json::to_value(&back)?,
+        detail: super::detail::stored(&back)?,
         reverts_op: Some(op.id),
         ..Default::default()
     }];
@@ -453,9 +452,12 @@ impl super::OpType for RowRepair {
     fn what_it_did(&self, _kind: OpKind) -> &'static str {
         "repaired thread row"
     }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<RowFix>(json).map(super::OpDetail::RowRepair)
+    }
     /// A row repair writes only Codex's thread index; the transcript it names stays put.
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
-        let d: RowFix = serde_json::from_value(op.detail.clone())?;
+        let d: RowFix = op.detail_as::<RowFix>()?.clone();
         Ok(vec![std::path::PathBuf::from(d.index)])
     }
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {

@@ -134,8 +134,7 @@ pub fn folders_we_created(store: &Store) -> Result<Vec<PathBuf>> {
 /// The inverse of an applied move: back to where it was, the row back to what it was;
 /// of `our_folders`, those above the item are removed once the move leaves them empty.
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove> {
-    let detail: MoveDetail =
-        serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+    let detail: MoveDetail = op.detail_as::<MoveDetail>()?.clone();
     let dst_of_op = op.dst.clone().context("a move op has a destination")?;
     let kind = if op.kind == OpKind::ArchiveSession {
         OpKind::UnarchiveSession
@@ -366,7 +365,7 @@ pub fn execute_batch(
             mtime_ns: meta.modified().ok().map(system_time_ns),
             hash_before: Some(hash.clone()),
             blob: None,
-            detail: serde_json::to_value(&plan.detail)?,
+            detail: super::detail::stored(&plan.detail)?,
             reverts_op: plan.reverts_op,
         };
         prepared.push((plan, new_op, hash));
@@ -461,8 +460,7 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 /// its source was never moved (roll back), a whole file at its destination was (roll
 /// forward); the row is set to match, and anything else is reported, never guessed.
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: MoveDetail =
-        serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+    let detail: MoveDetail = op.detail_as::<MoveDetail>()?.clone();
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let expected = op.hash_before.clone().unwrap_or_default();
@@ -587,7 +585,7 @@ pub fn verify_live(
             op.id
         )),
     }
-    let Ok(detail) = serde_json::from_value::<MoveDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<MoveDetail>() else {
         problems.push(format!("op {}: its journal detail cannot be read", op.id));
         return problems;
     };
@@ -618,6 +616,9 @@ impl super::OpType for SessionMove {
         } else {
             "archived session"
         }
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<MoveDetail>(json).map(super::OpDetail::SessionMove)
     }
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<Recovered> {
         recover(store, op)

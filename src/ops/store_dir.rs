@@ -95,7 +95,7 @@ pub fn execute_reverting(
             dst: Some(store_place(dir)),
             size: Some(bytes as i64),
             hash_before: Some(detail.digest.clone()),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
             ..Default::default()
         },
@@ -120,7 +120,7 @@ pub fn execute_reverting(
     detail.trash = Some(trash_name(dir));
     run.store
         .catalog
-        .update_detail(op_id, &serde_json::to_value(&detail)?)?;
+        .update_detail(op_id, &super::detail::stored(&detail)?)?;
     failpoint::hit("file-moved");
     let trash = detail.trash.as_ref().expect("just set");
     move_no_replace(dir, trash)?;
@@ -134,7 +134,7 @@ pub fn execute_reverting(
 }
 
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
+    let detail: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
     if op.kind == OpKind::RestoreDir {
         let staging = staging_name(&detail.dir);
         if detail.dir.exists() {
@@ -181,7 +181,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<StoreDirDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<StoreDirDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let mut conflicts = Vec::new();
@@ -215,7 +215,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 }
 
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
+    let detail: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
     if op.kind == OpKind::RestoreDir {
         return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
     }
@@ -231,7 +231,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             size: op.size,
             hash_before: Some(detail.digest.clone()),
             blob: Some(hash.clone()),
-            detail: op.detail.clone(),
+            detail: super::detail::stored(op.detail_as::<StoreDirDetail>()?)?,
             reverts_op: Some(op.id),
             ..Default::default()
         },
@@ -279,7 +279,7 @@ fn sync_tree(root: &Path) -> Result<()> {
 }
 
 pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<StoreDirDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<StoreDirDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     if op.kind == OpKind::RestoreDir {
@@ -311,8 +311,11 @@ impl super::OpType for StoreDir {
             "moved folder into the store"
         }
     }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<StoreDirDetail>(json).map(super::OpDetail::StoreDir)
+    }
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
-        let d: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
+        let d: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
         Ok(std::iter::once(d.dir).chain(d.trash).collect())
     }
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {

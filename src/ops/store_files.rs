@@ -106,7 +106,7 @@ pub fn execute_reverting(
             size: Some(detail.files.iter().map(|f| f.size as i64).sum()),
             mode: Some(main_meta.mode as i64),
             mtime_ns: Some(main_meta.mtime_ns),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
             ..Default::default()
         },
@@ -123,7 +123,7 @@ pub fn execute_reverting(
     blobs.sync()?;
     run.store
         .catalog
-        .update_detail(op_id, &serde_json::to_value(&detail)?)?;
+        .update_detail(op_id, &super::detail::stored(&detail)?)?;
     for f in &detail.files {
         let hash = f.blob.as_deref().expect("just stored");
         anyhow::ensure!(
@@ -151,7 +151,7 @@ pub fn execute_reverting(
 }
 
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+    let detail: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
     let all_stored = detail.files.iter().all(|f| f.blob.is_some());
     let all_present = detail.files.iter().all(|f| f.path.exists());
     if op.kind == OpKind::RestoreFiles {
@@ -189,7 +189,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 
 /// Why the op cannot be taken back now; empty when it can.
 pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<StoreFilesDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let mut conflicts = Vec::new();
@@ -228,7 +228,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 
 /// Takes an op back: a stored item is restored; a restore is stored again.
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+    let detail: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
     if op.kind == OpKind::RestoreFiles {
         return execute_reverting(
             run,
@@ -252,7 +252,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             mtime_ns: op.mtime_ns,
             hash_before: op.blob.clone(),
             blob: op.blob.clone(),
-            detail: op.detail.clone(),
+            detail: super::detail::stored(op.detail_as::<StoreFilesDetail>()?)?,
             reverts_op: Some(op.id),
         },
     )?;
@@ -306,7 +306,7 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
 /// A live rotation is fine while its blobs are whole (the blob check of `verify` reads
 /// them); here only that they are recorded.
 pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    match serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) {
+    match op.detail_as::<StoreFilesDetail>() {
         Ok(d) if op.kind == OpKind::StoreFiles && d.files.iter().any(|f| f.blob.is_none()) => {
             vec![format!(
                 "op {}: applied but a file has no stored copy recorded",
@@ -344,8 +344,11 @@ impl super::OpType for StoreFiles {
             "moved into the store"
         }
     }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<StoreFilesDetail>(json).map(super::OpDetail::StoreFiles)
+    }
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
-        let d: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+        let d: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
         Ok(if writes_in_home(&d.category) {
             d.files.into_iter().map(|f| f.path).collect()
         } else {

@@ -225,8 +225,7 @@ fn plan(
 /// transcript back to where it was, the row back to what it was. The hashes it recorded
 /// are what the result must hash to.
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedRecode> {
-    let detail: RecodeDetail =
-        serde_json::from_value(op.detail.clone()).with_context(|| journal_unreadable(op))?;
+    let detail: RecodeDetail = op.detail_as::<RecodeDetail>()?.clone();
     let direction = Direction::of_kind(op.kind)
         .with_context(|| format!("op {} is not a compression", op.id))?;
     let dst_of_op = PathBuf::from(op.dst.as_deref().context("a recode has a destination")?);
@@ -350,7 +349,7 @@ pub fn execute_batch(
             mtime_ns: meta.modified().ok().map(system_time_ns),
             hash_before: source_hash.cloned(),
             blob: None,
-            detail: serde_json::to_value(&plan.detail)?,
+            detail: super::detail::stored(&plan.detail)?,
             reverts_op: plan.reverts_op,
         });
         sources.push(meta);
@@ -377,7 +376,7 @@ pub fn execute_batch(
             recorded.push((
                 *id,
                 source_hash.cloned().unwrap_or_default(),
-                serde_json::to_value(&plan.detail)?,
+                super::detail::stored(&plan.detail)?,
             ));
         }
         catalog.record_source_hashes(&recorded)?;
@@ -548,8 +547,7 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
 /// provably the file this op wrote). Source gone: the destination was proven before the
 /// source went, so the op is rolled forward. Anything else is reported, never guessed.
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: RecodeDetail =
-        serde_json::from_value(op.detail.clone()).with_context(|| journal_unreadable(op))?;
+    let detail: RecodeDetail = op.detail_as::<RecodeDetail>()?.clone();
     let direction =
         Direction::of_kind(op.kind).with_context(|| format!("op {} is not a recode", op.id))?;
     let src = PathBuf::from(&op.src);
@@ -798,7 +796,7 @@ pub fn verify_live(
     let Some(dst) = op.dst.as_deref() else {
         return problems;
     };
-    let Ok(detail) = serde_json::from_value::<RecodeDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<RecodeDetail>() else {
         return vec![journal_unreadable(op)];
     };
     match proven.get(Path::new(dst)) {
@@ -883,8 +881,11 @@ impl super::OpType for Recode {
             "compressed transcript"
         }
     }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<RecodeDetail>(json).map(super::OpDetail::Recode)
+    }
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
-        let d: RecodeDetail = serde_json::from_value(op.detail.clone())?;
+        let d: RecodeDetail = op.detail_as::<RecodeDetail>()?.clone();
         let mut paths = vec![PathBuf::from(&op.src)];
         paths.extend(op.dst.as_deref().map(PathBuf::from));
         paths.push(d.temp);

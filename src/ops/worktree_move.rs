@@ -88,7 +88,7 @@ pub fn execute(
             src: src.display().to_string(),
             dst: Some(dst.display().to_string()),
             hash_before: Some(digest.clone()),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
             ..Default::default()
         },
@@ -117,7 +117,7 @@ pub fn execute(
 }
 
 pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: WorktreeDetail = serde_json::from_value(op.detail.clone())?;
+    let detail: WorktreeDetail = op.detail_as::<WorktreeDetail>()?.clone();
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     match (src.exists(), dst.exists()) {
@@ -147,7 +147,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<WorktreeDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<WorktreeDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
@@ -183,7 +183,7 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 }
 
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: WorktreeDetail = serde_json::from_value(op.detail.clone())?;
+    let detail: WorktreeDetail = op.detail_as::<WorktreeDetail>()?.clone();
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     execute(
         run,
@@ -196,7 +196,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 }
 
 pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<WorktreeDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<WorktreeDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
@@ -225,6 +225,9 @@ pub struct WorktreeMove;
 impl super::OpType for WorktreeMove {
     fn what_it_did(&self, _kind: OpKind) -> &'static str {
         "moved worktree"
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<WorktreeDetail>(json).map(super::OpDetail::Worktree)
     }
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
         recover(store, op)

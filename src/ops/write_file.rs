@@ -3,9 +3,10 @@
 //! and refuses if the file was edited since.
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Run;
 use super::{OpKind, OpRecord};
@@ -14,6 +15,14 @@ use crate::error::MaintError;
 use crate::failpoint;
 use crate::fs_atomic::{create_dirs_recording, fsync_parent};
 use crate::store::{NewOp, Store};
+
+/// What the journal keeps of a written file beyond the columns of `ops`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WriteFileDetail {
+    /// Folders this op created for the file, removed again if it is rolled back.
+    #[serde(default)]
+    pub created_dirs: Vec<PathBuf>,
+}
 
 pub fn execute(run: &Run, path: &Path, contents: &[u8]) -> Result<i64> {
     if fs::symlink_metadata(path).is_ok() {
@@ -32,15 +41,18 @@ pub fn execute(run: &Run, path: &Path, contents: &[u8]) -> Result<i64> {
             dst: Some(path.display().to_string()),
             size: Some(contents.len() as i64),
             hash_before: Some(hash.clone()),
-            detail: serde_json::json!({ "created_dirs": [] }),
+            detail: super::detail::stored(&WriteFileDetail::default())?,
             ..Default::default()
         },
     )?;
     failpoint::hit("op-prepared");
     let created = create_dirs_recording(path.parent().unwrap_or(Path::new("/")))?;
-    run.store
-        .catalog
-        .update_detail(op_id, &serde_json::json!({ "created_dirs": created }))?;
+    run.store.catalog.update_detail(
+        op_id,
+        &super::detail::stored(&WriteFileDetail {
+            created_dirs: created,
+        })?,
+    )?;
     let temp = crate::fs_atomic::temp_path_beside(path);
     {
         let mut f = OpenOptions::new()
@@ -109,6 +121,9 @@ pub struct WriteFile;
 impl super::OpType for WriteFile {
     fn what_it_did(&self, _kind: OpKind) -> &'static str {
         "wrote"
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<WriteFileDetail>(json).map(super::OpDetail::WriteFile)
     }
     /// A scheduler entry, and its copy in the store, live outside the home.
     fn home_paths(&self, _op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
