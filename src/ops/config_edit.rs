@@ -154,7 +154,7 @@ fn written_file(config: &Path) -> Result<std::path::PathBuf> {
     Ok(target)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: ConfigEditDetail = op.detail_as::<ConfigEditDetail>()?.clone();
     let now = hash_file(Path::new(&op.src)).ok();
     if now.as_deref() == Some(detail.after_blob.as_str()) {
@@ -173,7 +173,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     }
 }
 
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     let Ok(detail) = op.detail_as::<ConfigEditDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
@@ -190,7 +190,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     conflicts
 }
 
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let d: ConfigEditDetail = op.detail_as::<ConfigEditDetail>()?.clone();
     let reversed = ConfigEditDetail {
         removed_projects: Vec::new(),
@@ -203,7 +203,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     rewrite(run, Path::new(&op.src), reversed, Some(op.id))
 }
 
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
+fn verify_live(op: &OpRecord) -> Vec<String> {
     let Ok(detail) = op.detail_as::<ConfigEditDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };

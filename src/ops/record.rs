@@ -80,3 +80,64 @@ pub fn read_all(stored: Vec<StoredOp>) -> Result<Vec<OpRecord>> {
 pub fn read_one(stored: Option<StoredOp>) -> Result<Option<OpRecord>> {
     stored.map(OpRecord::try_from).transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(kind: &str, detail: &str) -> StoredOp {
+        StoredOp {
+            id: 7,
+            run_id: 1,
+            seq: 1,
+            kind: kind.into(),
+            state: OpState::Applied,
+            src: "/h/config.toml".into(),
+            dst: Some("/h/config.toml".into()),
+            size: None,
+            mode: None,
+            mtime_ns: None,
+            hash_before: None,
+            hash_after: None,
+            blob: None,
+            detail: detail.into(),
+            reverts_op: None,
+            reverted_by: None,
+            prepared_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_is_an_error_naming_the_op_and_the_kind() {
+        let err = OpRecord::try_from(stored("shred_session", "{}")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("op 7") && text.contains("shred_session"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_detail_is_an_error_naming_the_op_and_its_kind() {
+        for detail in ["not json", r#"{"removed_projects": 3}"#] {
+            let err = OpRecord::try_from(stored("edit_config", detail)).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("op 7") && text.contains("edit_config"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_detail_written_by_an_earlier_binary_reads_as_its_kind() {
+        let detail = r#"{"removed_projects":["/gone"],"before_blob":"a","after_blob":"b","mode":420,"before_mtime_ns":1,"after_mtime_ns":null}"#;
+        let op = OpRecord::try_from(stored("edit_config", detail)).unwrap();
+        assert_eq!(op.kind, OpKind::EditConfig);
+        let d = op
+            .detail_as::<crate::ops::config_edit::ConfigEditDetail>()
+            .unwrap();
+        assert_eq!(d.removed_projects, ["/gone"]);
+    }
+}

@@ -306,7 +306,7 @@ fn fix_of(op: &OpRecord) -> Result<RowFix> {
 
 /// A row change left `prepared`: the row as planned is rolled forward, the row as it was
 /// rolled back; a row in neither state is reported, never guessed about.
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let fix = fix_of(op)?;
     let db = IndexWriter::open(Path::new(&fix.index))?;
     match thread_row::read(db.connection(), &fix.thread_id)? {
@@ -326,7 +326,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 /// Why a row change cannot be taken back now: the row changed since.
-pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(op: &OpRecord) -> Vec<String> {
     let fix = match fix_of(op) {
         Ok(f) => f,
         Err(e) => return vec![format!("{e:#}")],
@@ -353,7 +353,7 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 }
 
 /// Takes a row change back as a new journaled op of `run`: the row as it was, exactly.
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let fix = fix_of(op)?;
     let conflicts = revert_conflicts(op);
     if !conflicts.is_empty() {
@@ -392,7 +392,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 /// What `verify` finds wrong with a row change in force: a repaired row, whatever later
 /// moves made of it, must name an existing transcript with the flag of its folder; a row an
 /// undo put back must still be as it was put back.
-pub fn verify_live(op: &OpRecord, rows: &super::session_move::RowLookup<'_>) -> Vec<String> {
+fn verify_live(op: &OpRecord, rows: &super::session_move::RowLookup<'_>) -> Vec<String> {
     let fix = match fix_of(op) {
         Ok(f) => f,
         Err(e) => return vec![format!("{e:#}")],

@@ -459,7 +459,7 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 /// Brings one op left `prepared` by a crash to rest by looking at the disk: a file still at
 /// its source was never moved (roll back), a whole file at its destination was (roll
 /// forward); the row is set to match, and anything else is reported, never guessed.
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: MoveDetail = op.detail_as::<MoveDetail>()?.clone();
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
@@ -564,7 +564,7 @@ pub type RowLookup<'a> = dyn Fn(&str, &str) -> Option<Result<Option<RowState>>> 
 
 /// What `verify` finds wrong with a live move: the item missing or changed at its recorded
 /// place, or the thread row no longer pointing at an existing file.
-pub fn verify_live(
+fn verify_live(
     op: &OpRecord,
     rows: &RowLookup<'_>,
     indexes_now: &super::row_now::IndexesNow,

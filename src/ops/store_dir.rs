@@ -133,7 +133,7 @@ pub fn execute_reverting(
     Ok(op_id)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
     if op.kind == OpKind::RestoreDir {
         let staging = staging_name(&detail.dir);
@@ -180,7 +180,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     }
 }
 
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     let Ok(detail) = op.detail_as::<StoreDirDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
@@ -214,7 +214,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     conflicts
 }
 
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
     if op.kind == OpKind::RestoreDir {
         return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
@@ -278,7 +278,7 @@ fn sync_tree(root: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
+fn verify_live(op: &OpRecord) -> Vec<String> {
     let Ok(detail) = op.detail_as::<StoreDirDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };

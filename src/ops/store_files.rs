@@ -150,7 +150,7 @@ pub fn execute_reverting(
     Ok(op_id)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
     let all_stored = detail.files.iter().all(|f| f.blob.is_some());
     let all_present = detail.files.iter().all(|f| f.path.exists());
@@ -188,7 +188,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 /// Why the op cannot be taken back now; empty when it can.
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     let Ok(detail) = op.detail_as::<StoreFilesDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
@@ -227,7 +227,7 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 }
 
 /// Takes an op back: a stored item is restored; a restore is stored again.
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
     if op.kind == OpKind::RestoreFiles {
         return execute_reverting(
@@ -305,7 +305,7 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
 
 /// A live rotation is fine while its blobs are whole (the blob check of `verify` reads
 /// them); here only that they are recorded.
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
+fn verify_live(op: &OpRecord) -> Vec<String> {
     match op.detail_as::<StoreFilesDetail>() {
         Ok(d) if op.kind == OpKind::StoreFiles && d.files.iter().any(|f| f.blob.is_none()) => {
             vec![format!(

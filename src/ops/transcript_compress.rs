@@ -546,7 +546,7 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
 /// op is rolled back (a destination already renamed into place is removed only when it is
 /// provably the file this op wrote). Source gone: the destination was proven before the
 /// source went, so the op is rolled forward. Anything else is reported, never guessed.
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: RecodeDetail = op.detail_as::<RecodeDetail>()?.clone();
     let direction =
         Direction::of_kind(op.kind).with_context(|| format!("op {} is not a recode", op.id))?;
@@ -646,7 +646,7 @@ fn remove_temp(temp: &Path) -> Result<()> {
 }
 
 /// Why an applied recode cannot be taken back now; empty when it can.
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     let our_folders = super::session_move::folders_we_created(store).unwrap_or_default();
     let mut conflicts = Vec::new();
     let mut plan = match plan_revert(op, &our_folders) {
@@ -761,7 +761,7 @@ fn row_conflicts(op: &OpRecord, plan: &mut PlannedRecode) -> Vec<String> {
 }
 
 /// Takes back one applied recode as a new journaled op of `run`.
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let our_folders = super::session_move::folders_we_created(run.store)?;
     let mut plan = plan_revert(op, &our_folders)?;
     let refuse = |reason: String| {
@@ -786,7 +786,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 /// What `verify` finds wrong with a recode in force: the transcript missing or not what
 /// was recorded (a compressed one must decode to the recorded plain hash), or its row
 /// pointing at nothing.
-pub fn verify_live(
+fn verify_live(
     op: &OpRecord,
     rows: &super::session_move::RowLookup<'_>,
     indexes_now: &super::row_now::IndexesNow,

@@ -116,7 +116,7 @@ pub fn execute(
     Ok(op_id)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail: WorktreeDetail = op.detail_as::<WorktreeDetail>()?.clone();
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
@@ -146,7 +146,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     }
 }
 
-pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(op: &OpRecord) -> Vec<String> {
     let Ok(detail) = op.detail_as::<WorktreeDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };
@@ -182,7 +182,7 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
     conflicts
 }
 
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail: WorktreeDetail = op.detail_as::<WorktreeDetail>()?.clone();
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     execute(
@@ -195,7 +195,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     )
 }
 
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
+fn verify_live(op: &OpRecord) -> Vec<String> {
     let Ok(detail) = op.detail_as::<WorktreeDetail>() else {
         return vec![format!("op {}: its journal detail cannot be read", op.id)];
     };

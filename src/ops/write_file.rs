@@ -72,7 +72,7 @@ pub fn execute(run: &Run, path: &Path, contents: &[u8]) -> Result<i64> {
     Ok(op_id)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<super::Recovered> {
     let path = Path::new(op.dst.as_deref().unwrap_or_default());
     if hash_file(path).ok() == op.hash_before {
         store
@@ -85,7 +85,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<super::Recovered> {
     }
 }
 
-pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(op: &OpRecord) -> Vec<String> {
     let path = op.dst.as_deref().unwrap_or_default();
     match hash_file(Path::new(path)) {
         Ok(h) if Some(&h) == op.hash_before.as_ref() => Vec::new(),
@@ -98,7 +98,7 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 }
 
 /// Taking a written file back: moved into the store, where it stays recoverable.
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let path = Path::new(op.dst.as_deref().unwrap_or_default());
     super::store_files::execute_reverting(
         run,
@@ -108,7 +108,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     )
 }
 
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
+fn verify_live(op: &OpRecord) -> Vec<String> {
     let path = op.dst.as_deref().unwrap_or_default();
     match hash_file(Path::new(path)) {
         Ok(h) if Some(&h) == op.hash_before.as_ref() => Vec::new(),
