@@ -155,7 +155,7 @@ fn written_file(config: &Path) -> Result<std::path::PathBuf> {
 }
 
 fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: ConfigEditDetail = op.detail_as::<ConfigEditDetail>()?.clone();
+    let detail = op.detail_as::<ConfigEditDetail>()?.clone();
     let now = hash_file(Path::new(&op.src)).ok();
     if now.as_deref() == Some(detail.after_blob.as_str()) {
         store
@@ -174,8 +174,9 @@ fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = op.detail_as::<ConfigEditDetail>() else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    let detail = match op.detail_as::<ConfigEditDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut conflicts = Vec::new();
     if hash_file(Path::new(&op.src)).ok().as_deref() != Some(detail.after_blob.as_str()) {
@@ -191,7 +192,7 @@ fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 }
 
 fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let d: ConfigEditDetail = op.detail_as::<ConfigEditDetail>()?.clone();
+    let d = op.detail_as::<ConfigEditDetail>()?.clone();
     let reversed = ConfigEditDetail {
         removed_projects: Vec::new(),
         before_blob: d.after_blob,
@@ -204,8 +205,9 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 }
 
 fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = op.detail_as::<ConfigEditDetail>() else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    let detail = match op.detail_as::<ConfigEditDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut problems = Vec::new();
     match fs::read_to_string(&op.src) {

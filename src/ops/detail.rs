@@ -21,27 +21,20 @@ use super::{OpKind, OpRecord};
 pub const DETAIL_FORMAT: u64 = 1;
 const FORMAT_FIELD: &str = "detail_format";
 
-/// The detail of one op, one variant per kind module (the kind column says which).
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum OpDetail {
-    SessionMove(MoveDetail),
-    Recode(RecodeDetail),
-    StoreFiles(StoreFilesDetail),
-    StoreDir(StoreDirDetail),
-    Worktree(WorktreeDetail),
-    ConfigEdit(ConfigEditDetail),
-    WriteFile(WriteFileDetail),
-    RowRepair(RowFix),
-}
-
 /// A detail type that is the detail of some kind, so an op's detail can be asked for it.
 pub trait KindDetail: Sized {
     fn within(detail: &OpDetail) -> Option<&Self>;
 }
 
-macro_rules! kind_details {
+macro_rules! op_details {
     ($($variant:ident($detail:ty),)+) => {
+        /// The detail of one op, one variant per kind module (the kind column says which).
+        #[derive(Debug, Clone, Serialize)]
+        #[serde(untagged)]
+        pub enum OpDetail {
+            $($variant($detail),)+
+        }
+
         $(impl KindDetail for $detail {
             fn within(detail: &OpDetail) -> Option<&Self> {
                 match detail {
@@ -53,7 +46,7 @@ macro_rules! kind_details {
     };
 }
 
-kind_details! {
+op_details! {
     SessionMove(MoveDetail),
     Recode(RecodeDetail),
     StoreFiles(StoreFilesDetail),

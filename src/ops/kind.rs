@@ -1,6 +1,7 @@
 //! The kinds of op the journal can hold, and the one trait each kind's module implements.
-//! A new kind is a new module with an `OpType` and one row in `op_kinds!` below: the
-//! journal's text for it, and the module's type.
+//! A new kind is a new module with an `OpType` and one row in `op_kinds!` below (the
+//! journal's text for it, and the module's type); a new detail type adds one row to
+//! `op_details!` in `detail.rs`.
 
 use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

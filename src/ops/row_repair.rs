@@ -457,8 +457,8 @@ impl super::OpType for RowRepair {
     }
     /// A row repair writes only Codex's thread index; the transcript it names stays put.
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
-        let d: RowFix = op.detail_as::<RowFix>()?.clone();
-        Ok(vec![std::path::PathBuf::from(d.index)])
+        let d = op.detail_as::<RowFix>()?;
+        Ok(vec![std::path::PathBuf::from(&d.index)])
     }
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
         recover(store, op)

@@ -134,7 +134,7 @@ pub fn folders_we_created(store: &Store) -> Result<Vec<PathBuf>> {
 /// The inverse of an applied move: back to where it was, the row back to what it was;
 /// of `our_folders`, those above the item are removed once the move leaves them empty.
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove> {
-    let detail: MoveDetail = op.detail_as::<MoveDetail>()?.clone();
+    let detail = op.detail_as::<MoveDetail>()?;
     let dst_of_op = op.dst.clone().context("a move op has a destination")?;
     let kind = if op.kind == OpKind::ArchiveSession {
         OpKind::UnarchiveSession
@@ -460,7 +460,7 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 /// its source was never moved (roll back), a whole file at its destination was (roll
 /// forward); the row is set to match, and anything else is reported, never guessed.
 fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: MoveDetail = op.detail_as::<MoveDetail>()?.clone();
+    let detail = op.detail_as::<MoveDetail>()?;
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let expected = op.hash_before.clone().unwrap_or_default();

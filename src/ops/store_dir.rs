@@ -134,7 +134,7 @@ pub fn execute_reverting(
 }
 
 fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
+    let detail = op.detail_as::<StoreDirDetail>()?;
     if op.kind == OpKind::RestoreDir {
         let staging = staging_name(&detail.dir);
         if detail.dir.exists() {
@@ -181,8 +181,9 @@ fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = op.detail_as::<StoreDirDetail>() else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    let detail = match op.detail_as::<StoreDirDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut conflicts = Vec::new();
     if op.kind == OpKind::RestoreDir {
@@ -215,7 +216,7 @@ fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 }
 
 fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
+    let detail = op.detail_as::<StoreDirDetail>()?;
     if op.kind == OpKind::RestoreDir {
         return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
     }
@@ -231,7 +232,7 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             size: op.size,
             hash_before: Some(detail.digest.clone()),
             blob: Some(hash.clone()),
-            detail: super::detail::stored(op.detail_as::<StoreDirDetail>()?)?,
+            detail: super::detail::stored(detail)?,
             reverts_op: Some(op.id),
             ..Default::default()
         },
@@ -279,8 +280,9 @@ fn sync_tree(root: &Path) -> Result<()> {
 }
 
 fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = op.detail_as::<StoreDirDetail>() else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    let detail = match op.detail_as::<StoreDirDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     if op.kind == OpKind::RestoreDir {
         return match tree_manifest::manifest(&detail.dir, false) {
@@ -315,8 +317,8 @@ impl super::OpType for StoreDir {
         serde_json::from_value::<StoreDirDetail>(json).map(super::OpDetail::StoreDir)
     }
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
-        let d: StoreDirDetail = op.detail_as::<StoreDirDetail>()?.clone();
-        Ok(std::iter::once(d.dir).chain(d.trash).collect())
+        let d = op.detail_as::<StoreDirDetail>()?;
+        Ok(std::iter::once(&d.dir).chain(&d.trash).cloned().collect())
     }
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
         recover(store, op)

@@ -151,11 +151,11 @@ pub fn execute_reverting(
 }
 
 fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
+    let detail = op.detail_as::<StoreFilesDetail>()?;
     let all_stored = detail.files.iter().all(|f| f.blob.is_some());
     let all_present = detail.files.iter().all(|f| f.path.exists());
     if op.kind == OpKind::RestoreFiles {
-        return recover_restore(store, op, &detail);
+        return recover_restore(store, op, detail);
     }
     if !all_stored || all_present {
         store.catalog.mark_rolled_back(op.id)?;
@@ -189,8 +189,9 @@ fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 
 /// Why the op cannot be taken back now; empty when it can.
 fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = op.detail_as::<StoreFilesDetail>() else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    let detail = match op.detail_as::<StoreFilesDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut conflicts = Vec::new();
     if op.kind == OpKind::RestoreFiles {
@@ -228,7 +229,7 @@ fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 
 /// Takes an op back: a stored item is restored; a restore is stored again.
 fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
+    let detail = op.detail_as::<StoreFilesDetail>()?;
     if op.kind == OpKind::RestoreFiles {
         return execute_reverting(
             run,
@@ -252,7 +253,7 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             mtime_ns: op.mtime_ns,
             hash_before: op.blob.clone(),
             blob: op.blob.clone(),
-            detail: super::detail::stored(op.detail_as::<StoreFilesDetail>()?)?,
+            detail: super::detail::stored(detail)?,
             reverts_op: Some(op.id),
         },
     )?;
@@ -348,9 +349,9 @@ impl super::OpType for StoreFiles {
         serde_json::from_value::<StoreFilesDetail>(json).map(super::OpDetail::StoreFiles)
     }
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
-        let d: StoreFilesDetail = op.detail_as::<StoreFilesDetail>()?.clone();
+        let d = op.detail_as::<StoreFilesDetail>()?;
         Ok(if writes_in_home(&d.category) {
-            d.files.into_iter().map(|f| f.path).collect()
+            d.files.iter().map(|f| f.path.clone()).collect()
         } else {
             Vec::new()
         })

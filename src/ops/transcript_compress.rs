@@ -225,7 +225,7 @@ fn plan(
 /// transcript back to where it was, the row back to what it was. The hashes it recorded
 /// are what the result must hash to.
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedRecode> {
-    let detail: RecodeDetail = op.detail_as::<RecodeDetail>()?.clone();
+    let detail = op.detail_as::<RecodeDetail>()?.clone();
     let direction = Direction::of_kind(op.kind)
         .with_context(|| format!("op {} is not a compression", op.id))?;
     let dst_of_op = PathBuf::from(op.dst.as_deref().context("a recode has a destination")?);
@@ -547,7 +547,7 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
 /// provably the file this op wrote). Source gone: the destination was proven before the
 /// source went, so the op is rolled forward. Anything else is reported, never guessed.
 fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: RecodeDetail = op.detail_as::<RecodeDetail>()?.clone();
+    let detail = op.detail_as::<RecodeDetail>()?;
     let direction =
         Direction::of_kind(op.kind).with_context(|| format!("op {} is not a recode", op.id))?;
     let src = PathBuf::from(&op.src);
@@ -885,10 +885,10 @@ impl super::OpType for Recode {
         serde_json::from_value::<RecodeDetail>(json).map(super::OpDetail::Recode)
     }
     fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
-        let d: RecodeDetail = op.detail_as::<RecodeDetail>()?.clone();
+        let d = op.detail_as::<RecodeDetail>()?;
         let mut paths = vec![PathBuf::from(&op.src)];
         paths.extend(op.dst.as_deref().map(PathBuf::from));
-        paths.push(d.temp);
+        paths.push(d.temp.clone());
         Ok(paths)
     }
     fn recover(&self, store: &Store, op: &OpRecord) -> Result<Recovered> {

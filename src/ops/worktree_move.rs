@@ -117,7 +117,7 @@ pub fn execute(
 }
 
 fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: WorktreeDetail = op.detail_as::<WorktreeDetail>()?.clone();
+    let detail = op.detail_as::<WorktreeDetail>()?;
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     match (src.exists(), dst.exists()) {
@@ -147,8 +147,9 @@ fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 fn revert_conflicts(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = op.detail_as::<WorktreeDetail>() else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    let detail = match op.detail_as::<WorktreeDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let mut conflicts = Vec::new();
@@ -183,7 +184,7 @@ fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 }
 
 fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: WorktreeDetail = op.detail_as::<WorktreeDetail>()?.clone();
+    let detail = op.detail_as::<WorktreeDetail>()?;
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     execute(
         run,
@@ -196,8 +197,9 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 }
 
 fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = op.detail_as::<WorktreeDetail>() else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+    let detail = match op.detail_as::<WorktreeDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let mut problems = Vec::new();
