@@ -22,7 +22,7 @@ use crate::home::{CodexHome, writer_locks};
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress::{self, PlannedRecode};
-use crate::ops::{Run, config_edit, state_backup, store_dir, store_files, worktree_move};
+use crate::ops::{OpKind, Run, config_edit, state_backup, store_dir, store_files, worktree_move};
 use crate::policy::SessionPolicy;
 use crate::report::{self, Report};
 
@@ -46,7 +46,7 @@ pub struct Action {
     /// since review gets another id and is not done.
     pub id: String,
     pub category: String,
-    pub kind: String,
+    pub kind: OpKind,
     pub path: String,
     pub target: Option<String>,
     pub bytes: u64,
@@ -82,7 +82,7 @@ fn short_hash(text: &str) -> String {
 
 fn action(
     category: &str,
-    kind: &str,
+    kind: OpKind,
     path: &Path,
     target: Option<&Path>,
     bytes: u64,
@@ -96,7 +96,7 @@ fn action(
     let mut a = Action {
         id: String::new(),
         category: category.into(),
-        kind: kind.into(),
+        kind,
         path: path.display().to_string(),
         target: target.map(|t| t.display().to_string()),
         bytes,
@@ -226,7 +226,7 @@ pub fn build_plan(
                             );
                             let a = action(
                                 "sessions",
-                                transcript_compress::COMPRESS,
+                                OpKind::CompressSession,
                                 &file.path,
                                 Some(&recode.dst),
                                 file.size,
@@ -240,7 +240,7 @@ pub fn build_plan(
                         }
                         let a = action(
                             "sessions",
-                            session_move::ARCHIVE,
+                            OpKind::ArchiveSession,
                             &file.path,
                             Some(&plan.dst),
                             file.size,
@@ -281,7 +281,7 @@ pub fn build_plan(
                     for (file, recode, age) in judged.chosen {
                         let a = action(
                             "compress",
-                            transcript_compress::COMPRESS,
+                            OpKind::CompressSession,
                             &file.path,
                             Some(&recode.dst),
                             file.size,
@@ -310,7 +310,7 @@ pub fn build_plan(
         for l in &data.logs.large_files {
             actions.push(action(
                 "logs",
-                store_files::KIND,
+                OpKind::StoreFiles,
                 Path::new(&l.path),
                 None,
                 l.bytes,
@@ -324,7 +324,7 @@ pub fn build_plan(
         for db in data.logs.databases.iter().filter(|d| d.over_threshold) {
             actions.push(action(
                 "logs",
-                store_files::KIND,
+                OpKind::StoreFiles,
                 Path::new(&db.path),
                 None,
                 db.bytes + db.wal_bytes,
@@ -373,7 +373,7 @@ pub fn build_plan(
                     let target = home.root.join(ARCHIVED_WORKTREES_DIR).join(rel);
                     let mut a = action(
                         "worktrees",
-                        worktree_move::KIND,
+                        OpKind::MoveWorktree,
                         path,
                         Some(&target),
                         w.bytes,
@@ -402,7 +402,7 @@ pub fn build_plan(
                 }),
                 (Some(cur), false) => actions.push(action(
                     "releases",
-                    store_dir::KIND,
+                    OpKind::StoreDir,
                     Path::new(&rel.path),
                     None,
                     rel.bytes,
@@ -449,7 +449,7 @@ pub fn build_plan(
             if !dead.is_empty() {
                 let mut a = action(
                     "projects",
-                    config_edit::KIND,
+                    OpKind::EditConfig,
                     Path::new(&data.config.path),
                     None,
                     0,
@@ -704,12 +704,12 @@ fn apply(
     let session_actions: Vec<&Action> = to_do
         .iter()
         .copied()
-        .filter(|a| a.kind == session_move::ARCHIVE)
+        .filter(|a| a.kind == OpKind::ArchiveSession)
         .collect();
     let recode_actions: Vec<&Action> = to_do
         .iter()
         .copied()
-        .filter(|a| a.kind == transcript_compress::COMPRESS)
+        .filter(|a| a.kind == OpKind::CompressSession)
         .collect();
     if !session_actions.is_empty() || !recode_actions.is_empty() {
         let mut writer = match &planned.index_path {
@@ -754,10 +754,10 @@ fn apply(
             break;
         }
         let path = Path::new(&a.path);
-        let result = match a.kind.as_str() {
-            store_files::KIND => store_files::execute(&run, &a.category, path),
-            store_dir::KIND => store_dir::execute(&run, &a.category, path),
-            worktree_move::KIND => {
+        let result = match a.kind {
+            OpKind::StoreFiles => store_files::execute(&run, &a.category, path),
+            OpKind::StoreDir => store_dir::execute(&run, &a.category, path),
+            OpKind::MoveWorktree => {
                 let main = a
                     .main_repository
                     .as_deref()
@@ -772,10 +772,12 @@ fn apply(
                     Vec::new(),
                 )
             }
-            config_edit::KIND => {
+            OpKind::EditConfig => {
                 config_edit::execute(&run, path, &a.projects).map(|id| id.unwrap_or(0))
             }
-            other => Err(anyhow::anyhow!("unknown action kind {other}")),
+            other => Err(anyhow::anyhow!(
+                "a {other} action is not applied one by one"
+            )),
         };
         match result {
             Ok(id) => done.push((a, id)),
@@ -888,27 +890,27 @@ fn apply(
 
 /// What a plan says it will do; `verb` is what a report says was done.
 fn future_verb(a: &Action) -> &'static str {
-    match a.kind.as_str() {
-        session_move::ARCHIVE => "will archive",
-        transcript_compress::COMPRESS if a.category == "sessions" => "will archive compressed",
-        transcript_compress::COMPRESS => "will compress",
-        store_files::KIND => "will rotate into the store",
-        store_dir::KIND => "will move into the store",
-        worktree_move::KIND => "will move worktree",
-        config_edit::KIND => "will prune dead projects from",
+    match a.kind {
+        OpKind::ArchiveSession => "will archive",
+        OpKind::CompressSession if a.category == "sessions" => "will archive compressed",
+        OpKind::CompressSession => "will compress",
+        OpKind::StoreFiles => "will rotate into the store",
+        OpKind::StoreDir => "will move into the store",
+        OpKind::MoveWorktree => "will move worktree",
+        OpKind::EditConfig => "will prune dead projects from",
         _ => "will change",
     }
 }
 
 fn verb(a: &Action) -> &'static str {
-    match a.kind.as_str() {
-        session_move::ARCHIVE => "archived",
-        transcript_compress::COMPRESS if a.category == "sessions" => "archived compressed",
-        transcript_compress::COMPRESS => "compressed",
-        store_files::KIND => "rotated into the store",
-        store_dir::KIND => "moved into the store",
-        worktree_move::KIND => "moved worktree",
-        config_edit::KIND => "pruned dead projects from",
+    match a.kind {
+        OpKind::ArchiveSession => "archived",
+        OpKind::CompressSession if a.category == "sessions" => "archived compressed",
+        OpKind::CompressSession => "compressed",
+        OpKind::StoreFiles => "rotated into the store",
+        OpKind::StoreDir => "moved into the store",
+        OpKind::MoveWorktree => "moved worktree",
+        OpKind::EditConfig => "pruned dead projects from",
         _ => "changed",
     }
 }
@@ -1097,7 +1099,7 @@ fn verify_after(
         ),
     );
 
-    let ops = store.catalog.ops_of_run(run_id)?;
+    let ops = crate::ops::record::read_all(store.catalog.ops_of_run(run_id)?)?;
     let applied: Vec<_> = ops
         .into_iter()
         .filter(|o| o.state == crate::store::OpState::Applied)

@@ -190,9 +190,7 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
             store.root.join(crate::store::CATALOG_FILE).display()
         ),
     );
-    let applied: Vec<_> = store
-        .catalog
-        .ops_of_run(run_id)?
+    let applied: Vec<_> = crate::ops::record::read_all(store.catalog.ops_of_run(run_id)?)?
         .into_iter()
         .filter(transcript_compress::is_recode)
         .collect();

@@ -6,8 +6,9 @@ use serde_json::json;
 use super::Context;
 use crate::clock::human_bytes;
 use crate::error::MaintError;
+use crate::ops::OpRecord;
 use crate::report::Report;
-use crate::store::{self, OpRecord, RunRecord};
+use crate::store::{self, RunRecord};
 
 pub const RUNS: &str = "Runs";
 pub const OPERATIONS: &str = "Operations";
@@ -37,7 +38,7 @@ pub fn run(ctx: &Context, run_id: Option<i64>, session: Option<&str>) -> Result<
     };
     if let Some(text) = session {
         let thread_id = super::session_in_catalog(&catalog, text)?;
-        let ops = catalog.ops_of_thread(&thread_id)?;
+        let ops = crate::ops::record::read_all(catalog.ops_of_thread(&thread_id)?)?;
         report.push(
             OPERATIONS,
             format!(
@@ -70,7 +71,7 @@ pub fn run(ctx: &Context, run_id: Option<i64>, session: Option<&str>) -> Result<
                 MaintError::usage(format!("there is no run {id}; see `codex-maint log`"))
             })?;
             report.push(RUNS, describe_run(&run));
-            let ops = catalog.ops_of_run(id)?;
+            let ops = crate::ops::record::read_all(catalog.ops_of_run(id)?)?;
             if ops.is_empty() {
                 report.push(OPERATIONS, "none");
             }

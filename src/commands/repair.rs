@@ -120,7 +120,7 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
             store.root.join(crate::store::CATALOG_FILE).display()
         ),
     );
-    let applied = store.catalog.ops_of_run(run_id)?;
+    let applied = crate::ops::record::read_all(store.catalog.ops_of_run(run_id)?)?;
     let problems = crate::ops::verify_all_live(&applied, &crate::progress::NoProgress);
     if problems.is_empty() {
         report.push(

@@ -10,11 +10,12 @@ use super::{Context, describe_recovery, refuse_if_codex_running};
 use crate::clock::human_bytes;
 use crate::error::MaintError;
 use crate::home::CodexHome;
+use crate::ops::OpRecord;
 use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
 use crate::report::{self, Report};
-use crate::store::{OpRecord, OpState, Store};
+use crate::store::{OpState, Store};
 
 const UNDO_COMMAND: &str = "undo";
 
@@ -68,7 +69,7 @@ fn undo_in(
     dry_run: bool,
 ) -> Result<Report> {
     let runs = store.catalog.runs()?;
-    let live = store.catalog.live_ops()?;
+    let live = crate::ops::record::read_all(store.catalog.live_ops()?)?;
     let target = match run_id {
         Some(id) => runs.iter().find(|r| r.id == id).ok_or_else(|| {
             MaintError::usage(format!("there is no run {id}; see `codex-maint log`"))
@@ -122,7 +123,7 @@ fn restore_session(ctx: &Context, text: &str, dry_run: bool) -> Result<Report> {
         ))
     })?;
     let thread_id = super::session_in_catalog(&store.catalog, text)?;
-    let ops = store.catalog.ops_of_thread(&thread_id)?;
+    let ops = crate::ops::record::read_all(store.catalog.ops_of_thread(&thread_id)?)?;
     let mut forward_in_force = Vec::new();
     for op in ops {
         if op.state == OpState::Applied
@@ -164,7 +165,7 @@ fn takes_back_a_move(store: &Store, op: &OpRecord) -> Result<bool> {
     let mut reverts = op.reverts_op;
     while let Some(id) = reverts {
         takes_back = !takes_back;
-        reverts = store.catalog.op(id)?.and_then(|o| o.reverts_op);
+        reverts = crate::ops::record::read_one(store.catalog.op(id)?)?.and_then(|o| o.reverts_op);
     }
     Ok(takes_back)
 }
@@ -177,7 +178,7 @@ fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
     let (store, recovered) = open(ctx, &home, dry_run)?;
     let store = store
         .ok_or_else(|| MaintError::usage(format!("there is no op {op_id}: the store is empty")))?;
-    let op = store.catalog.op(op_id)?.ok_or_else(|| {
+    let op = crate::ops::record::read_one(store.catalog.op(op_id)?)?.ok_or_else(|| {
         MaintError::usage(format!(
             "there is no op {op_id}; see `codex-maint log --run N`"
         ))
@@ -199,7 +200,10 @@ fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
         )
         .into());
     }
-    if !store.catalog.live_ops()?.iter().any(|o| o.id == op_id) {
+    if !crate::ops::record::read_all(store.catalog.live_ops()?)?
+        .iter()
+        .any(|o| o.id == op_id)
+    {
         return Err(MaintError::refused(
             format!("op {op_id} is no longer in force: a later operation moved its item on (see `codex-maint log`); nothing was changed"),
             vec![],

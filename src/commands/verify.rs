@@ -69,14 +69,14 @@ pub fn run(ctx: &Context) -> Result<Report> {
         json!({ "checked": blob_list.len(), "bad": bad_blobs }),
     );
 
-    for op in catalog.ops_in_state(OpState::Prepared)? {
+    for op in crate::ops::record::read_all(catalog.ops_in_state(OpState::Prepared)?)? {
         problems.push(format!(
             "op {} ({}) was interrupted and is still prepared: run `codex-maint recover`",
             op.id, op.kind
         ));
     }
 
-    let live = catalog.live_ops()?;
+    let live = crate::ops::record::read_all(catalog.live_ops()?)?;
     let items_checked = live.len();
     let before = problems.len();
     problems.extend(crate::ops::verify_all_live(

@@ -8,15 +8,14 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::Path;
 
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::content_hash::{hash_bytes, hash_file};
 use crate::failpoint;
 use crate::fs_atomic::write_atomic;
 use crate::home::sessions::file_mode;
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "edit_config";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigEditDetail {
@@ -84,7 +83,7 @@ fn rewrite(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::EditConfig.to_string(),
             src: config.display().to_string(),
             dst: Some(config.display().to_string()),
             size: None,
@@ -92,7 +91,7 @@ fn rewrite(
             mtime_ns: Some(detail.before_mtime_ns),
             hash_before: Some(detail.before_blob.clone()),
             blob: Some(detail.before_blob.clone()),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
         },
     )?;
@@ -110,7 +109,7 @@ fn rewrite(
         detail.after_mtime_ns = fs::metadata(config)?.modified().ok().map(system_time_ns);
         run.store
             .catalog
-            .update_detail(op_id, &serde_json::to_value(&detail)?)?;
+            .update_detail(op_id, &super::detail::stored(&detail)?)?;
     }
     failpoint::hit("file-moved");
     run.store
@@ -154,8 +153,8 @@ fn written_file(config: &Path) -> Result<std::path::PathBuf> {
     Ok(target)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: ConfigEditDetail = serde_json::from_value(op.detail.clone())?;
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail = op.detail_as::<ConfigEditDetail>()?.clone();
     let now = hash_file(Path::new(&op.src)).ok();
     if now.as_deref() == Some(detail.after_blob.as_str()) {
         store
@@ -173,9 +172,10 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     }
 }
 
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<ConfigEditDetail>(op.detail.clone()) else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+    let detail = match op.detail_as::<ConfigEditDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut conflicts = Vec::new();
     if hash_file(Path::new(&op.src)).ok().as_deref() != Some(detail.after_blob.as_str()) {
@@ -190,8 +190,8 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     conflicts
 }
 
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let d: ConfigEditDetail = serde_json::from_value(op.detail.clone())?;
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let d = op.detail_as::<ConfigEditDetail>()?.clone();
     let reversed = ConfigEditDetail {
         removed_projects: Vec::new(),
         before_blob: d.after_blob,
@@ -203,9 +203,10 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     rewrite(run, Path::new(&op.src), reversed, Some(op.id))
 }
 
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<ConfigEditDetail>(op.detail.clone()) else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+fn verify_live(op: &OpRecord) -> Vec<String> {
+    let detail = match op.detail_as::<ConfigEditDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut problems = Vec::new();
     match fs::read_to_string(&op.src) {
@@ -223,6 +224,32 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
         Err(e) => problems.push(format!("op {}: {} cannot be read ({e})", op.id, op.src)),
     }
     problems
+}
+
+pub struct ConfigEdit;
+
+impl super::OpType for ConfigEdit {
+    fn what_it_did(&self, _kind: OpKind) -> &'static str {
+        "edited"
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<ConfigEditDetail>(json).map(super::OpDetail::ConfigEdit)
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
+        Ok(vec![std::path::PathBuf::from(&op.src)])
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! layer that joins the Codex home and the store.
 
 pub mod config_edit;
+pub mod detail;
+pub mod kind;
+pub mod record;
 pub mod row_now;
 pub mod row_repair;
 pub mod session_move;
@@ -15,13 +18,17 @@ pub mod tree_manifest;
 pub mod worktree_move;
 pub mod write_file;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 use crate::home_guard::HomeGuard;
 
-use crate::store::{OpRecord, OpState, Store};
+pub use detail::OpDetail;
+pub use kind::{OpKind, OpType, Seen};
+pub use record::OpRecord;
+
+use crate::store::{OpState, Store};
 
 /// The name of an item's place once it has moved into the store, so that, as for any
 /// other move, the op that later takes it out names that place as its source.
@@ -75,7 +82,7 @@ pub enum Recovered {
 pub struct RecoveredOp {
     pub op_id: i64,
     pub run_id: i64,
-    pub kind: String,
+    pub kind: OpKind,
     pub src: String,
     pub dst: Option<String>,
     pub result: Recovered,
@@ -86,7 +93,7 @@ pub struct RecoveredOp {
 /// acted on. Every writing command calls this first.
 pub fn recover_all(store: &Store, guard: &HomeGuard) -> Result<Vec<RecoveredOp>> {
     let mut results = Vec::new();
-    let prepared = store.catalog.ops_in_state(OpState::Prepared)?;
+    let prepared = record::read_all(store.catalog.ops_in_state(OpState::Prepared)?)?;
     // A killed op may have left a temporary copy beside any path it writes; those folders
     // are swept once its recovery has settled what is real.
     let mut folders: Vec<PathBuf> = prepared
@@ -107,7 +114,7 @@ pub fn recover_all(store: &Store, guard: &HomeGuard) -> Result<Vec<RecoveredOp>>
         results.push(RecoveredOp {
             op_id: op.id,
             run_id: op.run_id,
-            kind: op.kind.clone(),
+            kind: op.kind,
             src: op.src.clone(),
             dst: op.dst.clone(),
             result,
@@ -122,61 +129,14 @@ pub fn recover_all(store: &Store, guard: &HomeGuard) -> Result<Vec<RecoveredOp>>
 }
 
 fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    match op.kind.as_str() {
-        session_move::ARCHIVE | session_move::UNARCHIVE => session_move::recover(store, op),
-        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
-            transcript_compress::recover(store, op)
-        }
-        store_files::KIND | store_files::RESTORE_KIND => store_files::recover(store, op),
-        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::recover(store, op),
-        worktree_move::KIND => worktree_move::recover(store, op),
-        config_edit::KIND => config_edit::recover(store, op),
-        write_file::KIND => write_file::recover(store, op),
-        row_repair::KIND => row_repair::recover(store, op),
-        other => bail!(
-            "op {} has a kind this version does not know ({other}); upgrade codex-maint",
-            op.id
-        ),
-    }
+    op.kind.op_type().recover(store, op)
 }
 
 /// The paths in the home that applying, taking back or recovering `op` writes, as its
 /// journal records them. A scheduler entry (`write_file`, and its copy in the store) lives
 /// outside the home and is not listed.
 pub fn home_paths(op: &OpRecord) -> Result<Vec<PathBuf>> {
-    let src_and_dst = || {
-        let mut paths = vec![PathBuf::from(&op.src)];
-        paths.extend(op.dst.as_deref().map(PathBuf::from));
-        paths
-    };
-    Ok(match op.kind.as_str() {
-        session_move::ARCHIVE | session_move::UNARCHIVE | worktree_move::KIND => src_and_dst(),
-        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
-            let d: transcript_compress::RecodeDetail = serde_json::from_value(op.detail.clone())?;
-            let mut paths = src_and_dst();
-            paths.push(d.temp);
-            paths
-        }
-        store_files::KIND | store_files::RESTORE_KIND => {
-            let d: store_files::StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
-            if store_files::writes_in_home(&d.category) {
-                d.files.into_iter().map(|f| f.path).collect()
-            } else {
-                Vec::new()
-            }
-        }
-        store_dir::KIND | store_dir::RESTORE_KIND => {
-            let d: store_dir::StoreDirDetail = serde_json::from_value(op.detail.clone())?;
-            std::iter::once(d.dir).chain(d.trash).collect()
-        }
-        config_edit::KIND => vec![PathBuf::from(&op.src)],
-        // A row repair writes only Codex's thread index; the transcript it names stays put.
-        row_repair::KIND => {
-            let d: row_repair::RowFix = serde_json::from_value(op.detail.clone())?;
-            vec![PathBuf::from(d.index)]
-        }
-        _ => Vec::new(),
-    })
+    op.kind.op_type().home_paths(op)
 }
 
 /// Why the guard refuses to let `op` write where its journal says; empty when it allows.
@@ -197,68 +157,12 @@ pub fn path_conflicts(guard: &HomeGuard, op: &OpRecord) -> Vec<String> {
 /// Why an op other than a session move cannot be taken back now (session moves are
 /// checked in batches by `session_move::revert_conflicts`).
 pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    match op.kind.as_str() {
-        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
-            transcript_compress::revert_conflicts(store, op)
-        }
-        store_files::KIND | store_files::RESTORE_KIND => store_files::revert_conflicts(store, op),
-        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert_conflicts(store, op),
-        worktree_move::KIND => worktree_move::revert_conflicts(op),
-        config_edit::KIND => config_edit::revert_conflicts(store, op),
-        write_file::KIND => write_file::revert_conflicts(op),
-        row_repair::KIND => row_repair::revert_conflicts(op),
-        other => vec![format!(
-            "op {}: kind {other} cannot be taken back by this version",
-            op.id
-        )],
-    }
+    op.kind.op_type().revert_conflicts(store, op)
 }
 
 /// Takes back one op other than a session move, as a new journaled op of `run`.
 pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    match op.kind.as_str() {
-        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
-            transcript_compress::revert(run, op)
-        }
-        store_files::KIND | store_files::RESTORE_KIND => store_files::revert(run, op),
-        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::revert(run, op),
-        worktree_move::KIND => worktree_move::revert(run, op),
-        config_edit::KIND => config_edit::revert(run, op),
-        write_file::KIND => write_file::revert(run, op),
-        row_repair::KIND => row_repair::revert(run, op),
-        other => bail!(
-            "op {}: kind {other} cannot be taken back by this version",
-            op.id
-        ),
-    }
-}
-
-/// What `verify` finds wrong with an op in force.
-pub fn verify_live(
-    op: &OpRecord,
-    rows: &session_move::RowLookup<'_>,
-    indexes_now: &row_now::IndexesNow,
-    hashes: &crate::content_hash::Prefetched,
-    proven: &transcript_compress::Proven,
-) -> Vec<String> {
-    match op.kind.as_str() {
-        session_move::ARCHIVE | session_move::UNARCHIVE => {
-            session_move::verify_live(op, rows, indexes_now, hashes)
-        }
-        transcript_compress::COMPRESS | transcript_compress::DECOMPRESS => {
-            transcript_compress::verify_live(op, rows, indexes_now, proven)
-        }
-        store_files::KIND | store_files::RESTORE_KIND => store_files::verify_live(op),
-        store_dir::KIND | store_dir::RESTORE_KIND => store_dir::verify_live(op),
-        worktree_move::KIND => worktree_move::verify_live(op),
-        config_edit::KIND => config_edit::verify_live(op),
-        write_file::KIND => write_file::verify_live(op),
-        row_repair::KIND => row_repair::verify_live(op, rows),
-        other => vec![format!(
-            "op {}: kind {other} is unknown to this version",
-            op.id
-        )],
-    }
+    op.kind.op_type().revert(run, op)
 }
 
 /// What `verify` finds wrong with each of `ops`, all taken to be in force: the files moved
@@ -275,7 +179,7 @@ pub fn verify_all_live(ops: &[OpRecord], progress: &dyn crate::progress::Progres
     let indexes_now = row_now::IndexesNow::default();
     let mut problems = Vec::new();
     for op in ops {
-        let recorded = op.detail.get("index").and_then(|v| v.as_str());
+        let recorded = op.detail.index();
         let place = op.dst.as_deref().map(Path::new);
         if let Some(index) = place.and_then(|p| indexes_now.for_place(recorded, p)) {
             dbs.entry(index.clone())
@@ -285,7 +189,13 @@ pub fn verify_all_live(ops: &[OpRecord], progress: &dyn crate::progress::Progres
             let db = dbs.get(index)?.as_ref()?;
             Some(thread_row::read(&db.conn, id))
         };
-        problems.extend(verify_live(op, &lookup, &indexes_now, &hashes, &proven));
+        let seen = Seen {
+            rows: &lookup,
+            indexes_now: &indexes_now,
+            hashes: &hashes,
+            proven: &proven,
+        };
+        problems.extend(op.kind.op_type().verify_live(op, &seen));
     }
     problems
 }
@@ -301,20 +211,10 @@ pub fn moved_item_paths(ops: &[OpRecord]) -> Vec<std::path::PathBuf> {
 
 /// One line a person can read: what the op did.
 pub fn describe(op: &OpRecord) -> String {
-    let what = match op.kind.as_str() {
-        session_move::ARCHIVE => "archived session",
-        session_move::UNARCHIVE => "unarchived session",
-        transcript_compress::COMPRESS => "compressed transcript",
-        transcript_compress::DECOMPRESS => "decompressed transcript",
-        store_files::KIND => "moved into the store",
-        store_files::RESTORE_KIND => "restored from the store",
-        store_dir::KIND => "moved folder into the store",
-        store_dir::RESTORE_KIND => "restored folder from the store",
-        worktree_move::KIND => "moved worktree",
-        config_edit::KIND => "edited",
-        write_file::KIND => "wrote",
-        row_repair::KIND => "repaired thread row",
-        other => other,
-    };
-    format!("{what} {} -> {}", op.src, op.dst.as_deref().unwrap_or("-"))
+    format!(
+        "{} {} -> {}",
+        op.kind.op_type().what_it_did(op.kind),
+        op.src,
+        op.dst.as_deref().unwrap_or("-")
+    )
 }

@@ -5,22 +5,21 @@
 //! row (Codex indexes it itself on its next start). Anything ambiguous is left alone and
 //! reported with the reason.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::row_now::{home_of_transcript, is_archived_place, names_file, row_following};
 use super::thread_row::{self, IndexWriter, RowState};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::error::MaintError;
 use crate::home::sessions::{SessionFile, twin_path};
 use crate::home::thread_index::{self, IndexState, ThreadRow};
 use crate::home::{CodexHome, same_file};
-use crate::store::{NewOp, OpRecord, Store};
+use crate::store::{NewOp, Store};
 use crate::{failpoint, home};
-
-pub const KIND: &str = "repair_thread_row";
 
 /// Why a row needs a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,10 +273,10 @@ pub fn execute_all(run: &Run, writer: &mut IndexWriter, fixes: &[RowFix]) -> Res
         .iter()
         .map(|fix| {
             Ok(NewOp {
-                kind: KIND.to_string(),
+                kind: OpKind::RepairThreadRow.to_string(),
                 src: fix.row_before.rollout_path.clone(),
                 dst: Some(fix.row_after.rollout_path.clone()),
-                detail: serde_json::to_value(fix)?,
+                detail: super::detail::stored(fix)?,
                 ..Default::default()
             })
         })
@@ -302,13 +301,12 @@ pub fn execute_all(run: &Run, writer: &mut IndexWriter, fixes: &[RowFix]) -> Res
 }
 
 fn fix_of(op: &OpRecord) -> Result<RowFix> {
-    serde_json::from_value(op.detail.clone())
-        .with_context(|| format!("op {}: reading its journal detail", op.id))
+    op.detail_as::<RowFix>().cloned()
 }
 
 /// A row change left `prepared`: the row as planned is rolled forward, the row as it was
 /// rolled back; a row in neither state is reported, never guessed about.
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let fix = fix_of(op)?;
     let db = IndexWriter::open(Path::new(&fix.index))?;
     match thread_row::read(db.connection(), &fix.thread_id)? {
@@ -328,7 +326,7 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 /// Why a row change cannot be taken back now: the row changed since.
-pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(op: &OpRecord) -> Vec<String> {
     let fix = match fix_of(op) {
         Ok(f) => f,
         Err(e) => return vec![format!("{e:#}")],
@@ -355,7 +353,7 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 }
 
 /// Takes a row change back as a new journaled op of `run`: the row as it was, exactly.
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let fix = fix_of(op)?;
     let conflicts = revert_conflicts(op);
     if !conflicts.is_empty() {
@@ -373,10 +371,10 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         ..fix
     };
     let ops = [NewOp {
-        kind: KIND.to_string(),
+        kind: OpKind::RepairThreadRow.to_string(),
         src: back.row_before.rollout_path.clone(),
         dst: Some(back.row_after.rollout_path.clone()),
-        detail: serde_json::to_value(&back)?,
+        detail: super::detail::stored(&back)?,
         reverts_op: Some(op.id),
         ..Default::default()
     }];
@@ -394,7 +392,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 /// What `verify` finds wrong with a row change in force: a repaired row, whatever later
 /// moves made of it, must name an existing transcript with the flag of its folder; a row an
 /// undo put back must still be as it was put back.
-pub fn verify_live(op: &OpRecord, rows: &super::session_move::RowLookup<'_>) -> Vec<String> {
+fn verify_live(op: &OpRecord, rows: &super::session_move::RowLookup<'_>) -> Vec<String> {
     let fix = match fix_of(op) {
         Ok(f) => f,
         Err(e) => return vec![format!("{e:#}")],
@@ -445,5 +443,33 @@ pub fn verify_live(op: &OpRecord, rows: &super::session_move::RowLookup<'_>) -> 
                 Vec::new()
             }
         }
+    }
+}
+
+pub struct RowRepair;
+
+impl super::OpType for RowRepair {
+    fn what_it_did(&self, _kind: OpKind) -> &'static str {
+        "repaired thread row"
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<RowFix>(json).map(super::OpDetail::RowRepair)
+    }
+    /// A row repair writes only Codex's thread index; the transcript it names stays put.
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<std::path::PathBuf>> {
+        let d = op.detail_as::<RowFix>()?;
+        Ok(vec![std::path::PathBuf::from(&d.index)])
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, _store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op, seen.rows)
     }
 }

@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::thread_row::{IndexWriter, RowState};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::content_hash::hash_file;
@@ -18,11 +19,8 @@ use crate::fs_atomic::{
     remove_created_dirs_if_empty,
 };
 use crate::home::sessions::{SessionFile, file_mode};
-use crate::store::{NewOp, OpRecord, OpState, Store};
+use crate::store::{NewOp, OpState, Store};
 use crate::{failpoint, home};
-
-pub const ARCHIVE: &str = "archive_session";
-pub const UNARCHIVE: &str = "unarchive_session";
 
 /// What the journal keeps of a move beyond the columns of `ops`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -42,7 +40,7 @@ pub struct MoveDetail {
 
 #[derive(Debug, Clone)]
 pub struct PlannedMove {
-    pub kind: &'static str,
+    pub kind: OpKind,
     pub src: PathBuf,
     pub dst: PathBuf,
     pub detail: MoveDetail,
@@ -77,7 +75,7 @@ pub fn plan_archive(
         archived_at: Some(now_unix),
     });
     PlannedMove {
-        kind: ARCHIVE,
+        kind: OpKind::ArchiveSession,
         src: file.path.clone(),
         dst,
         detail: MoveDetail {
@@ -136,13 +134,12 @@ pub fn folders_we_created(store: &Store) -> Result<Vec<PathBuf>> {
 /// The inverse of an applied move: back to where it was, the row back to what it was;
 /// of `our_folders`, those above the item are removed once the move leaves them empty.
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove> {
-    let detail: MoveDetail =
-        serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+    let detail = op.detail_as::<MoveDetail>()?;
     let dst_of_op = op.dst.clone().context("a move op has a destination")?;
-    let kind = if op.kind == ARCHIVE {
-        UNARCHIVE
+    let kind = if op.kind == OpKind::ArchiveSession {
+        OpKind::UnarchiveSession
     } else {
-        ARCHIVE
+        OpKind::ArchiveSession
     };
     Ok(PlannedMove {
         kind,
@@ -369,7 +366,7 @@ pub fn execute_batch(
             mtime_ns: meta.modified().ok().map(system_time_ns),
             hash_before: Some(hash.clone()),
             blob: None,
-            detail: serde_json::to_value(&plan.detail)?,
+            detail: super::detail::stored(&plan.detail)?,
             reverts_op: plan.reverts_op,
         };
         prepared.push((plan, new_op, hash));
@@ -463,9 +460,8 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 /// Brings one op left `prepared` by a crash to rest by looking at the disk: a file still at
 /// its source was never moved (roll back), a whole file at its destination was (roll
 /// forward); the row is set to match, and anything else is reported, never guessed.
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: MoveDetail =
-        serde_json::from_value(op.detail.clone()).context("reading the op's journal detail")?;
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail = op.detail_as::<MoveDetail>()?;
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let expected = op.hash_before.clone().unwrap_or_default();
@@ -569,7 +565,7 @@ pub type RowLookup<'a> = dyn Fn(&str, &str) -> Option<Result<Option<RowState>>> 
 
 /// What `verify` finds wrong with a live move: the item missing or changed at its recorded
 /// place, or the thread row no longer pointing at an existing file.
-pub fn verify_live(
+fn verify_live(
     op: &OpRecord,
     rows: &RowLookup<'_>,
     indexes_now: &super::row_now::IndexesNow,
@@ -590,7 +586,7 @@ pub fn verify_live(
             op.id
         )),
     }
-    let Ok(detail) = serde_json::from_value::<MoveDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<MoveDetail>() else {
         problems.push(format!("op {}: its journal detail cannot be read", op.id));
         return problems;
     };
@@ -608,5 +604,41 @@ pub fn verify_live(
 }
 
 pub fn is_move(op: &OpRecord) -> bool {
-    (op.kind == ARCHIVE || op.kind == UNARCHIVE) && op.state == OpState::Applied
+    matches!(op.kind, OpKind::ArchiveSession | OpKind::UnarchiveSession)
+        && op.state == OpState::Applied
+}
+
+pub struct SessionMove;
+
+impl super::OpType for SessionMove {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::UnarchiveSession {
+            "unarchived session"
+        } else {
+            "archived session"
+        }
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<MoveDetail>(json).map(super::OpDetail::SessionMove)
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<Recovered> {
+        recover(store, op)
+    }
+    /// A session move is taken back only together with the other moves of its undo, which
+    /// share one write to the thread index: `undo` checks them with `revert_conflicts`.
+    fn revert_conflicts(&self, _store: &Store, op: &OpRecord) -> Vec<String> {
+        vec![format!(
+            "op {}: a session move is taken back in a batch with its thread index, by undo",
+            op.id
+        )]
+    }
+    fn revert(&self, _run: &Run, op: &OpRecord) -> Result<i64> {
+        anyhow::bail!(
+            "op {}: a session move is taken back in a batch with its thread index, by undo",
+            op.id
+        )
+    }
+    fn verify_live(&self, op: &OpRecord, seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op, seen.rows, seen.indexes_now, seen.hashes)
+    }
 }

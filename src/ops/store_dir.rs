@@ -8,13 +8,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::tree_manifest::{self, ManifestEntry};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run, store_place};
 use crate::failpoint;
 use crate::fs_atomic::{TEMP_PREFIX, fsync_parent, move_no_replace};
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "store_dir";
-pub const RESTORE_KIND: &str = "restore_dir";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreDirDetail {
@@ -92,12 +90,12 @@ pub fn execute_reverting(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::StoreDir.to_string(),
             src: dir.display().to_string(),
             dst: Some(store_place(dir)),
             size: Some(bytes as i64),
             hash_before: Some(detail.digest.clone()),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
             ..Default::default()
         },
@@ -122,7 +120,7 @@ pub fn execute_reverting(
     detail.trash = Some(trash_name(dir));
     run.store
         .catalog
-        .update_detail(op_id, &serde_json::to_value(&detail)?)?;
+        .update_detail(op_id, &super::detail::stored(&detail)?)?;
     failpoint::hit("file-moved");
     let trash = detail.trash.as_ref().expect("just set");
     move_no_replace(dir, trash)?;
@@ -135,9 +133,9 @@ pub fn execute_reverting(
     Ok(op_id)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
-    if op.kind == RESTORE_KIND {
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail = op.detail_as::<StoreDirDetail>()?;
+    if op.kind == OpKind::RestoreDir {
         let staging = staging_name(&detail.dir);
         if detail.dir.exists() {
             store.catalog.mark_applied(op.id, op.blob.as_deref())?;
@@ -182,12 +180,13 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     }
 }
 
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<StoreDirDetail>(op.detail.clone()) else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+    let detail = match op.detail_as::<StoreDirDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut conflicts = Vec::new();
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreDir {
         match tree_manifest::manifest(&detail.dir, false) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
             _ => conflicts.push(format!(
@@ -216,9 +215,9 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     conflicts
 }
 
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: StoreDirDetail = serde_json::from_value(op.detail.clone())?;
-    if op.kind == RESTORE_KIND {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let detail = op.detail_as::<StoreDirDetail>()?;
+    if op.kind == OpKind::RestoreDir {
         return execute_reverting(run, &detail.category, &detail.dir, Some(op.id));
     }
     run.guard
@@ -227,13 +226,13 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let new_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: RESTORE_KIND.into(),
+            kind: OpKind::RestoreDir.to_string(),
             src: store_place(&detail.dir),
             dst: Some(detail.dir.display().to_string()),
             size: op.size,
             hash_before: Some(detail.digest.clone()),
             blob: Some(hash.clone()),
-            detail: op.detail.clone(),
+            detail: super::detail::stored(detail)?,
             reverts_op: Some(op.id),
             ..Default::default()
         },
@@ -280,11 +279,12 @@ fn sync_tree(root: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<StoreDirDetail>(op.detail.clone()) else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+fn verify_live(op: &OpRecord) -> Vec<String> {
+    let detail = match op.detail_as::<StoreDirDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreDir {
         return match tree_manifest::manifest(&detail.dir, false) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => Vec::new(),
             _ => vec![format!(
@@ -301,4 +301,35 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
         )];
     }
     Vec::new()
+}
+
+pub struct StoreDir;
+
+impl super::OpType for StoreDir {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::RestoreDir {
+            "restored folder from the store"
+        } else {
+            "moved folder into the store"
+        }
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<StoreDirDetail>(json).map(super::OpDetail::StoreDir)
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
+        let d = op.detail_as::<StoreDirDetail>()?;
+        Ok(std::iter::once(&d.dir).chain(&d.trash).cloned().collect())
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
+    }
 }

@@ -10,16 +10,14 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::content_hash::hash_file;
 use crate::failpoint;
 use crate::fs_atomic::fsync_parent;
 use crate::home::sessions::file_mode;
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "store_files";
-pub const RESTORE_KIND: &str = "restore_files";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredFile {
@@ -102,13 +100,13 @@ pub fn execute_reverting(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::StoreFiles.to_string(),
             src: main.display().to_string(),
             dst: Some(super::store_place(main)),
             size: Some(detail.files.iter().map(|f| f.size as i64).sum()),
             mode: Some(main_meta.mode as i64),
             mtime_ns: Some(main_meta.mtime_ns),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
             ..Default::default()
         },
@@ -125,7 +123,7 @@ pub fn execute_reverting(
     blobs.sync()?;
     run.store
         .catalog
-        .update_detail(op_id, &serde_json::to_value(&detail)?)?;
+        .update_detail(op_id, &super::detail::stored(&detail)?)?;
     for f in &detail.files {
         let hash = f.blob.as_deref().expect("just stored");
         anyhow::ensure!(
@@ -152,12 +150,12 @@ pub fn execute_reverting(
     Ok(op_id)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail = op.detail_as::<StoreFilesDetail>()?;
     let all_stored = detail.files.iter().all(|f| f.blob.is_some());
     let all_present = detail.files.iter().all(|f| f.path.exists());
-    if op.kind == RESTORE_KIND {
-        return recover_restore(store, op, &detail);
+    if op.kind == OpKind::RestoreFiles {
+        return recover_restore(store, op, detail);
     }
     if !all_stored || all_present {
         store.catalog.mark_rolled_back(op.id)?;
@@ -190,12 +188,13 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 }
 
 /// Why the op cannot be taken back now; empty when it can.
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+    let detail = match op.detail_as::<StoreFilesDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let mut conflicts = Vec::new();
-    if op.kind == RESTORE_KIND {
+    if op.kind == OpKind::RestoreFiles {
         for f in &detail.files {
             let expected = f.blob.as_deref().unwrap_or_default();
             if hash_file(&f.path).ok().as_deref() != Some(expected) {
@@ -229,9 +228,9 @@ pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
 }
 
 /// Takes an op back: a stored item is restored; a restore is stored again.
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: StoreFilesDetail = serde_json::from_value(op.detail.clone())?;
-    if op.kind == RESTORE_KIND {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let detail = op.detail_as::<StoreFilesDetail>()?;
+    if op.kind == OpKind::RestoreFiles {
         return execute_reverting(
             run,
             &detail.category,
@@ -246,7 +245,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let new_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: RESTORE_KIND.into(),
+            kind: OpKind::RestoreFiles.to_string(),
             src: super::store_place(Path::new(&op.src)),
             dst: Some(op.src.clone()),
             size: op.size,
@@ -254,7 +253,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
             mtime_ns: op.mtime_ns,
             hash_before: op.blob.clone(),
             blob: op.blob.clone(),
-            detail: op.detail.clone(),
+            detail: super::detail::stored(detail)?,
             reverts_op: Some(op.id),
         },
     )?;
@@ -307,15 +306,15 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
 
 /// A live rotation is fine while its blobs are whole (the blob check of `verify` reads
 /// them); here only that they are recorded.
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    match serde_json::from_value::<StoreFilesDetail>(op.detail.clone()) {
-        Ok(d) if op.kind == KIND && d.files.iter().any(|f| f.blob.is_none()) => {
+fn verify_live(op: &OpRecord) -> Vec<String> {
+    match op.detail_as::<StoreFilesDetail>() {
+        Ok(d) if op.kind == OpKind::StoreFiles && d.files.iter().any(|f| f.blob.is_none()) => {
             vec![format!(
                 "op {}: applied but a file has no stored copy recorded",
                 op.id
             )]
         }
-        Ok(d) if op.kind == RESTORE_KIND => d
+        Ok(d) if op.kind == OpKind::RestoreFiles => d
             .files
             .iter()
             .filter(|f| {
@@ -333,5 +332,40 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
             .collect(),
         Ok(_) => Vec::new(),
         Err(_) => vec![format!("op {}: its journal detail cannot be read", op.id)],
+    }
+}
+
+pub struct StoreFiles;
+
+impl super::OpType for StoreFiles {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::RestoreFiles {
+            "restored from the store"
+        } else {
+            "moved into the store"
+        }
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<StoreFilesDetail>(json).map(super::OpDetail::StoreFiles)
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
+        let d = op.detail_as::<StoreFilesDetail>()?;
+        Ok(if writes_in_home(&d.category) {
+            d.files.iter().map(|f| f.path.clone()).collect()
+        } else {
+            Vec::new()
+        })
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
     }
 }

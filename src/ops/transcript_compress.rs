@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::thread_row::{IndexWriter, RowState};
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::clock::system_time_ns;
 use crate::error::MaintError;
@@ -19,12 +20,9 @@ use crate::fs_atomic::{
     temp_path_beside,
 };
 use crate::home::sessions::file_mode;
-use crate::store::{NewOp, OpRecord, OpState, Store};
+use crate::store::{NewOp, OpState, Store};
 use crate::zstd_stream::{self, EncodeSettings, Hashed};
 use crate::{failpoint, home};
-
-pub const COMPRESS: &str = "compress_session";
-pub const DECOMPRESS: &str = "decompress_session";
 
 /// A file at least this large is encoded with workers inside its stream; smaller ones are
 /// spread one per thread, since zstd gives each worker jobs of several MB.
@@ -38,16 +36,16 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub fn kind(self) -> &'static str {
+    pub fn kind(self) -> OpKind {
         match self {
-            Direction::Compress => COMPRESS,
-            Direction::Decompress => DECOMPRESS,
+            Direction::Compress => OpKind::CompressSession,
+            Direction::Decompress => OpKind::DecompressSession,
         }
     }
-    fn of_kind(kind: &str) -> Option<Direction> {
+    fn of_kind(kind: OpKind) -> Option<Direction> {
         match kind {
-            COMPRESS => Some(Direction::Compress),
-            DECOMPRESS => Some(Direction::Decompress),
+            OpKind::CompressSession => Some(Direction::Compress),
+            OpKind::DecompressSession => Some(Direction::Decompress),
             _ => None,
         }
     }
@@ -227,9 +225,8 @@ fn plan(
 /// transcript back to where it was, the row back to what it was. The hashes it recorded
 /// are what the result must hash to.
 pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedRecode> {
-    let detail: RecodeDetail =
-        serde_json::from_value(op.detail.clone()).with_context(|| journal_unreadable(op))?;
-    let direction = Direction::of_kind(&op.kind)
+    let detail = op.detail_as::<RecodeDetail>()?.clone();
+    let direction = Direction::of_kind(op.kind)
         .with_context(|| format!("op {} is not a compression", op.id))?;
     let dst_of_op = PathBuf::from(op.dst.as_deref().context("a recode has a destination")?);
     let back_to = PathBuf::from(&op.src);
@@ -353,7 +350,7 @@ pub fn execute_batch(
             mtime_ns: meta.modified().ok().map(system_time_ns),
             hash_before: source_hash.cloned(),
             blob: None,
-            detail: serde_json::to_value(&plan.detail)?,
+            detail: super::detail::stored(&plan.detail)?,
             reverts_op: plan.reverts_op,
         });
         sources.push(meta);
@@ -380,7 +377,7 @@ pub fn execute_batch(
             recorded.push((
                 *id,
                 source_hash.cloned().unwrap_or_default(),
-                serde_json::to_value(&plan.detail)?,
+                super::detail::stored(&plan.detail)?,
             ));
         }
         catalog.record_source_hashes(&recorded)?;
@@ -428,6 +425,7 @@ pub fn execute_batch(
             let settled = catalog
                 .op(*id)
                 .and_then(|op| op.context("a prepared op is in the catalog"))
+                .and_then(OpRecord::try_from)
                 .and_then(|op| recover(run.store, &op));
             match settled {
                 Ok(Recovered::Stuck(why)) => unsettled.push(why),
@@ -549,11 +547,10 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
 /// op is rolled back (a destination already renamed into place is removed only when it is
 /// provably the file this op wrote). Source gone: the destination was proven before the
 /// source went, so the op is rolled forward. Anything else is reported, never guessed.
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: RecodeDetail =
-        serde_json::from_value(op.detail.clone()).with_context(|| journal_unreadable(op))?;
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail = op.detail_as::<RecodeDetail>()?;
     let direction =
-        Direction::of_kind(&op.kind).with_context(|| format!("op {} is not a recode", op.id))?;
+        Direction::of_kind(op.kind).with_context(|| format!("op {} is not a recode", op.id))?;
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     remove_temp(&detail.temp)?;
@@ -650,7 +647,7 @@ fn remove_temp(temp: &Path) -> Result<()> {
 }
 
 /// Why an applied recode cannot be taken back now; empty when it can.
-pub fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
+fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     let our_folders = super::session_move::folders_we_created(store).unwrap_or_default();
     let mut conflicts = Vec::new();
     let mut plan = match plan_revert(op, &our_folders) {
@@ -765,7 +762,7 @@ fn row_conflicts(op: &OpRecord, plan: &mut PlannedRecode) -> Vec<String> {
 }
 
 /// Takes back one applied recode as a new journaled op of `run`.
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let our_folders = super::session_move::folders_we_created(run.store)?;
     let mut plan = plan_revert(op, &our_folders)?;
     let refuse = |reason: String| {
@@ -790,7 +787,7 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
 /// What `verify` finds wrong with a recode in force: the transcript missing or not what
 /// was recorded (a compressed one must decode to the recorded plain hash), or its row
 /// pointing at nothing.
-pub fn verify_live(
+fn verify_live(
     op: &OpRecord,
     rows: &super::session_move::RowLookup<'_>,
     indexes_now: &super::row_now::IndexesNow,
@@ -800,7 +797,7 @@ pub fn verify_live(
     let Some(dst) = op.dst.as_deref() else {
         return problems;
     };
-    let Ok(detail) = serde_json::from_value::<RecodeDetail>(op.detail.clone()) else {
+    let Ok(detail) = op.detail_as::<RecodeDetail>() else {
         return vec![journal_unreadable(op)];
     };
     match proven.get(Path::new(dst)) {
@@ -812,7 +809,7 @@ pub fn verify_live(
                 ));
             }
             if op.hash_after.as_ref()
-                != Some(if op.kind == COMPRESS {
+                != Some(if op.kind == OpKind::CompressSession {
                     &h.stored_hash
                 } else {
                     &h.plain_hash
@@ -872,5 +869,39 @@ pub fn prove_all(ops: &[OpRecord]) -> Proven {
 }
 
 pub fn is_recode(op: &OpRecord) -> bool {
-    Direction::of_kind(&op.kind).is_some() && op.state == OpState::Applied
+    Direction::of_kind(op.kind).is_some() && op.state == OpState::Applied
+}
+
+pub struct Recode;
+
+impl super::OpType for Recode {
+    fn what_it_did(&self, kind: OpKind) -> &'static str {
+        if kind == OpKind::DecompressSession {
+            "decompressed transcript"
+        } else {
+            "compressed transcript"
+        }
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<RecodeDetail>(json).map(super::OpDetail::Recode)
+    }
+    fn home_paths(&self, op: &OpRecord) -> Result<Vec<PathBuf>> {
+        let d = op.detail_as::<RecodeDetail>()?;
+        let mut paths = vec![PathBuf::from(&op.src)];
+        paths.extend(op.dst.as_deref().map(PathBuf::from));
+        paths.push(d.temp.clone());
+        Ok(paths)
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(store, op)
+    }
+    fn revert(&self, run: &Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op, seen.rows, seen.indexes_now, seen.proven)
+    }
 }

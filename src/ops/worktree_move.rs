@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::tree_manifest;
+use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::failpoint;
 use crate::fs_atomic::{create_dirs_recording, remove_created_dirs_if_empty};
-use crate::store::{NewOp, OpRecord, Store};
-
-pub const KIND: &str = "move_worktree";
+use crate::store::{NewOp, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorktreeDetail {
@@ -85,11 +84,11 @@ pub fn execute(
     let op_id = run.store.catalog.prepare_op(
         run.id,
         &NewOp {
-            kind: KIND.into(),
+            kind: OpKind::MoveWorktree.to_string(),
             src: src.display().to_string(),
             dst: Some(dst.display().to_string()),
             hash_before: Some(digest.clone()),
-            detail: serde_json::to_value(&detail)?,
+            detail: super::detail::stored(&detail)?,
             reverts_op,
             ..Default::default()
         },
@@ -117,8 +116,8 @@ pub fn execute(
     Ok(op_id)
 }
 
-pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
-    let detail: WorktreeDetail = serde_json::from_value(op.detail.clone())?;
+fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
+    let detail = op.detail_as::<WorktreeDetail>()?;
     let src = PathBuf::from(&op.src);
     let dst = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     match (src.exists(), dst.exists()) {
@@ -147,9 +146,10 @@ pub fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     }
 }
 
-pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<WorktreeDetail>(op.detail.clone()) else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+fn revert_conflicts(op: &OpRecord) -> Vec<String> {
+    let detail = match op.detail_as::<WorktreeDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let mut conflicts = Vec::new();
@@ -183,8 +183,8 @@ pub fn revert_conflicts(op: &OpRecord) -> Vec<String> {
     conflicts
 }
 
-pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let detail: WorktreeDetail = serde_json::from_value(op.detail.clone())?;
+fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
+    let detail = op.detail_as::<WorktreeDetail>()?;
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     execute(
         run,
@@ -196,9 +196,10 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     )
 }
 
-pub fn verify_live(op: &OpRecord) -> Vec<String> {
-    let Ok(detail) = serde_json::from_value::<WorktreeDetail>(op.detail.clone()) else {
-        return vec![format!("op {}: its journal detail cannot be read", op.id)];
+fn verify_live(op: &OpRecord) -> Vec<String> {
+    let detail = match op.detail_as::<WorktreeDetail>() {
+        Ok(detail) => detail,
+        Err(e) => return vec![e.to_string()],
     };
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
     let mut problems = Vec::new();
@@ -219,4 +220,27 @@ pub fn verify_live(op: &OpRecord) -> Vec<String> {
         ));
     }
     problems
+}
+
+pub struct WorktreeMove;
+
+impl super::OpType for WorktreeMove {
+    fn what_it_did(&self, _kind: OpKind) -> &'static str {
+        "moved worktree"
+    }
+    fn read_detail(&self, json: serde_json::Value) -> serde_json::Result<super::OpDetail> {
+        serde_json::from_value::<WorktreeDetail>(json).map(super::OpDetail::Worktree)
+    }
+    fn recover(&self, store: &Store, op: &OpRecord) -> Result<super::Recovered> {
+        recover(store, op)
+    }
+    fn revert_conflicts(&self, _store: &Store, op: &OpRecord) -> Vec<String> {
+        revert_conflicts(op)
+    }
+    fn revert(&self, run: &super::Run, op: &OpRecord) -> Result<i64> {
+        revert(run, op)
+    }
+    fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
+        verify_live(op)
+    }
 }

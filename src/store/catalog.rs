@@ -75,8 +75,10 @@ pub struct NewOp {
     pub reverts_op: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct OpRecord {
+/// An op as its row stands: kind and detail are the catalog's text, which the `ops` layer
+/// reads into its typed record, because only it knows what each kind's detail holds.
+#[derive(Debug, Clone)]
+pub struct StoredOp {
     pub id: i64,
     pub run_id: i64,
     pub seq: i64,
@@ -90,7 +92,7 @@ pub struct OpRecord {
     pub hash_before: Option<String>,
     pub hash_after: Option<String>,
     pub blob: Option<String>,
-    pub detail: Value,
+    pub detail: String,
     pub reverts_op: Option<i64>,
     pub reverted_by: Option<i64>,
     pub prepared_at: String,
@@ -100,9 +102,8 @@ pub struct OpRecord {
 const OP_COLUMNS: &str = "id, run_id, seq, kind, state, src, dst, size, mode, mtime_ns, hash_before, \
      hash_after, blob, detail, reverts_op, reverted_by, prepared_at, finished_at";
 
-fn op_from_row(row: &Row<'_>) -> rusqlite::Result<OpRecord> {
-    let detail: String = row.get(13)?;
-    Ok(OpRecord {
+fn op_from_row(row: &Row<'_>) -> rusqlite::Result<StoredOp> {
+    Ok(StoredOp {
         id: row.get(0)?,
         run_id: row.get(1)?,
         seq: row.get(2)?,
@@ -116,7 +117,7 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<OpRecord> {
         hash_before: row.get(10)?,
         hash_after: row.get(11)?,
         blob: row.get(12)?,
-        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        detail: row.get(13)?,
         reverts_op: row.get(14)?,
         reverted_by: row.get(15)?,
         prepared_at: row.get(16)?,
@@ -320,7 +321,7 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn op(&self, op_id: i64) -> Result<Option<OpRecord>> {
+    pub fn op(&self, op_id: i64) -> Result<Option<StoredOp>> {
         Ok(self
             .conn
             .query_row(
@@ -331,14 +332,14 @@ impl Catalog {
             .optional()?)
     }
 
-    pub fn ops_in_state(&self, state: OpState) -> Result<Vec<OpRecord>> {
+    pub fn ops_in_state(&self, state: OpState) -> Result<Vec<StoredOp>> {
         self.query_ops(
             &format!("SELECT {OP_COLUMNS} FROM ops WHERE state = ?1 ORDER BY id"),
             params![state.as_str()],
         )
     }
 
-    pub fn ops_of_run(&self, run_id: i64) -> Result<Vec<OpRecord>> {
+    pub fn ops_of_run(&self, run_id: i64) -> Result<Vec<StoredOp>> {
         self.query_ops(
             &format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"),
             params![run_id],
@@ -349,7 +350,7 @@ impl Catalog {
     /// op picked the item up from where this one left it (an inverse op does exactly that,
     /// so a reverted op is never live). What `verify` checks, `undo` takes back and
     /// `restore` accepts.
-    pub fn live_ops(&self) -> Result<Vec<OpRecord>> {
+    pub fn live_ops(&self) -> Result<Vec<StoredOp>> {
         let columns = OP_COLUMNS
             .split(", ")
             .map(|c| format!("o.{c}"))
@@ -369,7 +370,7 @@ impl Catalog {
 
     /// Every op whose detail names this session (`thread_id`), whatever its kind, oldest
     /// first: keyed on the detail so each kind that moves a session is found without a list.
-    pub fn ops_of_thread(&self, thread_id: &str) -> Result<Vec<OpRecord>> {
+    pub fn ops_of_thread(&self, thread_id: &str) -> Result<Vec<StoredOp>> {
         self.query_ops(
             &format!(
                 "SELECT {OP_COLUMNS} FROM ops WHERE json_extract(detail, '$.thread_id') = ?1 ORDER BY id"
@@ -388,7 +389,7 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    fn query_ops(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<OpRecord>> {
+    fn query_ops(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<StoredOp>> {
         let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map(args, op_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::MaintError;
-pub use catalog::{Catalog, NewOp, OpRecord, OpState, RunRecord};
+pub use catalog::{Catalog, NewOp, OpState, RunRecord, StoredOp};
 pub use store_lock::StoreLock;
 
 pub const CATALOG_FILE: &str = "catalog.sqlite";
