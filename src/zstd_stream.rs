@@ -78,14 +78,25 @@ const IO_BUFFER: usize = 1 << 20;
 pub struct NewFileMeta {
     pub mode: Option<u32>,
     pub mtime: Option<std::time::SystemTime>,
+    /// The caller makes a whole batch durable at once (one `syncfs`) instead of one fsync
+    /// per file.
+    pub caller_syncs: bool,
 }
 
 fn finish_new(file: File, meta: NewFileMeta) -> io::Result<()> {
     if let Some(mtime) = meta.mtime {
         file.set_modified(mtime)?;
     }
+    if meta.caller_syncs {
+        return Ok(());
+    }
     file.sync_all()
 }
+
+/// Input taken per worker job when a stream is encoded with workers: zstd's default is
+/// four windows, and every worker holds its job's input and output at once; this keeps a
+/// huge transcript's peak near what `zstd -T0` itself needs at a fraction of the jobs' size.
+const WORKER_JOB_BYTES: u32 = 8 << 20;
 
 fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
     let mut options = OpenOptions::new();
@@ -126,6 +137,7 @@ pub fn encode_file(
     encoder.include_checksum(true)?;
     if settings.workers > 0 {
         encoder.multithread(settings.workers)?;
+        encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(WORKER_JOB_BYTES))?;
     }
     if let Some(log) = settings.long_window_log {
         encoder.long_distance_matching(true)?;
@@ -296,7 +308,7 @@ mod tests {
             EncodeSettings::default(),
             NewFileMeta {
                 mode: Some(0o640),
-                mtime: None,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -428,14 +428,10 @@ fn a_crash_at_every_step_of_compress_and_its_undo_recovers() {
             } else {
                 &["undo"]
             };
-            // Per-file points fire once per transcript, the others once per batch (and undo
-            // takes each op back as a batch of its own): the second pass is mid-run.
+            // Per-file points fire once per transcript (the second pass is mid-batch), the
+            // others once per batch, and compress and undo each run one batch here.
             let per_file = point == "recode-renamed" || point == "recode-source-removed";
-            let nth = if point == "run-finishing" || (phase == "compress" && !per_file) {
-                1
-            } else {
-                2
-            };
+            let nth = if per_file { 2 } else { 1 };
             let out = sb
                 .cmd()
                 .env(codex_maint::failpoint::ENV_VAR, format!("{point}@{nth}"))

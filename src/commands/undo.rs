@@ -14,6 +14,7 @@ use crate::ops::OpRecord;
 use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
+use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::report::{self, Report};
 use crate::store::{OpState, Store};
 
@@ -273,7 +274,25 @@ impl IndexHandle {
 /// An op to take back, with what its revert needs decided before anything moves.
 enum Planned {
     Session(OpRecord, Box<PlannedMove>),
+    Recode(OpRecord, Box<PlannedRecode>),
     Other(OpRecord),
+}
+
+impl Planned {
+    fn op(&self) -> &OpRecord {
+        match self {
+            Planned::Session(op, _) | Planned::Recode(op, _) | Planned::Other(op) => op,
+        }
+    }
+
+    /// The thread index a batched revert writes, for grouping consecutive ones.
+    fn batch_key(&self) -> Option<(bool, Option<String>)> {
+        match self {
+            Planned::Session(_, p) => Some((true, p.detail.index.clone())),
+            Planned::Recode(_, p) => Some((false, p.detail.index.clone())),
+            Planned::Other(_) => None,
+        }
+    }
 }
 
 fn revert(
@@ -295,7 +314,31 @@ fn revert(
     let indexes_now = crate::ops::row_now::IndexesNow::default();
     let mut plans: Vec<Planned> = Vec::new();
     let mut conflicts = Vec::new();
+    let mut readers = HashMap::new();
     for op in ops {
+        if transcript_compress::is_recode(&op) {
+            let refused = crate::ops::path_conflicts(&guard, &op);
+            if !refused.is_empty() {
+                conflicts.extend(refused);
+                plans.push(Planned::Other(op));
+                continue;
+            }
+            let (plan, found) =
+                transcript_compress::plan_checked_revert(&op, &our_folders, &mut readers);
+            conflicts.extend(found);
+            if let Some(plan) = plan {
+                if let Some(path) = &plan.detail.index
+                    && !dry_run
+                    && !indexes.contains_key(path)
+                {
+                    indexes.insert(path.clone(), IndexHandle::open(Path::new(path), false)?);
+                }
+                plans.push(Planned::Recode(op, Box::new(plan)));
+            } else {
+                plans.push(Planned::Other(op));
+            }
+            continue;
+        }
         if !session_move::is_move(&op) {
             let refused = crate::ops::path_conflicts(&guard, &op);
             if !refused.is_empty() {
@@ -371,19 +414,13 @@ fn revert(
     let rel = |text: String| text.replace(&format!("{}/", home.display()), "");
     if dry_run {
         for p in &plans {
-            let (Planned::Session(op, _) | Planned::Other(op)) = p;
-            report.push(report::PROPOSED, rel(describe(op)));
+            report.push(report::PROPOSED, rel(describe(p.op())));
         }
         report.push(
             report::VERIFICATION,
             "checked every item is still as its op left it: no conflicts; no files changed",
         );
-        let ids: Vec<i64> = plans
-            .iter()
-            .map(|p| match p {
-                Planned::Session(o, _) | Planned::Other(o) => o.id,
-            })
-            .collect();
+        let ids: Vec<i64> = plans.iter().map(|p| p.op().id).collect();
         report.data = json!({ "dry_run": true, "run_id": null, "reverts_run": reverts_run, "reverts_ops": ids });
         return Ok(report);
     }
@@ -410,41 +447,52 @@ fn revert(
             i += 1;
             continue;
         }
-        // Consecutive session moves of one index share a batch: one row transaction.
-        let key = match &plans[i] {
-            Planned::Session(_, p) => p.detail.index.clone(),
-            Planned::Other(_) => None,
-        };
+        // Consecutive moves (or recodes) of one index share a batch: one row transaction.
+        let key = plans[i].batch_key();
         let mut j = i;
-        while j < plans.len()
-            && j - i < session_move::BATCH
-            && matches!(&plans[j], Planned::Session(_, p) if p.detail.index == key)
-        {
+        while j < plans.len() && j - i < session_move::BATCH && plans[j].batch_key() == key {
             j += 1;
         }
-        let batch: Vec<PlannedMove> = plans[i..j]
-            .iter()
-            .filter_map(|p| match p {
-                Planned::Session(_, m) => Some((**m).clone()),
-                _ => None,
-            })
-            .collect();
-        let writer = key
+        let index = key.as_ref().and_then(|(_, index)| index.clone());
+        let writer = index
             .as_ref()
             .and_then(|k| indexes.get_mut(k))
             .and_then(IndexHandle::writer);
-        match session_move::execute_batch(&run, batch, writer) {
+        let done = if matches!(plans[i], Planned::Session(..)) {
+            let batch: Vec<PlannedMove> = plans[i..j]
+                .iter()
+                .filter_map(|p| match p {
+                    Planned::Session(_, m) => Some((**m).clone()),
+                    _ => None,
+                })
+                .collect();
+            session_move::execute_batch(&run, batch, writer)
+        } else {
+            let batch: Vec<PlannedRecode> = plans[i..j]
+                .iter()
+                .filter_map(|p| match p {
+                    Planned::Recode(_, r) => Some((**r).clone()),
+                    _ => None,
+                })
+                .collect();
+            transcript_compress::execute_batch(&run, batch, writer)
+        };
+        match done {
             Ok(ids) => {
                 progress.inc((j - i) as u64);
                 for (p, new_id) in plans[i..j].iter().zip(ids) {
-                    if let Planned::Session(op, plan) = p {
-                        report.push(
-                            report::COMPLETED,
-                            rel(format!("{} (op {new_id})", describe(op))),
-                        );
-                        reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "thread_id": plan.detail.thread_id,
-                            "from": plan.src, "to": plan.dst }));
-                    }
+                    let (thread_id, from, to) = match p {
+                        Planned::Session(_, m) => (&m.detail.thread_id, &m.src, &m.dst),
+                        Planned::Recode(_, r) => (&r.detail.thread_id, &r.src, &r.dst),
+                        Planned::Other(_) => continue,
+                    };
+                    let op = p.op();
+                    report.push(
+                        report::COMPLETED,
+                        rel(format!("{} (op {new_id})", describe(op))),
+                    );
+                    reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "thread_id": thread_id,
+                        "from": from, "to": to }));
                 }
             }
             Err(e) => failure = Some(e),

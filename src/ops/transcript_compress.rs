@@ -474,26 +474,68 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 /// files one per thread, large ones with workers inside their stream.
 fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Result<Hashed>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    plans
+    let is_large = |meta: &fs::Metadata| meta.len() >= LARGE_FILE_BYTES;
+    let mut results: Vec<Option<Result<Hashed>>> = plans.iter().map(|_| None).collect();
+    // Large files one at a time, each with workers inside its stream; then the small ones
+    // side by side. Never both at once: a large stream's jobs are most of the peak memory.
+    for (i, (plan, meta)) in plans.iter().zip(sources).enumerate() {
+        if is_large(meta) {
+            results[i] = Some(transform_one(plan, meta, cores));
+        }
+    }
+    let small: Vec<(usize, Result<Hashed>)> = plans
         .par_iter()
         .zip(sources.par_iter())
-        .map(|(plan, meta)| {
-            let workers = if meta.len() >= LARGE_FILE_BYTES {
-                cores
-            } else {
-                0
-            };
-            transform_one(plan, meta, workers)
-        })
-        .collect()
+        .enumerate()
+        .filter(|(_, (_, meta))| !is_large(meta))
+        .map(|(i, (plan, meta))| (i, transform_one(plan, meta, 0)))
+        .collect();
+    for (i, result) in small {
+        results[i] = Some(result);
+    }
+    let mut results: Vec<Result<Hashed>> = results
+        .into_iter()
+        .map(|r| r.expect("every plan was transformed"))
+        .collect();
+    // One flush makes every new file of the batch durable before any is renamed into place.
+    if let Err(e) = make_durable(plans) {
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(anyhow::anyhow!("making the new files durable: {e}"));
+        }
+    }
+    results
 }
 
+/// Linux flushes each filesystem the batch wrote to with one `syncfs`: a journal commit per
+/// batch instead of one per file. Elsewhere each file was fsynced as it was written.
+fn make_durable(plans: &[PlannedRecode]) -> std::io::Result<()> {
+    if !BATCH_SYNC {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mut synced = std::collections::HashSet::new();
+        for plan in plans {
+            let folder = plan.detail.temp.parent().unwrap_or(Path::new("."));
+            let dir = fs::File::open(folder)?;
+            if synced.insert(dir.metadata()?.dev()) {
+                rustix::fs::syncfs(&dir)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const BATCH_SYNC: bool = cfg!(target_os = "linux");
+
 fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Result<Hashed> {
-    // The new file carries the transcript's mode and mtime from the start, so the one
-    // fsync that makes its bytes durable makes those durable too.
+    // The new file carries the transcript's mode and mtime from the start, so the flush
+    // that makes its bytes durable makes those durable too.
     let new_file = zstd_stream::NewFileMeta {
         mode: Some(file_mode(meta) & 0o7777),
         mtime: meta.modified().ok(),
+        caller_syncs: BATCH_SYNC,
     };
     let temp = &plan.detail.temp;
     let (expected_source, expected_result) = plan.detail.hashes(plan.direction);
@@ -649,10 +691,21 @@ fn remove_temp(temp: &Path) -> Result<()> {
 /// Why an applied recode cannot be taken back now; empty when it can.
 fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     let our_folders = super::session_move::folders_we_created(store).unwrap_or_default();
+    plan_checked_revert(op, &our_folders, &mut std::collections::HashMap::new()).1
+}
+
+/// The revert of `op`, and why it cannot run now (empty when it can): the transcript gone
+/// or changed since, its original place occupied, or its row not as expected. Each thread
+/// index is read once, through `readers`, which a batch of reverts shares.
+pub fn plan_checked_revert(
+    op: &OpRecord,
+    our_folders: &[PathBuf],
+    readers: &mut std::collections::HashMap<String, crate::sqlite_read::ReadOnlyDb>,
+) -> (Option<PlannedRecode>, Vec<String>) {
     let mut conflicts = Vec::new();
-    let mut plan = match plan_revert(op, &our_folders) {
+    let mut plan = match plan_revert(op, our_folders) {
         Ok(p) => p,
-        Err(e) => return vec![format!("{e:#}")],
+        Err(e) => return (None, vec![format!("{e:#}")]),
     };
     match fs::symlink_metadata(&plan.src) {
         Err(_) => conflicts.push(format!(
@@ -686,8 +739,8 @@ fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
             plan.dst.display()
         ));
     }
-    conflicts.extend(row_conflicts(op, &mut plan));
-    conflicts
+    conflicts.extend(row_conflicts(op, &mut plan, readers));
+    (Some(plan), conflicts)
 }
 
 /// The thread index a revert of `op` acts on: the one recorded, else the one the home has
@@ -740,22 +793,30 @@ fn decide_row_now(
     }
 }
 
-fn row_conflicts(op: &OpRecord, plan: &mut PlannedRecode) -> Vec<String> {
+fn row_conflicts(
+    op: &OpRecord,
+    plan: &mut PlannedRecode,
+    readers: &mut std::collections::HashMap<String, crate::sqlite_read::ReadOnlyDb>,
+) -> Vec<String> {
     let index = match index_for_revert(op, plan) {
         Ok(Some(index)) => index,
         Ok(None) => return Vec::new(),
         Err(reason) => return vec![reason],
     };
-    let reading = match crate::home::sqlite_read::open(Path::new(&index)) {
-        Ok(db) => db,
-        Err(e) => {
-            return vec![format!(
-                "op {}: cannot read the thread index {index}: {e:#}",
-                op.id
-            )];
+    if !readers.contains_key(&index) {
+        match crate::home::sqlite_read::open(Path::new(&index)) {
+            Ok(db) => {
+                readers.insert(index.clone(), db);
+            }
+            Err(e) => {
+                return vec![format!(
+                    "op {}: cannot read the thread index {index}: {e:#}",
+                    op.id
+                )];
+            }
         }
-    };
-    decide_row_now(op, plan, &reading.conn, &index)
+    }
+    decide_row_now(op, plan, &readers[&index].conn, &index)
         .err()
         .into_iter()
         .collect()
