@@ -23,7 +23,7 @@ use codex_maint::zstd_stream::{self, EncodeSettings};
 mod model_server;
 mod support;
 
-use support::{Measured, best_of, find_or_install_b3sum, measure, sh};
+use support::{Measured, bench_dir, best_of, find_or_install_b3sum, measure, ours_in, sh};
 
 /// Commands whose output fills the corpus's tool calls: source code, listings, history.
 fn corpus_commands() -> Vec<String> {
@@ -169,28 +169,11 @@ fn main() {
     let level = zstd_stream::DEFAULT_LEVEL;
 
     // 2. The benchmark home's archived transcripts.
-    let base = std::env::var_os("CODEX_MAINT_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::Builder::new()
-        .prefix("codex-maint-bench-zst-")
-        .tempdir_in(&base)
-        .unwrap();
+    let dir = bench_dir("codex-maint-bench-zst-");
     let home = dir.path().join("home");
     let store = dir.path().join("store");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_codex-maint"));
-    let ours = |args: &[&str]| {
-        let mut c = Command::new(&bin);
-        c.arg("--home")
-            .arg(&home)
-            .arg("--store")
-            .arg(&store)
-            .arg("--json")
-            .args(args)
-            .env("HOME", dir.path());
-        c
-    };
+    let ours = |args: &[&str]| ours_in(&bin, &home, &store, dir.path(), args);
     let shape = if full {
         HeavyHome::full()
     } else {

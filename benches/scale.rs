@@ -15,7 +15,9 @@ use std::time::Instant;
 use codex_maint::testkit::synthetic_home::{HeavyHome, SessionSpec, write_transcript};
 
 mod support;
-use support::{Measured, best_of, find_or_install_b3sum, measure, measure_cold, sh};
+use support::{
+    Measured, bench_dir, best_of, find_or_install_b3sum, measure, measure_cold, ours_in, sh,
+};
 
 /// The target of a row that only puts another row in context.
 const CONTEXT: &str = "(context)";
@@ -55,28 +57,11 @@ fn main() {
     } else {
         HeavyHome::quick()
     };
-    let base = std::env::var_os("CODEX_MAINT_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::Builder::new()
-        .prefix("codex-maint-bench-")
-        .tempdir_in(&base)
-        .unwrap();
+    let dir = bench_dir("codex-maint-bench-");
     let home = dir.path().join("home");
     let store = dir.path().join("store");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_codex-maint"));
-    let ours = |args: &[&str]| {
-        let mut c = Command::new(&bin);
-        c.arg("--home")
-            .arg(&home)
-            .arg("--store")
-            .arg(&store)
-            .arg("--json")
-            .args(args)
-            .env("HOME", dir.path());
-        c
-    };
+    let ours = |args: &[&str]| ours_in(&bin, &home, &store, dir.path(), args);
 
     let t = Instant::now();
     let codex = codex_maint::testkit::installed_codex();

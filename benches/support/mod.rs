@@ -101,3 +101,30 @@ pub fn find_or_install_b3sum() -> Option<PathBuf> {
     }
     Some(bin)
 }
+
+/// A fresh folder for a benchmark's homes, under `$CODEX_MAINT_BENCH_DIR` (default: the temp
+/// folder), removed when dropped.
+pub fn bench_dir(prefix: &str) -> tempfile::TempDir {
+    let base = std::env::var_os("CODEX_MAINT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .unwrap()
+}
+
+/// codex-maint on `home` and `store`, with `--json`, and a `HOME` inside the bench folder
+/// so nothing reaches the machine's own home.
+pub fn ours_in(bin: &Path, home: &Path, store: &Path, sandbox: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--home")
+        .arg(home)
+        .arg("--store")
+        .arg(store)
+        .arg("--json")
+        .args(args)
+        .env("HOME", sandbox);
+    c
+}

@@ -11,7 +11,7 @@ use crate::clock::{human_age, human_bytes, now_unix};
 use crate::error::MaintError;
 use crate::home::codex_versions;
 use crate::home::sessions::{self, SessionFile, SessionLocation};
-use crate::home::thread_index::{self, IndexState, ThreadRow};
+use crate::home::thread_index::{self, ThreadRow};
 use crate::home::{CodexHome, writer_locks};
 use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
@@ -198,21 +198,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         (Some(s), r)
     };
 
-    let index_state = thread_index::detect(&home);
-    let index = match &index_state {
-        IndexState::NotUnderstood { path, reason } => {
-            return Err(MaintError::refused(
-                format!(
-                    "Codex's thread index {} is not understood ({reason}); moving transcripts would leave Codex inconsistent, so nothing was changed",
-                    path.display()
-                ),
-                vec![],
-            )
-            .into());
-        }
-        IndexState::Understood(index) => Some(index.clone()),
-        IndexState::Absent => None,
-    };
+    let index = thread_index::require_understood(&home)?;
     let mut writer = match (&index, args.dry_run) {
         (Some(index), false) => {
             let w = IndexWriter::open(&index.path)?;

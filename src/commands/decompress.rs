@@ -10,7 +10,7 @@ use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relati
 use crate::clock::human_bytes;
 use crate::error::MaintError;
 use crate::home::sessions::{self, SessionFile};
-use crate::home::thread_index::{self, IndexState, ThreadRow};
+use crate::home::thread_index::{self, ThreadRow};
 use crate::ops::Run;
 use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress::{self, PlannedRecode};
@@ -37,20 +37,7 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
     if !args.dry_run {
         refuse_if_codex_running(&home)?;
     }
-    let index = match thread_index::detect(&home) {
-        IndexState::NotUnderstood { path, reason } => {
-            return Err(MaintError::refused(
-                format!(
-                    "Codex's thread index {} is not understood ({reason}); nothing was changed",
-                    path.display()
-                ),
-                vec![],
-            )
-            .into());
-        }
-        IndexState::Understood(index) => Some(index),
-        IndexState::Absent => None,
-    };
+    let index = thread_index::require_understood(&home)?;
     let rows: Option<HashMap<String, ThreadRow>> =
         index.as_ref().map(|i| i.read_all()).transpose()?;
 

@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{Context, confirm, describe_recovery, refuse_if_codex_running};
-use crate::error::{ExitKind, MaintError};
-use crate::home::thread_index::{self, IndexState};
+use crate::error::ExitKind;
+use crate::home::thread_index;
 use crate::ops::Run;
 use crate::ops::row_repair;
 use crate::ops::thread_row::IndexWriter;
@@ -31,20 +31,7 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
     if !args.dry_run {
         refuse_if_codex_running(&home)?;
     }
-    let index = match thread_index::detect(&home) {
-        IndexState::NotUnderstood { path, reason } => {
-            return Err(MaintError::refused(
-                format!(
-                    "Codex's thread index {} is not understood ({reason}); nothing was changed",
-                    path.display()
-                ),
-                vec![],
-            )
-            .into());
-        }
-        IndexState::Absent => None,
-        IndexState::Understood(index) => Some(index),
-    };
+    let index = thread_index::require_understood(&home)?;
     let mut report = Report::spec_shaped("repair", "cleanup");
     let Some(index) = index else {
         report.push(

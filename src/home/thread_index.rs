@@ -47,6 +47,24 @@ pub struct ThreadRow {
     pub git_sha: Option<String>,
 }
 
+/// The home's thread index, if it has one, for a command that changes transcripts or rows:
+/// an index it does not understand refuses (exit 3), since acting anyway would leave Codex
+/// inconsistent.
+pub fn require_understood(home: &CodexHome) -> anyhow::Result<Option<ThreadIndex>> {
+    match detect(home) {
+        IndexState::NotUnderstood { path, reason } => Err(crate::error::MaintError::refused(
+            format!(
+                "Codex's thread index {} is not understood ({reason}); changing transcripts or rows would leave Codex inconsistent, so nothing was changed",
+                path.display()
+            ),
+            vec![],
+        )
+        .into()),
+        IndexState::Understood(index) => Ok(Some(index)),
+        IndexState::Absent => Ok(None),
+    }
+}
+
 pub fn detect(home: &CodexHome) -> IndexState {
     let mut candidates: Vec<(u32, PathBuf)> = match std::fs::read_dir(&home.root) {
         Ok(entries) => entries
