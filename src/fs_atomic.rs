@@ -25,19 +25,22 @@ pub fn fsync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
+/// `dir` and those of its parents that do not exist, outermost first: what creating `dir`
+/// would create, and so what an op records before it does.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    missing
+}
+
 /// Creates `dir` and any missing parents, returning the ones it created (outermost first)
 /// so an undo can remove exactly those and nothing the user made.
 pub fn create_dirs_recording(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut cursor = Some(dir);
-    while let Some(d) = cursor {
-        if d.as_os_str().is_empty() || d.exists() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        cursor = d.parent();
-    }
-    missing.reverse();
+    let missing = missing_dirs(dir);
     for d in &missing {
         match fs::create_dir(d) {
             Ok(()) => {}

@@ -59,6 +59,33 @@ struct HashingWriter<W: Write> {
     len: u64,
 }
 
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        }
+    }
+
+    fn digest(&self) -> (String, u64) {
+        (self.hasher.finalize().to_hex().to_string(), self.len)
+    }
+}
+
+impl HashingWriter<BufWriter<File>> {
+    /// Flushes the new file, gives it `meta`, and returns the hash and length written.
+    fn finish_new_file(self, meta: NewFileMeta) -> io::Result<(String, u64)> {
+        let digest = self.digest();
+        let file = self
+            .inner
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        finish_new(file, meta)?;
+        Ok(digest)
+    }
+}
+
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
@@ -124,11 +151,7 @@ pub fn encode_file(
     let input = File::open(src)?;
     let plain_size = input.metadata()?.len();
     let output = create_new(dst, meta.mode)?;
-    let stored = HashingWriter {
-        inner: BufWriter::with_capacity(IO_BUFFER, output),
-        hasher: blake3::Hasher::new(),
-        len: 0,
-    };
+    let stored = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, output));
     let mut encoder = zstd::stream::write::Encoder::new(stored, settings.level)?;
     // The plain size in the frame header lets `inspect` report uncompressed bytes from the
     // first bytes of the file, without decoding it.
@@ -151,15 +174,8 @@ pub fn encode_file(
             src.display()
         )));
     }
-    let stored = encoder.finish()?;
+    let (stored_hash, stored_len) = encoder.finish()?.finish_new_file(meta)?;
     let (plain_hash, plain_len) = plain.finish();
-    let stored_hash = stored.hasher.finalize().to_hex().to_string();
-    let stored_len = stored.len;
-    let file = stored
-        .inner
-        .into_inner()
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    finish_new(file, meta)?;
     Ok(Hashed {
         plain_hash,
         plain_len,
@@ -171,39 +187,26 @@ pub fn encode_file(
 /// Decodes `src` into a new file `dst` (never replacing one), given `meta`, fsynced.
 pub fn decode_file(src: &Path, dst: &Path, meta: NewFileMeta) -> io::Result<Hashed> {
     let output = create_new(dst, meta.mode)?;
-    let mut plain = HashingWriter {
-        inner: BufWriter::with_capacity(IO_BUFFER, output),
-        hasher: blake3::Hasher::new(),
-        len: 0,
-    };
-    let stored_hash = decode_into(src, &mut plain)?;
-    let plain_hash = plain.hasher.finalize().to_hex().to_string();
-    let plain_len = plain.len;
-    let file = plain
-        .inner
-        .into_inner()
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    finish_new(file, meta)?;
+    let mut plain = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, output));
+    let (stored_hash, stored_len) = decode_into(src, &mut plain)?;
+    let (plain_hash, plain_len) = plain.finish_new_file(meta)?;
     Ok(Hashed {
         plain_hash,
         plain_len,
-        stored_hash: stored_hash.0,
-        stored_len: stored_hash.1,
+        stored_hash,
+        stored_len,
     })
 }
 
 /// Decodes `src` only to hash it: what `verify` and the check before a plain file goes
 /// need, without writing anything.
 pub fn decode_and_hash(src: &Path) -> io::Result<Hashed> {
-    let mut plain = HashingWriter {
-        inner: io::sink(),
-        hasher: blake3::Hasher::new(),
-        len: 0,
-    };
+    let mut plain = HashingWriter::new(io::sink());
     let (stored_hash, stored_len) = decode_into(src, &mut plain)?;
+    let (plain_hash, plain_len) = plain.digest();
     Ok(Hashed {
-        plain_hash: plain.hasher.finalize().to_hex().to_string(),
-        plain_len: plain.len,
+        plain_hash,
+        plain_len,
         stored_hash,
         stored_len,
     })

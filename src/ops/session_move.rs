@@ -352,7 +352,7 @@ pub fn execute_batch(
                 .hash(&plan.src)
                 .with_context(|| format!("hashing {}", plan.src.display()))?,
         };
-        for dir in missing_ancestors(plan.dst.parent().unwrap_or(Path::new("/"))) {
+        for dir in crate::fs_atomic::missing_dirs(plan.dst.parent().unwrap_or(Path::new("/"))) {
             if dirs_claimed.insert(dir.clone()) {
                 plan.detail.created_dirs.push(dir);
             }
@@ -445,16 +445,6 @@ pub fn execute_batch(
     catalog.mark_applied_many(&applied)?;
     failpoint::hit("op-applied");
     Ok(ids)
-}
-
-fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
-    let mut missing: Vec<PathBuf> = dir
-        .ancestors()
-        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-        .map(Path::to_path_buf)
-        .collect();
-    missing.reverse();
-    missing
 }
 
 /// Brings one op left `prepared` by a crash to rest by looking at the disk: a file still at

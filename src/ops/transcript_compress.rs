@@ -339,7 +339,8 @@ pub fn execute_batch(
         // Every op of the batch names the folders it needs that do not exist yet: each one's
         // temporary file sits there until it is renamed, so whichever op is rolled back last
         // is the one that finds them empty and removes them.
-        plan.detail.created_dirs = missing_ancestors(plan.dst.parent().unwrap_or(Path::new("/")));
+        plan.detail.created_dirs =
+            crate::fs_atomic::missing_dirs(plan.dst.parent().unwrap_or(Path::new("/")));
         let (source_hash, _) = plan.detail.hashes(plan.direction);
         new_ops.push(NewOp {
             kind: plan.direction.kind().to_string(),
@@ -458,16 +459,6 @@ fn distinct_folders<'p>(paths: impl Iterator<Item = &'p Path>) -> Vec<&'p Path> 
     folders.sort();
     folders.dedup();
     folders
-}
-
-fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
-    let mut missing: Vec<PathBuf> = dir
-        .ancestors()
-        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-        .map(Path::to_path_buf)
-        .collect();
-    missing.reverse();
-    missing
 }
 
 /// Writes each plan's temporary file from its source and proves it, on all cores: small

@@ -9,8 +9,9 @@ pub mod synthetic_home;
 pub const CODEX_VERSION: &str = "0.169.0";
 
 /// The real Codex binary: `$CODEX_BIN`, else the native binary `.ci/run` installs under
-/// `$CODEX_MAINT_CODEX_DIR` (default `~/.cache/codex-maint/codex-<version>`). The npm
-/// package's `codex` is a launcher; the binary it starts sits under a `vendor/` folder.
+/// `$CODEX_MAINT_CODEX_DIR` (default `codex-<version>` in the cache of
+/// `installed_codex_version`). The npm package's `codex` is a launcher; the binary it starts
+/// sits under a `vendor/` folder.
 pub fn installed_codex() -> Option<std::path::PathBuf> {
     use std::path::PathBuf;
     if let Some(bin) = std::env::var_os("CODEX_BIN")
@@ -19,24 +20,10 @@ pub fn installed_codex() -> Option<std::path::PathBuf> {
     {
         return Some(bin);
     }
-    let dir = std::env::var_os("CODEX_MAINT_CODEX_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| {
-                PathBuf::from(h)
-                    .join(".cache/codex-maint")
-                    .join(format!("codex-{CODEX_VERSION}"))
-            })
-        })?;
-    walkdir::WalkDir::new(dir.join("node_modules/@openai"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .find(|e| {
-            e.file_type().is_file()
-                && e.file_name() == "codex"
-                && e.path().to_string_lossy().contains("/vendor/")
-        })
-        .map(|e| e.into_path())
+    match std::env::var_os("CODEX_MAINT_CODEX_DIR") {
+        Some(dir) => native_binary_in(&PathBuf::from(dir)),
+        None => installed_codex_version(CODEX_VERSION),
+    }
 }
 
 /// Another version of the real Codex CLI, installed beside the main one under
@@ -49,17 +36,18 @@ pub fn installed_codex_version(version: &str) -> Option<std::path::PathBuf> {
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/codex-maint"))
         })?;
-    walkdir::WalkDir::new(
-        cache
-            .join(format!("codex-{version}"))
-            .join("node_modules/@openai"),
-    )
-    .into_iter()
-    .filter_map(|e| e.ok())
-    .find(|e| {
-        e.file_type().is_file()
-            && e.file_name() == "codex"
-            && e.path().to_string_lossy().contains("/vendor/")
-    })
-    .map(|e| e.into_path())
+    native_binary_in(&cache.join(format!("codex-{version}")))
+}
+
+/// The native `codex` an npm install into `prefix` unpacked under a `vendor/` folder.
+fn native_binary_in(prefix: &std::path::Path) -> Option<std::path::PathBuf> {
+    walkdir::WalkDir::new(prefix.join("node_modules/@openai"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_type().is_file()
+                && e.file_name() == "codex"
+                && e.path().to_string_lossy().contains("/vendor/")
+        })
+        .map(|e| e.into_path())
 }

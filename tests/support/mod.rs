@@ -82,6 +82,30 @@ impl Sandbox {
         tree_fingerprint_filtered(&self.home, |rel| !rel.contains(".sqlite"))
     }
 
+    /// After an undo: every file (bytes, mode, mtime; databases compared by their rows) and
+    /// every thread row is as it was before the change.
+    pub fn assert_back_to(
+        &self,
+        files_before: &BTreeMap<String, EntryState>,
+        rows_before: &[(String, String, i64, Option<i64>, i64)],
+        when: &str,
+    ) {
+        let diffs = codex_maint::testkit::fingerprint::differences(
+            files_before,
+            &self.home_files_except_databases(),
+        );
+        assert!(
+            diffs.is_empty(),
+            "{when}: home differs after undo:\n{}",
+            diffs.join("\n")
+        );
+        assert_eq!(
+            rows_before,
+            self.thread_rows(),
+            "{when}: thread rows differ"
+        );
+    }
+
     pub fn thread_rows(&self) -> Vec<(String, String, i64, Option<i64>, i64)> {
         thread_rows(&self.home)
     }
