@@ -75,9 +75,22 @@ fn archive_compress_then_undo_gives_back_every_byte_mode_mtime_and_row() {
     let rows_before = sb.thread_rows();
     let plain_before = plain_contents(&sb.home);
 
+    let everything_before = tree_fingerprint(&sb.home);
+    let dry = sb.ok_json(&["archive", "--older-than", "10d", "--compress", "--dry-run"]);
+    assert!(
+        differences(&everything_before, &tree_fingerprint(&sb.home)).is_empty(),
+        "a dry run changes nothing, databases and their -wal/-shm included"
+    );
+    assert!(!sb.store.exists(), "a dry run creates no store");
+
     let doc = sb.ok_json(&["archive", "--older-than", "10d", "--compress", "--yes"]);
     let archived = doc["data"]["archived"].as_array().unwrap();
     assert!(archived.len() > 10, "{doc:#}");
+    assert_eq!(
+        archived.len(),
+        dry["data"]["candidates"].as_array().unwrap().len(),
+        "the run does what its dry run said"
+    );
     for a in archived {
         let dst = Path::new(a["destination"].as_str().unwrap());
         assert!(dst.to_string_lossy().ends_with(".jsonl.zst"), "{dst:?}");
@@ -115,13 +128,7 @@ fn archive_compress_then_undo_gives_back_every_byte_mode_mtime_and_row() {
     assert!(temp_files(&sb.home).is_empty());
 
     sb.ok_json(&["undo"]);
-    let diffs = differences(&files_before, &sb.home_files_except_databases());
-    assert!(
-        diffs.is_empty(),
-        "home differs after undo:\n{}",
-        diffs.join("\n")
-    );
-    assert_eq!(rows_before, sb.thread_rows());
+    sb.assert_back_to(&files_before, &rows_before, "undo");
     assert_eq!(sb.json(&["verify"]).0, 0);
 }
 
@@ -204,13 +211,7 @@ fn cleanup_compresses_idle_archived_transcripts_and_undo_restores_them() {
     assert_eq!(sb.json(&["verify"]).0, 0);
 
     sb.ok_json(&["undo"]);
-    let diffs = differences(&files_before, &sb.home_files_except_databases());
-    assert!(
-        diffs.is_empty(),
-        "home differs after undo:\n{}",
-        diffs.join("\n")
-    );
-    assert_eq!(rows_before, sb.thread_rows());
+    sb.assert_back_to(&files_before, &rows_before, "undo");
 }
 
 #[test]
@@ -460,13 +461,7 @@ fn a_crash_at_every_step_of_compress_and_its_undo_recovers() {
             for _ in 0..3 {
                 sb.ok_json(&["undo"]);
             }
-            let diffs = differences(&files_before, &sb.home_files_except_databases());
-            assert!(
-                diffs.is_empty(),
-                "{phase}/{point}: home differs after undo:\n{}",
-                diffs.join("\n")
-            );
-            assert_eq!(rows_before, sb.thread_rows(), "{phase}/{point}");
+            sb.assert_back_to(&files_before, &rows_before, &format!("{phase}/{point}"));
         }
     }
 }

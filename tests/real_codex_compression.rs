@@ -176,7 +176,39 @@ fn codex_0_136_cannot_read_compressed_transcripts_and_the_gate_refuses_its_home(
             "Codex 0.136 read a compressed transcript: {read:?}"
         );
     }
+
+    // `decompress` is the way back: its dry run changes nothing, then 0.136 reads the
+    // session again; undone, it is compressed again; Codex's doctor agrees at each step.
+    let everything = codex_maint::testkit::fingerprint::tree_fingerprint(&home);
+    sb.ok_json(&["decompress", "--dry-run"]);
+    assert!(
+        codex_maint::testkit::fingerprint::differences(
+            &everything,
+            &codex_maint::testkit::fingerprint::tree_fingerprint(&home)
+        )
+        .is_empty(),
+        "decompress --dry-run changes nothing, databases and their -wal/-shm included"
+    );
+    let back = sb.ok_json(&["decompress", "--yes"]);
+    assert_eq!(
+        back["data"]["decompressed"].as_array().unwrap().len(),
+        1,
+        "{back:#}"
+    );
+    assert_parity_ok(&bin, &home, "decompress");
+    let old_reads = |what: &str| {
+        let mut app = AppServer::start(&old, &home);
+        let read = app.read(&ids[0]);
+        let readable = read.as_ref().map(|r| !turns(r).is_empty()).unwrap_or(false);
+        assert!(readable, "Codex 0.136 reads the session {what}: {read:?}");
+    };
+    old_reads("once decompressed");
     sb.ok_json(&["undo"]);
+    assert_parity_ok(&bin, &home, "undo of decompress");
+    assert_eq!(sb.json(&["verify"]).0, 0);
+    sb.ok_json(&["decompress", "--yes"]);
+    assert_parity_ok(&bin, &home, "decompress again");
+    old_reads("decompressed again");
 
     // Now 0.136 writes a session today: the gate names it and refuses.
     let by_old = codex_cli::exec(&old, &home, &sb.dir.path().join("work"), "old codex task");
