@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use codex_maint::testkit::synthetic_home::{HeavyHome, SessionSpec, write_transcript};
+use codex_maint::testkit::heavy_home::HeavyHome;
+use codex_maint::testkit::synthetic_home::{SessionSpec, write_transcript};
 
 mod support;
 use support::{

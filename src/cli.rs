@@ -1,5 +1,6 @@
 //! Command-line parsing and printing; no logic of its own.
 
+use std::io::Write as _;
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -145,10 +146,15 @@ fn print_about_the_cli(command: &Command) -> Option<i32> {
 
 fn print_report(report: &Report, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("reports are plain data")
-        );
+        // Streamed: a report's long lists are read back from disk as they are written.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let written = serde_json::to_writer_pretty(&mut out, report)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush());
+        if let Err(e) = written {
+            eprintln!("codex-maint: writing the report: {e}");
+        }
     } else {
         if report.raw_text.is_some()
             && let Some(notes) = &report.raw_notes

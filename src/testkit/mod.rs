@@ -2,6 +2,7 @@
 //! integration tests and `benches/` share one generator instead of copies.
 
 pub mod fingerprint;
+pub mod heavy_home;
 pub mod synthetic_home;
 
 /// The version of the real Codex CLI that `.ci/run` installs and the compatibility tests
