@@ -156,3 +156,17 @@ mod tests {
         sink.finish();
     }
 }
+
+/// A progress that another call already started: work done in slices reports into one
+/// bar for the whole run, and the slices' own start and finish are ignored.
+pub struct Continuing<'a>(pub &'a dyn Progress);
+
+impl Progress for Continuing<'_> {
+    fn start(&self, _total: u64, _what: &str) {}
+
+    fn advance(&self, n: u64) {
+        self.0.advance(n);
+    }
+
+    fn finish(&self) {}
+}

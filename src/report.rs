@@ -230,9 +230,7 @@ impl LongList {
         reader.rewind()?;
         Ok(BufReader::with_capacity(64 << 10, reader)
             .lines()
-            .map(|line| {
-                line.and_then(|l| serde_json::from_str(&l).map_err(std::io::Error::other))
-            }))
+            .map(|line| line.and_then(|l| serde_json::from_str(&l).map_err(std::io::Error::other))))
     }
 }
 

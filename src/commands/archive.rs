@@ -18,7 +18,8 @@ use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::{self, IndexWriter};
 use crate::ops::transcript_compress;
 use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
-use crate::report::{self, Report};
+use crate::progress::Progress as _;
+use crate::report::{self, Largest, LongList, LongListWriter, Report};
 
 /// What judging a session needs to know beyond the file itself.
 pub struct SessionKnowledge<'a> {
@@ -207,10 +208,27 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         }
         _ => None,
     };
-    let rows: Option<HashMap<String, ThreadRow>> = match (&index, &writer) {
-        (Some(index), Some(w)) => Some(index.read_all_with(w.connection())?),
-        (Some(index), None) => Some(index.read_all()?),
-        (None, _) => None,
+    // A dry run reads the index through a connection that writes nothing.
+    let reader = match (&index, &writer) {
+        (Some(index), None) => Some(crate::sqlite_read::open(&index.path)?),
+        _ => None,
+    };
+    // Rows are read a slice at a time, only for the sessions in that slice: a home of
+    // 100,000 threads never has all its rows in memory at once.
+    let rows_of = |writer: &Option<IndexWriter>,
+                   slice: &[&SessionFile]|
+     -> Result<Option<HashMap<String, ThreadRow>>> {
+        let conn = writer
+            .as_ref()
+            .map(IndexWriter::connection)
+            .or(reader.as_ref().map(|r| &r.conn));
+        match (&index, conn) {
+            (Some(index), Some(conn)) => {
+                let ids: Vec<&str> = slice.iter().filter_map(|f| f.id()).collect();
+                Ok(Some(index.rows_of(conn, &ids)?))
+            }
+            _ => Ok(None),
+        }
     };
 
     let (files, scan_problems) = sessions::scan(&home);
@@ -254,39 +272,56 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     let targets: Vec<&SessionFile> = if explicit {
         resolve_ids(&files, &args.ids, &mut report)?
     } else {
-        active.clone()
+        active
     };
 
-    let handoffs = handoff_threads(ctx)?;
-    let judged = judge_sessions(
-        &home,
-        targets,
-        &SessionKnowledge {
-            rows: rows.as_ref(),
-            index_path: index.as_ref().map(|i| i.path.as_path()),
-            locks: &locked,
-            handoffs: &handoffs,
-        },
-        &policy,
-    );
-    let chosen = judged.chosen;
-    let protected_lines = judged.protected;
-    report.extend(report::NOT_TOUCHED, summarize_protected(&protected_lines));
-
-    let settings = crate::zstd_stream::EncodeSettings::default();
-    let destination_of = |file: &SessionFile, plan: &PlannedMove| -> std::path::PathBuf {
-        if args.compress && !file.compressed {
-            sessions::twin_path(&plan.dst)
+    let recodes_it = |file: &SessionFile| args.compress && !file.compressed;
+    let destination_of = |file: &SessionFile| -> std::path::PathBuf {
+        let dst = session_move::archive_destination(&home, file);
+        if recodes_it(file) {
+            sessions::twin_path(&dst)
         } else {
-            plan.dst.clone()
+            dst
         }
     };
-    let occupied: Vec<String> = chosen
-        .iter()
-        .map(|(file, plan, _)| destination_of(file, plan))
-        .filter(|dst| std::fs::symlink_metadata(dst).is_ok())
-        .map(|dst| format!("{} is already occupied", dst.display()))
-        .collect();
+    let handoffs = handoff_threads(ctx)?;
+    // First pass: judge every target, a slice at a time, keeping only what was chosen
+    // (a reference and an age) and a tally of what was kept; the per-session lists go to
+    // disk for --json.
+    let mut chosen: Vec<(&SessionFile, u64)> = Vec::new();
+    let mut kept = ProtectedTally::default();
+    let mut kept_list = LongListWriter::new()?;
+    let mut named_but_kept = Vec::new();
+    let mut occupied = Vec::new();
+    for slice in targets.chunks(JUDGED_AT_ONCE) {
+        let rows = rows_of(&writer, slice)?;
+        let judged = judge_with(
+            slice.to_vec(),
+            &SessionKnowledge {
+                rows: rows.as_ref(),
+                index_path: index.as_ref().map(|i| i.path.as_path()),
+                locks: &locked,
+                handoffs: &handoffs,
+            },
+            |facts| judge_for_archive(facts, &policy),
+            |_, _| (),
+        );
+        for l in judged.protected {
+            if explicit {
+                named_but_kept.push(l.kept_because());
+            }
+            kept_list.push(&l)?;
+            kept.add(l);
+        }
+        for (file, (), age) in judged.chosen {
+            let dst = destination_of(file);
+            if std::fs::symlink_metadata(&dst).is_ok() {
+                occupied.push(format!("{} is already occupied", dst.display()));
+            }
+            chosen.push((file, age));
+        }
+    }
+    report.extend(report::NOT_TOUCHED, kept.lines());
     if !occupied.is_empty() {
         return Err(MaintError::refused(
             "archive destinations are occupied; nothing was overwritten or changed",
@@ -294,27 +329,26 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         )
         .into());
     }
-    if explicit && !protected_lines.is_empty() {
+    if !named_but_kept.is_empty() {
         return Err(MaintError::refused(
             "some named sessions are protected and were not archived; nothing was changed",
-            protected_lines
-                .iter()
-                .map(SessionLine::kept_because)
-                .collect(),
+            named_but_kept,
         )
         .into());
     }
 
-    let total_bytes: u64 = chosen.iter().map(|(f, _, _)| f.size).sum();
-    let mut done_lines = Vec::new();
+    let total_bytes: u64 = chosen.iter().map(|(f, _)| f.size).sum();
     if args.dry_run || chosen.is_empty() {
-        for (file, _, age) in &chosen {
-            report.push(
-                report::PROPOSED,
+        let mut shown = Largest::new(SHOWN_IN_TEXT);
+        let mut candidates = LongListWriter::new()?;
+        for (file, age) in &chosen {
+            let dst = destination_of(file);
+            candidates.push(&line(file, Some(&dst), *age, None))?;
+            shown.offer(file.size, || {
                 format!(
                     "will archive {}{} ({}, idle {}) from {}",
                     file.id().unwrap_or("?"),
-                    if args.compress && !file.compressed {
+                    if recodes_it(file) {
                         " and compress it"
                     } else {
                         ""
@@ -322,9 +356,10 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                     human_bytes(file.size),
                     human_age(*age),
                     relative_to(&home, file.path.parent().unwrap_or(&home.root)),
-                ),
-            );
+                )
+            });
         }
+        report.extend(report::PROPOSED, shown.into_lines(more_in_json));
         report.push(
             report::BACKUPS,
             "not created: this was a dry run or there was nothing to archive",
@@ -333,11 +368,11 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         report.data = json!({
             "dry_run": args.dry_run,
             "run_id": null,
-            "candidates": chosen.iter().map(|(f, p, age)| line(f, Some(&destination_of(f, p)), *age, None)).collect::<Vec<_>>(),
             "compression_gate": gate,
-            "protected": protected_lines,
             "bytes": total_bytes,
         });
+        report.attach_list("candidates", candidates.finish()?);
+        report.attach_list("protected", kept_list.finish()?);
         return Ok(report);
     }
 
@@ -357,85 +392,119 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     // Refused here, before a run is recorded: a symlinked `archived_sessions/` must leave
     // the catalog as untouched as the home.
     let guard = crate::home_guard::HomeGuard::new(&home.root);
-    for (_, plan, _) in &chosen {
-        guard.ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
+    for (file, _) in &chosen {
+        guard.ensure_all([file.path.as_path(), destination_of(file).as_path()])?;
     }
     let run = Run::begin(&store, "archive", &ctx.argv, &home.root, None)?;
     let run_id = run.id;
-    let (to_recode, to_move): (Vec<_>, Vec<_>) = chosen
-        .iter()
-        .partition(|(file, _, _)| args.compress && !file.compressed);
-    let plans: Vec<PlannedMove> = to_move.iter().map(|(_, p, _)| p.clone()).collect();
-    let (ids, mut failure) = session_move::execute_all(
-        &run,
-        plans,
-        writer.as_mut(),
-        "archiving",
-        &crate::progress::OnTerminal::new(),
-    );
-    for ((file, plan, age), id) in to_move.iter().zip(ids) {
-        report.push(
-            report::COMPLETED,
-            format!(
-                "archived {} ({}) (op {id})",
-                file.id().unwrap_or("?"),
-                human_bytes(file.size)
-            ),
-        );
-        done_lines.push(line(file, Some(&plan.dst), *age, Some(id)));
-    }
-    if failure.is_none() && !to_recode.is_empty() {
-        let rows = rows.as_ref();
-        let recodes: Vec<transcript_compress::PlannedRecode> = to_recode
+    let settings = crate::zstd_stream::EncodeSettings::default();
+    let index_path = index.as_ref().map(|i| i.path.as_path());
+    let (to_recode, to_move): (Vec<_>, Vec<_>) =
+        chosen.into_iter().partition(|(file, _)| recodes_it(file));
+    let progress = crate::progress::OnTerminal::new();
+    let mut done = DoneTally::new()?;
+    let mut failure = None;
+    // Second pass: plan and execute a slice at a time, re-reading that slice's rows, so
+    // plans, rows and hashes are held for one slice only.
+    progress.start(to_move.len() as u64, "archiving");
+    for slice in to_move.chunks(EXECUTED_AT_ONCE) {
+        let files: Vec<&SessionFile> = slice.iter().map(|(f, _)| *f).collect();
+        let rows = match rows_of(&writer, &files) {
+            Ok(rows) => rows,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        let plans: Vec<PlannedMove> = files
             .iter()
-            .map(|(file, _, _)| {
-                let row = rows.and_then(|r| file.id().and_then(|id| r.get(id)));
-                transcript_compress::plan_archive_compressed(
-                    &home,
-                    file,
-                    row,
-                    index.as_ref().map(|i| i.path.as_path()),
-                    settings,
-                    now_unix(),
-                )
+            .map(|file| {
+                let row = rows
+                    .as_ref()
+                    .and_then(|r| file.id().and_then(|id| r.get(id)));
+                session_move::plan_archive(&home, file, row, index_path, now_unix())
             })
             .collect();
-        let destinations: Vec<std::path::PathBuf> = recodes.iter().map(|r| r.dst.clone()).collect();
-        let (ids, failed) = transcript_compress::execute_all(
+        let (ids, failed) = session_move::execute_all(
             &run,
-            recodes,
+            plans,
             writer.as_mut(),
-            "archiving and compressing",
-            &crate::progress::OnTerminal::new(),
+            "archiving",
+            &crate::progress::Continuing(&progress),
         );
-        for (((file, _, age), dst), id) in to_recode.iter().zip(&destinations).zip(ids) {
-            let stored = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
-            report.push(
-                report::COMPLETED,
-                format!(
-                    "archived and compressed {} ({} -> {}) (op {id})",
-                    file.id().unwrap_or("?"),
-                    human_bytes(file.size),
-                    human_bytes(stored)
-                ),
-            );
-            done_lines.push(line(file, Some(dst), *age, Some(id)));
+        for ((file, age), id) in slice.iter().zip(ids) {
+            let dst = session_move::archive_destination(&home, file);
+            done.add(file, &dst, *age, id, None)?;
         }
-        failure = failed;
+        if failed.is_some() {
+            failure = failed;
+            break;
+        }
+    }
+    progress.finish();
+    if failure.is_none() && !to_recode.is_empty() {
+        progress.start(to_recode.len() as u64, "archiving and compressing");
+        for slice in to_recode.chunks(EXECUTED_AT_ONCE) {
+            let files: Vec<&SessionFile> = slice.iter().map(|(f, _)| *f).collect();
+            let rows = match rows_of(&writer, &files) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let recodes: Vec<transcript_compress::PlannedRecode> = files
+                .iter()
+                .map(|file| {
+                    let row = rows
+                        .as_ref()
+                        .and_then(|r| file.id().and_then(|id| r.get(id)));
+                    transcript_compress::plan_archive_compressed(
+                        &home,
+                        file,
+                        row,
+                        index_path,
+                        settings,
+                        now_unix(),
+                    )
+                })
+                .collect();
+            let destinations: Vec<std::path::PathBuf> =
+                recodes.iter().map(|r| r.dst.clone()).collect();
+            let (ids, failed) = transcript_compress::execute_all(
+                &run,
+                recodes,
+                writer.as_mut(),
+                "archiving and compressing",
+                &crate::progress::Continuing(&progress),
+            );
+            for (((file, age), dst), id) in slice.iter().zip(&destinations).zip(ids) {
+                let stored = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
+                done.add(file, dst, *age, id, Some(stored))?;
+            }
+            if failed.is_some() {
+                failure = failed;
+                break;
+            }
+        }
+        progress.finish();
     }
     let status = if failure.is_some() { "failed" } else { "done" };
     run.finish(status)?;
 
-    let moved_bytes: u64 = done_lines.iter().map(|l| l.size).sum();
+    report.extend(report::COMPLETED, done.shown_lines());
     report.push(
         report::BACKUPS,
         format!(
             "journal: run {run_id} in {} ({} ops, original paths and BLAKE3 hashes recorded); transcripts were moved, not copied",
             store.root.join(crate::store::CATALOG_FILE).display(),
-            done_lines.len()
+            done.count
         ),
     );
-    verify_moves(&home, &done_lines, writer.as_ref(), &mut report);
+    let moved_bytes = done.bytes;
+    let count = done.count;
+    let archived = done.lines.finish()?;
+    verify_moves(&home, &archived, count, writer.as_ref(), &mut report)?;
     report.push(
         report::RESIDUAL_RISK,
         format!("to take this back: codex-maint undo --run {run_id}"),
@@ -443,14 +512,117 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     report.data = json!({
         "dry_run": false,
         "run_id": run_id,
-        "archived": done_lines,
-        "protected": protected_lines,
         "bytes": moved_bytes,
     });
+    report.attach_list("archived", archived);
+    report.attach_list("protected", kept_list.finish()?);
     if let Some(e) = failure {
-        return Err(e.context(format!("run {run_id} stopped after {} archived sessions (they stay archived and can be undone)", done_lines.len())));
+        return Err(e.context(format!("run {run_id} stopped after {count} archived sessions (they stay archived and can be undone)")));
     }
     Ok(report)
+}
+
+/// Sessions judged at once: their first records are read on all cores, and their rows
+/// are read in one query.
+const JUDGED_AT_ONCE: usize = 1024;
+/// Sessions planned and moved at once: several of session_move's batches, so hashing the
+/// next batch still overlaps moving this one.
+const EXECUTED_AT_ONCE: usize = 8 * session_move::BATCH;
+/// Items a text report lists one by one; the rest are counted (every one is in --json).
+const SHOWN_IN_TEXT: usize = 20;
+
+fn more_in_json(more: u64) -> String {
+    format!("... and {more} more (every one is in --json)")
+}
+
+/// What was kept and why, as the text view tells it, built as the sessions are judged:
+/// the age heuristic as one count, the other reasons item by item up to a cap.
+#[derive(Default)]
+struct ProtectedTally {
+    recent: u64,
+    others_shown: Vec<String>,
+    others_more: u64,
+}
+
+impl ProtectedTally {
+    fn add(&mut self, line: SessionLine) {
+        if matches!(line.protection, Some(Protection::Recent(_))) {
+            self.recent += 1;
+        } else if self.others_shown.len() < SHOWN_IN_TEXT {
+            self.others_shown.push(line.kept_because());
+        } else {
+            self.others_more += 1;
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.recent > 0 {
+            out.push(format!(
+                "{} recent sessions, younger than the minimum age",
+                self.recent
+            ));
+        }
+        out.extend(self.others_shown.iter().cloned());
+        if self.others_more > 0 {
+            out.push(format!(
+                "... and {} more protected sessions (all in --json)",
+                self.others_more
+            ));
+        }
+        out
+    }
+}
+
+/// The sessions archived so far: counted, the largest kept for the text view, every one
+/// written to disk for --json and for the check after the run.
+struct DoneTally {
+    lines: LongListWriter,
+    shown: Largest,
+    count: u64,
+    bytes: u64,
+}
+
+impl DoneTally {
+    fn new() -> Result<DoneTally> {
+        Ok(DoneTally {
+            lines: LongListWriter::new()?,
+            shown: Largest::new(SHOWN_IN_TEXT),
+            count: 0,
+            bytes: 0,
+        })
+    }
+
+    fn add(
+        &mut self,
+        file: &SessionFile,
+        dst: &std::path::Path,
+        age: u64,
+        op_id: i64,
+        stored: Option<u64>,
+    ) -> Result<()> {
+        self.lines.push(&line(file, Some(dst), age, Some(op_id)))?;
+        self.count += 1;
+        self.bytes += file.size;
+        self.shown.offer(file.size, || match stored {
+            Some(stored) => format!(
+                "archived and compressed {} ({} -> {}) (op {op_id})",
+                file.id().unwrap_or("?"),
+                human_bytes(file.size),
+                human_bytes(stored)
+            ),
+            None => format!(
+                "archived {} ({}) (op {op_id})",
+                file.id().unwrap_or("?"),
+                human_bytes(file.size)
+            ),
+        });
+        Ok(())
+    }
+
+    fn shown_lines(&mut self) -> Vec<String> {
+        std::mem::replace(&mut self.shown, Largest::new(0)).into_lines(more_in_json)
+    }
 }
 
 /// Protected sessions for the text view: the age heuristic as one count, every other
@@ -501,31 +673,35 @@ fn line(
 }
 
 /// SPEC.md "Validation": each moved transcript is where the manifest says, its source is
-/// free, and its thread row points at it.
+/// free, and its thread row points at it. Read back from the run's list on disk, one at a
+/// time.
 fn verify_moves(
     home: &CodexHome,
-    done: &[SessionLine],
+    done: &LongList,
+    count: u64,
     writer: Option<&IndexWriter>,
     report: &mut Report,
-) {
+) -> Result<()> {
     let mut bad = Vec::new();
-    for l in done {
-        let dst = l.destination.as_deref().unwrap_or_default();
-        if !std::path::Path::new(dst).is_file() {
+    for item in done.items()? {
+        let item = item?;
+        let text = |key: &str| item[key].as_str().unwrap_or_default().to_string();
+        let (id, path, dst) = (text("id"), text("path"), text("destination"));
+        if !std::path::Path::new(&dst).is_file() {
             bad.push(format!("{dst} is missing"));
         }
-        if std::path::Path::new(&l.path).exists() {
-            bad.push(format!("{} still exists", l.path));
+        if std::path::Path::new(&path).exists() {
+            bad.push(format!("{path} still exists"));
         }
         if let Some(w) = writer {
-            match thread_row::read(w.connection(), &l.id) {
+            match thread_row::read(w.connection(), &id) {
                 Ok(Some(row))
                     if row.archived == 1
                         && crate::home::same_file(
                             std::path::Path::new(&row.rollout_path),
-                            std::path::Path::new(dst),
+                            std::path::Path::new(&dst),
                         ) => {}
-                other => bad.push(format!("thread {}'s row is {other:?}", l.id)),
+                other => bad.push(format!("thread {id}'s row is {other:?}")),
             }
         }
     }
@@ -533,8 +709,7 @@ fn verify_moves(
         report.push(
             report::VERIFICATION,
             format!(
-                "{} moved transcripts present in {}/ with their source paths free{}",
-                done.len(),
+                "{count} moved transcripts present in {}/ with their source paths free{}",
                 relative_to(home, &home.archived_sessions_dir()),
                 if writer.is_some() {
                     ", each thread row archived = 1 and pointing at it"
@@ -550,6 +725,7 @@ fn verify_moves(
             bad.into_iter().map(|b| format!("FAILED: {b}")),
         );
     }
+    Ok(())
 }
 
 /// Full ids or unique prefixes; every id must match exactly one session, or nothing runs.

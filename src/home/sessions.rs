@@ -24,10 +24,28 @@ pub enum SessionLocation {
 /// with `.zst` after it when compressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutName {
-    pub year: String,
-    pub month: String,
-    pub day: String,
+    /// "YYYYMMDD", ASCII digits: a home holds one name per transcript, 100,000 of them in a
+    /// heavy one, so the date is kept inline rather than as three strings.
+    date: [u8; 8],
     pub id: String,
+}
+
+impl RolloutName {
+    fn date_part(&self, range: std::ops::Range<usize>) -> &str {
+        std::str::from_utf8(&self.date[range]).expect("parsed as ASCII digits")
+    }
+
+    pub fn year(&self) -> &str {
+        self.date_part(0..4)
+    }
+
+    pub fn month(&self) -> &str {
+        self.date_part(4..6)
+    }
+
+    pub fn day(&self) -> &str {
+        self.date_part(6..8)
+    }
 }
 
 pub fn parse_rollout_name(name: &str) -> Option<RolloutName> {
@@ -57,10 +75,12 @@ pub fn parse_rollout_name(name: &str) -> Option<RolloutName> {
     if !shape_ok || uuid::Uuid::parse_str(id).is_err() {
         return None;
     }
+    let mut date = [0u8; 8];
+    date[0..4].copy_from_slice(&b[0..4]);
+    date[4..6].copy_from_slice(&b[5..7]);
+    date[6..8].copy_from_slice(&b[8..10]);
     Some(RolloutName {
-        year: stamp[0..4].to_string(),
-        month: stamp[5..7].to_string(),
-        day: stamp[8..10].to_string(),
+        date,
         id: id.to_ascii_lowercase(),
     })
 }
@@ -113,7 +133,7 @@ impl SessionFile {
         let name = parse_rollout_name(&file_name);
         let in_dated_folder = match (&name, location) {
             (Some(n), SessionLocation::Active) => {
-                path.parent() == Some(&sessions_root.join(&n.year).join(&n.month).join(&n.day))
+                path.parent() == Some(&sessions_root.join(n.year()).join(n.month()).join(n.day()))
             }
             (_, SessionLocation::Archived) => path.parent() == Some(sessions_root),
             _ => false,
@@ -339,9 +359,9 @@ pub fn parse_session_meta(record: &Value) -> Result<SessionMeta, String> {
 /// Where Codex's own `unarchive` puts a transcript back: the dated folder of its name.
 pub fn dated_folder(sessions_root: &Path, name: &RolloutName) -> PathBuf {
     sessions_root
-        .join(&name.year)
-        .join(&name.month)
-        .join(&name.day)
+        .join(name.year())
+        .join(name.month())
+        .join(name.day())
 }
 
 #[cfg(test)]
@@ -354,10 +374,7 @@ mod tests {
             "rollout-2026-11-24T06-12-09-01a20c2e-e45a-7d33-9558-2b68569b884c.jsonl",
         )
         .unwrap();
-        assert_eq!(
-            (n.year.as_str(), n.month.as_str(), n.day.as_str()),
-            ("2026", "11", "24")
-        );
+        assert_eq!((n.year(), n.month(), n.day()), ("2026", "11", "24"));
         assert_eq!(n.id, "01a20c2e-e45a-7d33-9558-2b68569b884c");
         for bad in [
             "rollout-2026-11-24T06-12-09-not-a-uuid.jsonl",

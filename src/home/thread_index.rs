@@ -165,16 +165,29 @@ impl ThreadIndex {
     }
 
     pub fn row(&self, conn: &Connection, id: &str) -> Result<Option<ThreadRow>> {
-        Ok(self.rows_from(conn, Some(id))?.into_values().next())
+        Ok(self.rows_from(conn, Some(&[id]))?.into_values().next())
+    }
+
+    /// The rows of `ids` only (Codex writes ids lowercase, as they are looked up here): a
+    /// run over a home of 100,000 threads reads its rows a slice at a time instead of all.
+    pub fn rows_of(&self, conn: &Connection, ids: &[&str]) -> Result<HashMap<String, ThreadRow>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.rows_from(conn, Some(ids))
     }
 
     fn rows_from(
         &self,
         conn: &Connection,
-        only: Option<&str>,
+        only: Option<&[&str]>,
     ) -> Result<HashMap<String, ThreadRow>> {
         let sql = match only {
-            Some(_) => format!("SELECT {} FROM threads WHERE id = ?1", self.select_list()),
+            Some(ids) => format!(
+                "SELECT {} FROM threads WHERE id IN ({})",
+                self.select_list(),
+                vec!["?"; ids.len()].join(", ")
+            ),
             None => format!("SELECT {} FROM threads", self.select_list()),
         };
         let mut stmt = conn.prepare(&sql)?;
@@ -195,8 +208,8 @@ impl ThreadIndex {
             })
         };
         let rows = match only {
-            Some(id) => stmt
-                .query_map([id], map_row)?
+            Some(ids) => stmt
+                .query_map(rusqlite::params_from_iter(ids.iter()), map_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?,
             None => stmt
                 .query_map([], map_row)?

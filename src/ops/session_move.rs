@@ -63,7 +63,7 @@ pub fn plan_archive(
         .file_name()
         .expect("transcripts have names")
         .to_owned();
-    let dst = home.archived_sessions_dir().join(&file_name);
+    let dst = archive_destination(home, file);
     let row_before = row.map(|r| RowState {
         rollout_path: r.rollout_path.clone(),
         archived: r.archived,
@@ -89,6 +89,12 @@ pub fn plan_archive(
         reverts_op: None,
         known_hash: None,
     }
+}
+
+/// Where archiving puts a transcript: `archived_sessions/`, flat, under the same name.
+pub fn archive_destination(home: &home::CodexHome, file: &SessionFile) -> PathBuf {
+    home.archived_sessions_dir()
+        .join(file.path.file_name().expect("transcripts have names"))
 }
 
 /// Codex stores absolute paths spelled from its own view of the home; the new path keeps
