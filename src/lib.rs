@@ -24,6 +24,7 @@ pub mod store;
 pub mod survey;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod write_gate;
 pub mod zstd_stream;
 
 #[cfg(test)]
