@@ -8,7 +8,6 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::archive::{SessionKnowledge, handoff_threads, judge_sessions, judge_with};
 use super::inspect::{self, DatabaseDepth, InspectArgs, InspectData};
 use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relative_to};
 use crate::clock::{human_age, human_bytes, now_rfc3339};
@@ -23,7 +22,7 @@ use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::ops::{OpKind, Run, config_edit, state_backup, store_dir, store_files, worktree_move};
-use crate::policy::SessionPolicy;
+use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_sessions, judge_with};
 use crate::report::{self, Report};
 
 mod settings;
@@ -162,7 +161,7 @@ pub fn build_plan(
                 index_path = index.as_ref().map(|i| i.path.clone());
                 let (files, _) = sessions::scan(home);
                 let locks = writer_locks::held_thread_locks(home);
-                let handoffs = handoff_threads(ctx)?;
+                let handoffs = handoff_threads(&ctx.store_root)?;
                 let known = SessionKnowledge {
                     rows: rows.as_ref(),
                     index_path: index_path.as_deref(),
@@ -538,7 +537,7 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
     }
     let home = ctx.locate_home()?;
     home.require_recognizable()?;
-    let handoffs = handoff_threads(ctx)?;
+    let handoffs = handoff_threads(&ctx.store_root)?;
     let before = inspect::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
     let planned = build_plan(ctx, &home, &before, &args)?;
     let plan = &planned.plan;
@@ -1240,7 +1239,7 @@ pub fn run_unattended(ctx: &Context, policy_path: &Path) -> Result<Report> {
         ..Default::default()
     };
     let (args, _) = settle(&unattended, Some(&policy));
-    let handoffs = handoff_threads(ctx)?;
+    let handoffs = handoff_threads(&ctx.store_root)?;
     let before = inspect::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
     let inspect_report = inspect::render(&home, &before, &args.inspect);
     file_report(&reports, "inspect", &inspect_report)?;

@@ -242,7 +242,7 @@ pub enum DatabaseDepth {
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> Result<Report> {
     let home = ctx.locate_home()?;
-    let handoffs = super::archive::handoff_threads(ctx)?;
+    let handoffs = crate::policy::handoff_threads(&ctx.store_root)?;
     let data = gather(&home, args, &handoffs, DatabaseDepth::Survey);
     Ok(render(&home, &data, args))
 }
