@@ -8,7 +8,6 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::inspect::{self, DatabaseDepth, InspectArgs, InspectData};
 use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relative_to};
 use crate::clock::{human_age, human_bytes, now_rfc3339};
 use crate::error::{ExitKind, MaintError};
@@ -24,6 +23,7 @@ use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::ops::{OpKind, Run, config_edit, state_backup, store_dir, store_files, worktree_move};
 use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_sessions, judge_with};
 use crate::report::{self, Report};
+use crate::survey::{self, DatabaseDepth, InspectData, SurveyOptions};
 
 mod settings;
 pub use settings::{CleanupFlags, Setting, Source, settle};
@@ -32,7 +32,7 @@ pub use crate::policy::CLEANUP_CATEGORIES as CATEGORIES;
 pub const ARCHIVED_WORKTREES_DIR: &str = "archived_worktrees";
 
 pub struct CleanupArgs {
-    pub inspect: InspectArgs,
+    pub inspect: SurveyOptions,
     pub only: Vec<String>,
     pub dry_run: bool,
     pub yes: bool,
@@ -538,7 +538,7 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
     let home = ctx.locate_home()?;
     home.require_recognizable()?;
     let handoffs = handoff_threads(&ctx.store_root)?;
-    let before = inspect::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
+    let before = survey::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
     let planned = build_plan(ctx, &home, &before, &args)?;
     let plan = &planned.plan;
 
@@ -843,7 +843,7 @@ fn apply(
         ),
     );
 
-    let after = inspect::gather(home, &args.inspect, handoffs, DatabaseDepth::Full);
+    let after = survey::gather(home, &args.inspect, handoffs, DatabaseDepth::Full);
     let problems = verify_after(
         &mut r,
         home,
@@ -915,7 +915,7 @@ fn verb(a: &Action) -> &'static str {
 }
 
 fn observed(r: &mut Report, home: &CodexHome, data: &InspectData) {
-    r.extend(report::OBSERVED, super::inspect::size_lines(home, data, 5));
+    r.extend(report::OBSERVED, survey::size_lines(home, data, 5));
 }
 
 fn kept_lines(r: &mut Report, home: &CodexHome, plan: &Plan) {
@@ -1240,8 +1240,8 @@ pub fn run_unattended(ctx: &Context, policy_path: &Path) -> Result<Report> {
     };
     let (args, _) = settle(&unattended, Some(&policy));
     let handoffs = handoff_threads(&ctx.store_root)?;
-    let before = inspect::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
-    let inspect_report = inspect::render(&home, &before, &args.inspect);
+    let before = survey::gather(&home, &args.inspect, &handoffs, DatabaseDepth::Full);
+    let inspect_report = survey::render(&home, &before, &args.inspect);
     file_report(&reports, "inspect", &inspect_report)?;
 
     let outcome: Result<Report> = if policy.cleanup.unattended.is_empty() {
