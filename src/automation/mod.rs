@@ -3,3 +3,4 @@
 
 pub mod policy;
 pub mod schedule;
+pub mod settings;

@@ -25,8 +25,7 @@ use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_sess
 use crate::report::{self, Report};
 use crate::survey::{self, DatabaseDepth, InspectData, SurveyOptions};
 
-mod settings;
-pub use settings::{CleanupFlags, Setting, Source, settle};
+pub use crate::automation::settings::{CleanupFlags, Setting, Source, settle};
 
 pub use crate::policy::CLEANUP_CATEGORIES as CATEGORIES;
 pub const ARCHIVED_WORKTREES_DIR: &str = "archived_worktrees";

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
-use super::CleanupArgs;
+use crate::commands::cleanup::CleanupArgs;
 use crate::arg_values::{age_secs, megabytes};
 use crate::automation::policy::Policy;
 use crate::clock::format_age;
