@@ -3,6 +3,7 @@
 
 pub mod arg_values;
 pub mod automation;
+pub mod cleanup;
 pub mod cli;
 pub mod clock;
 pub mod commands;

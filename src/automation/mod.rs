@@ -4,3 +4,4 @@
 pub mod policy;
 pub mod schedule;
 pub mod settings;
+pub mod unattended;

@@ -5,9 +5,9 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
-use crate::commands::cleanup::CleanupArgs;
 use crate::arg_values::{age_secs, megabytes};
 use crate::automation::policy::Policy;
+use crate::cleanup::CleanupArgs;
 use crate::clock::format_age;
 use crate::survey::SurveyOptions;
 
