@@ -1,6 +1,7 @@
 //! `cleanup`: SPEC.md's cleanup mode. Inspect, plan, confirm (interactively, or with
 //! `--yes --plan <id>` naming the exact plan reviewed), refuse while Codex runs, back up,
 //! execute each confirmed action as a journaled op, verify, and report what happened.
+//! The steps are `crate::cleanup`'s; this command reads the flags and the plan reviewed.
 
 use anyhow::Result;
 use serde_json::json;
@@ -15,7 +16,8 @@ use crate::policy::handoff_threads;
 use crate::report::{self, Report};
 use crate::survey::{self, DatabaseDepth};
 
-pub use crate::automation::settings::{CleanupFlags, Setting, Source, settle};
+pub use crate::automation::settings::CleanupFlags;
+use crate::automation::settings::{Setting, Source, settle};
 
 pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
     // Applying a reviewed plan plans again over the categories that plan covered: how one
