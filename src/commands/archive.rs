@@ -2,9 +2,10 @@
 //! each move journaled with its thread row.
 
 use anyhow::Result;
-use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
+
+mod outcome;
 
 use super::{Context, confirm, describe_recovery, refuse_if_codex_running, relative_to};
 use crate::clock::{human_age, human_bytes, now_unix};
@@ -12,102 +13,17 @@ use crate::error::MaintError;
 use crate::home::codex_versions;
 use crate::home::sessions::{self, SessionFile, SessionLocation};
 use crate::home::thread_index::{self, ThreadRow};
-use crate::home::{CodexHome, writer_locks};
+use crate::home::writer_locks;
 use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
-use crate::ops::thread_row::{self, IndexWriter};
+use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress;
-use crate::policy::{Protection, SessionFacts, SessionPolicy, judge_for_archive};
+use crate::policy::{
+    SessionKnowledge, SessionPolicy, handoff_threads, judge_for_archive, judge_with,
+};
 use crate::progress::Progress as _;
-use crate::report::{self, Largest, LongList, LongListWriter, Report};
-
-/// What judging a session needs to know beyond the file itself.
-pub struct SessionKnowledge<'a> {
-    /// `None` for a home without a thread index.
-    pub rows: Option<&'a HashMap<String, ThreadRow>>,
-    pub index_path: Option<&'a std::path::Path>,
-    pub locks: &'a HashSet<String>,
-    pub handoffs: &'a HashSet<String>,
-}
-
-pub struct Judged<'f, P = PlannedMove> {
-    pub chosen: Vec<(&'f SessionFile, P, u64)>,
-    pub protected: Vec<SessionLine>,
-}
-
-/// Threads with a handoff on record; read-only, and empty when there is no store yet.
-pub fn handoff_threads(ctx: &Context) -> Result<HashSet<String>> {
-    match crate::store::open_read_only(&ctx.store_root)? {
-        Some(catalog) => catalog.threads_with_handoff(),
-        None => Ok(HashSet::new()),
-    }
-}
-
-/// The shared session policy applied to each target: a planned move, or the reason kept.
-pub fn judge_sessions<'f>(
-    home: &CodexHome,
-    targets: Vec<&'f SessionFile>,
-    known: &SessionKnowledge<'_>,
-    policy: &SessionPolicy,
-) -> Judged<'f> {
-    let now = now_unix();
-    judge_with(
-        targets,
-        known,
-        |facts| judge_for_archive(facts, policy),
-        |file, row| session_move::plan_archive(home, file, row, known.index_path, now),
-    )
-}
-
-/// Reads each target's first record (on all cores, a slice at a time), asks `judge`, and
-/// plans with `plan` the ones it lets through.
-pub fn judge_with<'f, P>(
-    targets: Vec<&'f SessionFile>,
-    known: &SessionKnowledge<'_>,
-    judge: impl Fn(&SessionFacts<'_>) -> Result<(), Protection>,
-    plan: impl Fn(&SessionFile, Option<&ThreadRow>) -> P,
-) -> Judged<'f, P> {
-    let mut chosen = Vec::new();
-    let mut protected = Vec::new();
-    // First records are read on all cores, a slice at a time: on a cold cache each is a
-    // disk seek, one at a time they cost more than hashing what is then moved, and a
-    // slice keeps no more than its own records in memory.
-    let first_records = targets.chunks(1024).flat_map(|slice| {
-        use rayon::prelude::*;
-        let read = || -> Vec<Result<sessions::SessionMeta, String>> {
-            slice
-                .par_iter()
-                .map(|file| sessions::read_session_meta(&file.path))
-                .collect()
-        };
-        let metas = crate::io_pool::install(read);
-        slice.iter().copied().zip(metas)
-    });
-    for (file, meta) in first_records {
-        let row = known.rows.map(|r| file.id().and_then(|id| r.get(id)));
-        let facts = SessionFacts {
-            file,
-            meta: &meta,
-            row,
-            writer_locked: file.id().is_some_and(|id| known.locks.contains(id)),
-            has_handoff: file.id().is_some_and(|id| known.handoffs.contains(id)),
-        };
-        let age = facts.last_activity_age_secs();
-        match judge(&facts) {
-            Ok(()) => chosen.push((file, plan(file, row.flatten()), age)),
-            Err(protection) => protected.push(SessionLine {
-                id: file.id().unwrap_or("?").to_string(),
-                path: file.path.display().to_string(),
-                size: file.size,
-                last_active_secs: age,
-                protection: Some(protection),
-                op_id: None,
-                destination: None,
-            }),
-        }
-    }
-    Judged { chosen, protected }
-}
+use crate::report::{self, Largest, LongListWriter, Report};
+use outcome::{DoneTally, ProtectedTally, SHOWN_IN_TEXT, line, more_in_json, verify_moves};
 
 #[derive(clap::Args)]
 pub struct ArchiveArgs {
@@ -131,34 +47,6 @@ pub struct ArchiveArgs {
     /// Confirm a policy run without asking
     #[arg(long)]
     pub yes: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SessionLine {
-    pub id: String,
-    pub path: String,
-    pub size: u64,
-    pub last_active_secs: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protection: Option<Protection>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub op_id: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination: Option<String>,
-}
-
-impl SessionLine {
-    /// "<id> - <why it is kept>", as the report lists a protected session.
-    fn kept_because(&self) -> String {
-        format!(
-            "{} - {}",
-            self.id,
-            self.protection
-                .as_ref()
-                .map(Protection::explain)
-                .unwrap_or_default()
-        )
-    }
 }
 
 pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
@@ -284,7 +172,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             dst
         }
     };
-    let handoffs = handoff_threads(ctx)?;
+    let handoffs = handoff_threads(&ctx.store_root)?;
     // First pass: judge every target, a slice at a time, keeping only what was chosen
     // (a reference and an age) and a tally of what was kept; the per-session lists go to
     // disk for --json.
@@ -528,206 +416,6 @@ const JUDGED_AT_ONCE: usize = 1024;
 /// Sessions planned and moved at once: several of session_move's batches, so hashing the
 /// next batch still overlaps moving this one.
 const EXECUTED_AT_ONCE: usize = 8 * session_move::BATCH;
-/// Items a text report lists one by one; the rest are counted (every one is in --json).
-const SHOWN_IN_TEXT: usize = 20;
-
-fn more_in_json(more: u64) -> String {
-    format!("... and {more} more (every one is in --json)")
-}
-
-/// What was kept and why, as the text view tells it, built as the sessions are judged:
-/// the age heuristic as one count, the other reasons item by item up to a cap.
-#[derive(Default)]
-struct ProtectedTally {
-    recent: u64,
-    others_shown: Vec<String>,
-    others_more: u64,
-}
-
-impl ProtectedTally {
-    fn add(&mut self, line: SessionLine) {
-        if matches!(line.protection, Some(Protection::Recent(_))) {
-            self.recent += 1;
-        } else if self.others_shown.len() < SHOWN_IN_TEXT {
-            self.others_shown.push(line.kept_because());
-        } else {
-            self.others_more += 1;
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.recent > 0 {
-            out.push(format!(
-                "{} recent sessions, younger than the minimum age",
-                self.recent
-            ));
-        }
-        out.extend(self.others_shown.iter().cloned());
-        if self.others_more > 0 {
-            out.push(format!(
-                "... and {} more protected sessions (all in --json)",
-                self.others_more
-            ));
-        }
-        out
-    }
-}
-
-/// The sessions archived so far: counted, the largest kept for the text view, every one
-/// written to disk for --json and for the check after the run.
-struct DoneTally {
-    lines: LongListWriter,
-    shown: Largest,
-    count: u64,
-    bytes: u64,
-}
-
-impl DoneTally {
-    fn new() -> Result<DoneTally> {
-        Ok(DoneTally {
-            lines: LongListWriter::new()?,
-            shown: Largest::new(SHOWN_IN_TEXT),
-            count: 0,
-            bytes: 0,
-        })
-    }
-
-    fn add(
-        &mut self,
-        file: &SessionFile,
-        dst: &std::path::Path,
-        age: u64,
-        op_id: i64,
-        stored: Option<u64>,
-    ) -> Result<()> {
-        self.lines.push(&line(file, Some(dst), age, Some(op_id)))?;
-        self.count += 1;
-        self.bytes += file.size;
-        self.shown.offer(file.size, || match stored {
-            Some(stored) => format!(
-                "archived and compressed {} ({} -> {}) (op {op_id})",
-                file.id().unwrap_or("?"),
-                human_bytes(file.size),
-                human_bytes(stored)
-            ),
-            None => format!(
-                "archived {} ({}) (op {op_id})",
-                file.id().unwrap_or("?"),
-                human_bytes(file.size)
-            ),
-        });
-        Ok(())
-    }
-
-    fn shown_lines(&mut self) -> Vec<String> {
-        std::mem::replace(&mut self.shown, Largest::new(0)).into_lines(more_in_json)
-    }
-}
-
-/// Protected sessions for the text view: the age heuristic as one count, every other
-/// reason item by item (those are the ones a person may want to act on), capped.
-pub fn summarize_protected(lines: &[SessionLine]) -> Vec<String> {
-    const SHOWN: usize = 20;
-    let mut out = Vec::new();
-    let recent = lines
-        .iter()
-        .filter(|l| matches!(l.protection, Some(Protection::Recent(_))))
-        .count();
-    if recent > 0 {
-        out.push(format!(
-            "{recent} recent sessions, younger than the minimum age"
-        ));
-    }
-    let others: Vec<&SessionLine> = lines
-        .iter()
-        .filter(|l| !matches!(l.protection, Some(Protection::Recent(_))))
-        .collect();
-    for l in others.iter().take(SHOWN) {
-        out.push(l.kept_because());
-    }
-    if others.len() > SHOWN {
-        out.push(format!(
-            "... and {} more protected sessions (all in --json)",
-            others.len() - SHOWN
-        ));
-    }
-    out
-}
-
-fn line(
-    file: &SessionFile,
-    destination: Option<&std::path::Path>,
-    age: u64,
-    op_id: Option<i64>,
-) -> SessionLine {
-    SessionLine {
-        id: file.id().unwrap_or("?").to_string(),
-        path: file.path.display().to_string(),
-        size: file.size,
-        last_active_secs: age,
-        protection: None,
-        op_id,
-        destination: destination.map(|d| d.display().to_string()),
-    }
-}
-
-/// SPEC.md "Validation": each moved transcript is where the manifest says, its source is
-/// free, and its thread row points at it. Read back from the run's list on disk, one at a
-/// time.
-fn verify_moves(
-    home: &CodexHome,
-    done: &LongList,
-    count: u64,
-    writer: Option<&IndexWriter>,
-    report: &mut Report,
-) -> Result<()> {
-    let mut bad = Vec::new();
-    for item in done.items()? {
-        let item = item?;
-        let text = |key: &str| item[key].as_str().unwrap_or_default().to_string();
-        let (id, path, dst) = (text("id"), text("path"), text("destination"));
-        if !std::path::Path::new(&dst).is_file() {
-            bad.push(format!("{dst} is missing"));
-        }
-        if std::path::Path::new(&path).exists() {
-            bad.push(format!("{path} still exists"));
-        }
-        if let Some(w) = writer {
-            match thread_row::read(w.connection(), &id) {
-                Ok(Some(row))
-                    if row.archived == 1
-                        && crate::home::same_file(
-                            std::path::Path::new(&row.rollout_path),
-                            std::path::Path::new(&dst),
-                        ) => {}
-                other => bad.push(format!("thread {id}'s row is {other:?}")),
-            }
-        }
-    }
-    if bad.is_empty() {
-        report.push(
-            report::VERIFICATION,
-            format!(
-                "{count} moved transcripts present in {}/ with their source paths free{}",
-                relative_to(home, &home.archived_sessions_dir()),
-                if writer.is_some() {
-                    ", each thread row archived = 1 and pointing at it"
-                } else {
-                    " (no thread index in this home)"
-                }
-            ),
-        );
-    } else {
-        report.exit_code = crate::error::ExitKind::VerifyFailed.code();
-        report.extend(
-            report::VERIFICATION,
-            bad.into_iter().map(|b| format!("FAILED: {b}")),
-        );
-    }
-    Ok(())
-}
-
 /// Full ids or unique prefixes; every id must match exactly one session, or nothing runs.
 fn resolve_ids<'f>(
     files: &'f [SessionFile],

@@ -116,7 +116,7 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
         IndexState::Understood(index) => index.read_all().unwrap_or_default(),
         _ => HashMap::new(),
     };
-    let with_handoff = super::archive::handoff_threads(ctx)?;
+    let with_handoff = crate::policy::handoff_threads(&ctx.store_root)?;
     let turns = turns_per_thread(&home);
     let locks = writer_locks::held_thread_locks(&home);
     let mut report = Report::spec_shaped("handoff", "handoff");

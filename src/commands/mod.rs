@@ -14,14 +14,15 @@ pub mod undo;
 pub mod verify;
 
 use anyhow::Result;
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::MaintError;
-use crate::home::{CodexHome, processes};
+use crate::home::CodexHome;
 use crate::ops::RecoveredOp;
-use crate::report::Report;
 use crate::store::Store;
+
+pub use crate::home::relative_to;
+pub use crate::write_gate::{confirm, describe_recovery, refuse_if_codex_running};
 
 /// What every command gets from the command line, already resolved.
 pub struct Context {
@@ -61,15 +62,9 @@ impl Context {
         Store::open_read_only(&self.store_root)
     }
 
-    /// Opens the store for writing and first brings any interrupted run to rest. Codex is
-    /// asked about again here, right before anything is written: a prompt or a long plan
-    /// may lie between the first check and this moment.
+    /// `write_gate::open_store_and_recover` with this command's store.
     pub fn open_store_and_recover(&self, home: &CodexHome) -> Result<(Store, Vec<RecoveredOp>)> {
-        refuse_if_codex_running(home)?;
-        let store = Store::open_for_write(&self.store_root)?;
-        let guard = crate::home_guard::HomeGuard::new(&home.root);
-        let recovered = crate::ops::recover_all(&store, &guard)?;
-        Ok((store, recovered))
+        crate::write_gate::open_store_and_recover(home, &self.store_root)
     }
 }
 
@@ -102,55 +97,6 @@ pub fn resolve_store_root(flag: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
-/// SPEC.md: while Codex runs, nothing that mutates may proceed. Names each process and how
-/// to stop it; kills nothing.
-pub fn refuse_if_codex_running(home: &CodexHome) -> Result<()> {
-    let running = processes::blocking(home).map_err(|e| {
-        MaintError::refused(
-            format!("cannot tell whether Codex is running ({e:#}); nothing was changed"),
-            vec![],
-        )
-    })?;
-    if running.is_empty() {
-        return Ok(());
-    }
-    Err(MaintError::refused(
-        format!(
-            "Codex is running ({} process{}) and may be writing {}; close it first, nothing was changed",
-            running.len(),
-            if running.len() == 1 { "" } else { "es" },
-            home.display()
-        ),
-        running.iter().map(processes::describe).collect(),
-    )
-    .into())
-}
-
-/// A plan runs only after a yes: `--yes`, or a typed `y` at a terminal. Without a terminal
-/// and without `--yes` the plan is refused, never assumed.
-pub fn confirm(question: &str, yes: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(MaintError::refused(
-            format!("{question} needs confirmation: rerun with --yes to apply, or --dry-run to review; nothing was changed"),
-            vec![],
-        )
-        .into());
-    }
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-        Ok(())
-    } else {
-        Err(MaintError::refused("not confirmed; nothing was changed", vec![]).into())
-    }
-}
-
 /// The session codex-maint's ops know by this id or unique prefix (ids are lowercase).
 pub fn session_in_catalog(catalog: &crate::store::Catalog, text: &str) -> Result<String> {
     let wanted = text.trim().to_ascii_lowercase();
@@ -174,34 +120,4 @@ pub fn session_in_catalog(catalog: &crate::store::Catalog, text: &str) -> Result
         }
         .into()),
     }
-}
-
-/// Lines for a report about what recovery did before this command ran.
-pub fn describe_recovery(report: &mut Report, recovered: &[RecoveredOp]) {
-    for r in recovered {
-        let what = match &r.result {
-            crate::ops::Recovered::RolledForward => "finished".to_string(),
-            crate::ops::Recovered::RolledBack => "rolled back".to_string(),
-            crate::ops::Recovered::Stuck(why) => format!("left for you to decide: {why}"),
-        };
-        report.push(
-            crate::report::COMPLETED,
-            format!(
-                "recovered interrupted op {} (run {}, {}): {what}",
-                r.op_id, r.run_id, r.kind
-            ),
-        );
-        if matches!(r.result, crate::ops::Recovered::Stuck(_)) {
-            report.push(
-                crate::report::RESIDUAL_RISK,
-                format!("op {} could not be recovered automatically", r.op_id),
-            );
-        }
-    }
-}
-
-pub fn relative_to(home: &CodexHome, path: &Path) -> String {
-    path.strip_prefix(&home.root)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| path.display().to_string())
 }

@@ -150,3 +150,10 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
         }
     }
 }
+
+/// `path` as a report shows it: relative to the home when inside it.
+pub fn relative_to(home: &CodexHome, path: &Path) -> String {
+    path.strip_prefix(&home.root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}

@@ -2,3 +2,37 @@
 //! read-only knowledge in `home` and the decisions in `policy`, below the commands.
 
 pub mod compression;
+mod databases;
+mod gather;
+mod model;
+mod render;
+
+pub use databases::DatabaseDepth;
+pub use gather::gather;
+pub use model::*;
+pub use render::{render, size_lines};
+
+/// The thresholds a survey reports against: which files are large, which sessions are
+/// idle enough to archive or compress, which worktrees are old.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyOptions {
+    pub large_session_bytes: u64,
+    pub large_log_bytes: u64,
+    pub min_age_secs: u64,
+    pub old_worktree_secs: u64,
+    pub handoff_min_bytes: u64,
+    pub compress_min_idle_secs: u64,
+}
+
+impl Default for SurveyOptions {
+    fn default() -> Self {
+        SurveyOptions {
+            large_session_bytes: 10 << 20,
+            large_log_bytes: 50 << 20,
+            min_age_secs: crate::policy::DEFAULT_MIN_AGE_SECS,
+            old_worktree_secs: 10 * 86_400,
+            handoff_min_bytes: crate::policy::DEFAULT_HANDOFF_MIN_BYTES,
+            compress_min_idle_secs: crate::policy::DEFAULT_COMPRESS_MIN_IDLE_SECS,
+        }
+    }
+}

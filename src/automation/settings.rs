@@ -5,11 +5,11 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
-use super::CleanupArgs;
 use crate::arg_values::{age_secs, megabytes};
 use crate::automation::policy::Policy;
+use crate::cleanup::CleanupArgs;
 use crate::clock::format_age;
-use crate::commands::inspect::InspectArgs;
+use crate::survey::SurveyOptions;
 
 #[derive(Debug, Default, clap::Args)]
 pub struct CleanupFlags {
@@ -67,7 +67,7 @@ pub struct Setting {
 /// The thresholds cleanup runs with, from `flags` over `policy` over the defaults, and
 /// where each came from.
 pub fn settle(flags: &CleanupFlags, policy: Option<&Policy>) -> (CleanupArgs, Vec<Setting>) {
-    let defaults = InspectArgs::default();
+    let defaults = SurveyOptions::default();
     let mut settings = Vec::new();
     let mut pick = |name, flag: Option<u64>, from_policy: Option<u64>, default: u64| {
         let (value, source) = match (flag, from_policy) {
@@ -78,7 +78,7 @@ pub fn settle(flags: &CleanupFlags, policy: Option<&Policy>) -> (CleanupArgs, Ve
         settings.push((name, value, source));
         value
     };
-    let inspect = InspectArgs {
+    let inspect = SurveyOptions {
         min_age_secs: pick(
             "min_age",
             flags.min_age_secs,

@@ -1,6 +1,11 @@
 //! Decides, for each session found, whether it may be archived or must be kept, and why.
 //! `archive`, `inspect` and `cleanup` all ask here, so they can never disagree.
 
+mod judging;
+pub use judging::{
+    Judged, SessionKnowledge, SessionLine, handoff_threads, judge_sessions, judge_with,
+};
+
 use serde::Serialize;
 use std::time::SystemTime;
 

@@ -1,0 +1,307 @@
+//! Carrying out a reviewed plan: the actions that still hold, after the Codex gate and the
+//! backup, each as a journaled op; then the verification, and the report of what was done.
+
+use anyhow::Result;
+use serde_json::json;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::report::{kept_lines, observed, plan_report, verb};
+use super::verify::{sizes, verify_after};
+use super::{Action, CleanupArgs, Invocation, Plan, Planned};
+use crate::clock::human_bytes;
+use crate::error::{ExitKind, MaintError};
+use crate::home::{CodexHome, relative_to};
+use crate::ops::session_move::{self, PlannedMove};
+use crate::ops::thread_row::IndexWriter;
+use crate::ops::transcript_compress::{self, PlannedRecode};
+use crate::ops::{OpKind, Run, config_edit, state_backup, store_dir, store_files, worktree_move};
+use crate::report::{self, Report};
+use crate::survey::{self, DatabaseDepth, InspectData};
+use crate::write_gate::{confirm, describe_recovery, refuse_if_codex_running};
+
+/// Applies the reviewed actions that still hold (after the Codex gate and the backup),
+/// verifies, and reports. `ask` shows the plan and waits for a yes first.
+#[allow(clippy::too_many_arguments)]
+pub fn apply(
+    at: &Invocation<'_>,
+    home: &CodexHome,
+    args: &CleanupArgs,
+    before: &InspectData,
+    planned: &Planned,
+    reviewed: Plan,
+    ask: bool,
+    handoffs: &HashSet<String>,
+) -> Result<Report> {
+    let plan = &planned.plan;
+    let current: HashSet<&str> = plan.actions.iter().map(|a| a.id.as_str()).collect();
+    let reviewed_ids: HashSet<&str> = reviewed.actions.iter().map(|a| a.id.as_str()).collect();
+    let to_do: Vec<&Action> = reviewed
+        .actions
+        .iter()
+        .filter(|a| current.contains(a.id.as_str()))
+        .collect();
+    let no_longer_hold: Vec<&Action> = reviewed
+        .actions
+        .iter()
+        .filter(|a| !current.contains(a.id.as_str()))
+        .collect();
+    let unreviewed: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| !reviewed_ids.contains(a.id.as_str()))
+        .collect();
+
+    refuse_if_codex_running(home)?;
+    if to_do.is_empty() {
+        let mut r = plan_report(home, plan, before);
+        if let Some(proposed) = r.sections.iter_mut().find(|s| s.title == report::PROPOSED) {
+            proposed.items.clear();
+        }
+        r.push(report::COMPLETED, "nothing: no reviewed action still holds");
+        r.push(report::BACKUPS, "not created: nothing to change");
+        r.push(report::VERIFICATION, "no files changed");
+        r.data = json!({ "dry_run": false, "plan": plan, "run_id": null });
+        return Ok(r);
+    }
+    if ask {
+        use std::io::IsTerminal;
+        // `--yes` alone is refused, so the generic "rerun with --yes" would mislead here.
+        if !std::io::stdin().is_terminal() {
+            return Err(MaintError::refused(
+                format!(
+                    "cleanup applies only a reviewed plan when no one is at a terminal to confirm: run `codex-maint cleanup --dry-run` to review and save the plan, then `codex-maint cleanup --yes --plan <id>` with the id it prints ({} as things are now); nothing was changed",
+                    plan.id
+                ),
+                vec![],
+            )
+            .into());
+        }
+        let preview = plan_report(home, &reviewed, before).render_text();
+        eprint!("{preview}");
+        confirm(
+            &format!(
+                "Apply {} actions ({})?",
+                to_do.len(),
+                human_bytes(to_do.iter().map(|a| a.bytes).sum())
+            ),
+            false,
+        )?;
+    }
+
+    let (store, recovered) = crate::write_gate::open_store_and_recover(home, at.store_root)?;
+    let run = Run::begin(&store, "cleanup", at.argv, &home.root, None)?;
+    let run_id = run.id;
+    let mut r = Report::spec_shaped("cleanup", "cleanup");
+    describe_recovery(&mut r, &recovered);
+    observed(&mut r, home, before);
+
+    let backup = match state_backup::create(&store, home, Some(run_id)) {
+        Ok(b) => b,
+        Err(e) => {
+            run.finish("failed")?;
+            return Err(e.context("the backup failed, so cleanup stopped before changing anything"));
+        }
+    };
+    r.push(
+        report::BACKUPS,
+        format!(
+            "backup {}: {} ({} entries, {}), manifest {}",
+            backup.info.id,
+            backup.info.archive.display(),
+            backup.info.entries,
+            human_bytes(backup.info.bytes),
+            backup.info.manifest.display()
+        ),
+    );
+    r.push(report::VERIFICATION, format!("backup read back against its manifest: ok; databases copied through the backup API and checked: {}", backup.databases_checked.join(", ")));
+
+    let mut done: Vec<(&Action, i64)> = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let is_transcript_action = |a: &Action| a.category == "sessions" || a.category == "compress";
+    let session_actions: Vec<&Action> = to_do
+        .iter()
+        .copied()
+        .filter(|a| a.kind == OpKind::ArchiveSession)
+        .collect();
+    let recode_actions: Vec<&Action> = to_do
+        .iter()
+        .copied()
+        .filter(|a| a.kind == OpKind::CompressSession)
+        .collect();
+    if !session_actions.is_empty() || !recode_actions.is_empty() {
+        let mut writer = match &planned.index_path {
+            Some(p) => {
+                let w = IndexWriter::open(p)?;
+                w.preflight(p)?;
+                Some(w)
+            }
+            None => None,
+        };
+        let moves: Vec<PlannedMove> = session_actions
+            .iter()
+            .map(|a| planned.session_moves[&a.id].clone())
+            .collect();
+        let (ids, failed) = session_move::execute_all(
+            &run,
+            moves,
+            writer.as_mut(),
+            "archiving sessions",
+            &crate::progress::OnTerminal::new(),
+        );
+        done.extend(session_actions.iter().copied().zip(ids));
+        failure = failed;
+        if failure.is_none() && !recode_actions.is_empty() {
+            let recodes: Vec<PlannedRecode> = recode_actions
+                .iter()
+                .map(|a| planned.recodes[&a.id].clone())
+                .collect();
+            let (ids, failed) = transcript_compress::execute_all(
+                &run,
+                recodes,
+                writer.as_mut(),
+                "compressing transcripts",
+                &crate::progress::OnTerminal::new(),
+            );
+            done.extend(recode_actions.iter().copied().zip(ids));
+            failure = failed;
+        }
+    }
+    for a in to_do.iter().copied().filter(|a| !is_transcript_action(a)) {
+        if failure.is_some() {
+            break;
+        }
+        let path = Path::new(&a.path);
+        let result = match a.kind {
+            OpKind::StoreFiles => store_files::execute(&run, &a.category, path),
+            OpKind::StoreDir => store_dir::execute(&run, &a.category, path),
+            OpKind::MoveWorktree => {
+                let main = a
+                    .main_repository
+                    .as_deref()
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                worktree_move::execute(
+                    &run,
+                    path,
+                    Path::new(a.target.as_deref().unwrap_or_default()),
+                    &main,
+                    None,
+                    Vec::new(),
+                )
+            }
+            OpKind::EditConfig => {
+                config_edit::execute(&run, path, &a.projects).map(|id| id.unwrap_or(0))
+            }
+            other => Err(anyhow::anyhow!(
+                "a {other} action is not applied one by one"
+            )),
+        };
+        match result {
+            Ok(id) => done.push((a, id)),
+            Err(e) => failure = Some(e.context(format!("{} {}", a.kind, a.path))),
+        }
+    }
+    run.finish(if failure.is_some() { "failed" } else { "done" })?;
+
+    let archived: Vec<&(&Action, i64)> = done
+        .iter()
+        .filter(|(a, _)| a.category == "sessions")
+        .collect();
+    if archived.len() > 10 {
+        r.push(
+            report::COMPLETED,
+            format!(
+                "archived {} sessions ({}) to archived_sessions/ with their thread rows (ops {}-{}; all in --json)",
+                archived.len(),
+                human_bytes(archived.iter().map(|(a, _)| a.bytes).sum()),
+                archived.first().map_or(0, |x| x.1),
+                archived.last().map_or(0, |x| x.1)
+            ),
+        );
+    }
+    for (a, op) in done
+        .iter()
+        .filter(|(a, _)| archived.len() <= 10 || a.category != "sessions")
+    {
+        r.push(
+            report::COMPLETED,
+            format!(
+                "{} {} ({}) (op {op})",
+                verb(a),
+                relative_to(home, Path::new(&a.path)),
+                human_bytes(a.bytes)
+            ),
+        );
+    }
+    for a in &no_longer_hold {
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "{} - skipped: it no longer holds (changed since the plan was reviewed)",
+                relative_to(home, Path::new(&a.path))
+            ),
+        );
+    }
+    for a in &unreviewed {
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "{} - not in the reviewed plan, not done: {}",
+                relative_to(home, Path::new(&a.path)),
+                a.reason
+            ),
+        );
+    }
+    kept_lines(&mut r, home, plan);
+    r.push(
+        report::BACKUPS,
+        format!(
+            "journal: run {run_id} in {} (every op's paths, hashes and old thread rows)",
+            store.root.join(crate::store::CATALOG_FILE).display()
+        ),
+    );
+
+    let after = survey::gather(home, &args.inspect, handoffs, DatabaseDepth::Full);
+    let problems = verify_after(
+        &mut r,
+        home,
+        &store,
+        run_id,
+        &backup.info.dir,
+        before,
+        &after,
+    )?;
+    if let Some(e) = &failure {
+        r.push(
+            report::RESIDUAL_RISK,
+            format!("the run stopped early: {e:#}"),
+        );
+    }
+    r.push(
+        report::RESIDUAL_RISK,
+        format!("to take it all back: codex-maint undo --run {run_id}"),
+    );
+    r.data = json!({
+        "dry_run": false,
+        "run_id": run_id,
+        "plan": plan,
+        "reviewed_plan": reviewed.id,
+        "done": done.iter().map(|(a, op)| json!({ "action": a, "op_id": op })).collect::<Vec<_>>(),
+        "skipped_no_longer_hold": no_longer_hold,
+        "not_in_reviewed_plan": unreviewed,
+        "backup": backup.info,
+        "verification_problems": problems,
+        "sizes": sizes(before, &after),
+    });
+    if !problems.is_empty() {
+        r.exit_code = ExitKind::VerifyFailed.code();
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "cleanup run {run_id} stopped after {} actions (they can be undone)",
+            done.len()
+        )));
+    }
+    Ok(r)
+}

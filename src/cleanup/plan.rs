@@ -1,0 +1,472 @@
+//! A cleanup's plan: one action per change, each named by a hash of what it would change,
+//! and the items kept with their reasons, for the categories asked for.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{ARCHIVED_WORKTREES_DIR, CATEGORIES, CleanupArgs};
+use crate::clock::{human_age, human_bytes, now_rfc3339};
+use crate::error::MaintError;
+use crate::home::codex_versions::{self, CompressionGate};
+use crate::home::config::ProjectState;
+use crate::home::sessions;
+use crate::home::thread_index::{self, IndexState};
+use crate::home::worktrees::{Cleanliness, Registration};
+use crate::home::{CodexHome, writer_locks};
+use crate::ops::OpKind;
+use crate::ops::session_move::PlannedMove;
+use crate::ops::transcript_compress::{self, PlannedRecode};
+use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_sessions, judge_with};
+use crate::survey::InspectData;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Action {
+    /// Names this exact change (kind, path, size, mtime): an action whose item changed
+    /// since review gets another id and is not done.
+    pub id: String,
+    pub category: String,
+    pub kind: OpKind,
+    pub path: String,
+    pub target: Option<String>,
+    pub bytes: u64,
+    pub reason: String,
+    pub mtime_ns: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Kept {
+    pub category: String,
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub home: String,
+    pub created_at: String,
+    pub categories: Vec<String>,
+    pub actions: Vec<Action>,
+    pub kept: Vec<Kept>,
+    pub bytes: u64,
+}
+
+fn short_hash(text: &str) -> String {
+    crate::content_hash::hash_bytes(text.as_bytes())[..16].to_string()
+}
+
+fn action(
+    category: &str,
+    kind: OpKind,
+    path: &Path,
+    target: Option<&Path>,
+    bytes: u64,
+    reason: String,
+) -> Action {
+    let mtime_ns = std::fs::symlink_metadata(path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .map(crate::clock::system_time_ns)
+        .unwrap_or(0);
+    let mut a = Action {
+        id: String::new(),
+        category: category.into(),
+        kind,
+        path: path.display().to_string(),
+        target: target.map(|t| t.display().to_string()),
+        bytes,
+        reason,
+        mtime_ns,
+        main_repository: None,
+        projects: Vec::new(),
+    };
+    a.id = action_id(&a);
+    a
+}
+
+fn action_id(a: &Action) -> String {
+    short_hash(&format!(
+        "{}\0{}\0{}\0{}\0{:?}\0{:?}",
+        a.kind, a.path, a.bytes, a.mtime_ns, a.target, a.projects
+    ))
+}
+
+/// The plan and, for sessions, the moves and recodes ready to run (they carry the thread
+/// rows), with the evidence the compression gate decided on.
+pub struct Planned {
+    pub plan: Plan,
+    pub session_moves: HashMap<String, PlannedMove>,
+    pub recodes: HashMap<String, PlannedRecode>,
+    pub index_path: Option<PathBuf>,
+    pub gate: Option<CompressionGate>,
+}
+
+pub fn build_plan(
+    store_root: &Path,
+    home: &CodexHome,
+    data: &InspectData,
+    args: &CleanupArgs,
+) -> Result<Planned> {
+    let wanted = |c: &str| args.only.is_empty() || args.only.iter().any(|o| o == c);
+    let mut actions = Vec::new();
+    let mut kept = Vec::new();
+    let mut session_moves = HashMap::new();
+    let mut index_path = None;
+
+    let mut recodes = HashMap::new();
+    let mut gate = None;
+    if wanted("sessions") || wanted("compress") {
+        match thread_index::detect(home) {
+            IndexState::NotUnderstood { path, reason } => {
+                for category in ["sessions", "compress"].into_iter().filter(|c| wanted(c)) {
+                    kept.push(Kept {
+                        category: category.into(),
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "all sessions: the thread index is not understood ({reason})"
+                        ),
+                    })
+                }
+            }
+            state => {
+                let index = match state {
+                    IndexState::Understood(i) => Some(i),
+                    _ => None,
+                };
+                let rows = index.as_ref().map(|i| i.read_all()).transpose()?;
+                index_path = index.as_ref().map(|i| i.path.clone());
+                let (files, _) = sessions::scan(home);
+                let locks = writer_locks::held_thread_locks(home);
+                let handoffs = handoff_threads(store_root)?;
+                let known = SessionKnowledge {
+                    rows: rows.as_ref(),
+                    index_path: index_path.as_deref(),
+                    locks: &locks,
+                    handoffs: &handoffs,
+                };
+                let settings = crate::zstd_stream::EncodeSettings::default();
+                if wanted("compress") {
+                    let found = codex_versions::compression_gate(home, &files);
+                    if !found.allowed {
+                        if args.only.iter().any(|c| c == "compress") {
+                            return Err(MaintError::refused(
+                                format!(
+                                    "compression refused: {}; nothing was changed",
+                                    found.reason
+                                ),
+                                found
+                                    .evidence
+                                    .iter()
+                                    .map(|e| format!("Codex {} seen at {}", e.version, e.path))
+                                    .collect(),
+                            )
+                            .into());
+                        }
+                        kept.push(Kept {
+                            category: "compress".into(),
+                            path: home.archived_sessions_dir().display().to_string(),
+                            reason: format!("all transcripts stay plain: {}", found.reason),
+                        });
+                    }
+                    gate = Some(found);
+                }
+                let compressing = gate.as_ref().is_some_and(|g| g.allowed);
+                if wanted("sessions") {
+                    let targets = files
+                        .iter()
+                        .filter(|f| f.location == sessions::SessionLocation::Active)
+                        .collect();
+                    let policy = SessionPolicy {
+                        min_age_secs: args.inspect.min_age_secs,
+                        explicit_request: false,
+                        handoff_min_bytes: args.inspect.handoff_min_bytes,
+                    };
+                    let judged = judge_sessions(home, targets, &known, &policy);
+                    for (file, plan, age) in judged.chosen {
+                        let why =
+                            format!("idle {}, not pinned, current or ambiguous", human_age(age));
+                        // With compression chosen too, a session is archived straight into
+                        // its compressed form: one op, and the bytes are freed in this run.
+                        if compressing && !file.compressed {
+                            let row = rows
+                                .as_ref()
+                                .and_then(|r| file.id().and_then(|id| r.get(id)));
+                            let recode = transcript_compress::plan_archive_compressed(
+                                home,
+                                file,
+                                row,
+                                index_path.as_deref(),
+                                settings,
+                                crate::clock::now_unix(),
+                            );
+                            let a = action(
+                                "sessions",
+                                OpKind::CompressSession,
+                                &file.path,
+                                Some(&recode.dst),
+                                file.size,
+                                format!(
+                                    "{why}; stored compressed as .jsonl.zst, which Codex reads"
+                                ),
+                            );
+                            recodes.insert(a.id.clone(), recode);
+                            actions.push(a);
+                            continue;
+                        }
+                        let a = action(
+                            "sessions",
+                            OpKind::ArchiveSession,
+                            &file.path,
+                            Some(&plan.dst),
+                            file.size,
+                            why,
+                        );
+                        session_moves.insert(a.id.clone(), plan);
+                        actions.push(a);
+                    }
+                    for p in judged.protected {
+                        kept.push(Kept {
+                            category: "sessions".into(),
+                            path: p.path,
+                            reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
+                        });
+                    }
+                }
+                if compressing {
+                    let targets = files
+                        .iter()
+                        .filter(|f| {
+                            f.location == sessions::SessionLocation::Archived && !f.compressed
+                        })
+                        .collect();
+                    let min_idle = args.inspect.compress_min_idle_secs;
+                    let judged = judge_with(
+                        targets,
+                        &known,
+                        |facts| crate::policy::judge_for_compress(facts, min_idle),
+                        |file, row| {
+                            transcript_compress::plan_compress_in_place(
+                                file,
+                                row,
+                                index_path.as_deref(),
+                                settings,
+                            )
+                        },
+                    );
+                    for (file, recode, age) in judged.chosen {
+                        let a = action(
+                            "compress",
+                            OpKind::CompressSession,
+                            &file.path,
+                            Some(&recode.dst),
+                            file.size,
+                            format!(
+                                "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
+                                human_age(age),
+                                codex_versions::FIRST_ZST_READER
+                            ),
+                        );
+                        recodes.insert(a.id.clone(), recode);
+                        actions.push(a);
+                    }
+                    for p in judged.protected {
+                        kept.push(Kept {
+                            category: "compress".into(),
+                            path: p.path,
+                            reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    if wanted("logs") {
+        for l in &data.logs.large_files {
+            actions.push(action(
+                "logs",
+                OpKind::StoreFiles,
+                Path::new(&l.path),
+                None,
+                l.bytes,
+                format!(
+                    "log over {}, last written {} ago; rotated into the store, compressed",
+                    human_bytes(data.logs.large_threshold_bytes),
+                    human_age(l.age_secs)
+                ),
+            ));
+        }
+        for db in data.logs.databases.iter().filter(|d| d.over_threshold) {
+            actions.push(action(
+                "logs",
+                OpKind::StoreFiles,
+                Path::new(&db.path),
+                None,
+                db.bytes + db.wal_bytes,
+                format!("log database over {} ({} rows); will move with its -wal and -shm into the store; Codex starts a fresh one", human_bytes(data.logs.large_threshold_bytes), db.rows.unwrap_or(0)),
+            ));
+        }
+    }
+
+    if wanted("worktrees") {
+        for w in &data.worktrees {
+            let path = Path::new(&w.path);
+            let reason = match (&w.registration, &w.status) {
+                (Registration::Registered, Cleanliness::Clean) if w.old => None,
+                (Registration::Registered, Cleanliness::Clean) => Some(format!(
+                    "in use: modified {} ago",
+                    w.age_secs.map(human_age).unwrap_or_default()
+                )),
+                (_, Cleanliness::Dirty) => {
+                    Some(format!("dirty: {} uncommitted changes", w.changed_entries))
+                }
+                (Registration::Unregistered, _) => {
+                    Some("not registered with its repository: git cannot vouch for a move".into())
+                }
+                (Registration::StandaloneRepository, _) => {
+                    Some("a whole repository, not a linked worktree: not moved".into())
+                }
+                (Registration::NotGit, _) => Some("not a git checkout: not moved".into()),
+                _ => Some(format!(
+                    "git cannot vouch for it{}",
+                    w.note
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                )),
+            };
+            match reason {
+                Some(reason) => kept.push(Kept {
+                    category: "worktrees".into(),
+                    path: w.path.clone(),
+                    reason,
+                }),
+                None => {
+                    let rel = path
+                        .strip_prefix(home.root.join("worktrees"))
+                        .unwrap_or(path);
+                    let target = home.root.join(ARCHIVED_WORKTREES_DIR).join(rel);
+                    let mut a = action(
+                        "worktrees",
+                        OpKind::MoveWorktree,
+                        path,
+                        Some(&target),
+                        w.bytes,
+                        format!(
+                            "clean, registered, untouched for {}; moved with git worktree move",
+                            w.age_secs.map(human_age).unwrap_or_default()
+                        ),
+                    );
+                    a.main_repository = w.main_repository.clone();
+                    a.id = action_id(&a);
+                    actions.push(a);
+                }
+            }
+        }
+    }
+
+    if wanted("releases")
+        && let Some(r) = &data.releases
+    {
+        for rel in &r.releases {
+            match (&r.current, rel.is_current) {
+                (Some(_), true) => kept.push(Kept {
+                    category: "releases".into(),
+                    path: rel.path.clone(),
+                    reason: "the current release".into(),
+                }),
+                (Some(cur), false) => actions.push(action(
+                    "releases",
+                    OpKind::StoreDir,
+                    Path::new(&rel.path),
+                    None,
+                    rel.bytes,
+                    format!(
+                        "an old daemon release (current is {cur}); will move into the store, compressed"
+                    ),
+                )),
+                (None, _) => kept.push(Kept {
+                    category: "releases".into(),
+                    path: rel.path.clone(),
+                    reason: "cannot tell which release is current".into(),
+                }),
+            }
+        }
+    }
+
+    if wanted("projects") && data.config.exists {
+        if !data.config.parses {
+            kept.push(Kept {
+                category: "projects".into(),
+                path: data.config.path.clone(),
+                reason: "config.toml does not parse; not edited".into(),
+            });
+        } else {
+            let dead: Vec<String> = data
+                .config
+                .projects
+                .iter()
+                .filter(|p| p.state == ProjectState::Missing)
+                .map(|p| p.path.clone())
+                .collect();
+            for p in data
+                .config
+                .projects
+                .iter()
+                .filter(|p| p.state == ProjectState::Ambiguous)
+            {
+                kept.push(Kept {
+                    category: "projects".into(),
+                    path: p.path.clone(),
+                    reason: p.reason.clone(),
+                });
+            }
+            if !dead.is_empty() {
+                let mut a = action(
+                    "projects",
+                    OpKind::EditConfig,
+                    Path::new(&data.config.path),
+                    None,
+                    0,
+                    format!(
+                        "remove {} [projects] entries whose folders no longer exist: {}",
+                        dead.len(),
+                        dead.join(", ")
+                    ),
+                );
+                a.projects = dead;
+                a.id = action_id(&a);
+                actions.push(a);
+            }
+        }
+    }
+
+    let mut ids: Vec<&str> = actions.iter().map(|a| a.id.as_str()).collect();
+    ids.sort();
+    let plan = Plan {
+        id: short_hash(&format!("{}\0{}", home.display(), ids.join(","))),
+        home: home.display(),
+        created_at: now_rfc3339(),
+        categories: CATEGORIES
+            .iter()
+            .filter(|c| wanted(c))
+            .map(|c| c.to_string())
+            .collect(),
+        bytes: actions.iter().map(|a| a.bytes).sum(),
+        actions,
+        kept,
+    };
+    Ok(Planned {
+        plan,
+        session_moves,
+        recodes,
+        index_path,
+        gate,
+    })
+}

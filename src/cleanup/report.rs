@@ -1,0 +1,130 @@
+//! How a cleanup's plan and its results read in a report.
+
+use std::path::Path;
+
+use super::{Action, Kept, Plan};
+use crate::clock::human_bytes;
+use crate::home::{CodexHome, relative_to};
+use crate::ops::OpKind;
+use crate::report::{self, Report};
+use crate::survey::{self, InspectData};
+
+/// What a plan says it will do; `verb` is what a report says was done.
+fn future_verb(a: &Action) -> &'static str {
+    match a.kind {
+        OpKind::ArchiveSession => "will archive",
+        OpKind::CompressSession if a.category == "sessions" => "will archive compressed",
+        OpKind::CompressSession => "will compress",
+        OpKind::StoreFiles => "will rotate into the store",
+        OpKind::StoreDir => "will move into the store",
+        OpKind::MoveWorktree => "will move worktree",
+        OpKind::EditConfig => "will prune dead projects from",
+        _ => "will change",
+    }
+}
+
+pub(super) fn verb(a: &Action) -> &'static str {
+    match a.kind {
+        OpKind::ArchiveSession => "archived",
+        OpKind::CompressSession if a.category == "sessions" => "archived compressed",
+        OpKind::CompressSession => "compressed",
+        OpKind::StoreFiles => "rotated into the store",
+        OpKind::StoreDir => "moved into the store",
+        OpKind::MoveWorktree => "moved worktree",
+        OpKind::EditConfig => "pruned dead projects from",
+        _ => "changed",
+    }
+}
+
+pub(super) fn observed(r: &mut Report, home: &CodexHome, data: &InspectData) {
+    r.extend(report::OBSERVED, survey::size_lines(home, data, 5));
+}
+
+pub(super) fn kept_lines(r: &mut Report, home: &CodexHome, plan: &Plan) {
+    let recent = plan
+        .kept
+        .iter()
+        .filter(|k| k.reason.starts_with("recent"))
+        .count();
+    if recent > 0 {
+        r.push(
+            report::NOT_TOUCHED,
+            format!("{recent} recent sessions, younger than the minimum age"),
+        );
+    }
+    let others: Vec<&Kept> = plan
+        .kept
+        .iter()
+        .filter(|k| !k.reason.starts_with("recent"))
+        .collect();
+    for k in others.iter().take(30) {
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "{}: {} - {}",
+                k.category,
+                relative_to(home, Path::new(&k.path)),
+                k.reason
+            ),
+        );
+    }
+    if others.len() > 30 {
+        r.push(
+            report::NOT_TOUCHED,
+            format!(
+                "... and {} more kept items (all in --json)",
+                others.len() - 30
+            ),
+        );
+    }
+}
+
+pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report {
+    let mut r = Report::spec_shaped("cleanup", "cleanup");
+    observed(&mut r, home, data);
+    for c in &plan.categories {
+        let of: Vec<&Action> = plan.actions.iter().filter(|a| &a.category == c).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let bytes: u64 = of.iter().map(|a| a.bytes).sum();
+        if c == "sessions" && of.len() > 10 {
+            r.push(report::PROPOSED, format!("sessions: will archive {} idle sessions ({}), each to archived_sessions/ with its thread row", of.len(), human_bytes(bytes)));
+            continue;
+        }
+        if c == "compress" && of.len() > 10 {
+            r.push(report::PROPOSED, format!("compress: compress {} idle archived transcripts ({}) in place as .jsonl.zst, each with its thread row", of.len(), human_bytes(bytes)));
+            continue;
+        }
+        for a in of {
+            r.push(
+                report::PROPOSED,
+                format!(
+                    "{}: {} {} ({}) - {}",
+                    c,
+                    future_verb(a),
+                    relative_to(home, Path::new(&a.path)),
+                    human_bytes(a.bytes),
+                    a.reason
+                ),
+            );
+        }
+    }
+    r.push(
+        report::PROPOSED,
+        format!(
+            "plan {}: {} actions, {} in all",
+            plan.id,
+            plan.actions.len(),
+            human_bytes(plan.bytes)
+        ),
+    );
+    kept_lines(&mut r, home, plan);
+    if data.codex_running {
+        r.push(
+            report::RESIDUAL_RISK,
+            "Codex is running: close it before applying this plan",
+        );
+    }
+    r
+}
