@@ -8,6 +8,7 @@ pub mod listening_ports;
 pub mod processes;
 pub mod releases;
 pub mod sessions;
+pub mod survey_rows;
 pub use crate::sqlite_read;
 pub mod thread_index;
 pub mod transcript;

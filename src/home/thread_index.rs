@@ -177,6 +177,17 @@ impl ThreadIndex {
         self.rows_from(conn, Some(ids))
     }
 
+    /// Every row, one at a time, without collecting them.
+    pub fn for_each_row(&self, conn: &Connection, mut each: impl FnMut(ThreadRow)) -> Result<()> {
+        let sql = format!("SELECT {} FROM threads", self.select_list());
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            each(row_from(r)?);
+        }
+        Ok(())
+    }
+
     fn rows_from(
         &self,
         conn: &Connection,
@@ -191,22 +202,7 @@ impl ThreadIndex {
             None => format!("SELECT {} FROM threads", self.select_list()),
         };
         let mut stmt = conn.prepare(&sql)?;
-        let map_row = |r: &rusqlite::Row<'_>| {
-            Ok(ThreadRow {
-                id: r.get::<_, String>(0)?.to_ascii_lowercase(),
-                rollout_path: r.get(1)?,
-                archived: r.get(2)?,
-                archived_at: r.get(3)?,
-                is_pinned: r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0,
-                created_at: r.get(5)?,
-                updated_at: r.get(6)?,
-                title: r.get(7)?,
-                cwd: r.get(8)?,
-                source: r.get(9)?,
-                git_branch: r.get(10)?,
-                git_sha: r.get(11)?,
-            })
-        };
+        let map_row = row_from;
         let rows = match only {
             Some(ids) => stmt
                 .query_map(rusqlite::params_from_iter(ids.iter()), map_row)?
@@ -217,4 +213,21 @@ impl ThreadIndex {
         };
         Ok(rows.into_iter().map(|r| (r.id.clone(), r)).collect())
     }
+}
+
+fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<ThreadRow> {
+    Ok(ThreadRow {
+        id: r.get::<_, String>(0)?.to_ascii_lowercase(),
+        rollout_path: r.get(1)?,
+        archived: r.get(2)?,
+        archived_at: r.get(3)?,
+        is_pinned: r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        title: r.get(7)?,
+        cwd: r.get(8)?,
+        source: r.get(9)?,
+        git_branch: r.get(10)?,
+        git_sha: r.get(11)?,
+    })
 }

@@ -2,7 +2,8 @@
 //! policy, the thread index compared with the transcripts, and the databases, processes and
 //! worktrees asked on the other cores meanwhile.
 
-use std::collections::{HashMap, HashSet};
+use crate::home::survey_rows::SurveyRows;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::databases::{check_database, top_level_databases};
@@ -16,7 +17,7 @@ use crate::home::inventory::{self, Finding, LargeFile, TranscriptSeen, WalkOptio
 use crate::home::processes::{self, ProcessKind};
 use crate::home::releases::{self, ReleaseFacts};
 use crate::home::sessions::SessionLocation;
-use crate::home::thread_index::{self, IndexState, ThreadRow};
+use crate::home::thread_index::{self, IndexState};
 use crate::home::worktrees;
 use crate::home::{CodexHome, writer_locks};
 use crate::ops::row_repair;
@@ -32,7 +33,7 @@ pub fn gather(
 ) -> InspectData {
     let index_state = thread_index::detect(home);
     let mut index_report = IndexReport::default();
-    let rows: Option<HashMap<String, ThreadRow>> = match &index_state {
+    let rows: Option<SurveyRows> = match &index_state {
         IndexState::Absent => {
             index_report.state = "absent".into();
             None
@@ -46,7 +47,7 @@ pub fn gather(
         IndexState::Understood(index) => {
             index_report.state = "understood".into();
             index_report.path = Some(index.path.display().to_string());
-            match index.read_all() {
+            match SurveyRows::read(index) {
                 Ok(rows) => Some(rows),
                 Err(e) => {
                     index_report.state = "not_understood".into();
@@ -56,7 +57,7 @@ pub fn gather(
             }
         }
     };
-    index_report.rows = rows.as_ref().map_or(0, HashMap::len);
+    index_report.rows = rows.as_ref().map_or(0, SurveyRows::len);
     let locks = writer_locks::held_thread_locks(home);
     let worktree_roots = worktrees::roots(&home.root.join("worktrees"));
     let release_facts = releases::read(home);
@@ -75,7 +76,7 @@ pub fn gather(
         min_age_secs: args.min_age_secs,
         ..Default::default()
     };
-    let mut seen_ids: HashSet<String> = HashSet::new();
+    let mut seen_ids = SeenIds::default();
     let mut transcript_findings = Vec::new();
     let mut compression = CompressionSurvey::new(args.compress_min_idle_secs);
     let mut on_transcript = |seen: TranscriptSeen<'_>| {
@@ -92,9 +93,10 @@ pub fn gather(
                 problem: "transcript ends mid-record (truncated last line)".into(),
             });
         }
-        let row = rows.as_ref().map(|r| file.id().and_then(|id| r.get(id)));
+        let row_read = rows.as_ref().map(|r| file.id().and_then(|id| r.get(id)));
+        let row = row_read.as_ref().map(Option::as_ref);
         if let Some(id) = file.id() {
-            seen_ids.insert(id.to_string());
+            seen_ids.insert(id);
         }
         let facts = SessionFacts {
             file,
@@ -111,8 +113,8 @@ pub fn gather(
                 age_secs: age,
             });
         }
-        if let (Some(rows), Some(id)) = (&rows, file.id()) {
-            match rows.get(id) {
+        if let (Some(row), Some(id)) = (row, file.id()) {
+            match row {
                 None => index_report
                     .transcripts_without_row
                     .push(file.path.display().to_string()),
@@ -207,19 +209,19 @@ pub fn gather(
     sessions.large.sort_by_key(|l| std::cmp::Reverse(l.bytes));
     if let Some(rows) = &rows {
         let mut missing: Vec<DriftItem> = rows
-            .values()
-            .filter(|r| !seen_ids.contains(&r.id) && !Path::new(&r.rollout_path).exists())
-            .map(|r| DriftItem {
-                id: r.id.clone(),
-                rollout_path: r.rollout_path.clone(),
+            .paths()
+            .filter(|(id, path)| !seen_ids.contains(id) && !Path::new(path).exists())
+            .map(|(id, path)| DriftItem {
+                id,
+                rollout_path: path.to_string(),
             })
             .collect();
         missing.sort_by(|a, b| a.id.cmp(&b.id));
         index_report.rows_missing_transcript = missing;
         // Only a home whose rows disagree with its transcripts pays for the second look
         // that planning a repair needs.
-        let a_row_lost_its_file = rows.values().any(|r| {
-            let named = Path::new(&r.rollout_path);
+        let a_row_lost_its_file = rows.paths().any(|(_, path)| {
+            let named = Path::new(path);
             !named.exists() && !crate::home::sessions::twin_path(named).exists()
         });
         if a_row_lost_its_file
@@ -343,5 +345,32 @@ pub fn gather(
         findings,
         not_touched,
         compression,
+    }
+}
+
+/// The ids of the transcripts walked, as 128-bit keys (a home has 100,000 of them).
+#[derive(Default)]
+struct SeenIds {
+    uuids: HashSet<u128>,
+    others: HashSet<String>,
+}
+
+impl SeenIds {
+    fn insert(&mut self, id: &str) {
+        match uuid::Uuid::parse_str(id) {
+            Ok(u) => {
+                self.uuids.insert(u.as_u128());
+            }
+            Err(_) => {
+                self.others.insert(id.to_string());
+            }
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match uuid::Uuid::parse_str(id) {
+            Ok(u) => self.uuids.contains(&u.as_u128()),
+            Err(_) => self.others.contains(id),
+        }
     }
 }
