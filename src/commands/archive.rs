@@ -448,7 +448,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         "bytes": moved_bytes,
     });
     if let Some(e) = failure {
-        return Err(e.context(format!("run {run_id} stopped after {} archived sessions (they stay archived and can be undone)", done_lines.len())));
+        return Err(e.context(format!("run {run_id} stopped after {} archived sessions (they stay archived and can be undone); {}", done_lines.len(), super::STOPPED_PART_WAY)));
     }
     Ok(report)
 }

@@ -881,8 +881,9 @@ fn apply(
     }
     if let Some(e) = failure {
         return Err(e.context(format!(
-            "cleanup run {run_id} stopped after {} actions (they can be undone)",
-            done.len()
+            "cleanup run {run_id} stopped after {} actions (they can be undone); {}",
+            done.len(),
+            super::STOPPED_PART_WAY
         )));
     }
     Ok(r)

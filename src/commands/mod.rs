@@ -23,6 +23,11 @@ use crate::ops::RecoveredOp;
 use crate::report::Report;
 use crate::store::Store;
 
+/// Said whenever a writing run stops part way (a full disk, a failed step): what it did is
+/// journaled and stands, what it did not do is untouched, and the step it stopped in is left
+/// for recovery rather than guessed about here.
+pub const STOPPED_PART_WAY: &str = "nothing after the failed step was done; `codex-maint recover` (run first by every writing command) settles that step";
+
 /// What every command gets from the command line, already resolved.
 pub struct Context {
     pub home_flag: Option<PathBuf>,
