@@ -95,6 +95,23 @@ fn open_immutable(db: &Path) -> Result<Connection> {
     .with_context(|| format!("opening {}", db.display()))
 }
 
+/// SQLite decodes `%HH` in a URI to that byte, so escaping every byte outside ASCII names
+/// the file exactly, even one whose name is not UTF-8; a lossy text would open another file.
+#[cfg(unix)]
+fn uri_escape(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'%' | b'?' | b'#' | 0x80.. => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    out
+}
+
+#[cfg(not(unix))]
 fn uri_escape(path: &Path) -> String {
     let text = path.to_string_lossy();
     let mut out = String::with_capacity(text.len());
