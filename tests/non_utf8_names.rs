@@ -88,18 +88,29 @@ struct Home {
     /// Items cleanup would handle, were it not for a name that is not UTF-8.
     odd: Vec<PathBuf>,
     /// Of those, the ones kept for that reason alone: a worktree whose own folder has such
-    /// a name is already kept because git's registration of it cannot be matched.
+    /// a name is already kept because git's registration of it cannot be matched, and a
+    /// session in such a day folder is not in the dated folder its name implies.
     kept_as_not_utf8: Vec<PathBuf>,
     /// Their twins with plain names, which cleanup does handle.
     plain: Vec<PathBuf>,
 }
 
 /// In every place cleanup reaches, one item with a name that is not UTF-8 (or holding one)
-/// beside one without: large logs, worktrees (the folder's name, and a file inside), old
-/// daemon releases (the folder's name, and a file inside).
+/// beside one without: an old session in a day folder so named, large logs, worktrees (the
+/// folder's name, and a file inside), old daemon releases (the folder's name, and a file
+/// inside).
 fn home_with_odd_names() -> Home {
-    let sb = Sandbox::with_sessions(&[SessionSpec::aged(0, 2.0, 2000)], true);
+    let specs = [
+        SessionSpec::aged(0, 2.0, 2000),
+        SessionSpec::aged(1, 30.0, 2000),
+    ];
+    let sb = Sandbox::with_sessions(&specs, true);
     let home = sb.home.clone();
+    let session = specs[1].path_in(&home);
+    let odd_day = session.parent().unwrap().with_file_name(raw(b"\xff"));
+    std::fs::create_dir_all(&odd_day).unwrap();
+    let odd_session = odd_day.join(session.file_name().unwrap());
+    std::fs::rename(&session, &odd_session).unwrap();
     std::fs::create_dir_all(home.join("log")).unwrap();
     let log = "line of log\n".repeat(200_000);
     let odd_log = home.join(raw(b"log/codex-tui-\xff.log"));
@@ -151,6 +162,7 @@ fn home_with_odd_names() -> Home {
             odd_inside_release.clone(),
         ],
         odd: vec![
+            odd_session,
             odd_log,
             odd_folder_wt,
             odd_inside_wt,
@@ -161,7 +173,12 @@ fn home_with_odd_names() -> Home {
     }
 }
 
-const ARGS: &[&str] = &["--large-log-mb", "1", "--only", "logs,worktrees,releases"];
+const ARGS: &[&str] = &[
+    "--large-log-mb",
+    "1",
+    "--only",
+    "sessions,logs,worktrees,releases",
+];
 
 fn kept(plan: &Value) -> Vec<(String, String)> {
     plan["kept"]

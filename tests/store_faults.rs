@@ -231,6 +231,11 @@ fn a_store_that_fills_mid_cleanup_says_where_and_what_and_recovers_to_the_origin
                 "does not say the disk is full:\n{text}"
             );
             assert!(
+                temp_files(&sb.store).is_empty(),
+                "the half-written blob was removed at once, not left to fill the disk: {:?}",
+                temp_files(&sb.store)
+            );
+            assert!(
                 !sb.home.join("log/codex-tui.log").exists(),
                 "the first log was rotated before the store filled"
             );
