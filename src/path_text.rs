@@ -7,7 +7,10 @@
 //! as TEXT, so Codex itself cannot point at such a transcript. Writing
 //! `display()` instead would record a different name, and undo would then act on a path
 //! that was never there. So such an item is kept where it is and reported, and nothing is
-//! recorded for it; renaming it lets codex-maint handle it.
+//! recorded for it; renaming it lets codex-maint handle it. Text derived from a recorded
+//! path (its folders, the temporary names beside it, Codex's spelling of it in a thread
+//! row, the thread index under a recorded home) is UTF-8 because that path is; a
+//! `PathBuf` in an op's detail is refused by serde itself, never spelled lossily.
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};

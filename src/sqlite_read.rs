@@ -150,4 +150,31 @@ mod tests {
         assert_eq!(before, crate::test_support::tree_fingerprint(dir.path()));
         drop(writer);
     }
+
+    /// A lossy spelling of `d\xff` is `d\u{fffd}`, a different folder that may exist.
+    #[cfg(unix)]
+    #[test]
+    fn a_database_under_a_name_that_is_not_utf8_is_the_one_opened() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (folder, value) in [(&b"d\xff"[..], 1), ("d\u{fffd}".as_bytes(), 2)] {
+            let folder = dir.path().join(std::ffi::OsStr::from_bytes(folder));
+            std::fs::create_dir(&folder).unwrap();
+            Connection::open(folder.join("x.sqlite"))
+                .unwrap()
+                .execute_batch(&format!(
+                    "CREATE TABLE t(x); INSERT INTO t VALUES ({value});"
+                ))
+                .unwrap();
+        }
+        let db = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"d\xff/x.sqlite"));
+        let read = open(&db).unwrap();
+        let x: i64 = read
+            .conn
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(x, 1);
+    }
 }
