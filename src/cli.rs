@@ -170,7 +170,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
         home_flag: cli.home,
         store_root: commands::resolve_store_root(cli.store.as_deref())?,
         json: cli.json,
-        argv: std::env::args().skip(1).collect(),
+        // Kept as `runs.args` for a person to read, never acted on again; `args()` would
+        // panic on an argument that is not UTF-8. A path argument that is acted on (the
+        // home, an item) is checked where it is recorded (`path_text`).
+        argv: std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
     };
     match cli.command {
         Command::Inspect(args) => commands::inspect::run(&ctx, &args),

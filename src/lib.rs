@@ -31,6 +31,7 @@ pub mod home;
 pub mod home_guard;
 pub mod io_pool;
 pub mod ops;
+pub mod path_text;
 pub mod policy;
 pub mod progress;
 pub mod report;

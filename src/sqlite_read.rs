@@ -95,6 +95,23 @@ fn open_immutable(db: &Path) -> Result<Connection> {
     .with_context(|| format!("opening {}", db.display()))
 }
 
+/// SQLite decodes `%HH` in a URI to that byte, so escaping every byte outside ASCII names
+/// the file exactly, even one whose name is not UTF-8; a lossy text would open another file.
+#[cfg(unix)]
+fn uri_escape(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'%' | b'?' | b'#' | 0x80.. => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    out
+}
+
+#[cfg(not(unix))]
 fn uri_escape(path: &Path) -> String {
     let text = path.to_string_lossy();
     let mut out = String::with_capacity(text.len());
@@ -132,5 +149,32 @@ mod tests {
         drop(read);
         assert_eq!(before, crate::test_support::tree_fingerprint(dir.path()));
         drop(writer);
+    }
+
+    /// A lossy spelling of `d\xff` is `d\u{fffd}`, a different folder that may exist.
+    #[cfg(unix)]
+    #[test]
+    fn a_database_under_a_name_that_is_not_utf8_is_the_one_opened() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (folder, value) in [(&b"d\xff"[..], 1), ("d\u{fffd}".as_bytes(), 2)] {
+            let folder = dir.path().join(std::ffi::OsStr::from_bytes(folder));
+            std::fs::create_dir(&folder).unwrap();
+            Connection::open(folder.join("x.sqlite"))
+                .unwrap()
+                .execute_batch(&format!(
+                    "CREATE TABLE t(x); INSERT INTO t VALUES ({value});"
+                ))
+                .unwrap();
+        }
+        let db = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"d\xff/x.sqlite"));
+        let read = open(&db).unwrap();
+        let x: i64 = read
+            .conn
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(x, 1);
     }
 }

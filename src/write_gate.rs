@@ -15,6 +15,11 @@ use crate::store::Store;
 /// Opens the store for writing and first brings any interrupted run to rest. Codex is
 /// asked about again here, right before anything is written: a prompt or a long plan
 /// may lie between the first check and this moment.
+/// Said whenever a writing run stops part way (a full disk, a failed step): what it did is
+/// journaled and stands, what it did not do is untouched, and the step it stopped in is left
+/// for recovery rather than guessed about here.
+pub const STOPPED_PART_WAY: &str = "nothing after the failed step was done; `codex-maint recover` (run first by every writing command) settles that step";
+
 pub fn open_store_and_recover(
     home: &CodexHome,
     store_root: &Path,

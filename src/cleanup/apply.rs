@@ -299,8 +299,9 @@ pub fn apply(
     }
     if let Some(e) = failure {
         return Err(e.context(format!(
-            "cleanup run {run_id} stopped after {} actions (they can be undone)",
-            done.len()
+            "cleanup run {run_id} stopped after {} actions (they can be undone); {}",
+            done.len(),
+            crate::write_gate::STOPPED_PART_WAY
         )));
     }
     Ok(r)

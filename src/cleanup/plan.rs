@@ -447,6 +447,26 @@ pub fn build_plan(
         }
     }
 
+    // An item that is, sits in, or holds a name that is not UTF-8 cannot be recorded as it
+    // is (`path_text`): it is kept, whatever its category, rather than planned.
+    let not_utf8: Vec<&Path> = data
+        .findings
+        .iter()
+        .filter(|f| f.problem == crate::path_text::NAME_NOT_UTF8)
+        .map(|f| Path::new(&f.path))
+        .collect();
+    let (actions, unrecordable): (Vec<Action>, Vec<Action>) = actions.into_iter().partition(|a| {
+        let item = Path::new(&a.path);
+        !not_utf8
+            .iter()
+            .any(|n| n.starts_with(item) || item.starts_with(n))
+    });
+    kept.extend(unrecordable.into_iter().map(|a| Kept {
+        category: a.category,
+        path: a.path,
+        reason: "its name, or a name inside it, is not UTF-8: codex-maint records paths as text and will not record a different name; rename it to let cleanup handle it".into(),
+    }));
+
     let mut ids: Vec<&str> = actions.iter().map(|a| a.id.as_str()).collect();
     ids.sort();
     let plan = Plan {

@@ -405,7 +405,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     report.attach_list("archived", archived);
     report.attach_list("protected", kept_list.finish()?);
     if let Some(e) = failure {
-        return Err(e.context(format!("run {run_id} stopped after {count} archived sessions (they stay archived and can be undone)")));
+        return Err(e.context(format!("run {run_id} stopped after {count} archived sessions (they stay archived and can be undone); {}", super::STOPPED_PART_WAY)));
     }
     Ok(report)
 }

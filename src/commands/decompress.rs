@@ -205,8 +205,9 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
         "stored_bytes": stored_bytes, "plain_bytes": plain_bytes, "verification_problems": problems });
     if let Some(e) = failure {
         return Err(e.context(format!(
-            "run {run_id} stopped after {} transcripts (they can be undone)",
-            done.len()
+            "run {run_id} stopped after {} transcripts (they can be undone); {}",
+            done.len(),
+            super::STOPPED_PART_WAY
         )));
     }
     Ok(report)

@@ -255,7 +255,7 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
                 if let Some(store) = &store {
                     store.catalog.record_handoff(
                         &id,
-                        &doc_path.display().to_string(),
+                        crate::path_text::recorded(&doc_path)?,
                         &crate::content_hash::hash_bytes(back.as_bytes()),
                         extracted.stats.hash.as_deref(),
                         Some(f.size),

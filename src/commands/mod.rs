@@ -22,7 +22,9 @@ use crate::ops::RecoveredOp;
 use crate::store::Store;
 
 pub use crate::home::relative_to;
-pub use crate::write_gate::{confirm, describe_recovery, refuse_if_codex_running};
+pub use crate::write_gate::{
+    STOPPED_PART_WAY, confirm, describe_recovery, refuse_if_codex_running,
+};
 
 /// What every command gets from the command line, already resolved.
 pub struct Context {

@@ -521,8 +521,9 @@ fn revert(
     report.data = json!({ "dry_run": false, "run_id": run_id, "reverts_run": reverts_run, "reverted": reverted });
     if let Some(e) = failure {
         return Err(e.context(format!(
-            "{command} run {run_id} stopped after {} items",
-            reverted.len()
+            "{command} run {run_id} stopped after {} items; {}",
+            reverted.len(),
+            super::STOPPED_PART_WAY
         )));
     }
     Ok(report)

@@ -116,7 +116,7 @@ pub fn walk(
         if path.file_name().and_then(|n| n.to_str()).is_none() {
             inv.findings.push(Finding {
                 path: path.display().to_string(),
-                problem: "name is not valid UTF-8".into(),
+                problem: crate::path_text::NAME_NOT_UTF8.into(),
             });
         }
         let meta = match entry.metadata() {

@@ -84,8 +84,8 @@ fn rewrite(
         run.id,
         &NewOp {
             kind: OpKind::EditConfig.to_string(),
-            src: config.display().to_string(),
-            dst: Some(config.display().to_string()),
+            src: crate::path_text::recorded_string(config)?,
+            dst: Some(crate::path_text::recorded_string(config)?),
             size: None,
             mode: Some(detail.mode as i64),
             mtime_ns: Some(detail.before_mtime_ns),

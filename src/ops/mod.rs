@@ -32,8 +32,8 @@ use crate::store::{OpState, Store};
 
 /// The name of an item's place once it has moved into the store, so that, as for any
 /// other move, the op that later takes it out names that place as its source.
-pub fn store_place(original: &std::path::Path) -> String {
-    format!("store:{}", original.display())
+pub fn store_place(original: &std::path::Path) -> Result<String> {
+    Ok(format!("store:{}", crate::path_text::recorded(original)?))
 }
 
 /// One mutating invocation, as recorded in `runs`.
@@ -52,10 +52,10 @@ impl<'s> Run<'s> {
         home: &Path,
         reverts_run: Option<i64>,
     ) -> Result<Run<'s>> {
-        let id =
-            store
-                .catalog
-                .begin_run(command, args, &home.display().to_string(), reverts_run)?;
+        let home_text = crate::path_text::recorded(home)?;
+        let id = store
+            .catalog
+            .begin_run(command, args, home_text, reverts_run)?;
         Ok(Run {
             store,
             id,

@@ -179,7 +179,9 @@ pub fn adopt_index_now(
         plan.detail.index = indexes_now
             .to_write(&plan.src)
             .map_err(|reason| format!("op {}: {reason}", op.id))?
-            .map(|p| p.display().to_string());
+            .map(|p| crate::path_text::recorded_string(&p))
+            .transpose()
+            .map_err(|e| format!("op {}: {e:#}", op.id))?;
     }
     Ok(())
 }
@@ -365,8 +367,8 @@ pub fn execute_batch(
         }
         let new_op = NewOp {
             kind: plan.kind.to_string(),
-            src: plan.src.display().to_string(),
-            dst: Some(plan.dst.display().to_string()),
+            src: crate::path_text::recorded_string(&plan.src)?,
+            dst: Some(crate::path_text::recorded_string(&plan.dst)?),
             size: Some(meta.len() as i64),
             mode: Some(file_mode(&meta) as i64),
             mtime_ns: meta.modified().ok().map(system_time_ns),

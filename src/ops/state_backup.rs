@@ -47,6 +47,14 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
             continue;
         }
         let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
+        let backed_up = [".sqlite", ".toml", ".json"]
+            .iter()
+            .any(|s| name.ends_with(s));
+        // Each entry's name is recorded in the catalog and the manifest; a lossy one would
+        // name a different file than the one the backup holds.
+        if backed_up {
+            crate::path_text::recorded(&e.path())?;
+        }
         if name.ends_with(".sqlite") {
             let copy = copies.join(&name);
             copy_database(&e.path(), &copy)?;
@@ -81,11 +89,7 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
             }
             let meta = e.metadata()?;
             sources.push(BackupSource {
-                name: e
-                    .path()
-                    .strip_prefix(&home.root)?
-                    .to_string_lossy()
-                    .into_owned(),
+                name: crate::path_text::recorded_string(e.path().strip_prefix(&home.root)?)?,
                 bytes_from: e.path().to_path_buf(),
                 mtime_ns: meta.modified().map(system_time_ns).unwrap_or(0),
                 mode: file_mode(&meta),

@@ -70,6 +70,7 @@ pub fn execute_reverting(
     dir: &Path,
     reverts_op: Option<i64>,
 ) -> Result<i64> {
+    crate::path_text::recorded(dir)?;
     run.guard.ensure_all([dir, trash_name(dir).as_path()])?;
     let meta = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
     anyhow::ensure!(
@@ -91,8 +92,8 @@ pub fn execute_reverting(
         run.id,
         &NewOp {
             kind: OpKind::StoreDir.to_string(),
-            src: dir.display().to_string(),
-            dst: Some(store_place(dir)),
+            src: crate::path_text::recorded_string(dir)?,
+            dst: Some(store_place(dir)?),
             size: Some(bytes as i64),
             hash_before: Some(detail.digest.clone()),
             detail: super::detail::stored(&detail)?,
@@ -227,8 +228,8 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         run.id,
         &NewOp {
             kind: OpKind::RestoreDir.to_string(),
-            src: store_place(&detail.dir),
-            dst: Some(detail.dir.display().to_string()),
+            src: store_place(&detail.dir)?,
+            dst: Some(crate::path_text::recorded_string(&detail.dir)?),
             size: op.size,
             hash_before: Some(detail.digest.clone()),
             blob: Some(hash.clone()),

@@ -101,8 +101,8 @@ pub fn execute_reverting(
         run.id,
         &NewOp {
             kind: OpKind::StoreFiles.to_string(),
-            src: main.display().to_string(),
-            dst: Some(super::store_place(main)),
+            src: crate::path_text::recorded_string(main)?,
+            dst: Some(super::store_place(main)?),
             size: Some(detail.files.iter().map(|f| f.size as i64).sum()),
             mode: Some(main_meta.mode as i64),
             mtime_ns: Some(main_meta.mtime_ns),
@@ -246,7 +246,7 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         run.id,
         &NewOp {
             kind: OpKind::RestoreFiles.to_string(),
-            src: super::store_place(Path::new(&op.src)),
+            src: super::store_place(Path::new(&op.src))?,
             dst: Some(op.src.clone()),
             size: op.size,
             mode: op.mode,

@@ -344,8 +344,8 @@ pub fn execute_batch(
         let (source_hash, _) = plan.detail.hashes(plan.direction);
         new_ops.push(NewOp {
             kind: plan.direction.kind().to_string(),
-            src: plan.src.display().to_string(),
-            dst: Some(plan.dst.display().to_string()),
+            src: crate::path_text::recorded_string(&plan.src)?,
+            dst: Some(crate::path_text::recorded_string(&plan.dst)?),
             size: Some(meta.len() as i64),
             mode: Some(file_mode(&meta) as i64),
             mtime_ns: meta.modified().ok().map(system_time_ns),
@@ -741,7 +741,9 @@ fn index_for_revert(op: &OpRecord, plan: &mut PlannedRecode) -> Result<Option<St
     if plan.detail.index.is_none() {
         plan.detail.index = super::row_now::index_of_home_now(&plan.src)
             .map_err(|reason| format!("op {}: {reason}", op.id))?
-            .map(|p| p.display().to_string());
+            .map(|p| crate::path_text::recorded_string(&p))
+            .transpose()
+            .map_err(|e| format!("op {}: {e:#}", op.id))?;
     }
     match &plan.detail.index {
         Some(path) if Path::new(path).exists() => Ok(Some(path.clone())),

@@ -31,11 +31,9 @@ pub fn manifest(root: &Path, skip_git_internals: bool) -> Result<Vec<ManifestEnt
         let meta = entry.path().symlink_metadata()?;
         let ft = meta.file_type();
         out.push(ManifestEntry {
-            path: entry
-                .path()
-                .strip_prefix(root)?
-                .to_string_lossy()
-                .into_owned(),
+            // Recorded in the journal and joined back onto the folder on restore: a lossy
+            // name would name a file that does not exist.
+            path: crate::path_text::recorded_string(entry.path().strip_prefix(root)?)?,
             kind: if ft.is_dir() {
                 'd'
             } else if ft.is_symlink() {

@@ -85,8 +85,8 @@ pub fn execute(
         run.id,
         &NewOp {
             kind: OpKind::MoveWorktree.to_string(),
-            src: src.display().to_string(),
-            dst: Some(dst.display().to_string()),
+            src: crate::path_text::recorded_string(src)?,
+            dst: Some(crate::path_text::recorded_string(dst)?),
             hash_before: Some(digest.clone()),
             detail: super::detail::stored(&detail)?,
             reverts_op,
@@ -101,8 +101,8 @@ pub fn execute(
         main,
         &[
             "move",
-            &src.display().to_string(),
-            &dst.display().to_string(),
+            crate::path_text::recorded(src)?,
+            crate::path_text::recorded(dst)?,
         ],
     ) {
         remove_created_dirs_if_empty(&detail.created_dirs);
@@ -130,7 +130,7 @@ fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
             if !is_registered(&detail.main_repository, &dst) {
                 git_worktree(
                     &detail.main_repository,
-                    &["repair", &dst.display().to_string()],
+                    &["repair", crate::path_text::recorded(&dst)?],
                 )?;
             }
             store

@@ -37,8 +37,8 @@ pub fn execute(run: &Run, path: &Path, contents: &[u8]) -> Result<i64> {
         run.id,
         &NewOp {
             kind: OpKind::WriteFile.to_string(),
-            src: super::store_place(path),
-            dst: Some(path.display().to_string()),
+            src: super::store_place(path)?,
+            dst: Some(crate::path_text::recorded_string(path)?),
             size: Some(contents.len() as i64),
             hash_before: Some(hash.clone()),
             detail: super::detail::stored(&WriteFileDetail::default())?,

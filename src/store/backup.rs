@@ -242,7 +242,7 @@ fn record(
     let tx = conn.unchecked_transaction()?;
     tx.execute(
         "INSERT INTO backups (run_id, path, created_at, archive_hash, manifest_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![run_id, dir.display().to_string(), manifest.created_at, manifest.archive_hash, manifest_hash],
+        params![run_id, crate::path_text::recorded(dir)?, manifest.created_at, manifest.archive_hash, manifest_hash],
     )?;
     let id = tx.last_insert_rowid();
     for e in &manifest.entries {

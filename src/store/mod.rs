@@ -30,8 +30,8 @@ impl Store {
     /// Creates the store if needed (folders 0700), takes the writer lock, opens the
     /// catalog and brings its schema up to date.
     pub fn open_for_write(root: &Path) -> Result<Store> {
-        create_private_dir(root)?;
-        let lock = StoreLock::acquire(root)?;
+        create_private_dir(root).map_err(|e| refuse_if_read_only(root, e))?;
+        let lock = StoreLock::acquire(root).map_err(|e| refuse_if_read_only(root, e))?;
         let path = root.join(CATALOG_FILE);
         let history = history_dirs(root);
         if !path.exists() && !history.is_empty() {
@@ -118,6 +118,32 @@ pub fn open_read_only(root: &Path) -> Result<Option<Catalog>> {
         return Ok(None);
     }
     Ok(Some(Catalog::read_only(db)))
+}
+
+/// A store that cannot be written (a read-only mount, or folders this user may not
+/// write) is refused before anything is opened for writing: a plain I/O error would read
+/// as a fault of the tool, and the user needs to hear that nothing was changed.
+fn refuse_if_read_only(root: &Path, err: anyhow::Error) -> anyhow::Error {
+    let read_only = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            )
+        });
+    if !read_only {
+        return err;
+    }
+    MaintError::refused(
+        format!(
+            "the store {} is read-only ({err:#}); nothing was changed. Make it writable, or point --store at a writable folder; `verify`, `log` and dry runs still read it",
+            root.display()
+        ),
+        vec![root.display().to_string()],
+    )
+    .into()
 }
 
 /// Folders of the store that hold what only the catalog can explain.
