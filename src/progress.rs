@@ -100,6 +100,20 @@ pub fn bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A progress that another call already started: work done in slices reports into one
+/// bar for the whole run, and the slices' own start and finish are ignored.
+pub struct Continuing<'a>(pub &'a dyn Progress);
+
+impl Progress for Continuing<'_> {
+    fn start(&self, _total: u64, _what: &str) {}
+
+    fn advance(&self, n: u64) {
+        self.0.advance(n);
+    }
+
+    fn finish(&self) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,18 +169,4 @@ mod tests {
         assert!(sink.current().is_hidden());
         sink.finish();
     }
-}
-
-/// A progress that another call already started: work done in slices reports into one
-/// bar for the whole run, and the slices' own start and finish are ignored.
-pub struct Continuing<'a>(pub &'a dyn Progress);
-
-impl Progress for Continuing<'_> {
-    fn start(&self, _total: u64, _what: &str) {}
-
-    fn advance(&self, n: u64) {
-        self.0.advance(n);
-    }
-
-    fn finish(&self) {}
 }

@@ -6,12 +6,6 @@ use std::path::{Path, PathBuf};
 
 const MAX_LINES: usize = 600;
 
-/// TEMPORARY: files over the limit that are being split. Each leaves this list when its
-/// split lands (the test fails while a listed file is within the limit or gone), and the
-/// list is to end up empty.
-const OVERSIZED_UNTIL_SPLIT: &[&str] =
-    &["src/ops/transcript_compress.rs", "src/ops/session_move.rs"];
-
 /// Each layer below the commands, and the modules above it that it may never name.
 const LAYERS: &[(&str, &[&str])] = &[
     ("src/automation", &["cli", "commands"]),
@@ -237,33 +231,19 @@ fn no_layer_names_a_layer_above_it() {
 #[test]
 fn no_source_file_is_over_600_lines() {
     let mut too_long = Vec::new();
-    let mut split_already = Vec::new();
     for file in rust_files(&src()) {
         let name = relative(&file);
         let lines = std::fs::read_to_string(&file)
             .expect("readable source")
             .lines()
             .count();
-        let excused = OVERSIZED_UNTIL_SPLIT.contains(&name.as_str());
-        if lines > MAX_LINES && !excused {
+        if lines > MAX_LINES {
             too_long.push(format!("{name}: {lines} lines"));
-        }
-        if lines <= MAX_LINES && excused {
-            split_already.push(format!("{name}: {lines} lines"));
-        }
-    }
-    for listed in OVERSIZED_UNTIL_SPLIT {
-        if !Path::new(env!("CARGO_MANIFEST_DIR")).join(listed).exists() {
-            split_already.push(format!("{listed}: gone"));
         }
     }
     assert!(
         too_long.is_empty(),
         "split these into files of one concern each, at most {MAX_LINES} lines: {too_long:#?}"
-    );
-    assert!(
-        split_already.is_empty(),
-        "these are within the limit now: take them off OVERSIZED_UNTIL_SPLIT: {split_already:#?}"
     );
 }
 

@@ -1,0 +1,339 @@
+//! Carrying out recodes a batch at a time, because that is what makes a large archive
+//! affordable: one commit to prepare, one `syncfs` per filesystem, one row transaction and
+//! one commit to settle, however many transcripts the batch holds. The proof that each new
+//! file decodes to the plain bytes is made here, before any source is removed.
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use std::fs;
+use std::path::Path;
+
+use super::recover::recover;
+use super::{Direction, PlannedRecode};
+use crate::clock::system_time_ns;
+use crate::error::MaintError;
+use crate::failpoint;
+use crate::fs_atomic::{
+    create_dirs_recording, fsync_dir, move_no_replace_unsynced, remove_created_dirs_if_empty,
+};
+use crate::home::sessions::file_mode;
+use crate::ops::thread_row::{IndexWriter, RowState};
+use crate::ops::{OpRecord, Recovered, Run};
+use crate::store::NewOp;
+use crate::zstd_stream::{self, EncodeSettings, Hashed};
+
+/// A file at least this large is encoded with workers inside its stream; smaller ones are
+/// spread one per thread, since zstd gives each worker jobs of several MB.
+const LARGE_FILE_BYTES: u64 = 32 << 20;
+
+/// Recodes per journal batch: each batch is prepared in one commit and settled in one.
+pub const BATCH: usize = 256;
+
+/// Executes `plans` in order, a batch at a time, stopping at the first batch that fails.
+/// Returns the op ids done (a prefix of `plans`) and the failure, if any.
+pub fn execute_all(
+    run: &Run,
+    plans: Vec<PlannedRecode>,
+    mut index: Option<&mut IndexWriter>,
+    doing: &str,
+    progress: &dyn crate::progress::Progress,
+) -> (Vec<i64>, Option<anyhow::Error>) {
+    progress.start(plans.len() as u64, doing);
+    let mut done = Vec::with_capacity(plans.len());
+    for batch in plans.chunks(BATCH) {
+        match execute_batch(run, batch.to_vec(), index.as_deref_mut()) {
+            Ok(ids) => {
+                progress.advance(ids.len() as u64);
+                done.extend(ids);
+            }
+            Err(e) => {
+                progress.finish();
+                return (done, Some(e));
+            }
+        }
+    }
+    progress.finish();
+    (done, None)
+}
+
+/// One batch under the journal protocol:
+/// 1. every op prepared (one commit), naming the temporary file it will write;
+/// 2. each source read once, on all cores, into its temporary file, which is then decoded
+///    again and must hash to the plain bytes; the hashes are recorded (one commit);
+/// 3. each temporary file given the source's mtime and renamed, never over anything;
+/// 4. the rows changed (one transaction); 5. the sources removed; 6. all marked applied.
+///
+/// If any step fails, recovery settles the batch's ops from what is on disk, exactly as
+/// after a crash, so a failure and a crash leave the same state.
+pub fn execute_batch(
+    run: &Run,
+    plans: Vec<PlannedRecode>,
+    mut index: Option<&mut IndexWriter>,
+) -> Result<Vec<i64>> {
+    let catalog = &run.store.catalog;
+    let mut plans = plans;
+    let mut new_ops = Vec::with_capacity(plans.len());
+    let mut sources = Vec::with_capacity(plans.len());
+    for plan in plans.iter_mut() {
+        run.guard.ensure_all([
+            plan.src.as_path(),
+            plan.dst.as_path(),
+            plan.detail.temp.as_path(),
+        ])?;
+        let meta = fs::symlink_metadata(&plan.src)
+            .with_context(|| format!("reading {}", plan.src.display()))?;
+        if !meta.is_file() {
+            return Err(MaintError::refused(
+                format!("{} is not a regular file; not changed", plan.src.display()),
+                vec![],
+            )
+            .into());
+        }
+        if fs::symlink_metadata(&plan.dst).is_ok() {
+            return Err(MaintError::refused(
+                format!(
+                    "{} is occupied; nothing was overwritten or changed",
+                    plan.dst.display()
+                ),
+                vec![plan.dst.display().to_string()],
+            )
+            .into());
+        }
+        // Every op of the batch names the folders it needs that do not exist yet: each one's
+        // temporary file sits there until it is renamed, so whichever op is rolled back last
+        // is the one that finds them empty and removes them.
+        plan.detail.created_dirs =
+            crate::fs_atomic::missing_dirs(plan.dst.parent().unwrap_or(Path::new("/")));
+        let (source_hash, _) = plan.detail.hashes(plan.direction);
+        new_ops.push(NewOp {
+            kind: plan.direction.kind().to_string(),
+            src: crate::path_text::recorded_string(&plan.src)?,
+            dst: Some(crate::path_text::recorded_string(&plan.dst)?),
+            size: Some(meta.len() as i64),
+            mode: Some(file_mode(&meta) as i64),
+            mtime_ns: meta.modified().ok().map(system_time_ns),
+            hash_before: source_hash.cloned(),
+            blob: None,
+            detail: crate::ops::detail::stored(&plan.detail)?,
+            reverts_op: plan.reverts_op,
+        });
+        sources.push(meta);
+    }
+    let ids = catalog.prepare_ops(run.id, &new_ops)?;
+    failpoint::hit("op-prepared");
+
+    let outcome = (|| -> Result<()> {
+        // The temporary file is written beside its destination, so that folder comes first.
+        for plan in &plans {
+            if let Some(parent) = plan.dst.parent() {
+                create_dirs_recording(parent)?;
+            }
+        }
+        let proven = transform_all(&plans, &sources);
+        let mut recorded = Vec::with_capacity(plans.len());
+        for ((plan, id), result) in plans.iter_mut().zip(&ids).zip(proven) {
+            let hashed = result?;
+            plan.detail.plain_hash = Some(hashed.plain_hash);
+            plan.detail.plain_len = Some(hashed.plain_len);
+            plan.detail.stored_hash = Some(hashed.stored_hash);
+            plan.detail.stored_len = Some(hashed.stored_len);
+            let (source_hash, _) = plan.detail.hashes(plan.direction);
+            recorded.push((
+                *id,
+                source_hash.cloned().unwrap_or_default(),
+                crate::ops::detail::stored(&plan.detail)?,
+            ));
+        }
+        catalog.record_source_hashes(&recorded)?;
+        failpoint::hit("recode-encoded");
+
+        for plan in &plans {
+            move_no_replace_unsynced(&plan.detail.temp, &plan.dst)?;
+            failpoint::hit("recode-renamed");
+        }
+        for folder in distinct_folders(plans.iter().map(|p| p.dst.as_path())) {
+            fsync_dir(folder)?;
+        }
+        if let Some(index) = index.as_deref_mut() {
+            let changes: Vec<(&str, &RowState, &RowState)> = plans
+                .iter()
+                .filter_map(|plan| {
+                    let d = &plan.detail;
+                    Some((
+                        d.thread_id.as_str(),
+                        d.row_before.as_ref()?,
+                        d.row_after.as_ref()?,
+                    ))
+                })
+                .collect();
+            index.transition(&changes)?;
+        }
+        failpoint::hit("thread-row-updated");
+        for plan in &plans {
+            fs::remove_file(&plan.src)
+                .with_context(|| format!("removing {}", plan.src.display()))?;
+            failpoint::hit("recode-source-removed");
+        }
+        for folder in distinct_folders(plans.iter().map(|p| p.src.as_path())) {
+            fsync_dir(folder)?;
+        }
+        for plan in &plans {
+            remove_created_dirs_if_empty(&plan.detail.tidy_dirs);
+        }
+        Ok(())
+    })();
+
+    if let Err(err) = outcome {
+        let mut unsettled = Vec::new();
+        for id in &ids {
+            let settled = catalog
+                .op(*id)
+                .and_then(|op| op.context("a prepared op is in the catalog"))
+                .and_then(OpRecord::try_from)
+                .and_then(|op| recover(run.store, &op));
+            match settled {
+                Ok(Recovered::Stuck(why)) => unsettled.push(why),
+                Ok(_) => {}
+                Err(e) => unsettled.push(format!("op {id}: {e:#}")),
+            }
+        }
+        if !unsettled.is_empty() {
+            return Err(err.context(format!(
+                "and settling the batch left {} item(s) for `codex-maint recover`: {}",
+                unsettled.len(),
+                unsettled.join("; ")
+            )));
+        }
+        return Err(err);
+    }
+
+    let applied: Vec<(i64, Option<String>)> = ids
+        .iter()
+        .zip(&plans)
+        .map(|(id, plan)| (*id, plan.detail.hashes(plan.direction).1.cloned()))
+        .collect();
+    catalog.mark_applied_many(&applied)?;
+    failpoint::hit("op-applied");
+    Ok(ids)
+}
+
+fn distinct_folders<'p>(paths: impl Iterator<Item = &'p Path>) -> Vec<&'p Path> {
+    let mut folders: Vec<&Path> = paths.filter_map(Path::parent).collect();
+    folders.sort();
+    folders.dedup();
+    folders
+}
+
+/// Writes each plan's temporary file from its source and proves it, on all cores: small
+/// files one per thread, large ones with workers inside their stream.
+fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Result<Hashed>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let is_large = |meta: &fs::Metadata| meta.len() >= LARGE_FILE_BYTES;
+    let mut results: Vec<Option<Result<Hashed>>> = plans.iter().map(|_| None).collect();
+    // Large files one at a time, each with workers inside its stream; then the small ones
+    // side by side. Never both at once: a large stream's jobs are most of the peak memory.
+    for (i, (plan, meta)) in plans.iter().zip(sources).enumerate() {
+        if is_large(meta) {
+            results[i] = Some(transform_one(plan, meta, cores));
+        }
+    }
+    let small: Vec<(usize, Result<Hashed>)> = plans
+        .par_iter()
+        .zip(sources.par_iter())
+        .enumerate()
+        .filter(|(_, (_, meta))| !is_large(meta))
+        .map(|(i, (plan, meta))| (i, transform_one(plan, meta, 0)))
+        .collect();
+    for (i, result) in small {
+        results[i] = Some(result);
+    }
+    let mut results: Vec<Result<Hashed>> = results
+        .into_iter()
+        .map(|r| r.expect("every plan was transformed"))
+        .collect();
+    // One flush makes every new file of the batch durable before any is renamed into place.
+    if let Err(e) = make_durable(plans) {
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(anyhow::anyhow!("making the new files durable: {e}"));
+        }
+    }
+    results
+}
+
+/// Linux flushes each filesystem the batch wrote to with one `syncfs`: a journal commit per
+/// batch instead of one per file. Elsewhere each file was fsynced as it was written.
+fn make_durable(plans: &[PlannedRecode]) -> std::io::Result<()> {
+    if !BATCH_SYNC {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mut synced = std::collections::HashSet::new();
+        for plan in plans {
+            let folder = plan.detail.temp.parent().unwrap_or(Path::new("."));
+            let dir = fs::File::open(folder)?;
+            if synced.insert(dir.metadata()?.dev()) {
+                rustix::fs::syncfs(&dir)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const BATCH_SYNC: bool = cfg!(target_os = "linux");
+
+fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Result<Hashed> {
+    // The new file carries the transcript's mode and mtime from the start, so the flush
+    // that makes its bytes durable makes those durable too.
+    let new_file = zstd_stream::NewFileMeta {
+        mode: Some(file_mode(meta) & 0o7777),
+        mtime: meta.modified().ok(),
+        caller_syncs: BATCH_SYNC,
+    };
+    let temp = &plan.detail.temp;
+    let (expected_source, expected_result) = plan.detail.hashes(plan.direction);
+    let hashed = match plan.direction {
+        Direction::Compress => {
+            let settings = EncodeSettings {
+                workers,
+                ..plan.detail.settings.unwrap_or_default()
+            };
+            let written = zstd_stream::encode_file(&plan.src, temp, settings, new_file)
+                .with_context(|| format!("compressing {}", plan.src.display()))?;
+            // The proof that the compressed file is the transcript: decoded again, it must
+            // hash to the plain bytes just read, and be the bytes just written.
+            let decoded = zstd_stream::decode_and_hash(temp)
+                .with_context(|| format!("decoding {} again", temp.display()))?;
+            if decoded != written {
+                anyhow::bail!(
+                    "{} does not decode to the transcript it was made from; the plain file is kept",
+                    temp.display()
+                );
+            }
+            written
+        }
+        Direction::Decompress => zstd_stream::decode_file(&plan.src, temp, new_file)
+            .with_context(|| format!("decompressing {}", plan.src.display()))?,
+    };
+    let (source_now, result_now) = match plan.direction {
+        Direction::Compress => (&hashed.plain_hash, &hashed.stored_hash),
+        Direction::Decompress => (&hashed.stored_hash, &hashed.plain_hash),
+    };
+    if expected_source.is_some_and(|h| h != source_now) {
+        anyhow::bail!(
+            "{} changed since it was recorded (hash differs); not changed",
+            plan.src.display()
+        );
+    }
+    // A recompression may pick other bytes than the first one did (another level, another
+    // library), so only a plain result is held to the recorded hash; a compressed one is
+    // held to decoding to the recorded plain bytes, checked above.
+    if plan.direction == Direction::Decompress && expected_result.is_some_and(|h| h != result_now) {
+        anyhow::bail!(
+            "{} does not decode to the recorded transcript; not changed",
+            plan.src.display()
+        );
+    }
+    Ok(hashed)
+}
