@@ -23,6 +23,10 @@ pub struct InspectArgs {
     /// Archived transcripts idle for less than this are not compression candidates
     #[arg(long = "compress-min-age", value_name = "AGE", default_value = "7d", value_parser = age_secs)]
     pub compress_min_idle_secs: u64,
+    /// Cross-check every index of every database against its table (SQLite's full
+    /// integrity_check, as cleanup runs it), not only the pages (quick_check)
+    #[arg(long)]
+    pub deep: bool,
 }
 
 impl InspectArgs {
@@ -42,6 +46,11 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<Report> {
     let home = ctx.locate_home()?;
     let handoffs = crate::policy::handoff_threads(&ctx.store_root)?;
     let options = args.survey_options();
-    let data = gather(&home, &options, &handoffs, DatabaseDepth::Survey);
+    let depth = if args.deep {
+        DatabaseDepth::Full
+    } else {
+        DatabaseDepth::Survey
+    };
+    let data = gather(&home, &options, &handoffs, depth);
     Ok(render(&home, &data, &options))
 }

@@ -93,9 +93,12 @@ pub fn walk(
     let sessions_root = home.sessions_dir();
     let archived_root = home.archived_sessions_dir();
     let mut pending: Vec<SessionFile> = Vec::with_capacity(TRANSCRIPT_BATCH);
+    // Sorted by name, a plain transcript and its `.zst` twin come one after the other, so
+    // twins are seen without a `stat` of every transcript's would-be twin.
     for entry in walkdir::WalkDir::new(&home.root)
         .min_depth(1)
         .follow_links(false)
+        .sort_by_file_name()
     {
         let entry = match entry {
             Ok(e) => e,
@@ -191,9 +194,19 @@ pub fn walk(
             } else {
                 (SessionLocation::Archived, &archived_root)
             };
-            pending.push(SessionFile::from_metadata(path, &meta, location, root));
-            if pending.len() == TRANSCRIPT_BATCH {
+            let mut file = SessionFile::from_metadata(path, &meta, location, root);
+            if let Some(previous) = pending.last_mut()
+                && previous.path == file.twin_path()
+            {
+                previous.has_twin = true;
+                file.has_twin = true;
+            }
+            pending.push(file);
+            // The newest stays behind for the next batch: its twin may be next.
+            if pending.len() > TRANSCRIPT_BATCH {
+                let newest = pending.pop();
                 hand_over(&mut pending, on_transcript);
+                pending.extend(newest);
             }
             continue;
         }
@@ -222,9 +235,8 @@ const TRANSCRIPT_BATCH: usize = 1024;
 fn hand_over(pending: &mut Vec<SessionFile>, on_transcript: &mut dyn FnMut(TranscriptSeen<'_>)) {
     use rayon::prelude::*;
     let firsts: Vec<(Result<SessionMeta, String>, bool)> = pending
-        .par_iter_mut()
+        .par_iter()
         .map(|file| {
-            file.has_twin = fs::symlink_metadata(file.twin_path()).is_ok();
             if file.is_symlink {
                 (Err("a symlink; not read".into()), false)
             } else {

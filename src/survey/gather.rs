@@ -97,6 +97,12 @@ pub fn gather(
         let row = row_read.as_ref().map(Option::as_ref);
         if let Some(id) = file.id() {
             seen_ids.insert(id);
+            if row
+                .flatten()
+                .is_some_and(|r| Path::new(&r.rollout_path) == file.path)
+            {
+                seen_ids.insert_at_own_path(id);
+            }
         }
         let facts = SessionFacts {
             file,
@@ -220,7 +226,11 @@ pub fn gather(
         index_report.rows_missing_transcript = missing;
         // Only a home whose rows disagree with its transcripts pays for the second look
         // that planning a repair needs.
-        let a_row_lost_its_file = rows.paths().any(|(_, path)| {
+        // A row whose transcript the walk found at the row's own path has not lost it.
+        let a_row_lost_its_file = rows.paths().any(|(id, path)| {
+            if seen_ids.at_own_path(&id) {
+                return false;
+            }
             let named = Path::new(path);
             !named.exists() && !crate::home::sessions::twin_path(named).exists()
         });
@@ -348,14 +358,26 @@ pub fn gather(
     }
 }
 
-/// The ids of the transcripts walked, as 128-bit keys (a home has 100,000 of them).
+/// The ids of the transcripts walked, as 128-bit keys (a home has 100,000 of them), and
+/// those found at the path their row names.
 #[derive(Default)]
 struct SeenIds {
     uuids: HashSet<u128>,
     others: HashSet<String>,
+    at_own_path: HashSet<u128>,
 }
 
 impl SeenIds {
+    fn insert_at_own_path(&mut self, id: &str) {
+        if let Ok(u) = uuid::Uuid::parse_str(id) {
+            self.at_own_path.insert(u.as_u128());
+        }
+    }
+
+    fn at_own_path(&self, id: &str) -> bool {
+        uuid::Uuid::parse_str(id).is_ok_and(|u| self.at_own_path.contains(&u.as_u128()))
+    }
+
     fn insert(&mut self, id: &str) {
         match uuid::Uuid::parse_str(id) {
             Ok(u) => {
