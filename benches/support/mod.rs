@@ -2,6 +2,8 @@
 //! measuring its wall time and peak memory, cold or warm, and the plain tools compared.
 #![allow(dead_code)]
 
+pub mod codex_app;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;

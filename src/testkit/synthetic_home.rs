@@ -185,6 +185,14 @@ pub fn write_transcript(home: &Path, spec: &SessionSpec) -> Result<PathBuf> {
         json!({"type": "message", "role": "user",
         "content": [{"type": "input_text", "text": format!("Please fix the build in {}", spec.cwd)}]}),
     )?;
+    // Codex lists an active session (`thread/list`, the resume picker) only when its head
+    // holds a user message event beside the response item, as Codex itself records.
+    written += emit(
+        &mut out,
+        "event_msg",
+        json!({"type": "user_message", "message": format!("Please fix the build in {}", spec.cwd),
+               "images": [], "local_images": [], "text_elements": []}),
+    )?;
     let mut words = Prose::new(spec.id.bytes().fold(0x9e37_79b9_7f4a_7c15, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     }));

@@ -1,0 +1,309 @@
+//! codex-maint on homes of many sessions: does each command's peak memory stay bounded and
+//! its time grow no faster than the home? The same generator builds two homes, one five
+//! times the other (quick: 2,000 and 10,000 sessions; `CODEX_MAINT_BENCH=full`: 20,000 and
+//! 100,000), with the full benchmark mix: long tail of sizes, a few huge transcripts,
+//! pinned, current and archived sessions, a thread index Codex made and filled. Each
+//! command runs as a child process; wall time and the peak RSS of its tree are measured.
+//!
+//! With the real Codex installed it also times Codex's own `thread/list` (the resume
+//! picker's question) of active and archived threads before and after a policy archive,
+//! checks every thread is still listed, and asks `codex doctor` for rollout/index parity
+//! after each change.
+//!
+//! `CODEX_MAINT_BENCH_KIB_PER_SESSION` sets the transcript bytes per session (default 50:
+//! what is measured here is the per-session cost; `benches/scale.rs` measures the bytes).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use codex_maint::testkit::heavy_home::HeavyHome;
+
+mod support;
+use support::codex_app::{self, AppServer, Listing};
+use support::{Measured, bench_dir, best_of, measure, measure_cold, ours_in};
+
+/// One command's figures at each of the two scales.
+struct Row {
+    workload: String,
+    small: Measured,
+    large: Measured,
+}
+
+struct CodexFigures {
+    active_before: Listing,
+    archived_before: Listing,
+    active_after: Listing,
+    archived_after: Listing,
+    parity: Vec<(String, String)>,
+}
+
+struct Scale {
+    sessions: u64,
+    archived_by_policy: u64,
+    codex: Option<CodexFigures>,
+}
+
+fn main() {
+    let full = std::env::var("CODEX_MAINT_BENCH").is_ok_and(|v| v == "full");
+    let (small, large) = if full {
+        (20_000, 100_000)
+    } else {
+        (2_000, 10_000)
+    };
+    let kib: u64 = std::env::var("CODEX_MAINT_BENCH_KIB_PER_SESSION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let codex = codex_maint::testkit::installed_codex();
+    if codex.is_none() {
+        eprintln!("the real Codex is not installed: its listing and doctor are not measured");
+    }
+    let (small_rows, small_scale) = run_scale(small, kib, codex.as_deref());
+    let (large_rows, large_scale) = run_scale(large, kib, codex.as_deref());
+    let rows: Vec<Row> = small_rows
+        .into_iter()
+        .zip(large_rows)
+        .map(|((workload, s), (_, l))| Row {
+            workload,
+            small: s,
+            large: l,
+        })
+        .collect();
+    report(&rows, &small_scale, &large_scale, kib);
+}
+
+fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Measured)>, Scale) {
+    let dir = bench_dir("codex-maint-many-");
+    let home = dir.path().join("home");
+    let store = dir.path().join("store");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_codex-maint"));
+    let ours = |args: &[&str]| ours_in(&bin, &home, &store, dir.path(), args);
+    let started = Instant::now();
+    if let Some(codex) = codex {
+        codex_app::create_databases(codex, &home);
+    }
+    HeavyHome::at_scale(sessions, sessions * (kib << 10))
+        .build(&home)
+        .expect("the home is generated");
+    eprintln!(
+        "{sessions} sessions generated in {:.1} s at {}",
+        started.elapsed().as_secs_f64(),
+        home.display()
+    );
+    let mut rows = Vec::new();
+    let mut parity = Vec::new();
+    let mut check_parity = |when: &str| {
+        if let Some(codex) = codex {
+            parity.push((when.to_string(), codex_app::parity(codex, &home)));
+        }
+    };
+
+    measure(&mut ours(&["inspect"]));
+    rows.push(("inspect (warm)".into(), best_of(3, || ours(&["inspect"]))));
+
+    let listings_before = codex.map(|c| listings(c, &home));
+    let (archive, _) = measure_cold(&mut ours(&["archive", "--older-than", "10d", "--yes"]));
+    let archived_by_policy = count_archived_by_last_run(&bin, &home, &store, dir.path());
+    rows.push(("archive --older-than 10d --yes (cold)".into(), archive));
+    let listings_after = codex.map(|c| listings(c, &home));
+    check_parity("archive");
+    rows.push(("verify (warm)".into(), measure(&mut ours(&["verify"]))));
+    let (undo, _) = measure_cold(&mut ours(&["undo"]));
+    rows.push(("undo of that archive (cold)".into(), undo));
+    check_parity("undo");
+
+    rows.push((
+        "cleanup --dry-run --only sessions".into(),
+        measure(&mut ours(&["cleanup", "--dry-run", "--only", "sessions"])),
+    ));
+    let plan = newest_plan(&store);
+    rows.push((
+        "cleanup --yes --plan <it> --only sessions".into(),
+        measure(&mut ours(&[
+            "cleanup", "--yes", "--plan", &plan, "--only", "sessions",
+        ])),
+    ));
+    check_parity("cleanup");
+    rows.push(("undo of that cleanup".into(), measure(&mut ours(&["undo"]))));
+    check_parity("undo of cleanup");
+
+    let codex_figures = match (listings_before, listings_after) {
+        (Some((ab, rb)), Some((aa, ra))) => Some(CodexFigures {
+            active_before: ab,
+            archived_before: rb,
+            active_after: aa,
+            archived_after: ra,
+            parity,
+        }),
+        _ => None,
+    };
+    (
+        rows,
+        Scale {
+            sessions,
+            archived_by_policy,
+            codex: codex_figures,
+        },
+    )
+}
+
+/// Codex's listing of active then archived threads, from a fresh app-server each (the
+/// first start of a home may fill Codex's own caches, so one listing runs before).
+fn listings(codex: &Path, home: &Path) -> (Listing, Listing) {
+    let _warm_up = AppServer::start(codex, home).list_all(false, 100);
+    let active = AppServer::start(codex, home).list_all(false, 100);
+    let archived = AppServer::start(codex, home).list_all(true, 100);
+    (active, archived)
+}
+
+fn count_archived_by_last_run(bin: &Path, home: &Path, store: &Path, sandbox: &Path) -> u64 {
+    let out = ours_in(bin, home, store, sandbox, &["log"])
+        .output()
+        .expect("log runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    doc["data"]["runs"]
+        .as_array()
+        .and_then(|runs| runs.iter().rev().find(|r| r["command"] == "archive"))
+        .and_then(|r| r["ops"].as_u64().or(r["op_count"].as_u64()))
+        .unwrap_or(0)
+}
+
+/// The plan a dry run just saved (`<store>/plans/<id>.json`).
+fn newest_plan(store: &Path) -> String {
+    std::fs::read_dir(store.join("plans"))
+        .expect("the dry run saved a plan")
+        .flatten()
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .and_then(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .expect("a plan file")
+}
+
+fn report(rows: &[Row], small: &Scale, large: &Scale, kib: u64) {
+    let growth = large.sessions as f64 / small.sessions as f64;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\ncodex-maint at {} and {} sessions ({kib} KiB of transcript a session on average), {} cores\n",
+        small.sessions,
+        large.sessions,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let _ = writeln!(
+        out,
+        "| workload | {s} sessions | peak | {l} sessions | peak | time vs linear | peak < 100 MB | linear (<= 1.2x) |",
+        s = small.sessions,
+        l = large.sessions
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut json = Vec::new();
+    for r in rows {
+        let vs_linear = r.large.secs / (r.small.secs * growth).max(1e-9);
+        let bounded = r.large.max_rss_mb < 100.0;
+        let linear = vs_linear <= 1.2;
+        let ok = r.small.ok && r.large.ok;
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} s | {:.0} MB | {:.2} s | {:.0} MB | {:.2}x | {} | {} |",
+            r.workload,
+            r.small.secs,
+            r.small.max_rss_mb,
+            r.large.secs,
+            r.large.max_rss_mb,
+            vs_linear,
+            if !ok {
+                "FAILED"
+            } else if bounded {
+                "met"
+            } else {
+                "MISSED"
+            },
+            if !ok {
+                "FAILED"
+            } else if linear {
+                "met"
+            } else {
+                "MISSED"
+            },
+        );
+        json.push(serde_json::json!({
+            "workload": r.workload,
+            "small": {"sessions": small.sessions, "secs": r.small.secs, "peak_mb": r.small.max_rss_mb, "ok": r.small.ok},
+            "large": {"sessions": large.sessions, "secs": r.large.secs, "peak_mb": r.large.max_rss_mb, "ok": r.large.ok},
+            "time_vs_linear": vs_linear,
+        }));
+    }
+    for scale in [small, large] {
+        let _ = writeln!(
+            out,
+            "\n{} sessions: the policy archive moved {}.",
+            scale.sessions, scale.archived_by_policy
+        );
+        let Some(c) = &scale.codex else {
+            let _ = writeln!(
+                out,
+                "Codex's listing: not measured (no real Codex installed)."
+            );
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| Codex `thread/list` (pages of 100) | before: threads | first page | all pages | after archive: threads | first page | all pages |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+        for (what, before, after) in [
+            ("active", &c.active_before, &c.active_after),
+            ("archived", &c.archived_before, &c.archived_after),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {what} | {} | {:.2} s | {:.2} s | {} | {:.2} s | {:.2} s |",
+                before.threads,
+                before.first_page_secs,
+                before.all_secs,
+                after.threads,
+                after.first_page_secs,
+                after.all_secs
+            );
+        }
+        let listed_before = c.active_before.threads + c.archived_before.threads;
+        let listed_after = c.active_after.threads + c.archived_after.threads;
+        let _ = writeln!(
+            out,
+            "Every thread listed: {} before, {} after, of {} ({}). `codex doctor` parity: {}.",
+            listed_before,
+            listed_after,
+            scale.sessions,
+            if listed_before as u64 == scale.sessions && listed_after as u64 == scale.sessions {
+                "all"
+            } else {
+                "SOME MISSING"
+            },
+            c.parity
+                .iter()
+                .map(|(when, status)| format!("after {when}: {status}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        json.push(serde_json::json!({
+            "sessions": scale.sessions,
+            "archived_by_policy": scale.archived_by_policy,
+            "codex_listing": {
+                "active_before": [c.active_before.threads, c.active_before.first_page_secs, c.active_before.all_secs],
+                "archived_before": [c.archived_before.threads, c.archived_before.first_page_secs, c.archived_before.all_secs],
+                "active_after": [c.active_after.threads, c.active_after.first_page_secs, c.active_after.all_secs],
+                "archived_after": [c.archived_after.threads, c.archived_after.first_page_secs, c.archived_after.all_secs],
+            },
+            "parity": c.parity.iter().map(|(w, s)| serde_json::json!({"after": w, "status": s})).collect::<Vec<_>>(),
+        }));
+    }
+    print!("{out}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-many-sessions.json");
+    if std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).is_ok() {
+        eprintln!("figures written to {}", path.display());
+    }
+}
