@@ -1,7 +1,7 @@
 //! Command-line parsing and printing; no logic of its own.
 
-use std::io::Write as _;
 use clap::{CommandFactory, Parser, Subcommand};
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::commands::{self, Context};

@@ -230,9 +230,7 @@ impl LongList {
         reader.rewind()?;
         Ok(BufReader::with_capacity(64 << 10, reader)
             .lines()
-            .map(|line| {
-                line.and_then(|l| serde_json::from_str(&l).map_err(std::io::Error::other))
-            }))
+            .map(|line| line.and_then(|l| serde_json::from_str(&l).map_err(std::io::Error::other))))
     }
 }
 
@@ -282,7 +280,7 @@ impl Largest {
     pub fn into_lines(self, more: impl FnOnce(u64) -> String) -> Vec<String> {
         let shown = self.heap.len() as u64;
         let mut lines: Vec<(u64, String)> = self.heap.into_iter().map(|r| r.0).collect();
-        lines.sort_by(|a, b| b.0.cmp(&a.0));
+        lines.sort_by_key(|l| std::cmp::Reverse(l.0));
         let mut out: Vec<String> = lines.into_iter().map(|(_, line)| line).collect();
         if self.seen > shown {
             out.push(more(self.seen - shown));
