@@ -252,3 +252,65 @@ impl<'a> Checker<'a> {
         Ok((Planned::Session(op, Box::new(plan)), conflicts))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::OpKind;
+    use crate::ops::session_move::MoveDetail;
+    use crate::testkit::synthetic_home::{self, SessionSpec};
+
+    /// A store whose one run archived one session of `home`.
+    fn archived_one(dir: &Path) -> (CodexHome, Store, PathBuf) {
+        let home = CodexHome {
+            root: dir.join("home"),
+        };
+        let spec = SessionSpec::aged(1, 30.0, 4000);
+        synthetic_home::build(&home.root, std::slice::from_ref(&spec), false).unwrap();
+        let store = Store::open_for_write(&dir.join("store")).unwrap();
+        let run = crate::ops::Run::begin(&store, "archive", &[], &home.root, None).unwrap();
+        let dst = home.root.join("archived_sessions").join(spec.file_name());
+        let plan = PlannedMove {
+            kind: OpKind::ArchiveSession,
+            src: spec.path_in(&home.root),
+            dst: dst.clone(),
+            detail: MoveDetail {
+                thread_id: spec.id.clone(),
+                ..MoveDetail::default()
+            },
+            reverts_op: None,
+            known_hash: None,
+        };
+        session_move::execute_batch(&run, vec![plan], None).unwrap();
+        run.finish("done").unwrap();
+        (home, store, dst)
+    }
+
+    fn live(store: &Store) -> Vec<OpRecord> {
+        crate::ops::record::read_all(store.catalog.live_ops().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_second_check_trusts_a_proven_hash_only_while_the_file_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, store, archived) = archived_one(dir.path());
+        let mut checker = Checker::new(&store, &home, true).unwrap();
+        let (plans, conflicts) = checker.check_page(live(&store)).unwrap();
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+        assert_eq!(plans.len(), 1);
+        assert_eq!(checker.proven.len(), 1, "the first check proves the hash");
+        let (_, conflicts) = checker.check_page(live(&store)).unwrap();
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+
+        // Same size, same mtime, other bytes: only the ctime tells, and it is enough.
+        let mtime = std::fs::metadata(&archived).unwrap().modified().unwrap();
+        let mut bytes = std::fs::read(&archived).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        std::fs::write(&archived, &bytes).unwrap();
+        synthetic_home::set_mtime(&archived, mtime.into()).unwrap();
+        let (_, conflicts) = checker.check_page(live(&store)).unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        assert!(conflicts[0].contains("hash differs"), "{conflicts:?}");
+    }
+}
