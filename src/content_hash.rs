@@ -125,6 +125,20 @@ impl Prefetched {
         Prefetched { hashes }
     }
 
+    /// Hashes of `paths`, as `with_progress`, beside hashes the caller already holds proof
+    /// of (`known`), which are taken as they are.
+    pub fn with_known(
+        paths: Vec<std::path::PathBuf>,
+        known: impl IntoIterator<Item = (std::path::PathBuf, String)>,
+        progress: &dyn crate::progress::Progress,
+    ) -> Prefetched {
+        let mut prefetched = Self::with_progress(paths, progress);
+        prefetched
+            .hashes
+            .extend(known.into_iter().map(|(p, h)| (p, Ok(h))));
+        prefetched
+    }
+
     /// The prefetched hash of `path`, else hashed now.
     pub fn hash(&self, path: &Path) -> io::Result<String> {
         match self.hashes.get(path) {

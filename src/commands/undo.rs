@@ -1,22 +1,19 @@
 //! `undo` (a whole run) and `restore` (one op): journaled runs of their own that take
 //! changes back newest first, after checking every item is still as the change left it.
 
+mod checks;
+mod taking_back;
+
 use anyhow::Result;
 use serde_json::json;
-use std::collections::HashMap;
-use std::path::Path;
 
 use super::{Context, describe_recovery, refuse_if_codex_running};
-use crate::clock::human_bytes;
 use crate::error::MaintError;
 use crate::home::CodexHome;
 use crate::ops::OpRecord;
-use crate::ops::Run;
-use crate::ops::session_move::{self, PlannedMove};
-use crate::ops::thread_row::IndexWriter;
-use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::report::{self, Report};
 use crate::store::{OpState, Store};
+use taking_back::{ToRevert, revert};
 
 const UNDO_COMMAND: &str = "undo";
 
@@ -69,32 +66,38 @@ fn undo_in(
     run_id: Option<i64>,
     dry_run: bool,
 ) -> Result<Report> {
-    let runs = store.catalog.runs()?;
-    let live = crate::ops::record::read_all(store.catalog.live_ops()?)?;
     let target = match run_id {
-        Some(id) => runs.iter().find(|r| r.id == id).ok_or_else(|| {
-            MaintError::usage(format!("there is no run {id}; see `codex-maint log`"))
-        })?,
+        Some(id) => {
+            if !store.catalog.runs()?.iter().any(|r| r.id == id) {
+                return Err(MaintError::usage(format!(
+                    "there is no run {id}; see `codex-maint log`"
+                ))
+                .into());
+            }
+            id
+        }
         // The newest run with changes in force, passing over undo runs: a second `undo`
         // goes further back instead of redoing the first.
-        None => match runs
-            .iter()
-            .rev()
-            .find(|r| r.command != UNDO_COMMAND && live.iter().any(|o| o.run_id == r.id))
-        {
-            Some(r) => r,
+        None => match store.catalog.newest_run_with_live_ops(UNDO_COMMAND)? {
+            Some(id) => id,
             None => return Ok(nothing_to_do("undo", "no run has changes left to undo")),
         },
     };
-    let mut ops: Vec<OpRecord> = live.into_iter().filter(|o| o.run_id == target.id).collect();
-    ops.sort_by_key(|o| std::cmp::Reverse(o.seq));
-    if ops.is_empty() {
+    if store.catalog.live_op_count(Some(target))? == 0 {
         return Ok(nothing_to_do(
             "undo",
-            &format!("run {} has nothing left to undo", target.id),
+            &format!("run {target} has nothing left to undo"),
         ));
     }
-    revert(ctx, home, store, ops, "undo", Some(target.id), dry_run)
+    revert(
+        ctx,
+        home,
+        store,
+        ToRevert::Run(target),
+        "undo",
+        Some(target),
+        dry_run,
+    )
 }
 
 /// `restore 42` is an op; anything else is a session id or prefix. Session ids are
@@ -142,7 +145,15 @@ fn restore_session(ctx: &Context, text: &str, dry_run: bool) -> Result<Report> {
             ),
         ));
     };
-    let mut report = revert(ctx, &home, &store, vec![last], "restore", None, dry_run)?;
+    let mut report = revert(
+        ctx,
+        &home,
+        &store,
+        ToRevert::One(Box::new(last)),
+        "restore",
+        None,
+        dry_run,
+    )?;
     if let Some(earlier) = forward_in_force.last() {
         report.push(
             report::RESIDUAL_RISK,
@@ -201,17 +212,22 @@ fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
         )
         .into());
     }
-    if !crate::ops::record::read_all(store.catalog.live_ops()?)?
-        .iter()
-        .any(|o| o.id == op_id)
-    {
+    if !store.catalog.is_live(op_id)? {
         return Err(MaintError::refused(
             format!("op {op_id} is no longer in force: a later operation moved its item on (see `codex-maint log`); nothing was changed"),
             vec![],
         )
         .into());
     }
-    let mut report = revert(ctx, &home, &store, vec![op], "restore", None, dry_run)?;
+    let mut report = revert(
+        ctx,
+        &home,
+        &store,
+        ToRevert::One(Box::new(op)),
+        "restore",
+        None,
+        dry_run,
+    )?;
     describe_recovery(&mut report, &recovered);
     Ok(report)
 }
@@ -237,294 +253,4 @@ fn nothing_to_do(command: &str, why: &str) -> Report {
     r.push(report::VERIFICATION, "no files changed");
     r.data = json!({ "run_id": null, "reverted": [] });
     r
-}
-
-/// A thread index as a revert holds it: a dry run only reads it (through a connection that
-/// writes not a byte in the home, WAL and `-shm` included), a run writes it.
-enum IndexHandle {
-    Reading(crate::home::sqlite_read::ReadOnlyDb),
-    Writing(IndexWriter),
-}
-
-impl IndexHandle {
-    fn open(path: &Path, dry_run: bool) -> Result<IndexHandle> {
-        if dry_run {
-            return Ok(IndexHandle::Reading(crate::home::sqlite_read::open(path)?));
-        }
-        let writer = IndexWriter::open(path)?;
-        writer.preflight(path)?;
-        Ok(IndexHandle::Writing(writer))
-    }
-
-    fn connection(&self) -> &rusqlite::Connection {
-        match self {
-            IndexHandle::Reading(db) => &db.conn,
-            IndexHandle::Writing(w) => w.connection(),
-        }
-    }
-
-    fn writer(&mut self) -> Option<&mut IndexWriter> {
-        match self {
-            IndexHandle::Reading(_) => None,
-            IndexHandle::Writing(w) => Some(w),
-        }
-    }
-}
-
-/// An op to take back, with what its revert needs decided before anything moves.
-enum Planned {
-    Session(OpRecord, Box<PlannedMove>),
-    Recode(OpRecord, Box<PlannedRecode>),
-    Other(OpRecord),
-}
-
-impl Planned {
-    fn op(&self) -> &OpRecord {
-        match self {
-            Planned::Session(op, _) | Planned::Recode(op, _) | Planned::Other(op) => op,
-        }
-    }
-
-    /// The thread index a batched revert writes, for grouping consecutive ones.
-    fn batch_key(&self) -> Option<(bool, Option<String>)> {
-        match self {
-            Planned::Session(_, p) => Some((true, p.detail.index.clone())),
-            Planned::Recode(_, p) => Some((false, p.detail.index.clone())),
-            Planned::Other(_) => None,
-        }
-    }
-}
-
-fn revert(
-    ctx: &Context,
-    home: &CodexHome,
-    store: &Store,
-    ops: Vec<OpRecord>,
-    command: &str,
-    reverts_run: Option<i64>,
-    dry_run: bool,
-) -> Result<Report> {
-    let our_folders = session_move::folders_we_created(store)?;
-    let to_check = crate::ops::moved_item_paths(&ops);
-    let checking = crate::progress::bar(to_check.len() as u64, "checking");
-    let hashes = crate::content_hash::Prefetched::with_progress(to_check, &checking);
-    checking.finish_and_clear();
-    let guard = crate::home_guard::HomeGuard::new(&home.root);
-    let mut indexes: HashMap<String, IndexHandle> = HashMap::new();
-    let indexes_now = crate::ops::row_now::IndexesNow::default();
-    let mut plans: Vec<Planned> = Vec::new();
-    let mut conflicts = Vec::new();
-    let mut readers = HashMap::new();
-    for op in ops {
-        if transcript_compress::is_recode(&op) {
-            let refused = crate::ops::path_conflicts(&guard, &op);
-            if !refused.is_empty() {
-                conflicts.extend(refused);
-                plans.push(Planned::Other(op));
-                continue;
-            }
-            let (plan, found) =
-                transcript_compress::plan_checked_revert(&op, &our_folders, &mut readers);
-            conflicts.extend(found);
-            if let Some(plan) = plan {
-                if let Some(path) = &plan.detail.index
-                    && !dry_run
-                    && !indexes.contains_key(path)
-                {
-                    indexes.insert(path.clone(), IndexHandle::open(Path::new(path), false)?);
-                }
-                plans.push(Planned::Recode(op, Box::new(plan)));
-            } else {
-                plans.push(Planned::Other(op));
-            }
-            continue;
-        }
-        if !session_move::is_move(&op) {
-            let refused = crate::ops::path_conflicts(&guard, &op);
-            if !refused.is_empty() {
-                // Its other checks would already read or stat where the guard says no.
-                conflicts.extend(refused);
-                plans.push(Planned::Other(op));
-                continue;
-            }
-            conflicts.extend(crate::ops::revert_conflicts(store, &op));
-            plans.push(Planned::Other(op));
-            continue;
-        }
-        let mut plan = session_move::plan_revert(&op, &our_folders)?;
-        if let Err(reason) = session_move::adopt_index_now(&op, &mut plan, &indexes_now) {
-            conflicts.push(reason);
-        }
-        let index = match &plan.detail.index {
-            Some(path) if Path::new(path).exists() => {
-                if !indexes.contains_key(path) {
-                    match IndexHandle::open(Path::new(path), dry_run) {
-                        Ok(handle) => {
-                            indexes.insert(path.clone(), handle);
-                        }
-                        Err(e)
-                            if crate::error::exit_kind_of(&e)
-                                == crate::error::ExitKind::Refused =>
-                        {
-                            return Err(e);
-                        }
-                        Err(e) => conflicts.push(format!(
-                            "op {}: cannot open the thread index {path}: {e:#}",
-                            op.id
-                        )),
-                    }
-                }
-                indexes.get(path).map(IndexHandle::connection)
-            }
-            _ => None,
-        };
-        conflicts.extend(session_move::revert_conflicts(
-            &op, &mut plan, index, &hashes,
-        ));
-        conflicts.extend(crate::ops::path_conflicts(&guard, &op));
-        plans.push(Planned::Session(op, Box::new(plan)));
-    }
-    if !conflicts.is_empty() {
-        return Err(MaintError::refused(
-            format!(
-                "{command} found {} conflict{}; nothing was changed",
-                conflicts.len(),
-                if conflicts.len() == 1 { "" } else { "s" }
-            ),
-            conflicts,
-        )
-        .into());
-    }
-
-    let mut report = Report::spec_shaped(command, command);
-    // A dry run says what will be taken back, a run what was.
-    let describe = |op: &OpRecord| {
-        format!(
-            "{} op {}: {} ({})",
-            if dry_run {
-                "will take back"
-            } else {
-                "took back"
-            },
-            op.id,
-            crate::ops::describe(op),
-            human_bytes(op.size.unwrap_or(0).max(0) as u64)
-        )
-    };
-    let rel = |text: String| text.replace(&format!("{}/", home.display()), "");
-    if dry_run {
-        for p in &plans {
-            report.push(report::PROPOSED, rel(describe(p.op())));
-        }
-        report.push(
-            report::VERIFICATION,
-            "checked every item is still as its op left it: no conflicts; no files changed",
-        );
-        let ids: Vec<i64> = plans.iter().map(|p| p.op().id).collect();
-        report.data = json!({ "dry_run": true, "run_id": null, "reverts_run": reverts_run, "reverts_ops": ids });
-        return Ok(report);
-    }
-
-    let run = Run::begin(store, command, &ctx.argv, &home.root, reverts_run)?;
-    let progress = crate::progress::bar(plans.len() as u64, "taking back");
-    let run_id = run.id;
-    let mut reverted = Vec::new();
-    let mut failure = None;
-    let mut i = 0;
-    while i < plans.len() && failure.is_none() {
-        if let Planned::Other(op) = &plans[i] {
-            match crate::ops::revert(&run, op) {
-                Ok(new_id) => {
-                    progress.inc(1);
-                    report.push(
-                        report::COMPLETED,
-                        rel(format!("{} (op {new_id})", describe(op))),
-                    );
-                    reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "from": op.dst, "to": op.src }));
-                }
-                Err(e) => failure = Some(e),
-            }
-            i += 1;
-            continue;
-        }
-        // Consecutive moves (or recodes) of one index share a batch: one row transaction.
-        let key = plans[i].batch_key();
-        let mut j = i;
-        while j < plans.len() && j - i < session_move::BATCH && plans[j].batch_key() == key {
-            j += 1;
-        }
-        let index = key.as_ref().and_then(|(_, index)| index.clone());
-        let writer = index
-            .as_ref()
-            .and_then(|k| indexes.get_mut(k))
-            .and_then(IndexHandle::writer);
-        let done = if matches!(plans[i], Planned::Session(..)) {
-            let batch: Vec<PlannedMove> = plans[i..j]
-                .iter()
-                .filter_map(|p| match p {
-                    Planned::Session(_, m) => Some((**m).clone()),
-                    _ => None,
-                })
-                .collect();
-            session_move::execute_batch(&run, batch, writer)
-        } else {
-            let batch: Vec<PlannedRecode> = plans[i..j]
-                .iter()
-                .filter_map(|p| match p {
-                    Planned::Recode(_, r) => Some((**r).clone()),
-                    _ => None,
-                })
-                .collect();
-            transcript_compress::execute_batch(&run, batch, writer)
-        };
-        match done {
-            Ok(ids) => {
-                progress.inc((j - i) as u64);
-                for (p, new_id) in plans[i..j].iter().zip(ids) {
-                    let (thread_id, from, to) = match p {
-                        Planned::Session(_, m) => (&m.detail.thread_id, &m.src, &m.dst),
-                        Planned::Recode(_, r) => (&r.detail.thread_id, &r.src, &r.dst),
-                        Planned::Other(_) => continue,
-                    };
-                    let op = p.op();
-                    report.push(
-                        report::COMPLETED,
-                        rel(format!("{} (op {new_id})", describe(op))),
-                    );
-                    reverted.push(json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "thread_id": thread_id,
-                        "from": from, "to": to }));
-                }
-            }
-            Err(e) => failure = Some(e),
-        }
-        i = j;
-    }
-    progress.finish_and_clear();
-    run.finish(if failure.is_some() { "failed" } else { "done" })?;
-    report.push(
-        report::BACKUPS,
-        format!(
-            "journal: run {run_id} in {}",
-            store.root.join(crate::store::CATALOG_FILE).display()
-        ),
-    );
-    report.push(
-        report::VERIFICATION,
-        format!("{} items back at their original paths; each was checked (place, hash, thread row) before it moved", reverted.len()),
-    );
-    report.push(
-        report::RESIDUAL_RISK,
-        format!(
-            "this {command} is itself run {run_id}; `codex-maint undo --run {run_id}` redoes it"
-        ),
-    );
-    report.data = json!({ "dry_run": false, "run_id": run_id, "reverts_run": reverts_run, "reverted": reverted });
-    if let Some(e) = failure {
-        return Err(e.context(format!(
-            "{command} run {run_id} stopped after {} items; {}",
-            reverted.len(),
-            super::STOPPED_PART_WAY
-        )));
-    }
-    Ok(report)
 }

@@ -165,39 +165,60 @@ pub fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     op.kind.op_type().revert(run, op)
 }
 
-/// What `verify` finds wrong with each of `ops`, all taken to be in force: the files moved
-/// are hashed ahead on all cores, and each thread index is opened once, read-only.
+/// What `verify` finds wrong with each of `ops`, all taken to be in force.
 pub fn verify_all_live(ops: &[OpRecord], progress: &dyn crate::progress::Progress) -> Vec<String> {
-    use crate::home::sqlite_read;
-    use std::collections::HashMap;
-    let to_hash = moved_item_paths(ops);
-    progress.start(to_hash.len() as u64, "verifying");
-    let hashes = crate::content_hash::Prefetched::with_progress(to_hash, progress);
+    progress.start(ops.len() as u64, "verifying");
+    let problems = LiveChecker::default().check(ops, progress);
     progress.finish();
-    let proven = transcript_compress::prove_all(ops);
-    let mut dbs: HashMap<String, Option<sqlite_read::ReadOnlyDb>> = HashMap::new();
-    let indexes_now = row_now::IndexesNow::default();
-    let mut problems = Vec::new();
-    for op in ops {
-        let recorded = op.detail.index();
-        let place = op.dst.as_deref().map(Path::new);
-        if let Some(index) = place.and_then(|p| indexes_now.for_place(recorded, p)) {
-            dbs.entry(index.clone())
-                .or_insert_with(|| sqlite_read::open(Path::new(&index)).ok());
-        }
-        let lookup = |index: &str, id: &str| -> Option<Result<Option<thread_row::RowState>>> {
-            let db = dbs.get(index)?.as_ref()?;
-            Some(thread_row::read(&db.conn, id))
-        };
-        let seen = Seen {
-            rows: &lookup,
-            indexes_now: &indexes_now,
-            hashes: &hashes,
-            proven: &proven,
-        };
-        problems.extend(op.kind.op_type().verify_live(op, &seen));
-    }
     problems
+}
+
+/// Checks ops in force a page at a time, so a catalog of 100,000 is never held at once:
+/// each page's files are hashed ahead on all cores, and each thread index is opened once,
+/// read-only, for all the pages.
+#[derive(Default)]
+pub struct LiveChecker {
+    dbs: std::collections::HashMap<String, Option<crate::home::sqlite_read::ReadOnlyDb>>,
+    indexes_now: row_now::IndexesNow,
+}
+
+impl LiveChecker {
+    /// The problems of one page; `progress` advances by one per op.
+    pub fn check(
+        &mut self,
+        ops: &[OpRecord],
+        progress: &dyn crate::progress::Progress,
+    ) -> Vec<String> {
+        use crate::home::sqlite_read;
+        let to_hash = moved_item_paths(ops);
+        let hashed = to_hash.len() as u64;
+        let hashes = crate::content_hash::Prefetched::with_progress(to_hash, progress);
+        progress.advance(ops.len() as u64 - hashed);
+        let proven = transcript_compress::prove_all(ops);
+        let mut problems = Vec::new();
+        for op in ops {
+            let recorded = op.detail.index();
+            let place = op.dst.as_deref().map(Path::new);
+            if let Some(index) = place.and_then(|p| self.indexes_now.for_place(recorded, p)) {
+                self.dbs
+                    .entry(index.clone())
+                    .or_insert_with(|| sqlite_read::open(Path::new(&index)).ok());
+            }
+            let dbs = &self.dbs;
+            let lookup = |index: &str, id: &str| -> Option<Result<Option<thread_row::RowState>>> {
+                let db = dbs.get(index)?.as_ref()?;
+                Some(thread_row::read(&db.conn, id))
+            };
+            let seen = Seen {
+                rows: &lookup,
+                indexes_now: &self.indexes_now,
+                hashes: &hashes,
+                proven: &proven,
+            };
+            problems.extend(op.kind.op_type().verify_live(op, &seen));
+        }
+        problems
+    }
 }
 
 /// The files whose hashes verifying or reverting `ops` will need: each session move's

@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::clock::now_rfc3339;
 
+mod live;
+pub use live::live_page_size;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpState {
@@ -343,28 +346,6 @@ impl Catalog {
         self.query_ops(
             &format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"),
             params![run_id],
-        )
-    }
-
-    /// Ops in force: each is the latest applied move of its item, because no later applied
-    /// op picked the item up from where this one left it (an inverse op does exactly that,
-    /// so a reverted op is never live). What `verify` checks, `undo` takes back and
-    /// `restore` accepts.
-    pub fn live_ops(&self) -> Result<Vec<StoredOp>> {
-        let columns = OP_COLUMNS
-            .split(", ")
-            .map(|c| format!("o.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.query_ops(
-            &format!(
-                "SELECT {columns} FROM ops o
-                 WHERE o.state = 'applied'
-                   AND NOT EXISTS (SELECT 1 FROM ops later
-                                   WHERE later.state = 'applied' AND later.id > o.id AND later.src = o.dst)
-                 ORDER BY o.id"
-            ),
-            params![],
         )
     }
 

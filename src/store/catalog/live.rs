@@ -1,0 +1,316 @@
+//! The ops in force, read a page at a time: a home of 100,000 archived sessions has as
+//! many live ops, and `verify`, `undo` and `restore` must not hold them all at once.
+//! Pages are keyed on the last row seen (never OFFSET), so each costs the same.
+
+use anyhow::Result;
+use rusqlite::params;
+
+use super::{Catalog, OP_COLUMNS, StoredOp};
+
+/// An op is in force when it is applied and no later applied op picked its item up from
+/// where it left it (an inverse op does exactly that, so a reverted op is never live).
+/// The subquery is a lookup in `ops_by_src`; over all ops, the outer query walks
+/// `ops_by_state` from the last id seen.
+const IS_LIVE: &str = "o.state = 'applied' AND NOT EXISTS (SELECT 1 FROM ops later
+     WHERE later.state = 'applied' AND later.id > o.id AND later.src = o.dst)";
+
+/// The same for the ops of one run, which must be found through `(run_id, seq)`: the `+`
+/// keeps SQLite (which has no statistics here) from choosing `ops_by_state` and so
+/// reading every applied op of every run.
+const IS_LIVE_IN_RUN: &str = "+o.state = 'applied' AND NOT EXISTS (SELECT 1 FROM ops later
+     WHERE later.state = 'applied' AND later.id > o.id AND later.src = o.dst)";
+
+/// Ops per page: enough that each page's files keep every core busy hashing, few enough
+/// that a page of ops and their plans stays a few megabytes.
+const PAGE: usize = 2048;
+
+/// The page size; a `test-hooks` build takes `CODEX_MAINT_PAGE_SIZE`, so a test of a few
+/// thousand ops crosses many page boundaries.
+#[cfg(feature = "test-hooks")]
+pub fn live_page_size() -> usize {
+    std::env::var("CODEX_MAINT_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(PAGE)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+pub fn live_page_size() -> usize {
+    PAGE
+}
+
+fn columns_of_o() -> String {
+    OP_COLUMNS
+        .split(", ")
+        .map(|c| format!("o.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Catalog {
+    /// Every op in force, by id. What `verify` checks, `undo` takes back and `restore`
+    /// accepts; callers that may meet a large catalog page with `live_ops_after`.
+    pub fn live_ops(&self) -> Result<Vec<StoredOp>> {
+        self.live_ops_after(0, i64::MAX as usize)
+    }
+
+    /// Up to `limit` ops in force with an id above `after_id`, by id.
+    pub fn live_ops_after(&self, after_id: i64, limit: usize) -> Result<Vec<StoredOp>> {
+        self.query_ops(
+            &format!(
+                "SELECT {} FROM ops o WHERE o.id > ?1 AND {IS_LIVE} ORDER BY o.id LIMIT ?2",
+                columns_of_o()
+            ),
+            params![after_id, limit as i64],
+        )
+    }
+
+    /// Up to `limit` ops in force of run `run_id` with a `seq` below `before_seq`, newest
+    /// first: the order an undo takes them back in.
+    pub fn live_ops_of_run_before(
+        &self,
+        run_id: i64,
+        before_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredOp>> {
+        self.query_ops(
+            &format!(
+                "SELECT {} FROM ops o WHERE o.run_id = ?1 AND o.seq < ?2 AND {IS_LIVE_IN_RUN}
+                 ORDER BY o.seq DESC LIMIT ?3",
+                columns_of_o()
+            ),
+            params![run_id, before_seq, limit as i64],
+        )
+    }
+
+    /// How many ops are in force, of one run or of all: the length of a progress bar.
+    pub fn live_op_count(&self, run_id: Option<i64>) -> Result<u64> {
+        let count: i64 = match run_id {
+            Some(run) => self.conn.query_row(
+                &format!("SELECT COUNT(*) FROM ops o WHERE o.run_id = ?1 AND {IS_LIVE_IN_RUN}"),
+                [run],
+                |r| r.get(0),
+            )?,
+            None => self.conn.query_row(
+                &format!("SELECT COUNT(*) FROM ops o WHERE {IS_LIVE}"),
+                [],
+                |r| r.get(0),
+            )?,
+        };
+        Ok(count as u64)
+    }
+
+    pub fn is_live(&self, op_id: i64) -> Result<bool> {
+        Ok(self.conn.query_row(
+            &format!("SELECT EXISTS(SELECT 1 FROM ops o WHERE o.id = ?1 AND {IS_LIVE_IN_RUN})"),
+            [op_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The newest run with ops in force that is not a `passed_over` run (an undo: a second
+    /// `undo` goes further back instead of redoing the first).
+    pub fn newest_run_with_live_ops(&self, passed_over: &str) -> Result<Option<i64>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT r.id FROM runs r
+                     WHERE r.command != ?1
+                       AND EXISTS (SELECT 1 FROM ops o WHERE o.run_id = r.id AND {IS_LIVE_IN_RUN})
+                     ORDER BY r.id DESC LIMIT 1"
+                ),
+                [passed_over],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::NewOp;
+    use super::*;
+    use rusqlite::Connection;
+
+    fn catalog() -> Catalog {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrations::apply_pending(&mut conn).unwrap();
+        Catalog::new(conn)
+    }
+
+    fn moved(src: &str, dst: &str, reverts_op: Option<i64>) -> NewOp {
+        NewOp {
+            kind: "archive_session".into(),
+            src: src.into(),
+            dst: Some(dst.into()),
+            detail: serde_json::json!({}),
+            reverts_op,
+            ..NewOp::default()
+        }
+    }
+
+    /// Run 1 archives 25 items; run 2 archives 10 more; run 3 (an undo) takes back every
+    /// third item of run 1; one op of run 2 is left prepared, another rolled back.
+    fn mixed_catalog() -> (Catalog, i64, i64) {
+        let c = catalog();
+        let first = c.begin_run("archive", &[], "/h", None).unwrap();
+        let ops: Vec<NewOp> = (0..25)
+            .map(|i| moved(&format!("/h/s/{i}"), &format!("/h/a/{i}"), None))
+            .collect();
+        let ids = c.prepare_ops(first, &ops).unwrap();
+        c.mark_applied_many(&ids.iter().map(|&id| (id, None)).collect::<Vec<_>>())
+            .unwrap();
+        let second = c.begin_run("archive", &[], "/h", None).unwrap();
+        let ops: Vec<NewOp> = (25..35)
+            .map(|i| moved(&format!("/h/s/{i}"), &format!("/h/a/{i}"), None))
+            .collect();
+        let second_ids = c.prepare_ops(second, &ops).unwrap();
+        c.mark_applied_many(
+            &second_ids[2..]
+                .iter()
+                .map(|&id| (id, None))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        c.mark_rolled_back(second_ids[1]).unwrap();
+        let undo = c.begin_run("undo", &[], "/h", Some(first)).unwrap();
+        let inverse: Vec<NewOp> = (0..25)
+            .step_by(3)
+            .map(|i| moved(&format!("/h/a/{i}"), &format!("/h/s/{i}"), Some(ids[i])))
+            .collect();
+        let inverse_ids = c.prepare_ops(undo, &inverse).unwrap();
+        c.mark_applied_many(&inverse_ids.iter().map(|&id| (id, None)).collect::<Vec<_>>())
+            .unwrap();
+        (c, first, undo)
+    }
+
+    fn ids(ops: &[StoredOp]) -> Vec<i64> {
+        ops.iter().map(|o| o.id).collect()
+    }
+
+    #[test]
+    fn pages_by_id_join_up_to_exactly_the_live_ops_whatever_the_page_size() {
+        let (c, _, _) = mixed_catalog();
+        let all = ids(&c.live_ops().unwrap());
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        // 25 of run 1 less the 9 taken back, 8 applied of run 2, the 9 inverse ops.
+        assert_eq!(all.len(), 16 + 8 + 9);
+        assert_eq!(c.live_op_count(None).unwrap(), all.len() as u64);
+        for page in [1, 2, 7, 16, 32, 33, 100] {
+            let mut joined = Vec::new();
+            let mut after = 0;
+            loop {
+                let got = ids(&c.live_ops_after(after, page).unwrap());
+                assert!(got.len() <= page);
+                let Some(&last) = got.last() else { break };
+                joined.extend(got);
+                after = last;
+            }
+            assert_eq!(joined, all, "page size {page}");
+        }
+    }
+
+    #[test]
+    fn pages_of_a_run_are_its_live_ops_newest_first_without_the_reverted_ones() {
+        let (c, first, undo) = mixed_catalog();
+        let live = c.live_ops().unwrap();
+        let mut expected: Vec<&StoredOp> = live.iter().filter(|o| o.run_id == first).collect();
+        expected.sort_by_key(|o| std::cmp::Reverse(o.seq));
+        let expected: Vec<i64> = expected.iter().map(|o| o.id).collect();
+        assert_eq!(expected.len(), 16);
+        assert_eq!(c.live_op_count(Some(first)).unwrap(), 16);
+        for page in [1, 3, 5, 16, 17] {
+            let mut joined = Vec::new();
+            let mut before = i64::MAX;
+            loop {
+                let got = c.live_ops_of_run_before(first, before, page).unwrap();
+                let Some(last) = got.last() else { break };
+                before = last.seq;
+                assert!(got.iter().all(|o| o.reverted_by.is_none()));
+                joined.extend(ids(&got));
+            }
+            assert_eq!(joined, expected, "page size {page}");
+        }
+        assert!(c.is_live(expected[0]).unwrap());
+        let reverted = c
+            .ops_of_run(first)
+            .unwrap()
+            .into_iter()
+            .find(|o| o.reverted_by.is_some())
+            .unwrap();
+        assert!(!c.is_live(reverted.id).unwrap());
+        assert_eq!(c.live_op_count(Some(undo)).unwrap(), 9);
+    }
+
+    #[test]
+    fn the_newest_run_to_undo_passes_over_undo_runs_and_runs_with_nothing_in_force() {
+        let (c, first, _) = mixed_catalog();
+        let second = first + 1;
+        assert_eq!(c.newest_run_with_live_ops("undo").unwrap(), Some(second));
+        let later = c.begin_run("archive", &[], "/h", None).unwrap();
+        let id = c.prepare_op(later, &moved("/h/x", "/h/y", None)).unwrap();
+        c.mark_rolled_back(id).unwrap();
+        assert_eq!(c.newest_run_with_live_ops("undo").unwrap(), Some(second));
+        assert_eq!(
+            c.newest_run_with_live_ops("nothing").unwrap(),
+            Some(later - 1)
+        );
+    }
+
+    #[test]
+    fn the_paged_queries_use_indexes_not_scans_of_ops() {
+        let (c, _, _) = mixed_catalog();
+        let plan = |sql: &str| -> String {
+            let mut stmt = c
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap();
+            rows.join("\n")
+        };
+        let by_id = plan(&format!(
+            "SELECT o.id FROM ops o WHERE o.id > 5 AND {IS_LIVE} ORDER BY o.id LIMIT 9"
+        ));
+        assert!(
+            by_id.contains("USING INDEX ops_by_state (state=? AND rowid>?)"),
+            "{by_id}"
+        );
+        for sql in [
+            format!(
+                "SELECT o.id FROM ops o WHERE o.run_id = 1 AND o.seq < 9 AND {IS_LIVE_IN_RUN}
+                 ORDER BY o.seq DESC LIMIT 9"
+            ),
+            format!("SELECT COUNT(*) FROM ops o WHERE o.run_id = 1 AND {IS_LIVE_IN_RUN}"),
+            format!(
+                "SELECT r.id FROM runs r WHERE r.command != 'undo'
+                 AND EXISTS (SELECT 1 FROM ops o WHERE o.run_id = r.id AND {IS_LIVE_IN_RUN})
+                 ORDER BY r.id DESC LIMIT 1"
+            ),
+        ] {
+            let plan = plan(&sql);
+            assert!(
+                plan.contains("sqlite_autoindex_ops_1 (run_id=?"),
+                "{sql}\n{plan}"
+            );
+            assert!(!plan.contains("(state=?"), "{sql}\n{plan}");
+        }
+        for plan in [
+            by_id,
+            plan(&format!("SELECT o.id FROM ops o WHERE {IS_LIVE}")),
+        ] {
+            assert!(plan.contains("ops_by_src (src=?"), "{plan}");
+            assert!(
+                !plan.contains("SCAN o") && !plan.contains("SCAN later"),
+                "{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+}
