@@ -236,17 +236,33 @@ pub fn temp_path_beside(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` so a reader sees the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    write_atomic_with(path, mode, |out| Ok(out.write_all(bytes)?))
+}
+
+/// `write_atomic` for content written as it is made (a plan of 100,000 actions is never
+/// one string in memory): `write` fills the new file, which replaces `path` only whole.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: Option<u32>,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let temp = temp_path_beside(path);
-    {
-        let mut f = OpenOptions::new()
+    let written = (|| -> Result<()> {
+        let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)?;
         if let Some(mode) = mode {
             set_mode(&f, mode)?;
         }
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, f);
+        write(&mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e.context(format!("writing {}", path.display())));
     }
     fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))?;
     fsync_parent(path)?;

@@ -95,10 +95,20 @@ impl Report {
         }
     }
 
-    /// Puts `list` into `data` under `key`, in place of any value there.
+    /// Puts `list` into `data` under `key`, in place of any value there. `"plan.actions"`
+    /// puts it under `actions` of the object `data.plan`.
     pub fn attach_list(&mut self, key: &str, list: LongList) {
-        if let Value::Object(map) = &mut self.data {
-            map.remove(key);
+        let mut at = &mut self.data;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let Value::Object(map) = at else { break };
+            if parts.peek().is_none() {
+                map.remove(part);
+                break;
+            }
+            at = map
+                .entry(part)
+                .or_insert_with(|| Value::Object(Default::default()));
         }
         self.long_lists.retain(|(k, _)| k != key);
         self.long_lists.push((key.to_string(), list));
@@ -155,10 +165,28 @@ impl Serialize for DataWithLists<'_> {
         let mut map = serializer.serialize_map(None)?;
         if let Value::Object(fields) = self.data {
             for (k, v) in fields {
-                map.serialize_entry(k, v)?;
+                let nested: Vec<(String, LongList)> = self
+                    .lists
+                    .iter()
+                    .filter_map(|(key, list)| {
+                        let rest = key.strip_prefix(k.as_str())?.strip_prefix('.')?;
+                        Some((rest.to_string(), list.clone()))
+                    })
+                    .collect();
+                if nested.is_empty() {
+                    map.serialize_entry(k, v)?;
+                } else {
+                    map.serialize_entry(
+                        k,
+                        &DataWithLists {
+                            data: v,
+                            lists: &nested,
+                        },
+                    )?;
+                }
             }
         }
-        for (k, list) in self.lists {
+        for (k, list) in self.lists.iter().filter(|(k, _)| !k.contains('.')) {
             map.serialize_entry(k, list)?;
         }
         map.end()
@@ -322,6 +350,23 @@ mod tests {
         assert!(items.iter().enumerate().all(|(i, v)| v["n"] == i as u64));
         // Written twice, the same: reading rewinds the list.
         assert_eq!(serde_json::to_string_pretty(&r).unwrap(), text);
+    }
+
+    #[test]
+    fn a_long_list_can_sit_inside_an_object_of_data() {
+        let mut r = Report::spec_shaped("cleanup", "cleanup");
+        r.data =
+            serde_json::json!({ "plan": { "id": "p1", "actions": "replaced" }, "dry_run": true });
+        let mut list = LongListWriter::new().unwrap();
+        for i in 0..3u64 {
+            list.push(&serde_json::json!({ "n": i })).unwrap();
+        }
+        r.attach_list("plan.actions", list.finish().unwrap());
+        let json: Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(json["data"]["plan"]["id"], "p1");
+        assert_eq!(json["data"]["plan"]["actions"][2]["n"], 2);
+        assert_eq!(json["data"]["dry_run"], true);
+        assert!(json["data"].get("plan.actions").is_none());
     }
 
     #[test]

@@ -277,9 +277,9 @@ fn every_planted_hot_spot_is_found_with_its_reason_and_nothing_else() {
     assert!(!text.contains("sk-never-read"));
 }
 
-/// inspect checks a log database with `quick_check` rather than the full `integrity_check`
-/// (it is only ever moved whole); a damaged page must still be found, and cleanup, which
-/// acts, still runs the full check on it.
+/// inspect checks every database with `quick_check` rather than the full
+/// `integrity_check` (the cross-check of each index was most of its time); a damaged page
+/// must still be found, and `inspect --deep` and cleanup, which acts, run the full check.
 #[test]
 fn a_damaged_log_database_is_found_by_the_lighter_check() {
     let sb = Sandbox::with_sessions(&[SessionSpec::aged(0, 30.0, 3000)], true);
@@ -299,8 +299,14 @@ fn a_damaged_log_database_is_found_by_the_lighter_check() {
     assert_eq!(report["integrity"], "ok");
     assert_eq!(
         find(&healthy["data"]["databases"], "path", "state_5.sqlite")["check"],
-        "integrity_check"
+        "quick_check"
     );
+    let deep = sb.ok_json(&["inspect", "--deep"]);
+    for name in ["logs_2.sqlite", "state_5.sqlite"] {
+        let report = find(&deep["data"]["databases"], "path", name);
+        assert_eq!(report["check"], "integrity_check", "{name}");
+        assert_eq!(report["integrity"], "ok", "{name}");
+    }
 
     // Scribble over the middle of the table's b-tree: a leaf page's cells.
     let mut bytes = std::fs::read(&db).unwrap();

@@ -12,13 +12,13 @@ use super::{Action, CleanupArgs, Invocation, Plan, Planned};
 use crate::clock::human_bytes;
 use crate::error::{ExitKind, MaintError};
 use crate::home::{CodexHome, relative_to};
-use crate::ops::session_move::{self, PlannedMove};
-use crate::ops::thread_row::IndexWriter;
-use crate::ops::transcript_compress::{self, PlannedRecode};
 use crate::ops::{OpKind, Run, config_edit, state_backup, store_dir, store_files, worktree_move};
 use crate::report::{self, Report};
 use crate::survey::{self, DatabaseDepth, InspectData};
 use crate::write_gate::{confirm, describe_recovery, refuse_if_codex_running};
+
+/// Items a text report lists one by one; the rest are counted (every one is in --json).
+const SHOWN_IN_TEXT: usize = 50;
 
 /// Applies the reviewed actions that still hold (after the Codex gate and the backup),
 /// verifies, and reports. `ask` shows the plan and waits for a yes first.
@@ -61,7 +61,8 @@ pub fn apply(
         r.push(report::COMPLETED, "nothing: no reviewed action still holds");
         r.push(report::BACKUPS, "not created: nothing to change");
         r.push(report::VERIFICATION, "no files changed");
-        r.data = json!({ "dry_run": false, "plan": plan, "run_id": null });
+        r.data = json!({ "dry_run": false, "run_id": null });
+        plan.put_in(&mut r, "plan")?;
         return Ok(r);
     }
     if ask {
@@ -117,56 +118,19 @@ pub fn apply(
     r.push(report::VERIFICATION, format!("backup read back against its manifest: ok; databases copied through the backup API and checked: {}", backup.databases_checked.join(", ")));
 
     let mut done: Vec<(&Action, i64)> = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
     let is_transcript_action = |a: &Action| a.category == "sessions" || a.category == "compress";
-    let session_actions: Vec<&Action> = to_do
+    let transcript_actions: Vec<&Action> = to_do
         .iter()
         .copied()
-        .filter(|a| a.kind == OpKind::ArchiveSession)
+        .filter(|a| is_transcript_action(a))
         .collect();
-    let recode_actions: Vec<&Action> = to_do
-        .iter()
-        .copied()
-        .filter(|a| a.kind == OpKind::CompressSession)
-        .collect();
-    if !session_actions.is_empty() || !recode_actions.is_empty() {
-        let mut writer = match &planned.index_path {
-            Some(p) => {
-                let w = IndexWriter::open(p)?;
-                w.preflight(p)?;
-                Some(w)
-            }
-            None => None,
-        };
-        let moves: Vec<PlannedMove> = session_actions
-            .iter()
-            .map(|a| planned.session_moves[&a.id].clone())
-            .collect();
-        let (ids, failed) = session_move::execute_all(
-            &run,
-            moves,
-            writer.as_mut(),
-            "archiving sessions",
-            &crate::progress::OnTerminal::new(),
-        );
-        done.extend(session_actions.iter().copied().zip(ids));
-        failure = failed;
-        if failure.is_none() && !recode_actions.is_empty() {
-            let recodes: Vec<PlannedRecode> = recode_actions
-                .iter()
-                .map(|a| planned.recodes[&a.id].clone())
-                .collect();
-            let (ids, failed) = transcript_compress::execute_all(
-                &run,
-                recodes,
-                writer.as_mut(),
-                "compressing transcripts",
-                &crate::progress::OnTerminal::new(),
-            );
-            done.extend(recode_actions.iter().copied().zip(ids));
-            failure = failed;
-        }
-    }
+    let (sessions_done, mut failure) = super::apply_sessions::execute(
+        &run,
+        home,
+        planned.index_path.as_deref(),
+        &transcript_actions,
+    )?;
+    done.extend(sessions_done);
     for a in to_do.iter().copied().filter(|a| !is_transcript_action(a)) {
         if failure.is_some() {
             break;
@@ -220,21 +184,28 @@ pub fn apply(
             ),
         );
     }
+    // A person reads the largest; every one is in --json.
+    let mut shown = crate::report::Largest::new(SHOWN_IN_TEXT);
     for (a, op) in done
         .iter()
         .filter(|(a, _)| archived.len() <= 10 || a.category != "sessions")
     {
-        r.push(
-            report::COMPLETED,
+        shown.offer(a.bytes, || {
             format!(
                 "{} {} ({}) (op {op})",
                 verb(a),
                 relative_to(home, Path::new(&a.path)),
                 human_bytes(a.bytes)
-            ),
-        );
+            )
+        });
     }
-    for a in &no_longer_hold {
+    r.extend(
+        report::COMPLETED,
+        shown.into_lines(|more| {
+            format!("... and {more} more actions done (every one is in --json)")
+        }),
+    );
+    for a in no_longer_hold.iter().take(SHOWN_IN_TEXT) {
         r.push(
             report::NOT_TOUCHED,
             format!(
@@ -243,7 +214,7 @@ pub fn apply(
             ),
         );
     }
-    for a in &unreviewed {
+    for a in unreviewed.iter().take(SHOWN_IN_TEXT) {
         r.push(
             report::NOT_TOUCHED,
             format!(
@@ -252,6 +223,20 @@ pub fn apply(
                 a.reason
             ),
         );
+    }
+    for (count, what) in [
+        (no_longer_hold.len(), "skipped because they no longer hold"),
+        (unreviewed.len(), "not in the reviewed plan"),
+    ] {
+        if count > SHOWN_IN_TEXT {
+            r.push(
+                report::NOT_TOUCHED,
+                format!(
+                    "... and {} more {what} (every one is in --json)",
+                    count - SHOWN_IN_TEXT
+                ),
+            );
+        }
     }
     kept_lines(&mut r, home, plan);
     r.push(
@@ -282,18 +267,22 @@ pub fn apply(
         report::RESIDUAL_RISK,
         format!("to take it all back: codex-maint undo --run {run_id}"),
     );
+    let mut done_list = crate::report::LongListWriter::new()?;
+    for (a, op) in &done {
+        done_list.push(&json!({ "action": a, "op_id": op }))?;
+    }
     r.data = json!({
         "dry_run": false,
         "run_id": run_id,
-        "plan": plan,
         "reviewed_plan": reviewed.id,
-        "done": done.iter().map(|(a, op)| json!({ "action": a, "op_id": op })).collect::<Vec<_>>(),
         "skipped_no_longer_hold": no_longer_hold,
         "not_in_reviewed_plan": unreviewed,
         "backup": backup.info,
         "verification_problems": problems,
         "sizes": sizes(before, &after),
     });
+    plan.put_in(&mut r, "plan")?;
+    r.attach_list("done", done_list.finish()?);
     if !problems.is_empty() {
         r.exit_code = ExitKind::VerifyFailed.code();
     }

@@ -3,6 +3,7 @@
 //! journaled ops after a backup, verify, and report.
 
 mod apply;
+mod apply_sessions;
 mod plan;
 mod plan_store;
 mod report;

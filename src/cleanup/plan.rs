@@ -11,14 +11,13 @@ use crate::clock::{human_age, human_bytes, now_rfc3339};
 use crate::error::MaintError;
 use crate::home::codex_versions::{self, CompressionGate};
 use crate::home::config::ProjectState;
-use crate::home::sessions;
-use crate::home::thread_index::{self, IndexState};
+use crate::home::sessions::{self, SessionFile};
+use crate::home::thread_index::{self, IndexState, ThreadRow};
 use crate::home::worktrees::{Cleanliness, Registration};
 use crate::home::{CodexHome, writer_locks};
 use crate::ops::OpKind;
-use crate::ops::session_move::PlannedMove;
-use crate::ops::transcript_compress::{self, PlannedRecode};
-use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_sessions, judge_with};
+use crate::ops::session_move;
+use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_with};
 use crate::survey::InspectData;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,6 +54,35 @@ pub struct Plan {
     pub actions: Vec<Action>,
     pub kept: Vec<Kept>,
     pub bytes: u64,
+}
+
+impl Plan {
+    /// The plan for a report's `data`: its fields, with `actions` and `kept` (100,000 items
+    /// on a heavy home) written to disk and streamed into `--json` under `at.actions` and
+    /// `at.kept`.
+    pub fn put_in(&self, report: &mut crate::report::Report, at: &str) -> Result<()> {
+        use crate::report::LongListWriter;
+        if let serde_json::Value::Object(data) = &mut report.data {
+            data.insert(
+                at.to_string(),
+                serde_json::json!({
+                    "id": self.id, "home": self.home, "created_at": self.created_at,
+                    "categories": self.categories, "bytes": self.bytes,
+                }),
+            );
+        }
+        let mut actions = LongListWriter::new()?;
+        for a in &self.actions {
+            actions.push(a)?;
+        }
+        let mut kept = LongListWriter::new()?;
+        for k in &self.kept {
+            kept.push(k)?;
+        }
+        report.attach_list(&format!("{at}.actions"), actions.finish()?);
+        report.attach_list(&format!("{at}.kept"), kept.finish()?);
+        Ok(())
+    }
 }
 
 fn short_hash(text: &str) -> String {
@@ -97,12 +125,13 @@ fn action_id(a: &Action) -> String {
     ))
 }
 
-/// The plan and, for sessions, the moves and recodes ready to run (they carry the thread
-/// rows), with the evidence the compression gate decided on.
+/// Sessions judged at once: their first records read on all cores, their rows in one query.
+const JUDGED_AT_ONCE: usize = 1024;
+
+/// The plan, the thread index its session actions write (each is planned in full, with its
+/// row, only when it runs), and the evidence the compression gate decided on.
 pub struct Planned {
     pub plan: Plan,
-    pub session_moves: HashMap<String, PlannedMove>,
-    pub recodes: HashMap<String, PlannedRecode>,
     pub index_path: Option<PathBuf>,
     pub gate: Option<CompressionGate>,
 }
@@ -116,10 +145,8 @@ pub fn build_plan(
     let wanted = |c: &str| args.only.is_empty() || args.only.iter().any(|o| o == c);
     let mut actions = Vec::new();
     let mut kept = Vec::new();
-    let mut session_moves = HashMap::new();
     let mut index_path = None;
 
-    let mut recodes = HashMap::new();
     let mut gate = None;
     if wanted("sessions") || wanted("compress") {
         match thread_index::detect(home) {
@@ -139,18 +166,26 @@ pub fn build_plan(
                     IndexState::Understood(i) => Some(i),
                     _ => None,
                 };
-                let rows = index.as_ref().map(|i| i.read_all()).transpose()?;
                 index_path = index.as_ref().map(|i| i.path.clone());
+                // Rows are read a slice at a time, for the sessions in that slice only: a
+                // home of 100,000 threads never has all its rows (or plans) in memory.
+                let reader = match &index {
+                    Some(i) => Some(crate::sqlite_read::open(&i.path)?),
+                    None => None,
+                };
+                let rows_of =
+                    |slice: &[&SessionFile]| -> Result<Option<HashMap<String, ThreadRow>>> {
+                        match (&index, &reader) {
+                            (Some(index), Some(db)) => {
+                                let ids: Vec<&str> = slice.iter().filter_map(|f| f.id()).collect();
+                                Ok(Some(index.rows_of(&db.conn, &ids)?))
+                            }
+                            _ => Ok(None),
+                        }
+                    };
                 let (files, _) = sessions::scan(home);
                 let locks = writer_locks::held_thread_locks(home);
                 let handoffs = handoff_threads(store_root)?;
-                let known = SessionKnowledge {
-                    rows: rows.as_ref(),
-                    index_path: index_path.as_deref(),
-                    locks: &locks,
-                    handoffs: &handoffs,
-                };
-                let settings = crate::zstd_stream::EncodeSettings::default();
                 if wanted("compress") {
                     let found = codex_versions::compression_gate(home, &files);
                     if !found.allowed {
@@ -178,7 +213,7 @@ pub fn build_plan(
                 }
                 let compressing = gate.as_ref().is_some_and(|g| g.allowed);
                 if wanted("sessions") {
-                    let targets = files
+                    let targets: Vec<&SessionFile> = files
                         .iter()
                         .filter(|f| f.location == sessions::SessionLocation::Active)
                         .collect();
@@ -187,100 +222,103 @@ pub fn build_plan(
                         explicit_request: false,
                         handoff_min_bytes: args.inspect.handoff_min_bytes,
                     };
-                    let judged = judge_sessions(home, targets, &known, &policy);
-                    for (file, plan, age) in judged.chosen {
-                        let why =
-                            format!("idle {}, not pinned, current or ambiguous", human_age(age));
-                        // With compression chosen too, a session is archived straight into
-                        // its compressed form: one op, and the bytes are freed in this run.
-                        if compressing && !file.compressed {
-                            let row = rows
-                                .as_ref()
-                                .and_then(|r| file.id().and_then(|id| r.get(id)));
-                            let recode = transcript_compress::plan_archive_compressed(
-                                home,
-                                file,
-                                row,
-                                index_path.as_deref(),
-                                settings,
-                                crate::clock::now_unix(),
-                            );
-                            let a = action(
-                                "sessions",
-                                OpKind::CompressSession,
-                                &file.path,
-                                Some(&recode.dst),
-                                file.size,
-                                format!(
-                                    "{why}; stored compressed as .jsonl.zst, which Codex reads"
-                                ),
-                            );
-                            recodes.insert(a.id.clone(), recode);
-                            actions.push(a);
-                            continue;
-                        }
-                        let a = action(
-                            "sessions",
-                            OpKind::ArchiveSession,
-                            &file.path,
-                            Some(&plan.dst),
-                            file.size,
-                            why,
+                    for slice in targets.chunks(JUDGED_AT_ONCE) {
+                        let rows = rows_of(slice)?;
+                        let known = SessionKnowledge {
+                            rows: rows.as_ref(),
+                            index_path: index_path.as_deref(),
+                            locks: &locks,
+                            handoffs: &handoffs,
+                        };
+                        let judged = judge_with(
+                            slice.to_vec(),
+                            &known,
+                            |facts| crate::policy::judge_for_archive(facts, &policy),
+                            |_, _| (),
                         );
-                        session_moves.insert(a.id.clone(), plan);
-                        actions.push(a);
-                    }
-                    for p in judged.protected {
-                        kept.push(Kept {
-                            category: "sessions".into(),
-                            path: p.path,
-                            reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
-                        });
+                        for (file, (), age) in judged.chosen {
+                            let why = format!(
+                                "idle {}, not pinned, current or ambiguous",
+                                human_age(age)
+                            );
+                            let archived = session_move::archive_destination(home, file);
+                            // With compression chosen too, a session is archived straight
+                            // into its compressed form: one op, and the bytes are freed in
+                            // this run.
+                            actions.push(if compressing && !file.compressed {
+                                action(
+                                    "sessions",
+                                    OpKind::CompressSession,
+                                    &file.path,
+                                    Some(&sessions::twin_path(&archived)),
+                                    file.size,
+                                    format!(
+                                        "{why}; stored compressed as .jsonl.zst, which Codex reads"
+                                    ),
+                                )
+                            } else {
+                                action(
+                                    "sessions",
+                                    OpKind::ArchiveSession,
+                                    &file.path,
+                                    Some(&archived),
+                                    file.size,
+                                    why,
+                                )
+                            });
+                        }
+                        for p in judged.protected {
+                            kept.push(Kept {
+                                category: "sessions".into(),
+                                path: p.path,
+                                reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
+                            });
+                        }
                     }
                 }
                 if compressing {
-                    let targets = files
+                    let targets: Vec<&SessionFile> = files
                         .iter()
                         .filter(|f| {
                             f.location == sessions::SessionLocation::Archived && !f.compressed
                         })
                         .collect();
                     let min_idle = args.inspect.compress_min_idle_secs;
-                    let judged = judge_with(
-                        targets,
-                        &known,
-                        |facts| crate::policy::judge_for_compress(facts, min_idle),
-                        |file, row| {
-                            transcript_compress::plan_compress_in_place(
-                                file,
-                                row,
-                                index_path.as_deref(),
-                                settings,
-                            )
-                        },
-                    );
-                    for (file, recode, age) in judged.chosen {
-                        let a = action(
-                            "compress",
-                            OpKind::CompressSession,
-                            &file.path,
-                            Some(&recode.dst),
-                            file.size,
-                            format!(
-                                "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
-                                human_age(age),
-                                codex_versions::FIRST_ZST_READER
-                            ),
+                    for slice in targets.chunks(JUDGED_AT_ONCE) {
+                        let rows = rows_of(slice)?;
+                        let known = SessionKnowledge {
+                            rows: rows.as_ref(),
+                            index_path: index_path.as_deref(),
+                            locks: &locks,
+                            handoffs: &handoffs,
+                        };
+                        let judged = judge_with(
+                            slice.to_vec(),
+                            &known,
+                            |facts| crate::policy::judge_for_compress(facts, min_idle),
+                            |_, _| (),
                         );
-                        recodes.insert(a.id.clone(), recode);
-                        actions.push(a);
-                    }
-                    for p in judged.protected {
-                        kept.push(Kept {
-                            category: "compress".into(),
-                            path: p.path,
-                            reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
-                        });
+                        for (file, (), age) in judged.chosen {
+                            actions.push(action(
+                                "compress",
+                                OpKind::CompressSession,
+                                &file.path,
+                                Some(&file.twin_path()),
+                                file.size,
+                                format!(
+                                    "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
+                                    human_age(age),
+                                    codex_versions::FIRST_ZST_READER
+                                ),
+                            ));
+                        }
+                        for p in judged.protected {
+                            kept.push(Kept {
+                                category: "compress".into(),
+                                path: p.path,
+                                reason: p.protection.map(|x| x.explain()).unwrap_or_default(),
+                            });
+                        }
                     }
                 }
             }
@@ -484,8 +522,6 @@ pub fn build_plan(
     };
     Ok(Planned {
         plan,
-        session_moves,
-        recodes,
         index_path,
         gate,
     })

@@ -15,7 +15,9 @@ pub fn save_plan(store_root: &Path, plan: &Plan) -> Result<PathBuf> {
     let dir = plans_dir(store_root);
     crate::store::create_private_dir(&dir)?;
     let path = dir.join(format!("{}.json", plan.id));
-    crate::fs_atomic::write_atomic(&path, &serde_json::to_vec_pretty(plan)?, Some(0o600))?;
+    crate::fs_atomic::write_atomic_with(&path, Some(0o600), |out| {
+        Ok(serde_json::to_writer_pretty(out, plan)?)
+    })?;
     Ok(path)
 }
 
@@ -27,8 +29,9 @@ pub fn load_plan(store_root: &Path, id: &str) -> Result<Plan> {
         .into());
     }
     let path = plans_dir(store_root).join(format!("{id}.json"));
-    let text = std::fs::read(&path).map_err(|_| {
+    let file = std::fs::File::open(&path).map_err(|_| {
         MaintError::refused(format!("no reviewed plan {id} in {}: run `codex-maint cleanup --dry-run` and review it first; nothing was changed", plans_dir(store_root).display()), vec![])
     })?;
-    serde_json::from_slice(&text).with_context(|| format!("reading {}", path.display()))
+    serde_json::from_reader(std::io::BufReader::with_capacity(1 << 16, file))
+        .with_context(|| format!("reading {}", path.display()))
 }

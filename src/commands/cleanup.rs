@@ -74,7 +74,8 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
                 plan.id
             ),
         );
-        r.data = json!({ "dry_run": true, "plan": plan, "plan_file": saved, "compression_gate": planned.gate });
+        r.data = json!({ "dry_run": true, "plan_file": saved, "compression_gate": planned.gate });
+        plan.put_in(&mut r, "plan")?;
         return Ok(r);
     }
 

@@ -342,6 +342,22 @@ impl Catalog {
         )
     }
 
+    /// A page of a run's ops in `seq` order, after `after_seq`: a run of 100,000 ops is
+    /// checked a page at a time.
+    pub fn ops_of_run_after(
+        &self,
+        run_id: i64,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredOp>> {
+        self.query_ops(
+            &format!(
+                "SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ),
+            params![run_id, after_seq, limit as i64],
+        )
+    }
+
     pub fn ops_of_run(&self, run_id: i64) -> Result<Vec<StoredOp>> {
         self.query_ops(
             &format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"),
