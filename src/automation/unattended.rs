@@ -56,7 +56,7 @@ pub fn run(
         let planned = build_plan(at.store_root, home, &before, &args)?;
         let reviewed = planned.plan.clone();
         apply(
-            at, home, &args, &before, &planned, reviewed, false, &handoffs,
+            at, home, &args, &before, planned, reviewed, false, &handoffs,
         )
     };
     match outcome {

@@ -28,13 +28,15 @@ pub fn apply(
     home: &CodexHome,
     args: &CleanupArgs,
     before: &InspectData,
-    planned: &Planned,
+    planned: Planned,
     reviewed: Plan,
     ask: bool,
     handoffs: &HashSet<String>,
 ) -> Result<Report> {
-    let plan = &planned.plan;
-    let current: HashSet<&str> = plan.actions.iter().map(|a| a.id.as_str()).collect();
+    let Planned {
+        plan, index_path, ..
+    } = planned;
+    let current: HashSet<String> = plan.actions.iter().map(|a| a.id.clone()).collect();
     let reviewed_ids: HashSet<&str> = reviewed.actions.iter().map(|a| a.id.as_str()).collect();
     let to_do: Vec<&Action> = reviewed
         .actions
@@ -46,15 +48,16 @@ pub fn apply(
         .iter()
         .filter(|a| !current.contains(a.id.as_str()))
         .collect();
-    let unreviewed: Vec<&Action> = plan
+    let unreviewed: Vec<Action> = plan
         .actions
         .iter()
         .filter(|a| !reviewed_ids.contains(a.id.as_str()))
+        .cloned()
         .collect();
 
     refuse_if_codex_running(home)?;
     if to_do.is_empty() {
-        let mut r = plan_report(home, plan, before);
+        let mut r = plan_report(home, &plan, before);
         if let Some(proposed) = r.sections.iter_mut().find(|s| s.title == report::PROPOSED) {
             proposed.items.clear();
         }
@@ -90,6 +93,14 @@ pub fn apply(
         )?;
     }
 
+    // The plan as it is now stays for the report, on disk: with the reviewed plan beside
+    // it, two lists of 100,000 actions would be most of the run's memory.
+    let spilled = plan.spill()?;
+    let plan = Plan {
+        actions: Vec::new(),
+        ..plan
+    };
+
     let (store, recovered) = crate::write_gate::open_store_and_recover(home, at.store_root)?;
     let run = Run::begin(&store, "cleanup", at.argv, &home.root, None)?;
     let run_id = run.id;
@@ -124,12 +135,8 @@ pub fn apply(
         .copied()
         .filter(|a| is_transcript_action(a))
         .collect();
-    let (sessions_done, mut failure) = super::apply_sessions::execute(
-        &run,
-        home,
-        planned.index_path.as_deref(),
-        &transcript_actions,
-    )?;
+    let (sessions_done, mut failure) =
+        super::apply_sessions::execute(&run, home, index_path.as_deref(), &transcript_actions)?;
     done.extend(sessions_done);
     for a in to_do.iter().copied().filter(|a| !is_transcript_action(a)) {
         if failure.is_some() {
@@ -238,7 +245,7 @@ pub fn apply(
             );
         }
     }
-    kept_lines(&mut r, home, plan);
+    kept_lines(&mut r, home, &plan);
     r.push(
         report::BACKUPS,
         format!(
@@ -281,7 +288,7 @@ pub fn apply(
         "verification_problems": problems,
         "sizes": sizes(before, &after),
     });
-    plan.put_in(&mut r, "plan")?;
+    spilled.put_in(&mut r, "plan");
     r.attach_list("done", done_list.finish()?);
     if !problems.is_empty() {
         r.exit_code = ExitKind::VerifyFailed.code();

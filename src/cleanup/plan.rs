@@ -61,16 +61,13 @@ impl Plan {
     /// on a heavy home) written to disk and streamed into `--json` under `at.actions` and
     /// `at.kept`.
     pub fn put_in(&self, report: &mut crate::report::Report, at: &str) -> Result<()> {
+        self.spill()?.put_in(report, at);
+        Ok(())
+    }
+
+    /// The plan as a report shows it, its lists on disk, so the actions can leave memory.
+    pub fn spill(&self) -> Result<SpilledPlan> {
         use crate::report::LongListWriter;
-        if let serde_json::Value::Object(data) = &mut report.data {
-            data.insert(
-                at.to_string(),
-                serde_json::json!({
-                    "id": self.id, "home": self.home, "created_at": self.created_at,
-                    "categories": self.categories, "bytes": self.bytes,
-                }),
-            );
-        }
         let mut actions = LongListWriter::new()?;
         for a in &self.actions {
             actions.push(a)?;
@@ -79,9 +76,30 @@ impl Plan {
         for k in &self.kept {
             kept.push(k)?;
         }
-        report.attach_list(&format!("{at}.actions"), actions.finish()?);
-        report.attach_list(&format!("{at}.kept"), kept.finish()?);
-        Ok(())
+        Ok(SpilledPlan {
+            fields: serde_json::json!({
+                "id": self.id, "home": self.home, "created_at": self.created_at,
+                "categories": self.categories, "bytes": self.bytes,
+            }),
+            actions: actions.finish()?,
+            kept: kept.finish()?,
+        })
+    }
+}
+
+pub struct SpilledPlan {
+    fields: serde_json::Value,
+    actions: crate::report::LongList,
+    kept: crate::report::LongList,
+}
+
+impl SpilledPlan {
+    pub fn put_in(&self, report: &mut crate::report::Report, at: &str) {
+        if let serde_json::Value::Object(data) = &mut report.data {
+            data.insert(at.to_string(), self.fields.clone());
+        }
+        report.attach_list(&format!("{at}.actions"), self.actions.clone());
+        report.attach_list(&format!("{at}.kept"), self.kept.clone());
     }
 }
 

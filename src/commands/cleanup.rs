@@ -106,7 +106,7 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
         &home,
         &args,
         &before,
-        &planned,
+        planned,
         reviewed,
         !args.yes,
         &handoffs,
