@@ -90,7 +90,7 @@ fn finish_new(file: File, meta: NewFileMeta) -> io::Result<()> {
 /// Input taken per worker job when a stream is encoded with workers: zstd's default is
 /// four windows, and every worker holds its job's input and output at once; this keeps a
 /// huge transcript's peak near what `zstd -T0` itself needs at a fraction of the jobs' size.
-const WORKER_JOB_BYTES: u32 = 4 << 20;
+pub(crate) const WORKER_JOB_BYTES: u32 = 4 << 20;
 
 fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
     let mut options = OpenOptions::new();
