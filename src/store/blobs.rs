@@ -107,14 +107,12 @@ impl BlobStore {
         let final_path = self.path_of(&hash);
         super::create_private_dir(final_path.parent().expect("blob paths have a parent"))?;
         let stored_size = fs::metadata(&temp)?.len();
-        if final_path.exists() && self.is_intact(&hash) {
-            fs::remove_file(&temp)?;
-        } else {
-            // Absent, or damaged since it was stored: the copy just read back takes its place.
-            super::restrict_file(&temp)?;
-            fs::rename(&temp, &final_path)?;
-            fsync_parent(&final_path)?;
-        }
+        // The copy just read back takes the name even when a blob of that name is there: it
+        // holds the same bytes, and checking the old one instead would decode it again (and
+        // a damaged one is mended this way).
+        super::restrict_file(&temp)?;
+        fs::rename(&temp, &final_path)?;
+        fsync_parent(&final_path)?;
         Ok(StoredBlob {
             hash,
             size,
