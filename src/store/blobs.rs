@@ -56,7 +56,7 @@ impl BlobStore {
 
     /// Compresses what `fill` writes into the store, hashing the plain bytes on the way, so
     /// a source is read once: one pass reads, hashes (BLAKE3) and hands the bytes to zstd's
-    /// workers, one per core. A blob already present is kept and the new copy dropped.
+    /// workers, one per core; a second thread reads the file back as it is written.
     pub fn put_with(
         &self,
         fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
