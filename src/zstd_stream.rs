@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use crate::content_hash::HashingReader;
+use crate::content_hash::{HashingReader, HashingWriter};
 
 /// The suffix Codex appends to a plain transcript's name for its compressed form.
 pub const SUFFIX: &str = ".zst";
@@ -52,49 +52,16 @@ pub struct Hashed {
     pub stored_len: u64,
 }
 
-/// A writer that hashes what passes through it.
-struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: blake3::Hasher,
-    len: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: blake3::Hasher::new(),
-            len: 0,
-        }
-    }
-
-    fn digest(&self) -> (String, u64) {
-        (self.hasher.finalize().to_hex().to_string(), self.len)
-    }
-}
-
 impl HashingWriter<BufWriter<File>> {
     /// Flushes the new file, gives it `meta`, and returns the hash and length written.
     fn finish_new_file(self, meta: NewFileMeta) -> io::Result<(String, u64)> {
         let digest = self.digest();
         let file = self
-            .inner
+            .into_inner()
             .into_inner()
             .map_err(|e| io::Error::other(e.to_string()))?;
         finish_new(file, meta)?;
         Ok(digest)
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -123,7 +90,7 @@ fn finish_new(file: File, meta: NewFileMeta) -> io::Result<()> {
 /// Input taken per worker job when a stream is encoded with workers: zstd's default is
 /// four windows, and every worker holds its job's input and output at once; this keeps a
 /// huge transcript's peak near what `zstd -T0` itself needs at a fraction of the jobs' size.
-const WORKER_JOB_BYTES: u32 = 4 << 20;
+pub(crate) const WORKER_JOB_BYTES: u32 = 4 << 20;
 
 fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
     let mut options = OpenOptions::new();

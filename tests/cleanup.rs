@@ -301,6 +301,98 @@ fn applying_the_reviewed_plan_then_undo_restores_everything() {
     assert_eq!(sb.json(&["verify"]).0, 0);
 }
 
+/// The log database this cleanup moves whole is not copied into the backup: the manifest
+/// names it as held in the store, under the hash of the blob that run's op stored, and
+/// undoing the run brings it back byte for byte, WAL and all, readable.
+#[test]
+fn a_database_moved_whole_is_backed_up_by_its_own_blob_and_undo_brings_it_back() {
+    let h = heavy();
+    let sb = &h.sb;
+    let all_before = tree_fingerprint(&sb.home);
+    let only = ["--only", "logs", "--large-log-mb", "1"];
+    let plan = sb.ok_json(&[&["cleanup", "--dry-run"][..], &only[..]].concat());
+    let id = plan["data"]["plan"]["id"].as_str().unwrap();
+    let (code, doc) = sb.json(&[&["cleanup", "--yes", "--plan", id][..], &only[..]].concat());
+    assert_eq!(code, 0, "{doc:#}");
+    let d = &doc["data"];
+
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(d["backup"]["manifest"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let entry = manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "logs_2.sqlite")
+        .expect("the log database is named in the manifest");
+    assert_eq!(entry["held_in_store"]["run_id"], d["run_id"], "{entry:#}");
+    assert_eq!(entry["held_in_store"]["op_kind"], "store_files");
+    let archive = std::fs::File::open(d["backup"]["archive"].as_str().unwrap()).unwrap();
+    let mut tar = tar::Archive::new(zstd::Decoder::new(archive).unwrap());
+    let archived: Vec<String> = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        archived.contains(&"state_5.sqlite".to_string()),
+        "{archived:?}"
+    );
+    assert!(
+        !archived.iter().any(|n| n.starts_with("logs_2")),
+        "{archived:?}"
+    );
+
+    // The op that moved it stored exactly the bytes the manifest names.
+    let op = d["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| {
+            x["action"]["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("logs_2.sqlite")
+        })
+        .unwrap()["op_id"]
+        .as_i64()
+        .unwrap();
+    let hash = entry["hash"].as_str().unwrap();
+    assert!(
+        sb.store
+            .join("blobs")
+            .join(&hash[..2])
+            .join(format!("{hash}.zst"))
+            .is_file()
+    );
+    let backups = doc["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["title"] == "Backups and manifests")
+        .unwrap();
+    let said = texts(&backups["items"]);
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("logs_2.sqlite: not copied into backup")
+                && l.contains(&format!("op {op}, blob {hash}"))),
+        "{said:#?}"
+    );
+    assert_eq!(sb.json(&["verify"]).0, 0);
+
+    sb.ok_json(&["undo", "--run", &d["run_id"].to_string()]);
+    let all_after = tree_fingerprint(&sb.home);
+    for name in ["logs_2.sqlite", "logs_2.sqlite-wal"] {
+        assert!(all_before.contains_key(name), "{name}");
+        assert_eq!(all_before.get(name), all_after.get(name), "{name}");
+    }
+    let rows: i64 = rusqlite::Connection::open(sb.home.join("logs_2.sqlite"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM logs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 6000, "the rows still in the WAL came back too");
+}
+
 #[test]
 fn only_what_was_reviewed_and_still_holds_is_done() {
     let h = heavy();

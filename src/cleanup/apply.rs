@@ -108,7 +108,13 @@ pub fn apply(
     describe_recovery(&mut r, &recovered);
     observed(&mut r, home, before);
 
-    let backup = match state_backup::create(&store, home, Some(run_id)) {
+    // A database this run moves whole is backed up by its own blob, not copied again.
+    let moved_whole: Vec<PathBuf> = to_do
+        .iter()
+        .filter(|a| a.kind == OpKind::StoreFiles && a.path.ends_with(".sqlite"))
+        .map(|a| PathBuf::from(&a.path))
+        .collect();
+    let backup = match state_backup::create(&store, home, Some(run_id), &moved_whole) {
         Ok(b) => b,
         Err(e) => {
             run.finish("failed")?;
@@ -246,6 +252,7 @@ pub fn apply(
         }
     }
     kept_lines(&mut r, home, &plan);
+    held_in_store_lines(&mut r, &store, home, &backup.info, &done);
     r.push(
         report::BACKUPS,
         format!(
@@ -301,4 +308,41 @@ pub fn apply(
         )));
     }
     Ok(r)
+}
+
+/// Where the backup of each database this run moved whole is: the blob of its op, named
+/// by the hash the manifest recorded; or, when the run stopped before that op, the
+/// database itself, still in place.
+fn held_in_store_lines(
+    r: &mut Report,
+    store: &crate::store::Store,
+    home: &CodexHome,
+    info: &crate::store::backup::BackupInfo,
+    done: &[(&Action, i64)],
+) {
+    for held in &info.held_in_store {
+        let path = home.root.join(&held.path);
+        let op = done.iter().find(|(a, _)| Path::new(&a.path) == path);
+        let blob = op.and_then(|(_, id)| store.catalog.op(*id).ok().flatten()?.blob);
+        let line = match (op, blob) {
+            (Some((_, id)), Some(blob)) if blob == held.hash => format!(
+                "{}: not copied into backup {}; this run moved it whole into the store, and that copy is its backup (op {id}, blob {blob}, the hash in the manifest; `codex-maint undo --run {}` brings it back)",
+                held.path,
+                info.id,
+                held.held_in_store
+                    .as_ref()
+                    .and_then(|h| h.run_id)
+                    .unwrap_or_default()
+            ),
+            (Some((_, id)), Some(blob)) => format!(
+                "{}: not copied into backup {}; this run moved it whole into the store (op {id}, blob {blob}), but it changed after the manifest recorded it as {}",
+                held.path, info.id, held.hash
+            ),
+            _ => format!(
+                "{}: not copied into backup {}, as this run was to move it whole into the store; the run stopped first, so it is still in place",
+                held.path, info.id
+            ),
+        };
+        r.push(report::BACKUPS, line);
+    }
 }

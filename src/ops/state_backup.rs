@@ -1,19 +1,21 @@
 //! What a cleanup backs up before it changes anything (SPEC.md "Cleanup Policy"): config
 //! and other top-level TOML/JSON, every database (through SQLite's online backup API, then
 //! `integrity_check` on the copy), and memories, skills, plugins and automations. Never
-//! `auth.json`.
+//! `auth.json`. A database the same run moves whole into the store is not copied: the
+//! blob its op stores holds its exact bytes, so copying and compressing it here as well
+//! would only read a multi-GB log database twice; the manifest names it as held there.
 
 use anyhow::Result;
 use rusqlite::{Connection, OpenFlags};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::fs_atomic::file_mode;
 use crate::home::CodexHome;
 use crate::store::Store;
-use crate::store::backup::{self, BackupInfo, BackupSource};
+use crate::store::backup::{self, BackupInfo, BackupSource, HeldInStore};
 
 const STATE_DIRS: &[&str] = &["memories", "skills", "plugins", "automations"];
 
@@ -22,12 +24,19 @@ pub struct StateBackup {
     pub databases_checked: Vec<String>,
 }
 
-pub fn create(store: &Store, home: &CodexHome, run_id: Option<i64>) -> Result<StateBackup> {
+/// Backs up the home's state before run `run_id` changes it; `moved_whole` are the
+/// databases that run's `store-files` ops move whole into the store.
+pub fn create(
+    store: &Store,
+    home: &CodexHome,
+    run_id: Option<i64>,
+    moved_whole: &[PathBuf],
+) -> Result<StateBackup> {
     let dir = backup::new_dir(store)?;
     let copies = tempfile::Builder::new()
         .prefix(".db-copies-")
         .tempdir_in(&dir)?;
-    let (sources, databases_checked) = collect(home, copies.path())?;
+    let (sources, databases_checked) = collect(home, copies.path(), moved_whole, run_id)?;
     let info = backup::create(store, &dir, &home.display(), &sources, run_id)?;
     Ok(StateBackup {
         info,
@@ -35,7 +44,12 @@ pub fn create(store: &Store, home: &CodexHome, run_id: Option<i64>) -> Result<St
     })
 }
 
-fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<String>)> {
+fn collect(
+    home: &CodexHome,
+    copies: &Path,
+    moved_whole: &[PathBuf],
+    run_id: Option<i64>,
+) -> Result<(Vec<BackupSource>, Vec<String>)> {
     let mut sources = Vec::new();
     let mut checked = Vec::new();
     let mut top: Vec<fs::DirEntry> = fs::read_dir(&home.root)?.filter_map(|e| e.ok()).collect();
@@ -55,7 +69,18 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
         if backed_up {
             crate::path_text::recorded(&e.path())?;
         }
-        if name.ends_with(".sqlite") {
+        if name.ends_with(".sqlite") && moved_whole.contains(&e.path()) {
+            sources.push(BackupSource {
+                name,
+                bytes_from: e.path(),
+                mtime_ns,
+                mode: file_mode(&meta),
+                held_in_store: Some(HeldInStore {
+                    run_id,
+                    op_kind: super::OpKind::StoreFiles.to_string(),
+                }),
+            });
+        } else if name.ends_with(".sqlite") {
             let copy = copies.join(&name);
             copy_database(&e.path(), &copy)?;
             checked.push(name.clone());
@@ -64,6 +89,7 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
                 bytes_from: copy,
                 mtime_ns,
                 mode: file_mode(&meta),
+                held_in_store: None,
             });
         } else if name.ends_with(".toml") || name.ends_with(".json") {
             sources.push(BackupSource {
@@ -71,6 +97,7 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
                 bytes_from: e.path(),
                 mtime_ns,
                 mode: file_mode(&meta),
+                held_in_store: None,
             });
         }
     }
@@ -93,6 +120,7 @@ fn collect(home: &CodexHome, copies: &Path) -> Result<(Vec<BackupSource>, Vec<St
                 bytes_from: e.path().to_path_buf(),
                 mtime_ns: meta.modified().map(system_time_ns).unwrap_or(0),
                 mode: file_mode(&meta),
+                held_in_store: None,
             });
         }
     }
@@ -165,7 +193,7 @@ mod tests {
         db.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (42);")
             .unwrap();
         let store = Store::open_for_write(&dir.path().join("store")).unwrap();
-        let made = create(&store, &home, None).unwrap();
+        let made = create(&store, &home, None, &[]).unwrap();
         let info = made.info;
         let manifest: backup::Manifest =
             serde_json::from_slice(&fs::read(&info.manifest).unwrap()).unwrap();

@@ -2,8 +2,9 @@
 //! `-wal` and `-shm` (moved together, as they lie, so undo puts back the same bytes and
 //! SQLite finds a consistent trio). The path is left free for Codex to start a fresh one.
 //!
-//! Protocol: prepare (paths, sizes, modes, mtimes) → compress each into a blob → record the
-//! blobs → check each blob decompresses to its hash → remove the sources → applied.
+//! Protocol: prepare (paths, sizes, modes, mtimes) → compress each into a blob, read back
+//! as it is written → record the blobs → check each source is unchanged since it was read
+//! → remove the sources → applied.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,32 @@ pub fn item_files(main: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// What changes whenever a file's bytes do: any write moves its change time (which no one
+/// can set back) and a replacement changes its inode. The blob's hash was taken from the
+/// bytes read while storing, so equal facts before and after mean those bytes are the
+/// file's, without hashing the whole file a second time.
+#[derive(Debug, PartialEq, Eq)]
+struct Unchanged {
+    len: u64,
+    inode: u64,
+    device: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Unchanged {
+    fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Unchanged {
+            len: meta.len(),
+            inode: meta.ino(),
+            device: meta.dev(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
 pub fn execute(run: &Run, category: &str, main: &Path) -> Result<i64> {
     execute_reverting(run, category, main, None)
 }
@@ -73,6 +100,7 @@ pub fn execute_reverting(
     reverts_op: Option<i64>,
 ) -> Result<i64> {
     let mut files = Vec::new();
+    let mut seen_before = Vec::new();
     for path in item_files(main) {
         if writes_in_home(category) {
             run.guard.ensure(&path)?;
@@ -84,6 +112,7 @@ pub fn execute_reverting(
             "{} is not a regular file; not moved",
             path.display()
         );
+        seen_before.push(Unchanged::of(&meta));
         files.push(StoredFile {
             path,
             size: meta.len(),
@@ -124,15 +153,10 @@ pub fn execute_reverting(
     run.store
         .catalog
         .update_detail(op_id, &super::detail::stored(&detail)?)?;
-    for f in &detail.files {
-        let hash = f.blob.as_deref().expect("just stored");
+    // Each blob was read back whole as it was written (`put_file` fails otherwise).
+    for (f, before) in detail.files.iter().zip(&seen_before) {
         anyhow::ensure!(
-            blobs.rehash(hash)? == hash,
-            "the stored copy of {} does not read back; nothing removed",
-            f.path.display()
-        );
-        anyhow::ensure!(
-            hash_file(&f.path)? == hash,
+            fs::symlink_metadata(&f.path).is_ok_and(|m| Unchanged::of(&m) == *before),
             "{} changed while it was being stored; nothing removed",
             f.path.display()
         );
@@ -367,5 +391,28 @@ impl super::OpType for StoreFiles {
     }
     fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
         verify_live(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_is_seen_even_with_its_size_and_mtime_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("codex-tui.log");
+        fs::write(&path, "first bytes\n").unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let before = Unchanged::of(&meta);
+        assert_eq!(Unchanged::of(&fs::symlink_metadata(&path).unwrap()), before);
+        // The change time moves with the kernel's clock tick; wait one out.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        fs::write(&path, "other bytes\n").unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(meta.modified().unwrap()).unwrap();
+        let after = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(after.len(), meta.len());
+        assert_ne!(Unchanged::of(&after), before);
     }
 }

@@ -25,6 +25,9 @@ pub struct BackupEntry {
     pub mtime_ns: i64,
     pub mode: u32,
     pub hash: String,
+    /// Set when the entry is not in the archive but held in the store as a blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_in_store: Option<HeldInStore>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +39,16 @@ pub struct Manifest {
     pub entries: Vec<BackupEntry>,
 }
 
+/// Where an entry's bytes are when they are not in the archive: the run this backup
+/// protects moves the file whole into the store, and the blob named by the entry's hash,
+/// stored by that run's op of kind `op_kind` on the same path, is its backup. `undo --run
+/// <run_id>` puts it back byte for byte.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeldInStore {
+    pub run_id: Option<i64>,
+    pub op_kind: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupInfo {
     pub id: i64,
@@ -44,6 +57,8 @@ pub struct BackupInfo {
     pub manifest: PathBuf,
     pub entries: usize,
     pub bytes: u64,
+    /// The entries held in the store rather than in the archive.
+    pub held_in_store: Vec<BackupEntry>,
 }
 
 /// A file to put in the backup: its name in the archive, where its bytes are read from
@@ -53,6 +68,8 @@ pub struct BackupSource {
     pub bytes_from: PathBuf,
     pub mtime_ns: i64,
     pub mode: u32,
+    /// Not copied: only hashed, and named as held in the store.
+    pub held_in_store: Option<HeldInStore>,
 }
 
 /// A folder under `backups/` for this snapshot; the caller fills a private temporary
@@ -87,6 +104,19 @@ pub fn create(
         restrict_file(&archive_path)?;
         let mut tar = tar::Builder::new(zstd::Encoder::new(out, 3)?);
         for s in sources {
+            if let Some(held) = &s.held_in_store {
+                let size = fs::metadata(&s.bytes_from)?.len();
+                entries.push(BackupEntry {
+                    path: s.name.clone(),
+                    size,
+                    mtime_ns: s.mtime_ns,
+                    mode: s.mode,
+                    hash: hash_file(&s.bytes_from)
+                        .with_context(|| format!("reading {}", s.bytes_from.display()))?,
+                    held_in_store: Some(held.clone()),
+                });
+                continue;
+            }
             let file = File::open(&s.bytes_from)
                 .with_context(|| format!("reading {}", s.bytes_from.display()))?;
             let size = file.metadata()?.len();
@@ -109,6 +139,7 @@ pub fn create(
                 mtime_ns: s.mtime_ns,
                 mode: s.mode,
                 hash,
+                held_in_store: None,
             });
         }
         let encoder = tar.into_inner()?;
@@ -153,6 +184,12 @@ pub fn create(
         id,
         bytes: fs::metadata(&archive_path)?.len(),
         entries: manifest.entries.len(),
+        held_in_store: manifest
+            .entries
+            .iter()
+            .filter(|e| e.held_in_store.is_some())
+            .cloned()
+            .collect(),
         archive: archive_path,
         manifest: manifest_path,
         dir: dir.to_path_buf(),
@@ -196,15 +233,21 @@ pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
             return Ok(problems);
         }
     };
-    if seen.len() != manifest.entries.len() {
+    // An entry held in the store is checked where it is: `verify` rehashes every blob.
+    let archived: Vec<&BackupEntry> = manifest
+        .entries
+        .iter()
+        .filter(|e| e.held_in_store.is_none())
+        .collect();
+    if seen.len() != archived.len() {
         problems.push(format!(
             "{}: {} entries, the manifest lists {}",
             archive.display(),
             seen.len(),
-            manifest.entries.len()
+            archived.len()
         ));
     }
-    for (e, (name, size, hash)) in manifest.entries.iter().zip(&seen) {
+    for (e, (name, size, hash)) in archived.iter().zip(&seen) {
         if &e.path != name || e.size != *size || &e.hash != hash {
             problems.push(format!(
                 "{}: entry {} does not match the manifest",

@@ -1,17 +1,19 @@
 //! Content-addressed blobs: `blobs/ab/<blake3>.zst`, the hash of the plain bytes. A blob is
-//! compressed to a temporary name, fsynced, then renamed into place, so a name that exists
-//! always holds a whole blob.
+//! compressed to a temporary name, read back as it is written, fsynced, then renamed into
+//! place, so a name that exists always holds a whole blob that decodes to its name.
 
 use anyhow::{Context, Result, bail};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::content_hash::{HashingReader, hash_reader};
+use super::read_back;
+use crate::content_hash::{HashingReader, HashingWriter, hash_reader};
 use crate::failpoint;
 use crate::fs_atomic::{fsync_dir, fsync_parent};
 
 const ZSTD_LEVEL: i32 = 3;
+const IO_BUFFER: usize = 1 << 20;
 
 /// A new file only its owner can read, from its first byte: a stored copy of a log or a
 /// transcript is as private as the original.
@@ -52,39 +54,65 @@ impl BlobStore {
         crate::fs_atomic::remove_temp_files_in(&self.dir)
     }
 
-    /// Compresses `source` into the store, hashing the plain bytes on the way, so the file
-    /// is read once. A blob already present is kept and the new copy dropped.
-    pub fn put_reader(&self, source: impl Read) -> Result<StoredBlob> {
+    /// Compresses what `fill` writes into the store, hashing the plain bytes on the way, so
+    /// a source is read once: one pass reads, hashes (BLAKE3) and hands the bytes to zstd's
+    /// workers, one per core; a second thread reads the file back as it is written.
+    pub fn put_with(
+        &self,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<StoredBlob> {
         super::create_private_dir(&self.dir)?;
         let temp = crate::fs_atomic::temp_path_beside(&self.dir.join("blob"));
-        let mut reader = HashingReader::new(source);
-        let written = (|| -> io::Result<()> {
-            let out = private_file_options().open(&temp)?;
-            let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
-            encoder.multithread(workers())?;
-            io::copy(&mut reader, &mut encoder)?;
-            encoder.finish()?.sync_all()
+        let written = (|| -> io::Result<(String, u64)> {
+            let (out, read_back) = read_back::follow(private_file_options().open(&temp)?, &temp)?;
+            let compressed = (|| -> io::Result<(String, u64, File)> {
+                let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+                encoder.multithread(workers())?;
+                // Every worker holds its job's input and output at once; zstd's default
+                // jobs (8 MB at this level) took a rotation's peak to 91 MB.
+                encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(
+                    crate::zstd_stream::WORKER_JOB_BYTES,
+                ))?;
+                // Large writes: zstd's workers take whole jobs of input, and a source
+                // copied through this buffer is read in the same large pieces.
+                let mut plain = BufWriter::with_capacity(IO_BUFFER, HashingWriter::new(encoder));
+                fill(&mut plain)?;
+                let hashing = plain.into_inner().map_err(|e| e.into_error())?;
+                let (hash, size) = hashing.digest();
+                Ok((hash, size, hashing.into_inner().finish()?.into_file()))
+            })();
+            // Joined whatever happened, so no reader is left on a file about to be removed.
+            let decoded = read_back.finish();
+            let (hash, size, file) = compressed?;
+            if decoded? != (hash.clone(), size) {
+                return Err(io::Error::other(
+                    "the compressed copy does not read back to the bytes written",
+                ));
+            }
+            file.sync_all()?;
+            Ok((hash, size))
         })();
-        if let Err(e) = written {
-            // A half-written blob must not go on filling a disk that is already full.
-            let _ = fs::remove_file(&temp);
-            return Err(anyhow::Error::new(e).context(format!(
-                "writing a blob into the store {} (the partial copy was removed; the item it was for is unchanged)",
-                self.dir.display()
-            )));
-        }
+        let (hash, size) = match written {
+            Ok(digest) => digest,
+            Err(e) => {
+                // A half-written blob must not go on filling a disk that is already full.
+                let _ = fs::remove_file(&temp);
+                return Err(anyhow::Error::new(e).context(format!(
+                    "writing a blob into the store {} (the partial copy was removed; the item it was for is unchanged)",
+                    self.dir.display()
+                )));
+            }
+        };
         failpoint::hit("blob-temp-written");
-        let (hash, size) = reader.finish();
         let final_path = self.path_of(&hash);
         super::create_private_dir(final_path.parent().expect("blob paths have a parent"))?;
         let stored_size = fs::metadata(&temp)?.len();
-        if final_path.exists() {
-            fs::remove_file(&temp)?;
-        } else {
-            super::restrict_file(&temp)?;
-            fs::rename(&temp, &final_path)?;
-            fsync_parent(&final_path)?;
-        }
+        // The copy just read back takes the name even when a blob of that name is there: it
+        // holds the same bytes, and checking the old one instead would decode it again (and
+        // a damaged one is mended this way).
+        super::restrict_file(&temp)?;
+        fs::rename(&temp, &final_path)?;
+        fsync_parent(&final_path)?;
         Ok(StoredBlob {
             hash,
             size,
@@ -92,13 +120,18 @@ impl BlobStore {
         })
     }
 
+    pub fn put_reader(&self, source: impl Read) -> Result<StoredBlob> {
+        let mut source = BufReader::with_capacity(IO_BUFFER, source);
+        self.put_with(|out| io::copy(&mut source, out).map(|_| ()))
+    }
+
     pub fn put_file(&self, path: &Path) -> Result<StoredBlob> {
         let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-        self.put_reader(BufReader::with_capacity(256 * 1024, file))
+        self.put_reader(file)
     }
 
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<StoredBlob> {
-        self.put_reader(bytes)
+        self.put_with(|out| out.write_all(bytes))
     }
 
     pub fn open(&self, hash: &str) -> Result<impl Read + use<>> {
@@ -201,6 +234,19 @@ mod tests {
         fs::write(blobs.path_of(&stored.hash), forged).unwrap();
         assert_ne!(blobs.rehash(&stored.hash).unwrap(), stored.hash);
         assert!(blobs.read_all(&stored.hash).is_err());
+    }
+
+    #[test]
+    fn storing_the_same_bytes_again_mends_a_damaged_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let bytes = b"a log line\n".repeat(10_000);
+        let stored = blobs.put_bytes(&bytes).unwrap();
+        let forged = zstd::encode_all(&b"tampered bytes"[..], 3).unwrap();
+        fs::write(blobs.path_of(&stored.hash), forged).unwrap();
+        assert!(!blobs.is_intact(&stored.hash));
+        assert_eq!(blobs.put_bytes(&bytes).unwrap().hash, stored.hash);
+        assert_eq!(blobs.read_all(&stored.hash).unwrap(), bytes);
     }
 
     /// A source that fails part-way, as a full disk or a vanished file would.

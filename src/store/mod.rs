@@ -5,6 +5,7 @@ pub mod backup;
 pub mod blobs;
 pub mod catalog;
 pub mod migrations;
+mod read_back;
 mod store_lock;
 
 use anyhow::{Context, Result};
