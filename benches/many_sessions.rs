@@ -31,6 +31,9 @@ struct Row {
 }
 
 struct CodexFigures {
+    /// Active transcripts on disk when each listing ran.
+    active_total_before: u64,
+    active_total_after: u64,
     active_before: Listing,
     archived_before: Listing,
     active_after: Listing,
@@ -102,10 +105,12 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
     measure(&mut ours(&["inspect"]));
     rows.push(("inspect (warm)".into(), best_of(3, || ours(&["inspect"]))));
 
+    let active_total_before = active_transcripts(&home);
     let listings_before = codex.map(|c| listings(c, &home));
     let (archive, _) = measure_cold(&mut ours(&["archive", "--older-than", "10d", "--yes"]));
     let archived_by_policy = count_archived_by_last_run(&bin, &home, &store, dir.path());
     rows.push(("archive --older-than 10d --yes (cold)".into(), archive));
+    let active_total_after = active_transcripts(&home);
     let listings_after = codex.map(|c| listings(c, &home));
     check_parity("archive");
     rows.push(("verify (warm)".into(), measure(&mut ours(&["verify"]))));
@@ -130,6 +135,8 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
 
     let codex_figures = match (listings_before, listings_after) {
         (Some((ab, rb)), Some((aa, ra))) => Some(CodexFigures {
+            active_total_before,
+            active_total_after,
             active_before: ab,
             archived_before: rb,
             active_after: aa,
@@ -157,6 +164,14 @@ fn listings(codex: &Path, home: &Path) -> (Listing, Listing) {
     (active, archived)
 }
 
+fn active_transcripts(home: &Path) -> u64 {
+    walkdir::WalkDir::new(home.join("sessions"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .count() as u64
+}
+
 fn count_archived_by_last_run(bin: &Path, home: &Path, store: &Path, sandbox: &Path) -> u64 {
     let out = ours_in(bin, home, store, sandbox, &["log"])
         .output()
@@ -165,7 +180,7 @@ fn count_archived_by_last_run(bin: &Path, home: &Path, store: &Path, sandbox: &P
     doc["data"]["runs"]
         .as_array()
         .and_then(|runs| runs.iter().rev().find(|r| r["command"] == "archive"))
-        .and_then(|r| r["ops"].as_u64().or(r["op_count"].as_u64()))
+        .and_then(|r| r["op_counts"]["applied"].as_u64())
         .unwrap_or(0)
 }
 
@@ -272,14 +287,21 @@ fn report(rows: &[Row], small: &Scale, large: &Scale, kib: u64) {
         }
         let listed_before = c.active_before.threads + c.archived_before.threads;
         let listed_after = c.active_after.threads + c.archived_after.threads;
+        // Codex stops a listing (and its doctor's file scan) after 10,000 rollout files, so
+        // above that a listing is complete when it returns as many as the cap allows.
+        let expected = |kind_total: u64| kind_total.min(codex_app::SCAN_CAP);
         let _ = writeln!(
             out,
-            "Every thread listed: {} before, {} after, of {} ({}). `codex doctor` parity: {}.",
-            listed_before,
-            listed_after,
+            "Threads Codex listed: {listed_before} before, {listed_after} after, of {} ({}). `codex doctor` rollout/index parity: {}.",
             scale.sessions,
-            if listed_before as u64 == scale.sessions && listed_after as u64 == scale.sessions {
-                "all"
+            if c.active_before.threads as u64 == expected(c.active_total_before)
+                && c.archived_before.threads as u64
+                    == expected(scale.sessions - c.active_total_before)
+                && c.active_after.threads as u64 == expected(c.active_total_after)
+                && c.archived_after.threads as u64
+                    == expected(scale.sessions - c.active_total_after)
+            {
+                "every thread, up to Codex's own cap of 10,000 per listing"
             } else {
                 "SOME MISSING"
             },

@@ -8,6 +8,9 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
+/// Codex 0.169 stops a `thread/list` (and its doctor's scan) after this many rollout files.
+pub const SCAN_CAP: u64 = 10_000;
+
 pub fn codex(bin: &Path, home: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.env("CODEX_HOME", home)
@@ -133,7 +136,9 @@ pub fn create_databases(bin: &Path, home: &Path) {
     );
 }
 
-/// `codex doctor --json`'s `state.rollout_db_parity.status`.
+/// `codex doctor --json`'s `state.rollout_db_parity`: its status, and when it is not
+/// `ok`, the counts behind it (above 10,000 files Codex's scan stops and says `warning`
+/// whatever it found; the missing, duplicate and stale counts say whether it found drift).
 pub fn parity(bin: &Path, home: &Path) -> String {
     let out = codex(bin, home)
         .args(["doctor", "--json"])
@@ -141,8 +146,18 @@ pub fn parity(bin: &Path, home: &Path) -> String {
         .output()
         .expect("codex doctor runs");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    doc["checks"]["state.rollout_db_parity"]["status"]
-        .as_str()
-        .unwrap_or("no answer")
-        .to_string()
+    let check = &doc["checks"]["state.rollout_db_parity"];
+    let status = check["status"].as_str().unwrap_or("no answer").to_string();
+    if status == "ok" {
+        return status;
+    }
+    let detail = |key: &str| check["details"][key].as_str().unwrap_or("?").to_string();
+    format!(
+        "{status} (scan cap reached: {}; missing active rows {}, missing archived rows {}, duplicate ids {}, malformed names {})",
+        detail("rollout DB scan cap reached"),
+        detail("rollout DB missing active rows"),
+        detail("rollout DB missing archived rows"),
+        detail("rollout DB duplicate rollout thread ids"),
+        detail("rollout DB malformed file names"),
+    )
 }
