@@ -2,12 +2,13 @@
 //! value so `--json` and the human view can never disagree. The sections are SPEC.md's
 //! output shape; `data` carries the structured facts with stable field names.
 
+use serde::de::DeserializeOwned;
 use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -254,11 +255,36 @@ impl LongList {
 
     /// The items back, in the order they were pushed.
     pub fn items(&self) -> std::io::Result<impl Iterator<Item = std::io::Result<Value>> + '_> {
-        let mut reader = &*self.file;
-        reader.rewind()?;
+        self.items_as::<Value>()
+    }
+
+    /// The items back as `T`, in order. Each reader keeps its own position in the file, so
+    /// two readers of clones of one list never disturb each other.
+    pub fn items_as<T: DeserializeOwned>(
+        &self,
+    ) -> std::io::Result<impl Iterator<Item = std::io::Result<T>> + '_> {
+        let reader = PositionalReader {
+            file: &self.file,
+            at: 0,
+        };
         Ok(BufReader::with_capacity(64 << 10, reader)
             .lines()
             .map(|line| line.and_then(|l| serde_json::from_str(&l).map_err(std::io::Error::other))))
+    }
+}
+
+/// Reads a shared file from its own offset (`pread`), not the file's shared cursor.
+struct PositionalReader<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 

@@ -6,6 +6,7 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use super::action_list::is_per_transcript;
 use super::report::{kept_lines, observed, plan_report, verb};
 use super::verify::{sizes, verify_after};
 use super::{Action, CleanupArgs, Invocation, Plan, Planned};
@@ -13,7 +14,7 @@ use crate::clock::human_bytes;
 use crate::error::{ExitKind, MaintError};
 use crate::home::{CodexHome, relative_to};
 use crate::ops::{OpKind, Run, config_edit, state_backup, store_dir, store_files, worktree_move};
-use crate::report::{self, Report};
+use crate::report::{self, Largest, LongListWriter, Report};
 use crate::survey::{self, DatabaseDepth, InspectData};
 use crate::write_gate::{confirm, describe_recovery, refuse_if_codex_running};
 
@@ -36,28 +37,30 @@ pub fn apply(
     let Planned {
         plan, index_path, ..
     } = planned;
-    let current: HashSet<String> = plan.actions.iter().map(|a| a.id.clone()).collect();
-    let reviewed_ids: HashSet<&str> = reviewed.actions.iter().map(|a| a.id.as_str()).collect();
-    let to_do: Vec<&Action> = reviewed
-        .actions
-        .iter()
-        .filter(|a| current.contains(a.id.as_str()))
-        .collect();
-    let no_longer_hold: Vec<&Action> = reviewed
-        .actions
-        .iter()
-        .filter(|a| !current.contains(a.id.as_str()))
-        .collect();
-    let unreviewed: Vec<Action> = plan
-        .actions
-        .iter()
-        .filter(|a| !reviewed_ids.contains(a.id.as_str()))
-        .cloned()
-        .collect();
+    // Both plans are on disk; what is compared in memory is their ids.
+    let current = &plan.actions;
+    let mut to_do = (0u64, 0u64);
+    let mut no_longer_hold = Mismatches::new()?;
+    for a in reviewed.actions.each()? {
+        let a = a?;
+        if current.holds(&a.id) {
+            to_do.0 += 1;
+            to_do.1 += a.bytes;
+        } else {
+            no_longer_hold.add(a)?;
+        }
+    }
+    let mut unreviewed = Mismatches::new()?;
+    for a in current.each()? {
+        let a = a?;
+        if !reviewed.actions.holds(&a.id) {
+            unreviewed.add(a)?;
+        }
+    }
 
     refuse_if_codex_running(home)?;
-    if to_do.is_empty() {
-        let mut r = plan_report(home, &plan, before);
+    if to_do.0 == 0 {
+        let mut r = plan_report(home, &plan, before)?;
         if let Some(proposed) = r.sections.iter_mut().find(|s| s.title == report::PROPOSED) {
             proposed.items.clear();
         }
@@ -81,25 +84,14 @@ pub fn apply(
             )
             .into());
         }
-        let preview = plan_report(home, &reviewed, before).render_text();
+        let preview = plan_report(home, &reviewed, before)?.render_text();
         eprint!("{preview}");
         confirm(
-            &format!(
-                "Apply {} actions ({})?",
-                to_do.len(),
-                human_bytes(to_do.iter().map(|a| a.bytes).sum())
-            ),
+            &format!("Apply {} actions ({})?", to_do.0, human_bytes(to_do.1)),
             false,
         )?;
     }
-
-    // The plan as it is now stays for the report, on disk: with the reviewed plan beside
-    // it, two lists of 100,000 actions would be most of the run's memory.
     let spilled = plan.spill()?;
-    let plan = Plan {
-        actions: Vec::new(),
-        ..plan
-    };
 
     let (store, recovered) = crate::write_gate::open_store_and_recover(home, at.store_root)?;
     let run = Run::begin(&store, "cleanup", at.argv, &home.root, None)?;
@@ -109,8 +101,11 @@ pub fn apply(
     observed(&mut r, home, before);
 
     // A database this run moves whole is backed up by its own blob, not copied again.
-    let moved_whole: Vec<PathBuf> = to_do
+    let moved_whole: Vec<PathBuf> = reviewed
+        .actions
+        .few()
         .iter()
+        .filter(|a| current.holds(&a.id))
         .filter(|a| a.kind == OpKind::StoreFiles && a.path.ends_with(".sqlite"))
         .map(|a| PathBuf::from(&a.path))
         .collect();
@@ -134,17 +129,21 @@ pub fn apply(
     );
     r.push(report::VERIFICATION, format!("backup read back against its manifest: ok; databases copied through the backup API and checked: {}", backup.databases_checked.join(", ")));
 
-    let mut done: Vec<(&Action, i64)> = Vec::new();
-    let is_transcript_action = |a: &Action| a.category == "sessions" || a.category == "compress";
-    let transcript_actions: Vec<&Action> = to_do
+    let mut done = Done::new()?;
+    let mut failure = super::apply_sessions::execute(
+        &run,
+        home,
+        index_path.as_deref(),
+        &reviewed.actions,
+        &|a| current.holds(&a.id),
+        &mut |a, op| done.add(home, a, op),
+    )?;
+    for a in reviewed
+        .actions
+        .few()
         .iter()
-        .copied()
-        .filter(|a| is_transcript_action(a))
-        .collect();
-    let (sessions_done, mut failure) =
-        super::apply_sessions::execute(&run, home, index_path.as_deref(), &transcript_actions)?;
-    done.extend(sessions_done);
-    for a in to_do.iter().copied().filter(|a| !is_transcript_action(a)) {
+        .filter(|a| current.holds(&a.id))
+    {
         if failure.is_some() {
             break;
         }
@@ -175,84 +174,21 @@ pub fn apply(
             )),
         };
         match result {
-            Ok(id) => done.push((a, id)),
+            Ok(id) => done.add(home, a, id)?,
             Err(e) => failure = Some(e.context(format!("{} {}", a.kind, a.path))),
         }
     }
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
 
-    let archived: Vec<&(&Action, i64)> = done
-        .iter()
-        .filter(|(a, _)| a.category == "sessions")
-        .collect();
-    if archived.len() > 10 {
-        r.push(
-            report::COMPLETED,
-            format!(
-                "archived {} sessions ({}) to archived_sessions/ with their thread rows (ops {}-{}; all in --json)",
-                archived.len(),
-                human_bytes(archived.iter().map(|(a, _)| a.bytes).sum()),
-                archived.first().map_or(0, |x| x.1),
-                archived.last().map_or(0, |x| x.1)
-            ),
-        );
-    }
-    // A person reads the largest; every one is in --json.
-    let mut shown = crate::report::Largest::new(SHOWN_IN_TEXT);
-    for (a, op) in done
-        .iter()
-        .filter(|(a, _)| archived.len() <= 10 || a.category != "sessions")
-    {
-        shown.offer(a.bytes, || {
-            format!(
-                "{} {} ({}) (op {op})",
-                verb(a),
-                relative_to(home, Path::new(&a.path)),
-                human_bytes(a.bytes)
-            )
-        });
-    }
-    r.extend(
-        report::COMPLETED,
-        shown.into_lines(|more| {
-            format!("... and {more} more actions done (every one is in --json)")
-        }),
-    );
-    for a in no_longer_hold.iter().take(SHOWN_IN_TEXT) {
-        r.push(
-            report::NOT_TOUCHED,
-            format!(
-                "{} - skipped: it no longer holds (changed since the plan was reviewed)",
-                relative_to(home, Path::new(&a.path))
-            ),
-        );
-    }
-    for a in unreviewed.iter().take(SHOWN_IN_TEXT) {
-        r.push(
-            report::NOT_TOUCHED,
-            format!(
-                "{} - not in the reviewed plan, not done: {}",
-                relative_to(home, Path::new(&a.path)),
-                a.reason
-            ),
-        );
-    }
-    for (count, what) in [
-        (no_longer_hold.len(), "skipped because they no longer hold"),
-        (unreviewed.len(), "not in the reviewed plan"),
-    ] {
-        if count > SHOWN_IN_TEXT {
-            r.push(
-                report::NOT_TOUCHED,
-                format!(
-                    "... and {} more {what} (every one is in --json)",
-                    count - SHOWN_IN_TEXT
-                ),
-            );
-        }
-    }
+    r.extend(report::COMPLETED, done.lines());
+    no_longer_hold.lines(&mut r, home, "skipped because they no longer hold", |_| {
+        "skipped: it no longer holds (changed since the plan was reviewed)".into()
+    });
+    unreviewed.lines(&mut r, home, "not in the reviewed plan", |a| {
+        format!("not in the reviewed plan, not done: {}", a.reason)
+    });
     kept_lines(&mut r, home, &plan);
-    held_in_store_lines(&mut r, &store, home, &backup.info, &done);
+    held_in_store_lines(&mut r, &store, home, &backup.info, &done.few);
     r.push(
         report::BACKUPS,
         format!(
@@ -281,29 +217,26 @@ pub fn apply(
         report::RESIDUAL_RISK,
         format!("to take it all back: codex-maint undo --run {run_id}"),
     );
-    let mut done_list = crate::report::LongListWriter::new()?;
-    for (a, op) in &done {
-        done_list.push(&json!({ "action": a, "op_id": op }))?;
-    }
     r.data = json!({
         "dry_run": false,
         "run_id": run_id,
         "reviewed_plan": reviewed.id,
-        "skipped_no_longer_hold": no_longer_hold,
-        "not_in_reviewed_plan": unreviewed,
         "backup": backup.info,
         "verification_problems": problems,
         "sizes": sizes(before, &after),
     });
     spilled.put_in(&mut r, "plan");
-    r.attach_list("done", done_list.finish()?);
+    let done_count = done.count;
+    r.attach_list("done", done.list.finish()?);
+    r.attach_list("skipped_no_longer_hold", no_longer_hold.list.finish()?);
+    r.attach_list("not_in_reviewed_plan", unreviewed.list.finish()?);
     if !problems.is_empty() {
         r.exit_code = ExitKind::VerifyFailed.code();
     }
     if let Some(e) = failure {
         return Err(e.context(format!(
             "cleanup run {run_id} stopped after {} actions (they can be undone); {}",
-            done.len(),
+            done_count,
             crate::write_gate::STOPPED_PART_WAY
         )));
     }
@@ -318,7 +251,7 @@ fn held_in_store_lines(
     store: &crate::store::Store,
     home: &CodexHome,
     info: &crate::store::backup::BackupInfo,
-    done: &[(&Action, i64)],
+    done: &[(Action, i64)],
 ) {
     for held in &info.held_in_store {
         let path = home.root.join(&held.path);
@@ -344,5 +277,133 @@ fn held_in_store_lines(
             ),
         };
         r.push(report::BACKUPS, line);
+    }
+}
+
+/// Reviewed actions not done, or current ones not reviewed: counted, the first few kept
+/// for the text, every one streamed to `--json`.
+struct Mismatches {
+    count: u64,
+    first: Vec<Action>,
+    list: LongListWriter,
+}
+
+impl Mismatches {
+    fn new() -> Result<Mismatches> {
+        Ok(Mismatches {
+            count: 0,
+            first: Vec::new(),
+            list: LongListWriter::new()?,
+        })
+    }
+
+    fn add(&mut self, a: Action) -> Result<()> {
+        self.list.push(&a)?;
+        self.count += 1;
+        if self.first.len() < SHOWN_IN_TEXT {
+            self.first.push(a);
+        }
+        Ok(())
+    }
+
+    fn lines(&self, r: &mut Report, home: &CodexHome, what: &str, why: impl Fn(&Action) -> String) {
+        for a in &self.first {
+            r.push(
+                report::NOT_TOUCHED,
+                format!("{} - {}", relative_to(home, Path::new(&a.path)), why(a)),
+            );
+        }
+        if self.count > SHOWN_IN_TEXT as u64 {
+            r.push(
+                report::NOT_TOUCHED,
+                format!(
+                    "... and {} more {what} (every one is in --json)",
+                    self.count - SHOWN_IN_TEXT as u64
+                ),
+            );
+        }
+    }
+}
+
+/// The actions done, as the report tells them: archived sessions by their count when there
+/// are many, the largest of the rest one by one, every one streamed to `--json`; the few
+/// that are not per transcript kept whole, for the backup's lines.
+struct Done {
+    count: u64,
+    list: LongListWriter,
+    sessions: u64,
+    session_bytes: u64,
+    session_ops: Option<(i64, i64)>,
+    /// The first sessions' lines, shown one by one only when there are few.
+    first_sessions: Vec<(u64, String)>,
+    largest_others: Largest,
+    few: Vec<(Action, i64)>,
+}
+
+/// Up to this many archived sessions are listed one by one; more are counted in one line.
+const SESSIONS_LISTED: usize = 10;
+
+impl Done {
+    fn new() -> Result<Done> {
+        Ok(Done {
+            count: 0,
+            list: LongListWriter::new()?,
+            sessions: 0,
+            session_bytes: 0,
+            session_ops: None,
+            first_sessions: Vec::new(),
+            largest_others: Largest::new(SHOWN_IN_TEXT),
+            few: Vec::new(),
+        })
+    }
+
+    fn add(&mut self, home: &CodexHome, a: &Action, op: i64) -> Result<()> {
+        self.list.push(&json!({ "action": a, "op_id": op }))?;
+        self.count += 1;
+        let line = || {
+            format!(
+                "{} {} ({}) (op {op})",
+                verb(a),
+                relative_to(home, Path::new(&a.path)),
+                human_bytes(a.bytes)
+            )
+        };
+        if a.category == "sessions" {
+            self.sessions += 1;
+            self.session_bytes += a.bytes;
+            let first = self.session_ops.map_or(op, |(first, _)| first);
+            self.session_ops = Some((first, op));
+            if self.first_sessions.len() <= SESSIONS_LISTED {
+                self.first_sessions.push((a.bytes, line()));
+            }
+        } else {
+            self.largest_others.offer(a.bytes, line);
+        }
+        if !is_per_transcript(&a.category) {
+            self.few.push((a.clone(), op));
+        }
+        Ok(())
+    }
+
+    /// The completed section's lines.
+    fn lines(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut largest = std::mem::replace(&mut self.largest_others, Largest::new(0));
+        if self.sessions > SESSIONS_LISTED as u64 {
+            let (first, last) = self.session_ops.unwrap_or_default();
+            lines.push(format!(
+                "archived {} sessions ({}) to archived_sessions/ with their thread rows (ops {first}-{last}; all in --json)",
+                self.sessions,
+                human_bytes(self.session_bytes),
+            ));
+        } else {
+            for (bytes, line) in self.first_sessions.drain(..) {
+                largest.offer(bytes, || line);
+            }
+        }
+        lines.extend(largest.into_lines(|more| {
+            format!("... and {more} more actions done (every one is in --json)")
+        }));
+        lines
     }
 }

@@ -6,7 +6,7 @@
 use anyhow::{Context as _, Result};
 use std::path::Path;
 
-use super::Action;
+use super::{Action, ActionList};
 use crate::home::CodexHome;
 use crate::home::sessions::{SessionFile, SessionLocation};
 use crate::home::thread_index::{self, IndexState, ThreadIndex};
@@ -17,30 +17,37 @@ use crate::progress::{Continuing, OnTerminal, Progress as _};
 /// Several of session_move's batches, so hashing the next batch still overlaps moving this.
 const EXECUTED_AT_ONCE: usize = 8 * session_move::BATCH;
 
-/// The actions done, each with its op id, and the failure that stopped the rest, if any.
-type Outcome<'a> = (Vec<(&'a Action, i64)>, Option<anyhow::Error>);
-
-/// Runs the session actions (`ArchiveSession`, then `CompressSession`), stopping at the
-/// first failure; the actions done, with their op ids, and the failure if any.
-pub(super) fn execute<'a>(
+/// Runs the reviewed session actions that `holds` (`ArchiveSession`, then
+/// `CompressSession`), a slice at a time as they are read back from the plan, handing each
+/// one done to `done` with its op id; stops at the first failure and returns it.
+pub(super) fn execute(
     run: &Run,
     home: &CodexHome,
     index_path: Option<&Path>,
-    actions: &[&'a Action],
-) -> Result<Outcome<'a>> {
-    let moves: Vec<&Action> = actions
-        .iter()
-        .copied()
-        .filter(|a| a.kind == OpKind::ArchiveSession)
-        .collect();
-    let recodes: Vec<&Action> = actions
-        .iter()
-        .copied()
-        .filter(|a| a.kind == OpKind::CompressSession)
-        .collect();
-    let mut done = Vec::new();
-    if moves.is_empty() && recodes.is_empty() {
-        return Ok((done, None));
+    reviewed: &ActionList,
+    holds: &dyn Fn(&Action) -> bool,
+    done: &mut dyn FnMut(&Action, i64) -> Result<()>,
+) -> Result<Option<anyhow::Error>> {
+    let of_kind = |kind: OpKind| -> Result<u64> {
+        let mut count = 0;
+        for a in reviewed.per_transcript()? {
+            let a = a?;
+            if a.kind == kind && holds(&a) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    };
+    let groups = [
+        (OpKind::ArchiveSession, "archiving sessions"),
+        (OpKind::CompressSession, "compressing transcripts"),
+    ];
+    let mut counts = Vec::new();
+    for (kind, _) in &groups {
+        counts.push(of_kind(*kind)?);
+    }
+    if counts.iter().all(|c| *c == 0) {
+        return Ok(None);
     }
     let mut writer = match index_path {
         Some(p) => {
@@ -54,90 +61,136 @@ pub(super) fn execute<'a>(
         (Some(_), IndexState::Understood(index)) => Some(index),
         _ => None,
     };
-    let settings = crate::zstd_stream::EncodeSettings::default();
-    let progress = OnTerminal::new();
-    for (group, doing) in [
-        (&moves, "archiving sessions"),
-        (&recodes, "compressing transcripts"),
-    ] {
-        if group.is_empty() {
+    let mut slices = Slices {
+        run,
+        home,
+        index_path,
+        index: index.as_ref(),
+        writer: writer.as_mut(),
+        progress: OnTerminal::new(),
+        settings: crate::zstd_stream::EncodeSettings::default(),
+    };
+    for ((kind, doing), count) in groups.into_iter().zip(counts) {
+        if count == 0 {
             continue;
         }
-        progress.start(group.len() as u64, doing);
-        for slice in group.chunks(EXECUTED_AT_ONCE) {
-            let files = match slice.iter().map(|a| session_file_of(home, a)).collect() {
-                Ok(files) => files,
-                Err(e) => {
-                    progress.finish();
-                    return Ok((done, Some(e)));
-                }
-            };
-            let files: Vec<SessionFile> = files;
-            let rows = match rows_of(index.as_ref(), writer.as_ref(), &files) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    progress.finish();
-                    return Ok((done, Some(e)));
-                }
-            };
-            let row_of = |file: &SessionFile| {
-                rows.as_ref()
-                    .and_then(|r| file.id().and_then(|id| r.get(id)))
-            };
-            let now = crate::clock::now_unix();
-            let (ids, failed) = if group == &moves {
-                let plans = files
-                    .iter()
-                    .map(|f| session_move::plan_archive(home, f, row_of(f), index_path, now))
-                    .collect();
-                session_move::execute_all(
-                    run,
-                    plans,
-                    writer.as_mut(),
-                    doing,
-                    &Continuing(&progress),
-                )
-            } else {
-                let plans = slice
-                    .iter()
-                    .zip(&files)
-                    .map(|(a, f)| {
-                        if a.category == "compress" {
-                            transcript_compress::plan_compress_in_place(
-                                f,
-                                row_of(f),
-                                index_path,
-                                settings,
-                            )
-                        } else {
-                            transcript_compress::plan_archive_compressed(
-                                home,
-                                f,
-                                row_of(f),
-                                index_path,
-                                settings,
-                                now,
-                            )
-                        }
-                    })
-                    .collect();
-                transcript_compress::execute_all(
-                    run,
-                    plans,
-                    writer.as_mut(),
-                    doing,
-                    &Continuing(&progress),
-                )
-            };
-            done.extend(slice.iter().copied().zip(ids));
-            if failed.is_some() {
-                progress.finish();
-                return Ok((done, failed));
+        slices.progress.start(count, doing);
+        let mut slice = Vec::with_capacity(EXECUTED_AT_ONCE);
+        for a in reviewed.per_transcript()? {
+            let a = a?;
+            if a.kind != kind || !holds(&a) {
+                continue;
+            }
+            slice.push(a);
+            if slice.len() == EXECUTED_AT_ONCE
+                && let Some(failed) = slices.execute(kind, doing, &slice, done)?
+            {
+                slices.progress.finish();
+                return Ok(Some(failed));
+            }
+            if slice.len() == EXECUTED_AT_ONCE {
+                slice.clear();
             }
         }
-        progress.finish();
+        if !slice.is_empty()
+            && let Some(failed) = slices.execute(kind, doing, &slice, done)?
+        {
+            slices.progress.finish();
+            return Ok(Some(failed));
+        }
+        slices.progress.finish();
     }
-    Ok((done, None))
+    Ok(None)
+}
+
+/// What every slice of session actions runs with.
+struct Slices<'a> {
+    run: &'a Run<'a>,
+    home: &'a CodexHome,
+    index_path: Option<&'a Path>,
+    index: Option<&'a ThreadIndex>,
+    writer: Option<&'a mut IndexWriter>,
+    progress: OnTerminal,
+    settings: crate::zstd_stream::EncodeSettings,
+}
+
+impl Slices<'_> {
+    /// Looks at one slice's transcripts again, reads their rows, plans their ops in full
+    /// and runs them; the failure that stopped it, if any.
+    fn execute(
+        &mut self,
+        kind: OpKind,
+        doing: &str,
+        slice: &[Action],
+        done: &mut dyn FnMut(&Action, i64) -> Result<()>,
+    ) -> Result<Option<anyhow::Error>> {
+        let home = self.home;
+        let files: Vec<SessionFile> = match slice.iter().map(|a| session_file_of(home, a)).collect()
+        {
+            Ok(files) => files,
+            Err(e) => return Ok(Some(e)),
+        };
+        let rows = match rows_of(self.index, self.writer.as_deref(), &files) {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Some(e)),
+        };
+        let row_of = |file: &SessionFile| {
+            rows.as_ref()
+                .and_then(|r| file.id().and_then(|id| r.get(id)))
+        };
+        let now = crate::clock::now_unix();
+        let index_path = self.index_path;
+        let progress = Continuing(&self.progress);
+        let (ids, failed) = if kind == OpKind::ArchiveSession {
+            let plans = files
+                .iter()
+                .map(|f| session_move::plan_archive(home, f, row_of(f), index_path, now))
+                .collect();
+            session_move::execute_all(
+                self.run,
+                plans,
+                self.writer.as_deref_mut(),
+                doing,
+                &progress,
+            )
+        } else {
+            let settings = self.settings;
+            let plans = slice
+                .iter()
+                .zip(&files)
+                .map(|(a, f)| {
+                    if a.category == "compress" {
+                        transcript_compress::plan_compress_in_place(
+                            f,
+                            row_of(f),
+                            index_path,
+                            settings,
+                        )
+                    } else {
+                        transcript_compress::plan_archive_compressed(
+                            home,
+                            f,
+                            row_of(f),
+                            index_path,
+                            settings,
+                            now,
+                        )
+                    }
+                })
+                .collect();
+            transcript_compress::execute_all(
+                self.run,
+                plans,
+                self.writer.as_deref_mut(),
+                doing,
+                &progress,
+            )
+        };
+        for (a, id) in slice.iter().zip(ids) {
+            done(a, id)?;
+        }
+        Ok(failed)
+    }
 }
 
 /// The transcript an action names, as it is now: archived for `compress`, else active.

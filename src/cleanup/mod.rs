@@ -2,6 +2,7 @@
 //! needs no one: plan from a survey, keep the plan for review, apply what still holds as
 //! journaled ops after a backup, verify, and report.
 
+mod action_list;
 mod apply;
 mod apply_sessions;
 mod plan;
@@ -11,6 +12,7 @@ mod verify;
 
 use std::path::Path;
 
+pub use action_list::ActionList;
 pub use apply::apply;
 pub use plan::{Action, Kept, Plan, Planned, build_plan};
 pub use plan_store::{load_plan, save_plan};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::action_list::{ActionList, ActionListBuilder};
 use super::{ARCHIVED_WORKTREES_DIR, CATEGORIES, CleanupArgs};
 use crate::clock::{human_age, human_bytes, now_rfc3339};
 use crate::error::MaintError;
@@ -51,27 +52,24 @@ pub struct Plan {
     pub home: String,
     pub created_at: String,
     pub categories: Vec<String>,
-    pub actions: Vec<Action>,
+    pub actions: ActionList,
     pub kept: Vec<Kept>,
     pub bytes: u64,
 }
 
 impl Plan {
     /// The plan for a report's `data`: its fields, with `actions` and `kept` (100,000 items
-    /// on a heavy home) written to disk and streamed into `--json` under `at.actions` and
+    /// on a heavy home) on disk and streamed into `--json` under `at.actions` and
     /// `at.kept`.
     pub fn put_in(&self, report: &mut crate::report::Report, at: &str) -> Result<()> {
         self.spill()?.put_in(report, at);
         Ok(())
     }
 
-    /// The plan as a report shows it, its lists on disk, so the actions can leave memory.
+    /// The plan as a report shows it, its lists on disk (the actions already are), so the
+    /// plan itself can be dropped.
     pub fn spill(&self) -> Result<SpilledPlan> {
         use crate::report::LongListWriter;
-        let mut actions = LongListWriter::new()?;
-        for a in &self.actions {
-            actions.push(a)?;
-        }
         let mut kept = LongListWriter::new()?;
         for k in &self.kept {
             kept.push(k)?;
@@ -81,7 +79,7 @@ impl Plan {
                 "id": self.id, "home": self.home, "created_at": self.created_at,
                 "categories": self.categories, "bytes": self.bytes,
             }),
-            actions: actions.finish()?,
+            actions: self.actions.as_long_list().clone(),
             kept: kept.finish()?,
         })
     }
@@ -101,6 +99,29 @@ impl SpilledPlan {
         report.attach_list(&format!("{at}.actions"), self.actions.clone());
         report.attach_list(&format!("{at}.kept"), self.kept.clone());
     }
+}
+
+/// Plans `a`, or keeps its item when the item is, sits in, or holds a name that is not
+/// UTF-8.
+fn record(
+    actions: &mut ActionListBuilder,
+    kept: &mut Vec<Kept>,
+    not_utf8: &[&Path],
+    a: Action,
+) -> Result<()> {
+    let item = Path::new(&a.path);
+    if not_utf8
+        .iter()
+        .any(|n| n.starts_with(item) || item.starts_with(n))
+    {
+        kept.push(Kept {
+            category: a.category,
+            path: a.path,
+            reason: "its name, or a name inside it, is not UTF-8: codex-maint records paths as text and will not record a different name; rename it to let cleanup handle it".into(),
+        });
+        return Ok(());
+    }
+    actions.push(a)
 }
 
 fn short_hash(text: &str) -> String {
@@ -161,7 +182,15 @@ pub fn build_plan(
     args: &CleanupArgs,
 ) -> Result<Planned> {
     let wanted = |c: &str| args.only.is_empty() || args.only.iter().any(|o| o == c);
-    let mut actions = Vec::new();
+    // An item that is, sits in, or holds a name that is not UTF-8 cannot be recorded as it
+    // is (`path_text`): it is kept, whatever its category, rather than planned.
+    let not_utf8: Vec<&Path> = data
+        .findings
+        .iter()
+        .filter(|f| f.problem == crate::path_text::NAME_NOT_UTF8)
+        .map(|f| Path::new(&f.path))
+        .collect();
+    let mut actions = ActionListBuilder::new()?;
     let mut kept = Vec::new();
     let mut index_path = None;
 
@@ -263,27 +292,32 @@ pub fn build_plan(
                             // With compression chosen too, a session is archived straight
                             // into its compressed form: one op, and the bytes are freed in
                             // this run.
-                            actions.push(if compressing && !file.compressed {
-                                action(
-                                    "sessions",
-                                    OpKind::CompressSession,
-                                    &file.path,
-                                    Some(&sessions::twin_path(&archived)),
-                                    file.size,
-                                    format!(
-                                        "{why}; stored compressed as .jsonl.zst, which Codex reads"
-                                    ),
-                                )
-                            } else {
-                                action(
-                                    "sessions",
-                                    OpKind::ArchiveSession,
-                                    &file.path,
-                                    Some(&archived),
-                                    file.size,
-                                    why,
-                                )
-                            });
+                            record(
+                                &mut actions,
+                                &mut kept,
+                                &not_utf8,
+                                if compressing && !file.compressed {
+                                    action(
+                                        "sessions",
+                                        OpKind::CompressSession,
+                                        &file.path,
+                                        Some(&sessions::twin_path(&archived)),
+                                        file.size,
+                                        format!(
+                                            "{why}; stored compressed as .jsonl.zst, which Codex reads"
+                                        ),
+                                    )
+                                } else {
+                                    action(
+                                        "sessions",
+                                        OpKind::ArchiveSession,
+                                        &file.path,
+                                        Some(&archived),
+                                        file.size,
+                                        why,
+                                    )
+                                },
+                            )?;
                         }
                         for p in judged.protected {
                             kept.push(Kept {
@@ -317,18 +351,23 @@ pub fn build_plan(
                             |_, _| (),
                         );
                         for (file, (), age) in judged.chosen {
-                            actions.push(action(
-                                "compress",
-                                OpKind::CompressSession,
-                                &file.path,
-                                Some(&file.twin_path()),
-                                file.size,
-                                format!(
-                                    "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
-                                    human_age(age),
-                                    codex_versions::FIRST_ZST_READER
+                            record(
+                                &mut actions,
+                                &mut kept,
+                                &not_utf8,
+                                action(
+                                    "compress",
+                                    OpKind::CompressSession,
+                                    &file.path,
+                                    Some(&file.twin_path()),
+                                    file.size,
+                                    format!(
+                                        "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
+                                        human_age(age),
+                                        codex_versions::FIRST_ZST_READER
+                                    ),
                                 ),
-                            ));
+                            )?;
                         }
                         for p in judged.protected {
                             kept.push(Kept {
@@ -345,28 +384,42 @@ pub fn build_plan(
 
     if wanted("logs") {
         for l in &data.logs.large_files {
-            actions.push(action(
-                "logs",
-                OpKind::StoreFiles,
-                Path::new(&l.path),
-                None,
-                l.bytes,
-                format!(
-                    "log over {}, last written {} ago; rotated into the store, compressed",
-                    human_bytes(data.logs.large_threshold_bytes),
-                    human_age(l.age_secs)
+            record(
+                &mut actions,
+                &mut kept,
+                &not_utf8,
+                action(
+                    "logs",
+                    OpKind::StoreFiles,
+                    Path::new(&l.path),
+                    None,
+                    l.bytes,
+                    format!(
+                        "log over {}, last written {} ago; rotated into the store, compressed",
+                        human_bytes(data.logs.large_threshold_bytes),
+                        human_age(l.age_secs)
+                    ),
                 ),
-            ));
+            )?;
         }
         for db in data.logs.databases.iter().filter(|d| d.over_threshold) {
-            actions.push(action(
-                "logs",
-                OpKind::StoreFiles,
-                Path::new(&db.path),
-                None,
-                db.bytes + db.wal_bytes,
-                format!("log database over {} ({} rows); will move with its -wal and -shm into the store; Codex starts a fresh one", human_bytes(data.logs.large_threshold_bytes), db.rows.unwrap_or(0)),
-            ));
+            record(
+                &mut actions,
+                &mut kept,
+                &not_utf8,
+                action(
+                    "logs",
+                    OpKind::StoreFiles,
+                    Path::new(&db.path),
+                    None,
+                    db.bytes + db.wal_bytes,
+                    format!(
+                        "log database over {} ({} rows); will move with its -wal and -shm into the store; Codex starts a fresh one",
+                        human_bytes(data.logs.large_threshold_bytes),
+                        db.rows.unwrap_or(0)
+                    ),
+                ),
+            )?;
         }
     }
 
@@ -421,7 +474,7 @@ pub fn build_plan(
                     );
                     a.main_repository = w.main_repository.clone();
                     a.id = action_id(&a);
-                    actions.push(a);
+                    record(&mut actions, &mut kept, &not_utf8, a)?;
                 }
             }
         }
@@ -437,16 +490,21 @@ pub fn build_plan(
                     path: rel.path.clone(),
                     reason: "the current release".into(),
                 }),
-                (Some(cur), false) => actions.push(action(
-                    "releases",
-                    OpKind::StoreDir,
-                    Path::new(&rel.path),
-                    None,
-                    rel.bytes,
-                    format!(
-                        "an old daemon release (current is {cur}); will move into the store, compressed"
+                (Some(cur), false) => record(
+                    &mut actions,
+                    &mut kept,
+                    &not_utf8,
+                    action(
+                        "releases",
+                        OpKind::StoreDir,
+                        Path::new(&rel.path),
+                        None,
+                        rel.bytes,
+                        format!(
+                            "an old daemon release (current is {cur}); will move into the store, compressed"
+                        ),
                     ),
-                )),
+                )?,
                 (None, _) => kept.push(Kept {
                     category: "releases".into(),
                     path: rel.path.clone(),
@@ -498,33 +556,13 @@ pub fn build_plan(
                 );
                 a.projects = dead;
                 a.id = action_id(&a);
-                actions.push(a);
+                record(&mut actions, &mut kept, &not_utf8, a)?;
             }
         }
     }
 
-    // An item that is, sits in, or holds a name that is not UTF-8 cannot be recorded as it
-    // is (`path_text`): it is kept, whatever its category, rather than planned.
-    let not_utf8: Vec<&Path> = data
-        .findings
-        .iter()
-        .filter(|f| f.problem == crate::path_text::NAME_NOT_UTF8)
-        .map(|f| Path::new(&f.path))
-        .collect();
-    let (actions, unrecordable): (Vec<Action>, Vec<Action>) = actions.into_iter().partition(|a| {
-        let item = Path::new(&a.path);
-        !not_utf8
-            .iter()
-            .any(|n| n.starts_with(item) || item.starts_with(n))
-    });
-    kept.extend(unrecordable.into_iter().map(|a| Kept {
-        category: a.category,
-        path: a.path,
-        reason: "its name, or a name inside it, is not UTF-8: codex-maint records paths as text and will not record a different name; rename it to let cleanup handle it".into(),
-    }));
-
-    let mut ids: Vec<&str> = actions.iter().map(|a| a.id.as_str()).collect();
-    ids.sort();
+    let actions = actions.finish()?;
+    let ids: Vec<&str> = actions.sorted_ids().collect();
     let plan = Plan {
         id: short_hash(&format!("{}\0{}", home.display(), ids.join(","))),
         home: home.display(),
@@ -534,7 +572,7 @@ pub fn build_plan(
             .filter(|c| wanted(c))
             .map(|c| c.to_string())
             .collect(),
-        bytes: actions.iter().map(|a| a.bytes).sum(),
+        bytes: actions.bytes(),
         actions,
         kept,
     };

@@ -1,5 +1,6 @@
 //! How a cleanup's plan and its results read in a report.
 
+use anyhow::Result;
 use std::path::Path;
 
 use super::{Action, Kept, Plan};
@@ -79,30 +80,31 @@ pub(super) fn kept_lines(r: &mut Report, home: &CodexHome, plan: &Plan) {
     }
 }
 
-pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report {
+/// What a plan proposes, for a person: sessions and transcripts by their count, every
+/// other action one by one.
+pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Result<Report> {
     let mut r = Report::spec_shaped("cleanup", "cleanup");
     observed(&mut r, home, data);
     for c in &plan.categories {
-        let of: Vec<&Action> = plan.actions.iter().filter(|a| &a.category == c).collect();
-        if of.is_empty() {
+        let (count, bytes) = plan.actions.tally(c);
+        if count == 0 {
             continue;
         }
-        let bytes: u64 = of.iter().map(|a| a.bytes).sum();
-        if c == "sessions" && of.len() > 10 {
-            r.push(report::PROPOSED, format!("sessions: will archive {} idle sessions ({}), each to archived_sessions/ with its thread row", of.len(), human_bytes(bytes)));
+        if c == "sessions" && count > 10 {
+            r.push(report::PROPOSED, format!("sessions: will archive {count} idle sessions ({}), each to archived_sessions/ with its thread row", human_bytes(bytes)));
             continue;
         }
-        if c == "compress" && of.len() > 10 {
-            r.push(report::PROPOSED, format!("compress: compress {} idle archived transcripts ({}) in place as .jsonl.zst, each with its thread row", of.len(), human_bytes(bytes)));
+        if c == "compress" && count > 10 {
+            r.push(report::PROPOSED, format!("compress: compress {count} idle archived transcripts ({}) in place as .jsonl.zst, each with its thread row", human_bytes(bytes)));
             continue;
         }
-        for a in of {
+        for a in plan.actions.first_of(c, count as usize)? {
             r.push(
                 report::PROPOSED,
                 format!(
                     "{}: {} {} ({}) - {}",
                     c,
-                    future_verb(a),
+                    future_verb(&a),
                     relative_to(home, Path::new(&a.path)),
                     human_bytes(a.bytes),
                     a.reason
@@ -126,5 +128,5 @@ pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Report 
             "Codex is running: close it before applying this plan",
         );
     }
-    r
+    Ok(r)
 }

@@ -48,7 +48,7 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
 
     if args.dry_run {
         let saved = save_plan(&ctx.store_root, plan)?;
-        let mut r = plan_report(&home, plan, &before);
+        let mut r = plan_report(&home, plan, &before)?;
         r.push(
             report::BACKUPS,
             format!(
