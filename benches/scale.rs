@@ -87,10 +87,14 @@ fn main() {
     let h = home.display().to_string();
     let mut rows: Vec<Row> = Vec::new();
 
-    // 1. inspect vs the seed's commands (du of every top-level entry, plus its three finds).
+    // 1. inspect vs the seed's inspection: du of every top-level entry, its three finds and
+    //    its process listing; then the same plus `PRAGMA integrity_check` of every database,
+    //    as the seed also runs. inspect runs quick_check (the full check is `--deep`'s and
+    //    cleanup's). Read-only (immutable) so the home is not changed for what follows.
     let seed = format!(
         "du -sh \"{h}\"/* >/dev/null; find \"{h}/sessions\" -type f -name '*.jsonl' -size +10M -print >/dev/null; \
-         find \"{h}/log\" -type f -size +50M -print >/dev/null; find \"{h}/worktrees\" -mindepth 1 -maxdepth 1 -type d -mtime +10 -print >/dev/null 2>&1; true"
+         find \"{h}/log\" -type f -size +50M -print >/dev/null; find \"{h}/worktrees\" -mindepth 1 -maxdepth 1 -type d -mtime +10 -print >/dev/null 2>&1; \
+         ps aux >/dev/null; true"
     );
     measure(&mut sh(&seed));
     measure(&mut ours(&["inspect"]));
@@ -98,32 +102,29 @@ fn main() {
     let o = best_of(3, || ours(&["inspect"]));
     rows.push(Row {
         workload: "inspect".into(),
-        pass: o.secs <= 0.5 * b.secs && o.max_rss_mb < 100.0,
+        pass: o.secs <= 1.5 * b.secs && o.max_rss_mb < 100.0,
         ours: o,
-        baseline_name: "du -sh * + 3 finds".into(),
+        baseline_name: "du -sh * + 3 finds + ps aux".into(),
         baseline: b,
-        target: "<= 0.5x time".into(),
+        target: "<= 1.5x time".into(),
     });
-    // For context: the seed also runs `PRAGMA integrity_check` on the thread index, which
-    // inspect does too; the target above leaves it out. Read-only (immutable) so the home
-    // is not changed for the workloads that follow.
     if Command::new("sqlite3")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        let seed_with_check = format!(
-            "{seed}; sqlite3 'file:{h}/state_5.sqlite?immutable=1' 'PRAGMA integrity_check;' >/dev/null"
+        let seed_with_checks = format!(
+            "{seed}; for db in \"{h}\"/*.sqlite; do sqlite3 \"file:$db?immutable=1\" 'PRAGMA integrity_check;' >/dev/null; done"
         );
-        let b = best_of(3, || sh(&seed_with_check));
+        let b = best_of(3, || sh(&seed_with_checks));
         let o = best_of(3, || ours(&["inspect"]));
         rows.push(Row {
             workload: "inspect".into(),
-            pass: true,
+            pass: o.secs <= 0.5 * b.secs && o.max_rss_mb < 100.0,
             ours: o,
-            baseline_name: "the same + sqlite3 integrity_check of state_5.sqlite".into(),
+            baseline_name: "the same + sqlite3 integrity_check of every database".into(),
             baseline: b,
-            target: CONTEXT.into(),
+            target: "<= 0.5x time".into(),
         });
     }
 
@@ -172,7 +173,7 @@ fn main() {
             moving_bytes as f64 / 1e9
         ),
         pass: archive.ok
-            && archive.secs <= 1.5 * read.secs.max(0.001) + 0.0
+            && archive.secs <= 1.3 * read.secs.max(0.001)
             && archive.max_rss_mb < 100.0,
         ours: archive,
         baseline_name: format!("read the bytes once (cat, {cache})"),
@@ -181,7 +182,7 @@ fn main() {
             max_rss_mb: read.max_rss_mb,
             ok: read.ok,
         },
-        target: "<= 1.5x read-once".into(),
+        target: "<= 1.3x read-once".into(),
     });
 
     let archived_list = dir.path().join("archived.list");
@@ -223,7 +224,7 @@ fn main() {
     let (undo, _) = measure_cold(&mut ours(&["undo"]));
     rows.push(Row {
         workload: "undo of that archive".into(),
-        pass: undo.ok && undo.secs <= 1.5 * read.secs.max(0.001) && undo.max_rss_mb < 100.0,
+        pass: undo.ok && undo.secs <= 1.3 * read.secs.max(0.001) && undo.max_rss_mb < 100.0,
         ours: undo,
         baseline_name: format!("read the bytes once (cat, {cache})"),
         baseline: Measured {
@@ -231,7 +232,7 @@ fn main() {
             max_rss_mb: read.max_rss_mb,
             ok: true,
         },
-        target: "<= 1.5x read-once".into(),
+        target: "<= 1.3x read-once".into(),
     });
 
     // The same moves as a user would script them: mv plus a sqlite3 UPDATE per session.
@@ -387,11 +388,11 @@ fn main() {
     ]));
     rows.push(Row {
         workload: "rotate log, log db, 2 old releases into the store".into(),
-        pass: o.ok && o.max_rss_mb < 100.0,
+        pass: o.ok && o.secs <= 1.5 * b.secs && o.max_rss_mb < 100.0,
         ours: o,
         baseline_name: "tar | zstd -3".into(),
         baseline: b,
-        target: "peak < 100 MB".into(),
+        target: "<= 1.5x, peak < 100 MB".into(),
     });
     measure(&mut ours(&["undo"]));
 
