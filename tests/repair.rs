@@ -216,3 +216,85 @@ fn a_repair_killed_at_any_point_recovers_to_one_of_its_ends() {
         assert_eq!(Path::new(&row_of(&sb, &specs[0].id).1), moved.as_path());
     }
 }
+
+/// Three rows healed by one repair run, for the undo tests.
+fn repaired_three(
+    sb: &Sandbox,
+    specs: &[SessionSpec],
+) -> Vec<(String, String, i64, Option<i64>, i64)> {
+    for s in &specs[..3] {
+        mv_to_archive(&sb.home, s);
+    }
+    let broken: Vec<_> = specs[..3].iter().map(|s| row_of(sb, &s.id)).collect();
+    let done = sb.ok_json(&["repair", "--yes"]);
+    assert_eq!(done["data"]["repaired"].as_array().unwrap().len(), 3);
+    broken
+}
+
+#[test]
+fn an_undo_of_many_repairs_is_refused_whole_when_one_row_changed_since() {
+    let specs = old_specs();
+    let sb = Sandbox::with_sessions(&specs, true);
+    repaired_three(&sb, &specs);
+    // Codex moved on: one repaired row was written again after the repair.
+    write_with_pending_wal(
+        &sb.home.join("state_5.sqlite"),
+        &format!(
+            "UPDATE threads SET archived_at = 12345 WHERE id = '{}'",
+            specs[1].id
+        ),
+    );
+    let rows_now = sb.thread_rows();
+    let before = tree_fingerprint(&sb.home);
+    let (code, doc) = sb.json(&["undo"]);
+    assert_eq!(code, 3, "{doc:#}");
+    assert!(
+        doc.to_string().contains(&specs[1].id),
+        "names the changed row: {doc:#}"
+    );
+    assert_eq!(sb.thread_rows(), rows_now, "no row was put back");
+    let diffs = differences(&before, &tree_fingerprint(&sb.home));
+    assert!(
+        diffs.iter().all(|d| !d.contains("sessions")),
+        "no transcript moved:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn an_undo_of_many_repairs_killed_at_any_point_recovers_to_one_of_its_ends() {
+    for point in ["op-prepared", "thread-row-updated", "op-applied"] {
+        let specs = old_specs();
+        let sb = Sandbox::with_sessions(&specs, true);
+        let broken = repaired_three(&sb, &specs);
+        let healed: Vec<_> = specs[..3].iter().map(|s| row_of(&sb, &s.id)).collect();
+        let out = sb
+            .cmd()
+            .env(codex_maint::failpoint::ENV_VAR, point)
+            .args(["undo"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{point}: the undo was meant to abort"
+        );
+
+        let doc = sb.ok_json(&["recover"]);
+        for r in doc["data"]["recovered"].as_array().unwrap() {
+            assert_ne!(r["result"]["outcome"], "stuck", "{point}: {r:#}");
+        }
+        let rows: Vec<_> = specs[..3].iter().map(|s| row_of(&sb, &s.id)).collect();
+        if point == "op-prepared" {
+            assert_eq!(
+                rows, healed,
+                "{point}: the undo rolled back, every row as repaired"
+            );
+        } else {
+            assert_eq!(
+                rows, broken,
+                "{point}: the undo rolled forward, every row as it was"
+            );
+        }
+        assert_eq!(sb.json(&["verify"]).0, 0, "{point}");
+    }
+}

@@ -13,7 +13,7 @@ use crate::home::thread_index;
 use crate::ops::Run;
 use crate::ops::row_repair;
 use crate::ops::thread_row::IndexWriter;
-use crate::report::{self, Report};
+use crate::report::{self, LongListWriter, Report};
 
 #[derive(clap::Args)]
 pub struct RepairArgs {
@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
         return Ok(report);
     };
     let plan = row_repair::plan_for_home(&home)?.unwrap_or_default();
-    for left in &plan.left_alone {
+    for left in plan.left_alone.iter().take(SHOWN_IN_TEXT) {
         report.push(
             report::NOT_TOUCHED,
             format!(
@@ -53,13 +53,20 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
             ),
         );
     }
+    more_in_json(
+        &mut report,
+        report::NOT_TOUCHED,
+        plan.left_alone.len(),
+        "rows left alone",
+    );
     if args.dry_run || plan.fixes.is_empty() {
-        for fix in &plan.fixes {
+        for fix in plan.fixes.iter().take(SHOWN_IN_TEXT) {
             report.push(
                 report::PROPOSED,
                 format!("will repair {}", row_repair::describe(&home, fix)),
             );
         }
+        more_in_json(&mut report, report::PROPOSED, plan.fixes.len(), "repairs");
         if plan.fixes.is_empty() {
             report.push(
                 report::COMPLETED,
@@ -92,14 +99,17 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
     let outcome = row_repair::execute_all(&run, &mut writer, &plan.fixes);
     run.finish(if outcome.is_err() { "failed" } else { "done" })?;
     let ids = outcome?;
-    let mut done = Vec::new();
+    let mut done = LongListWriter::new()?;
     for (fix, id) in plan.fixes.iter().zip(&ids) {
-        report.push(
-            report::COMPLETED,
-            format!("repaired {} (op {id})", row_repair::describe(&home, fix)),
-        );
-        done.push(json!({ "op_id": id, "fix": fix }));
+        if done.len() < SHOWN_IN_TEXT as u64 {
+            report.push(
+                report::COMPLETED,
+                format!("repaired {} (op {id})", row_repair::describe(&home, fix)),
+            );
+        }
+        done.push(&json!({ "op_id": id, "fix": fix }))?;
     }
+    more_in_json(&mut report, report::COMPLETED, ids.len(), "repairs done");
     report.push(
         report::BACKUPS,
         format!(
@@ -107,15 +117,26 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
             store.root.join(crate::store::CATALOG_FILE).display()
         ),
     );
-    let applied = crate::ops::record::read_all(store.catalog.ops_of_run(run_id)?)?;
-    let problems = crate::ops::verify_all_live(&applied, &crate::progress::NoProgress);
+    // The run's ops a page at a time, as verify reads them: 20,000 repairs are not held.
+    let mut checker = crate::ops::LiveChecker::default();
+    let mut problems = Vec::new();
+    let mut applied = 0usize;
+    let mut after_seq = i64::MIN;
+    loop {
+        let page = crate::ops::record::read_all(store.catalog.ops_of_run_after(
+            run_id,
+            after_seq,
+            crate::store::catalog::live_page_size(),
+        )?)?;
+        let Some(last) = page.last() else { break };
+        after_seq = last.seq;
+        applied += page.len();
+        problems.extend(checker.check(&page, &crate::progress::NoProgress));
+    }
     if problems.is_empty() {
         report.push(
             report::VERIFICATION,
-            format!(
-                "{} rows each name an existing transcript with the flag of its folder",
-                applied.len()
-            ),
+            format!("{applied} rows each name an existing transcript with the flag of its folder"),
         );
     } else {
         report.exit_code = ExitKind::VerifyFailed.code();
@@ -128,7 +149,23 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
         report::RESIDUAL_RISK,
         format!("to put the rows back as they were: codex-maint undo --run {run_id}"),
     );
-    report.data = json!({ "dry_run": false, "run_id": run_id, "repaired": done,
+    report.data = json!({ "dry_run": false, "run_id": run_id,
         "left_alone": plan.left_alone, "verification_problems": problems });
+    report.attach_list("repaired", done.finish()?);
     Ok(report)
+}
+
+/// Items a text report lists one by one; the rest are counted (every one is in --json).
+const SHOWN_IN_TEXT: usize = 50;
+
+fn more_in_json(report: &mut Report, title: &str, count: usize, what: &str) {
+    if count > SHOWN_IN_TEXT {
+        report.push(
+            title,
+            format!(
+                "... and {} more {what} (every one is in --json)",
+                count - SHOWN_IN_TEXT
+            ),
+        );
+    }
 }

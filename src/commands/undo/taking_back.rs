@@ -12,7 +12,7 @@ use crate::error::MaintError;
 use crate::home::CodexHome;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::transcript_compress::{self, PlannedRecode};
-use crate::ops::{OpRecord, Run};
+use crate::ops::{OpKind, OpRecord, Run};
 use crate::report::{self, LongListWriter, Report};
 use crate::store::Store;
 
@@ -204,6 +204,33 @@ pub(super) fn revert(
         };
         let mut i = 0;
         while i < plans.len() {
+            // Consecutive row repairs go back together: one commit for the lot.
+            let repairs: Vec<&OpRecord> = plans[i..]
+                .iter()
+                .map_while(|p| match p {
+                    Planned::Other(op) if op.kind == OpKind::RepairThreadRow => Some(op),
+                    _ => None,
+                })
+                .collect();
+            if repairs.len() > 1 {
+                match crate::ops::row_repair::revert_all(&run, &repairs) {
+                    Ok(new_ids) => {
+                        for (op, new_id) in repairs.iter().zip(new_ids) {
+                            taken_back(
+                                op,
+                                new_id,
+                                json!({ "op_id": new_id, "reverts_op": op.id, "kind": op.kind, "from": op.dst, "to": op.src }),
+                            )?;
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        return Ok(false);
+                    }
+                }
+                i += repairs.len();
+                continue;
+            }
             if let Planned::Other(op) = &plans[i] {
                 match crate::ops::revert(&run, op) {
                     Ok(new_id) => taken_back(
