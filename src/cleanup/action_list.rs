@@ -7,6 +7,7 @@
 use anyhow::Result;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Action;
@@ -37,6 +38,8 @@ pub struct ActionListBuilder {
     few: Vec<Action>,
     ids: Vec<Box<str>>,
     tallies: Vec<Tally>,
+    set_aside_items: Vec<PathBuf>,
+    set_aside: Vec<Action>,
 }
 
 impl ActionListBuilder {
@@ -46,10 +49,28 @@ impl ActionListBuilder {
             few: Vec::new(),
             ids: Vec::new(),
             tallies: Vec::new(),
+            set_aside_items: Vec::new(),
+            set_aside: Vec::new(),
         })
     }
 
+    /// An action on one of `items`, inside one, or holding one is set aside instead of
+    /// listed; `finish` hands those back.
+    pub fn setting_aside(mut self, items: Vec<PathBuf>) -> ActionListBuilder {
+        self.set_aside_items = items;
+        self
+    }
+
     pub fn push(&mut self, action: Action) -> Result<()> {
+        let item = Path::new(&action.path);
+        if self
+            .set_aside_items
+            .iter()
+            .any(|n| n.starts_with(item) || item.starts_with(n))
+        {
+            self.set_aside.push(action);
+            return Ok(());
+        }
         self.all.push(&action)?;
         self.ids.push(action.id.as_str().into());
         match self
@@ -73,15 +94,17 @@ impl ActionListBuilder {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<ActionList> {
+    /// The list, and the actions set aside.
+    pub fn finish(self) -> Result<(ActionList, Vec<Action>)> {
         let mut ids = self.ids;
         ids.sort_unstable();
-        Ok(ActionList {
+        let list = ActionList {
             all: self.all.finish()?,
             few: self.few,
             sorted_ids: ids.into(),
             tallies: self.tallies,
-        })
+        };
+        Ok((list, self.set_aside))
     }
 }
 
@@ -188,7 +211,7 @@ impl<'de> Deserialize<'de> for ActionList {
                 while let Some(action) = seq.next_element::<Action>()? {
                     list.push(action).map_err(A::Error::custom)?;
                 }
-                list.finish().map_err(A::Error::custom)
+                Ok(list.finish().map_err(A::Error::custom)?.0)
             }
         }
         deserializer.deserialize_seq(Streamed)
@@ -230,7 +253,7 @@ mod tests {
         ] {
             b.push(action(id, cat, bytes)).unwrap();
         }
-        let list = b.finish().unwrap();
+        let (list, _) = b.finish().unwrap();
         assert_eq!(list.len(), 4);
         assert_eq!(list.bytes(), 334);
         assert_eq!(list.tally("sessions"), (2, 30));
@@ -258,7 +281,7 @@ mod tests {
         for i in 0..500 {
             b.push(action(&format!("{i:04}"), "sessions", i)).unwrap();
         }
-        let list = b.finish().unwrap();
+        let (list, _) = b.finish().unwrap();
         let text = serde_json::to_string(&list).unwrap();
         let back: ActionList = serde_json::from_str(&text).unwrap();
         assert_eq!(back.len(), 500);
@@ -271,5 +294,20 @@ mod tests {
             let b = two.next().unwrap().unwrap();
             assert_eq!((a.bytes, b.bytes), (i, i));
         }
+    }
+
+    #[test]
+    fn actions_on_items_set_aside_are_handed_back_not_listed() {
+        let mut b = ActionListBuilder::new()
+            .unwrap()
+            .setting_aside(vec![PathBuf::from("/home/b")]);
+        for (id, cat) in [("a", "sessions"), ("b", "logs"), ("c", "sessions")] {
+            b.push(action(id, cat, 1)).unwrap();
+        }
+        let (list, set_aside) = b.finish().unwrap();
+        assert_eq!(list.sorted_ids().collect::<Vec<_>>(), ["a", "c"]);
+        assert!(list.few().is_empty());
+        assert_eq!(set_aside.len(), 1);
+        assert_eq!(set_aside[0].id, "b");
     }
 }

@@ -28,23 +28,19 @@ pub(super) fn execute(
     holds: &dyn Fn(&Action) -> bool,
     done: &mut dyn FnMut(&Action, i64) -> Result<()>,
 ) -> Result<Option<anyhow::Error>> {
-    let of_kind = |kind: OpKind| -> Result<u64> {
-        let mut count = 0;
-        for a in reviewed.per_transcript()? {
-            let a = a?;
-            if a.kind == kind && holds(&a) {
-                count += 1;
-            }
-        }
-        Ok(count)
-    };
     let groups = [
         (OpKind::ArchiveSession, "archiving sessions"),
         (OpKind::CompressSession, "compressing transcripts"),
     ];
-    let mut counts = Vec::new();
-    for (kind, _) in &groups {
-        counts.push(of_kind(*kind)?);
+    // How many of each kind, for the progress: one read of the plan.
+    let mut counts = [0u64; 2];
+    for a in reviewed.per_transcript()? {
+        let a = a?;
+        if let Some(k) = groups.iter().position(|(kind, _)| *kind == a.kind)
+            && holds(&a)
+        {
+            counts[k] += 1;
+        }
     }
     if counts.iter().all(|c| *c == 0) {
         return Ok(None);
@@ -82,13 +78,11 @@ pub(super) fn execute(
                 continue;
             }
             slice.push(a);
-            if slice.len() == EXECUTED_AT_ONCE
-                && let Some(failed) = slices.execute(kind, doing, &slice, done)?
-            {
-                slices.progress.finish();
-                return Ok(Some(failed));
-            }
             if slice.len() == EXECUTED_AT_ONCE {
+                if let Some(failed) = slices.execute(kind, doing, &slice, done)? {
+                    slices.progress.finish();
+                    return Ok(Some(failed));
+                }
                 slice.clear();
             }
         }

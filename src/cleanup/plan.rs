@@ -101,29 +101,6 @@ impl SpilledPlan {
     }
 }
 
-/// Plans `a`, or keeps its item when the item is, sits in, or holds a name that is not
-/// UTF-8.
-fn record(
-    actions: &mut ActionListBuilder,
-    kept: &mut Vec<Kept>,
-    not_utf8: &[&Path],
-    a: Action,
-) -> Result<()> {
-    let item = Path::new(&a.path);
-    if not_utf8
-        .iter()
-        .any(|n| n.starts_with(item) || item.starts_with(n))
-    {
-        kept.push(Kept {
-            category: a.category,
-            path: a.path,
-            reason: "its name, or a name inside it, is not UTF-8: codex-maint records paths as text and will not record a different name; rename it to let cleanup handle it".into(),
-        });
-        return Ok(());
-    }
-    actions.push(a)
-}
-
 fn short_hash(text: &str) -> String {
     crate::content_hash::hash_bytes(text.as_bytes())[..16].to_string()
 }
@@ -184,13 +161,13 @@ pub fn build_plan(
     let wanted = |c: &str| args.only.is_empty() || args.only.iter().any(|o| o == c);
     // An item that is, sits in, or holds a name that is not UTF-8 cannot be recorded as it
     // is (`path_text`): it is kept, whatever its category, rather than planned.
-    let not_utf8: Vec<&Path> = data
+    let not_utf8: Vec<PathBuf> = data
         .findings
         .iter()
         .filter(|f| f.problem == crate::path_text::NAME_NOT_UTF8)
-        .map(|f| Path::new(&f.path))
+        .map(|f| PathBuf::from(&f.path))
         .collect();
-    let mut actions = ActionListBuilder::new()?;
+    let mut actions = ActionListBuilder::new()?.setting_aside(not_utf8);
     let mut kept = Vec::new();
     let mut index_path = None;
 
@@ -292,32 +269,27 @@ pub fn build_plan(
                             // With compression chosen too, a session is archived straight
                             // into its compressed form: one op, and the bytes are freed in
                             // this run.
-                            record(
-                                &mut actions,
-                                &mut kept,
-                                &not_utf8,
-                                if compressing && !file.compressed {
-                                    action(
-                                        "sessions",
-                                        OpKind::CompressSession,
-                                        &file.path,
-                                        Some(&sessions::twin_path(&archived)),
-                                        file.size,
-                                        format!(
-                                            "{why}; stored compressed as .jsonl.zst, which Codex reads"
-                                        ),
-                                    )
-                                } else {
-                                    action(
-                                        "sessions",
-                                        OpKind::ArchiveSession,
-                                        &file.path,
-                                        Some(&archived),
-                                        file.size,
-                                        why,
-                                    )
-                                },
-                            )?;
+                            actions.push(if compressing && !file.compressed {
+                                action(
+                                    "sessions",
+                                    OpKind::CompressSession,
+                                    &file.path,
+                                    Some(&sessions::twin_path(&archived)),
+                                    file.size,
+                                    format!(
+                                        "{why}; stored compressed as .jsonl.zst, which Codex reads"
+                                    ),
+                                )
+                            } else {
+                                action(
+                                    "sessions",
+                                    OpKind::ArchiveSession,
+                                    &file.path,
+                                    Some(&archived),
+                                    file.size,
+                                    why,
+                                )
+                            })?;
                         }
                         for p in judged.protected {
                             kept.push(Kept {
@@ -351,23 +323,18 @@ pub fn build_plan(
                             |_, _| (),
                         );
                         for (file, (), age) in judged.chosen {
-                            record(
-                                &mut actions,
-                                &mut kept,
-                                &not_utf8,
-                                action(
-                                    "compress",
-                                    OpKind::CompressSession,
-                                    &file.path,
-                                    Some(&file.twin_path()),
-                                    file.size,
-                                    format!(
-                                        "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
-                                        human_age(age),
-                                        codex_versions::FIRST_ZST_READER
-                                    ),
+                            actions.push(action(
+                                "compress",
+                                OpKind::CompressSession,
+                                &file.path,
+                                Some(&file.twin_path()),
+                                file.size,
+                                format!(
+                                    "archived, idle {}; compressed in place as .jsonl.zst, which Codex {} and later reads",
+                                    human_age(age),
+                                    codex_versions::FIRST_ZST_READER
                                 ),
-                            )?;
+                            ))?;
                         }
                         for p in judged.protected {
                             kept.push(Kept {
@@ -384,42 +351,32 @@ pub fn build_plan(
 
     if wanted("logs") {
         for l in &data.logs.large_files {
-            record(
-                &mut actions,
-                &mut kept,
-                &not_utf8,
-                action(
-                    "logs",
-                    OpKind::StoreFiles,
-                    Path::new(&l.path),
-                    None,
-                    l.bytes,
-                    format!(
-                        "log over {}, last written {} ago; rotated into the store, compressed",
-                        human_bytes(data.logs.large_threshold_bytes),
-                        human_age(l.age_secs)
-                    ),
+            actions.push(action(
+                "logs",
+                OpKind::StoreFiles,
+                Path::new(&l.path),
+                None,
+                l.bytes,
+                format!(
+                    "log over {}, last written {} ago; rotated into the store, compressed",
+                    human_bytes(data.logs.large_threshold_bytes),
+                    human_age(l.age_secs)
                 ),
-            )?;
+            ))?;
         }
         for db in data.logs.databases.iter().filter(|d| d.over_threshold) {
-            record(
-                &mut actions,
-                &mut kept,
-                &not_utf8,
-                action(
-                    "logs",
-                    OpKind::StoreFiles,
-                    Path::new(&db.path),
-                    None,
-                    db.bytes + db.wal_bytes,
-                    format!(
-                        "log database over {} ({} rows); will move with its -wal and -shm into the store; Codex starts a fresh one",
-                        human_bytes(data.logs.large_threshold_bytes),
-                        db.rows.unwrap_or(0)
-                    ),
+            actions.push(action(
+                "logs",
+                OpKind::StoreFiles,
+                Path::new(&db.path),
+                None,
+                db.bytes + db.wal_bytes,
+                format!(
+                    "log database over {} ({} rows); will move with its -wal and -shm into the store; Codex starts a fresh one",
+                    human_bytes(data.logs.large_threshold_bytes),
+                    db.rows.unwrap_or(0)
                 ),
-            )?;
+            ))?;
         }
     }
 
@@ -474,7 +431,7 @@ pub fn build_plan(
                     );
                     a.main_repository = w.main_repository.clone();
                     a.id = action_id(&a);
-                    record(&mut actions, &mut kept, &not_utf8, a)?;
+                    actions.push(a)?;
                 }
             }
         }
@@ -490,21 +447,16 @@ pub fn build_plan(
                     path: rel.path.clone(),
                     reason: "the current release".into(),
                 }),
-                (Some(cur), false) => record(
-                    &mut actions,
-                    &mut kept,
-                    &not_utf8,
-                    action(
-                        "releases",
-                        OpKind::StoreDir,
-                        Path::new(&rel.path),
-                        None,
-                        rel.bytes,
-                        format!(
-                            "an old daemon release (current is {cur}); will move into the store, compressed"
-                        ),
+                (Some(cur), false) => actions.push(action(
+                    "releases",
+                    OpKind::StoreDir,
+                    Path::new(&rel.path),
+                    None,
+                    rel.bytes,
+                    format!(
+                        "an old daemon release (current is {cur}); will move into the store, compressed"
                     ),
-                )?,
+                ))?,
                 (None, _) => kept.push(Kept {
                     category: "releases".into(),
                     path: rel.path.clone(),
@@ -556,12 +508,17 @@ pub fn build_plan(
                 );
                 a.projects = dead;
                 a.id = action_id(&a);
-                record(&mut actions, &mut kept, &not_utf8, a)?;
+                actions.push(a)?;
             }
         }
     }
 
-    let actions = actions.finish()?;
+    let (actions, unrecordable) = actions.finish()?;
+    kept.extend(unrecordable.into_iter().map(|a| Kept {
+        category: a.category,
+        path: a.path,
+        reason: "its name, or a name inside it, is not UTF-8: codex-maint records paths as text and will not record a different name; rename it to let cleanup handle it".into(),
+    }));
     let ids: Vec<&str> = actions.sorted_ids().collect();
     let plan = Plan {
         id: short_hash(&format!("{}\0{}", home.display(), ids.join(","))),

@@ -102,27 +102,7 @@ pub(super) fn verify_after(
         ),
     );
 
-    // A page at a time: a cleanup of 100,000 sessions has as many ops.
-    let mut checker = crate::ops::LiveChecker::default();
-    let progress = crate::progress::NoProgress;
-    let mut op_problems = Vec::new();
-    let mut applied = 0usize;
-    let mut after_seq = i64::MIN;
-    loop {
-        let page = crate::ops::record::read_all(store.catalog.ops_of_run_after(
-            run_id,
-            after_seq,
-            crate::store::catalog::live_page_size(),
-        )?)?;
-        let Some(last) = page.last() else { break };
-        after_seq = last.seq;
-        let page: Vec<_> = page
-            .into_iter()
-            .filter(|o| o.state == crate::store::OpState::Applied)
-            .collect();
-        applied += page.len();
-        op_problems.extend(checker.check(&page, &progress));
-    }
+    let (applied, op_problems) = crate::ops::verify_applied_of_run(store, run_id)?;
     r.push(
         report::VERIFICATION,
         format!(

@@ -117,22 +117,7 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
             store.root.join(crate::store::CATALOG_FILE).display()
         ),
     );
-    // The run's ops a page at a time, as verify reads them: 20,000 repairs are not held.
-    let mut checker = crate::ops::LiveChecker::default();
-    let mut problems = Vec::new();
-    let mut applied = 0usize;
-    let mut after_seq = i64::MIN;
-    loop {
-        let page = crate::ops::record::read_all(store.catalog.ops_of_run_after(
-            run_id,
-            after_seq,
-            crate::store::catalog::live_page_size(),
-        )?)?;
-        let Some(last) = page.last() else { break };
-        after_seq = last.seq;
-        applied += page.len();
-        problems.extend(checker.check(&page, &crate::progress::NoProgress));
-    }
+    let (applied, problems) = crate::ops::verify_applied_of_run(&store, run_id)?;
     if problems.is_empty() {
         report.push(
             report::VERIFICATION,

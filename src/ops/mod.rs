@@ -173,6 +173,31 @@ pub fn verify_all_live(ops: &[OpRecord], progress: &dyn crate::progress::Progres
     problems
 }
 
+/// What `verify` finds wrong with the ops `run_id` applied, read a page at a time (a run of
+/// 100,000 sessions has as many ops); and how many were applied.
+pub fn verify_applied_of_run(store: &Store, run_id: i64) -> Result<(usize, Vec<String>)> {
+    let mut checker = LiveChecker::default();
+    let mut problems = Vec::new();
+    let mut applied = 0usize;
+    let mut after_seq = i64::MIN;
+    loop {
+        let page = record::read_all(store.catalog.ops_of_run_after(
+            run_id,
+            after_seq,
+            crate::store::catalog::live_page_size(),
+        )?)?;
+        let Some(last) = page.last() else { break };
+        after_seq = last.seq;
+        let page: Vec<OpRecord> = page
+            .into_iter()
+            .filter(|o| o.state == crate::store::OpState::Applied)
+            .collect();
+        applied += page.len();
+        problems.extend(checker.check(&page, &crate::progress::NoProgress));
+    }
+    Ok((applied, problems))
+}
+
 /// Checks ops in force a page at a time, so a catalog of 100,000 is never held at once:
 /// each page's files are hashed ahead on all cores, and each thread index is opened once,
 /// read-only, for all the pages.

@@ -275,14 +275,27 @@ pub fn plan_for_home(home: &CodexHome) -> Result<Option<RepairPlan>> {
 /// Applies `fixes` under the journal protocol: all prepared (one commit), all rows changed
 /// (one transaction, each only from the state planned), all marked applied.
 pub fn execute_all(run: &Run, writer: &mut IndexWriter, fixes: &[RowFix]) -> Result<Vec<i64>> {
+    journaled(run, writer, fixes, None)
+}
+
+/// The protocol of `execute_all`, for repairs and for taking them back (`reverts[i]` is
+/// the op `fixes[i]` takes back).
+fn journaled(
+    run: &Run,
+    writer: &mut IndexWriter,
+    fixes: &[RowFix],
+    reverts: Option<&[&OpRecord]>,
+) -> Result<Vec<i64>> {
     let ops: Vec<NewOp> = fixes
         .iter()
-        .map(|fix| {
+        .enumerate()
+        .map(|(i, fix)| {
             Ok(NewOp {
                 kind: OpKind::RepairThreadRow.to_string(),
                 src: fix.row_before.rollout_path.clone(),
                 dst: Some(fix.row_after.rollout_path.clone()),
                 detail: super::detail::stored(fix)?,
+                reverts_op: reverts.map(|r| r[i].id),
                 ..Default::default()
             })
         })
@@ -333,66 +346,46 @@ fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
 
 /// Why a row change cannot be taken back now: the row changed since.
 fn revert_conflicts(op: &OpRecord) -> Vec<String> {
-    let fix = match fix_of(op) {
-        Ok(f) => f,
-        Err(e) => return vec![format!("{e:#}")],
+    match fix_of(op) {
+        Ok(fix) => conflicts_of(&fix.index, &[op], std::slice::from_ref(&fix)),
+        Err(e) => vec![format!("{e:#}")],
+    }
+}
+
+/// Why the row changes `fixes` (of `ops`, all in `index`) cannot be taken back: a row that
+/// is no longer as its repair left it. The index is opened once, read only.
+fn conflicts_of(index: &str, ops: &[&OpRecord], fixes: &[RowFix]) -> Vec<String> {
+    let each_op = |why: &dyn Fn(i64) -> String| ops.iter().map(|op| why(op.id)).collect();
+    if !Path::new(index).exists() {
+        return each_op(&|id| format!("op {id}: the thread index {index} is gone"));
+    }
+    let db = match home::sqlite_read::open(Path::new(index)) {
+        Ok(db) => db,
+        Err(e) => {
+            return each_op(&|id| format!("op {id}: cannot read the thread index {index}: {e:#}"));
+        }
     };
-    if !Path::new(&fix.index).exists() {
-        return vec![format!(
-            "op {}: the thread index {} is gone",
-            op.id, fix.index
-        )];
-    }
-    let reading = home::sqlite_read::open(Path::new(&fix.index))
-        .and_then(|db| thread_row::read(&db.conn, &fix.thread_id));
-    match reading {
-        Ok(Some(row)) if row == fix.row_after => Vec::new(),
-        Ok(now) => vec![format!(
-            "op {}: thread {}'s row changed since it was repaired (now {now:?})",
-            op.id, fix.thread_id
-        )],
-        Err(e) => vec![format!(
-            "op {}: cannot read the thread index {}: {e:#}",
-            op.id, fix.index
-        )],
-    }
+    ops.iter()
+        .zip(fixes)
+        .filter_map(
+            |(op, fix)| match thread_row::read(&db.conn, &fix.thread_id) {
+                Ok(Some(row)) if row == fix.row_after => None,
+                Ok(now) => Some(format!(
+                    "op {}: thread {}'s row changed since it was repaired (now {now:?})",
+                    op.id, fix.thread_id
+                )),
+                Err(e) => Some(format!(
+                    "op {}: cannot read the thread index {index}: {e:#}",
+                    op.id
+                )),
+            },
+        )
+        .collect()
 }
 
 /// Takes a row change back as a new journaled op of `run`: the row as it was, exactly.
 fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
-    let fix = fix_of(op)?;
-    let conflicts = revert_conflicts(op);
-    if !conflicts.is_empty() {
-        return Err(MaintError::refused(
-            format!("op {} cannot be taken back; nothing was changed", op.id),
-            conflicts,
-        )
-        .into());
-    }
-    let mut writer = IndexWriter::open(Path::new(&fix.index))?;
-    writer.preflight(Path::new(&fix.index))?;
-    let back = RowFix {
-        row_before: fix.row_after.clone(),
-        row_after: fix.row_before.clone(),
-        ..fix
-    };
-    let ops = [NewOp {
-        kind: OpKind::RepairThreadRow.to_string(),
-        src: back.row_before.rollout_path.clone(),
-        dst: Some(back.row_after.rollout_path.clone()),
-        detail: super::detail::stored(&back)?,
-        reverts_op: Some(op.id),
-        ..Default::default()
-    }];
-    let ids = run.store.catalog.prepare_ops(run.id, &ops)?;
-    failpoint::hit("op-prepared");
-    if let Err(e) = writer.transition(&[(&back.thread_id, &back.row_before, &back.row_after)]) {
-        run.store.catalog.mark_rolled_back(ids[0])?;
-        return Err(e);
-    }
-    run.store.catalog.mark_applied(ids[0], None)?;
-    failpoint::hit("op-applied");
-    Ok(ids[0])
+    Ok(revert_all(run, &[op])?[0])
 }
 
 /// Takes many row changes of one thread index back at once, as `execute_all` made them:
@@ -407,36 +400,19 @@ pub fn revert_all(run: &Run, ops: &[&OpRecord]) -> Result<Vec<i64>> {
     if fixes.iter().any(|f| f.index != index) {
         return ops.iter().map(|op| revert(run, op)).collect();
     }
-    let index_path = Path::new(&index);
-    let mut conflicts = Vec::new();
-    if !index_path.exists() {
-        conflicts.push(format!("the thread index {index} is gone"));
-    } else {
-        let db = home::sqlite_read::open(index_path)?;
-        for (op, fix) in ops.iter().zip(&fixes) {
-            match thread_row::read(&db.conn, &fix.thread_id) {
-                Ok(Some(row)) if row == fix.row_after => {}
-                Ok(now) => conflicts.push(format!(
-                    "op {}: thread {}'s row changed since it was repaired (now {now:?})",
-                    op.id, fix.thread_id
-                )),
-                Err(e) => conflicts.push(format!(
-                    "op {}: cannot read the thread index {index}: {e:#}",
-                    op.id
-                )),
-            }
-        }
-    }
+    let conflicts = conflicts_of(&index, ops, &fixes);
     if !conflicts.is_empty() {
+        let what = match ops {
+            [op] => format!("op {}", op.id),
+            _ => format!("{} row repairs", ops.len()),
+        };
         return Err(MaintError::refused(
-            format!(
-                "{} row repairs cannot be taken back; nothing was changed",
-                ops.len()
-            ),
+            format!("{what} cannot be taken back; nothing was changed"),
             conflicts,
         )
         .into());
     }
+    let index_path = Path::new(&index);
     let mut writer = IndexWriter::open(index_path)?;
     writer.preflight(index_path)?;
     let backs: Vec<RowFix> = fixes
@@ -447,37 +423,7 @@ pub fn revert_all(run: &Run, ops: &[&OpRecord]) -> Result<Vec<i64>> {
             ..fix
         })
         .collect();
-    let new_ops: Vec<NewOp> = backs
-        .iter()
-        .zip(ops)
-        .map(|(back, op)| {
-            Ok(NewOp {
-                kind: OpKind::RepairThreadRow.to_string(),
-                src: back.row_before.rollout_path.clone(),
-                dst: Some(back.row_after.rollout_path.clone()),
-                detail: super::detail::stored(back)?,
-                reverts_op: Some(op.id),
-                ..Default::default()
-            })
-        })
-        .collect::<Result<_>>()?;
-    let ids = run.store.catalog.prepare_ops(run.id, &new_ops)?;
-    failpoint::hit("op-prepared");
-    let changes: Vec<(&str, &RowState, &RowState)> = backs
-        .iter()
-        .map(|b| (b.thread_id.as_str(), &b.row_before, &b.row_after))
-        .collect();
-    if let Err(e) = writer.transition(&changes) {
-        for id in &ids {
-            run.store.catalog.mark_rolled_back(*id)?;
-        }
-        return Err(e);
-    }
-    failpoint::hit("thread-row-updated");
-    let applied: Vec<(i64, Option<String>)> = ids.iter().map(|id| (*id, None)).collect();
-    run.store.catalog.mark_applied_many(&applied)?;
-    failpoint::hit("op-applied");
-    Ok(ids)
+    journaled(run, &mut writer, &backs, Some(ops))
 }
 
 /// What `verify` finds wrong with a row change in force: a repaired row, whatever later
