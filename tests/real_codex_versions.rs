@@ -239,3 +239,49 @@ fn a_home_written_by_many_versions_stays_consistent_through_every_command() {
     assert_eq!(sb.json(&["verify"]).0, 0);
     drop(server);
 }
+
+#[test]
+fn several_repairs_are_taken_back_together_and_a_new_repair_leaves_codex_in_parity() {
+    let Some(codex_cli::RealHome {
+        bin,
+        server: _server,
+        sb,
+        home,
+        ids,
+    }) = codex_cli::real_home(
+        "several_repairs_are_taken_back_together",
+        &["first task", "second task", "third task"],
+    )
+    else {
+        return;
+    };
+    for id in &ids[..2] {
+        mv_to_archive(&home, id);
+    }
+    let broken = sb.thread_rows();
+    let done = sb.ok_json(&["repair", "--yes"]);
+    assert_eq!(done["data"]["repaired"].as_array().unwrap().len(), 2);
+    assert_parity_ok(&bin, &home, "repair of two rows");
+
+    // Codex leaves its index with a pending WAL; the dry run must not checkpoint it.
+    let before = codex_maint::testkit::fingerprint::tree_fingerprint(&home);
+    sb.ok_json(&["undo", "--dry-run"]);
+    let diffs = codex_maint::testkit::fingerprint::differences(
+        &before,
+        &codex_maint::testkit::fingerprint::tree_fingerprint(&home),
+    );
+    assert!(diffs.is_empty(), "a dry run changed:\n{}", diffs.join("\n"));
+
+    let undone = sb.ok_json(&["undo"]);
+    assert_eq!(undone["data"]["reverted"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        sb.thread_rows(),
+        broken,
+        "both rows back as the mv left them"
+    );
+
+    sb.ok_json(&["repair", "--yes"]);
+    assert_parity_ok(&bin, &home, "repair after the undo");
+    assert_listed(&bin, &home, &ids[2..], &ids[..2], "repair after the undo");
+    assert_eq!(sb.json(&["verify"]).0, 0);
+}
