@@ -44,6 +44,7 @@ struct CodexFigures {
 struct Scale {
     sessions: u64,
     archived_by_policy: u64,
+    compressed: u64,
     codex: Option<CodexFigures>,
 }
 
@@ -130,6 +131,27 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
         ])),
     ));
     check_parity("cleanup");
+
+    // The sessions just archived are the ones a compression cleanup frees space from.
+    rows.push((
+        "cleanup --dry-run --only compress".into(),
+        measure(&mut ours(&["cleanup", "--dry-run", "--only", "compress"])),
+    ));
+    let plan = newest_plan(&store);
+    let compressed = planned_actions(&store, &plan);
+    rows.push((
+        "cleanup --yes --plan <it> --only compress".into(),
+        measure(&mut ours(&[
+            "cleanup", "--yes", "--plan", &plan, "--only", "compress",
+        ])),
+    ));
+    check_parity("compression");
+    rows.push((
+        "undo of that compression".into(),
+        measure(&mut ours(&["undo"])),
+    ));
+    check_parity("undo of compression");
+
     rows.push(("undo of that cleanup".into(), measure(&mut ours(&["undo"]))));
     check_parity("undo of cleanup");
 
@@ -150,6 +172,7 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
         Scale {
             sessions,
             archived_by_policy,
+            compressed,
             codex: codex_figures,
         },
     )
@@ -196,6 +219,14 @@ fn newest_plan(store: &Path) -> String {
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .expect("a plan file")
+}
+
+/// How many actions a saved plan holds.
+fn planned_actions(store: &Path, plan: &str) -> u64 {
+    let text = std::fs::read_to_string(store.join("plans").join(format!("{plan}.json")))
+        .expect("the saved plan is readable");
+    let plan: serde_json::Value = serde_json::from_str(&text).expect("the saved plan is JSON");
+    plan["actions"].as_array().map_or(0, |a| a.len() as u64)
 }
 
 fn report(rows: &[Row], small: &Scale, large: &Scale, kib: u64) {
@@ -255,8 +286,8 @@ fn report(rows: &[Row], small: &Scale, large: &Scale, kib: u64) {
     for scale in [small, large] {
         let _ = writeln!(
             out,
-            "\n{} sessions: the policy archive moved {}.",
-            scale.sessions, scale.archived_by_policy
+            "\n{} sessions: the policy archive moved {}; the compression cleanup planned {} transcripts.",
+            scale.sessions, scale.archived_by_policy, scale.compressed
         );
         let Some(c) = &scale.codex else {
             let _ = writeln!(

@@ -14,8 +14,15 @@ use crate::ops::thread_row::IndexWriter;
 use crate::ops::{OpKind, Run, session_move, transcript_compress};
 use crate::progress::{Continuing, OnTerminal, Progress as _};
 
-/// Several of session_move's batches, so hashing the next batch still overlaps moving this.
-const EXECUTED_AT_ONCE: usize = 8 * session_move::BATCH;
+/// How many actions of a kind are read back, planned in full and run together: several of
+/// the op's own batches, so hashing the next batch of moves still overlaps moving this one.
+/// A slice's rows and plans are most of what a run holds besides the encoders.
+fn executed_at_once(kind: OpKind) -> usize {
+    match kind {
+        OpKind::ArchiveSession => 8 * session_move::BATCH,
+        _ => 8 * transcript_compress::BATCH,
+    }
+}
 
 /// Runs the reviewed session actions that `holds` (`ArchiveSession`, then
 /// `CompressSession`), a slice at a time as they are read back from the plan, handing each
@@ -71,14 +78,15 @@ pub(super) fn execute(
             continue;
         }
         slices.progress.start(count, doing);
-        let mut slice = Vec::with_capacity(EXECUTED_AT_ONCE);
+        let at_once = executed_at_once(kind);
+        let mut slice = Vec::with_capacity(at_once);
         for a in reviewed.per_transcript()? {
             let a = a?;
             if a.kind != kind || !holds(&a) {
                 continue;
             }
             slice.push(a);
-            if slice.len() == EXECUTED_AT_ONCE {
+            if slice.len() == at_once {
                 if let Some(failed) = slices.execute(kind, doing, &slice, done)? {
                     slices.progress.finish();
                     return Ok(Some(failed));
