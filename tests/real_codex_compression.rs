@@ -234,3 +234,78 @@ fn codex_0_136_cannot_read_compressed_transcripts_and_the_gate_refuses_its_home(
     assert_parity_ok(&bin, &home, "the refusals");
     drop(server);
 }
+
+/// codex-maint holds zstd's match table to 2^20 entries for inputs over 256 KiB; the frame
+/// it writes then must still be one Codex reads, turn for turn.
+#[test]
+fn codex_reads_a_transcript_compressed_above_the_match_table_cap() {
+    // A prompt of about 400 KB, which Codex records in the transcript more than once.
+    let long_prompt: String = (0..6_000)
+        .map(|i| {
+            format!(
+                "step {i}: read src/module_{}.rs, check that fn handler_{} returns {} for input {}\n",
+                i % 97,
+                i * 7919 % 1_009,
+                i * 31 % 257,
+                i * 104_729 % 65_521
+            )
+        })
+        .collect();
+    let Some(codex_cli::RealHome {
+        bin,
+        server,
+        sb,
+        home,
+        ids,
+    }) = codex_cli::real_home(
+        "codex_reads_a_transcript_compressed_above_the_match_table_cap",
+        &[long_prompt.as_str()],
+    )
+    else {
+        return;
+    };
+    let id = &ids[0];
+    let transcript = codex_cli::transcript_of(&home, id);
+    let plain_size = std::fs::metadata(&transcript).unwrap().len();
+    assert!(
+        plain_size > 256 << 10,
+        "the transcript must be above the cap's threshold: {plain_size} bytes"
+    );
+    // A session of today: the evidence that the Codex using this home reads .zst.
+    codex_cli::exec(&bin, &home, &sb.dir.path().join("work"), "fresh task");
+    let turns_before = {
+        let mut app = AppServer::start(&bin, &home);
+        turns(&app.read(id).unwrap_or_else(|e| panic!("read {id}: {e}")))
+    };
+    assert!(!turns_before.is_empty());
+    let before = codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions"));
+
+    sb.ok_json(&["archive", id, "--compress"]);
+    let compressed = home.join("archived_sessions").join(format!(
+        "{}.zst",
+        transcript.file_name().unwrap().to_string_lossy()
+    ));
+    let stored_size = std::fs::metadata(&compressed).unwrap().len();
+    assert!(
+        stored_size < plain_size / 4,
+        "{stored_size} of {plain_size}"
+    );
+    assert_parity_ok(&bin, &home, "archive --compress of a long transcript");
+    {
+        let mut app = AppServer::start(&bin, &home);
+        let read = app
+            .read(id)
+            .unwrap_or_else(|e| panic!("Codex reads the compressed {id}: {e}"));
+        assert_eq!(turns(&read), turns_before, "every turn reads the same");
+    }
+    assert_eq!(sb.json(&["verify"]).0, 0);
+
+    sb.ok_json(&["undo"]);
+    assert_parity_ok(&bin, &home, "undo");
+    let diffs = codex_maint::testkit::fingerprint::differences(
+        &before,
+        &codex_maint::testkit::fingerprint::tree_fingerprint(&home.join("sessions")),
+    );
+    assert!(diffs.is_empty(), "after undo:\n{}", diffs.join("\n"));
+    drop(server);
+}

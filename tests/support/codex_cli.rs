@@ -39,14 +39,31 @@ pub fn codex(bin: &Path, home: &Path) -> Command {
     cmd
 }
 
+/// Linux refuses a single argument over 128 KiB; a longer prompt goes through stdin.
+const LONGEST_PROMPT_ARGUMENT: usize = 64 << 10;
+
 /// Runs one non-interactive session and returns its thread id.
 pub fn exec(bin: &Path, home: &Path, workdir: &Path, prompt: &str) -> String {
-    let out = codex(bin, home)
-        .current_dir(workdir)
-        .args(["exec", "--skip-git-repo-check", prompt])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let mut cmd = codex(bin, home);
+    cmd.current_dir(workdir)
+        .args(["exec", "--skip-git-repo-check"]);
+    let out = if prompt.len() <= LONGEST_PROMPT_ARGUMENT {
+        cmd.arg(prompt).stdin(Stdio::null()).output().unwrap()
+    } else {
+        let mut child = cmd
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let text = prompt.to_string();
+        let feeder = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        out
+    };
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
