@@ -153,6 +153,12 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
     check_parity("undo of compression");
 
     rows.push(("undo of that cleanup".into(), measure(&mut ours(&["undo"]))));
+    // An undo that finds nothing to take back also exits 0: the home must be whole again.
+    assert_eq!(
+        active_transcripts(&home),
+        active_total_before,
+        "the undo of the cleanup put every archived session back"
+    );
     check_parity("undo of cleanup");
 
     let codex_figures = match (listings_before, listings_after) {

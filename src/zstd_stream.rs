@@ -93,18 +93,20 @@ fn finish_new(file: File, meta: NewFileMeta) -> io::Result<()> {
 pub(crate) const WORKER_JOB_BYTES: u32 = 4 << 20;
 
 /// The match finder's hash table is held to 2^20 entries. zstd's own tables give level 9 a
-/// table of 2^21 and levels 10 and up 2^22 (16 MiB, plus 4 MiB of tags, per context and so
-/// per worker): at level 10 the tables were three fifths of a compression run's peak. At
-/// 2^20, measured with `zstd -T2 -10 --zstd=hlog=20` against plain `-10` on transcripts
-/// (README, "Compressed transcripts"), the output is 0.2-0.3% larger, the run 23-45%
-/// faster and its peak half. Decoding is unaffected: the table is the encoder's alone.
+/// table of 2^21 and levels 10 and 11 2^22 (16 MiB, plus 4 MiB of tags, per context and so
+/// per worker; higher levels more): at level 10 the two workers' tables were 43 MB of a
+/// compression cleanup's 124 MB peak. At 2^20, measured with `zstd -T2 -10
+/// --zstd=hlog=20` against plain `-10` (README, "Compressed transcripts"), the output was
+/// 0.2-0.3% larger, the run faster and its peak half. Decoding does not depend on it: a
+/// frame records its window, not the encoder's tables.
 pub const MATCH_TABLE_LOG: u32 = 20;
 
 /// The level from which zstd's table for large inputs exceeds [`MATCH_TABLE_LOG`].
 const FIRST_LEVEL_ABOVE_MATCH_TABLE_LOG: i32 = 9;
 
-/// zstd picks its parameters from another table for inputs up to 256 KiB, with tables
-/// already within the cap; an explicit setting there could only enlarge them.
+/// Up to 256 KiB of input zstd sizes its tables from a table for small inputs, and shrinks
+/// any table to its window anyway (at most 2^19 entries there); the cap is left to inputs
+/// above, where it is what keeps the table at 2^20.
 const LARGE_INPUT_TABLE_FROM: u64 = 256 << 10;
 
 fn match_table_cap(level: i32, plain_size: u64) -> Option<zstd::zstd_safe::CParameter> {
@@ -258,12 +260,25 @@ pub fn declared_plain_size(path: &Path) -> Option<u64> {
 pub fn measure_ratio(src: &Path, settings: EncodeSettings, limit: u64) -> io::Result<(u64, u64)> {
     let mut sample = Vec::new();
     File::open(src)?.take(limit).read_to_end(&mut sample)?;
+    let encoded = in_memory_compressor(settings, sample.len() as u64)?.compress(&sample)?;
+    Ok((sample.len() as u64, encoded.len() as u64))
+}
+
+/// A one-shot compressor with the settings `encode_file` streams with, for `size` bytes.
+fn in_memory_compressor(
+    settings: EncodeSettings,
+    size: u64,
+) -> io::Result<zstd::bulk::Compressor<'static>> {
     let mut compressor = zstd::bulk::Compressor::new(settings.level)?;
-    if let Some(cap) = match_table_cap(settings.level, sample.len() as u64) {
+    if let Some(cap) = match_table_cap(settings.level, size) {
         compressor.set_parameter(cap)?;
     }
-    let encoded = compressor.compress(&sample)?;
-    Ok((sample.len() as u64, encoded.len() as u64))
+    if let Some(log) = settings.long_window_log {
+        use zstd::zstd_safe::CParameter;
+        compressor.set_parameter(CParameter::EnableLongDistanceMatching(true))?;
+        compressor.set_parameter(CParameter::WindowLog(log.min(CODEX_MAX_WINDOW_LOG)))?;
+    }
+    Ok(compressor)
 }
 
 #[cfg(test)]
@@ -356,5 +371,33 @@ mod tests {
         bytes.truncate(cut);
         std::fs::write(&packed, &bytes).unwrap();
         assert!(decode_and_hash(&packed).is_err());
+    }
+
+    #[test]
+    fn the_match_table_is_capped_from_level_9_above_256_kib_only() {
+        assert_eq!(match_table_cap(8, 64 << 20), None);
+        assert_eq!(match_table_cap(10, 256 << 10), None);
+        assert!(match_table_cap(9, (256 << 10) + 1).is_some());
+        assert!(match_table_cap(DEFAULT_LEVEL, 2 << 30).is_some());
+    }
+
+    #[test]
+    fn a_level_10_context_for_megabytes_of_input_holds_the_capped_table_not_zstds() {
+        let text: Vec<u8> = (0..60_000u64)
+            .flat_map(|i| format!("{{\"n\":{i},\"v\":\"{}\"}}\n", i * 7919 % 10_007).into_bytes())
+            .collect();
+        assert!(text.len() > 1 << 20);
+        let settings = EncodeSettings::default();
+        let mut capped = in_memory_compressor(settings, text.len() as u64).unwrap();
+        capped.compress(&text).unwrap();
+        let mut uncapped = zstd::bulk::Compressor::new(settings.level).unwrap();
+        uncapped.compress(&text).unwrap();
+        let (capped, uncapped) = (
+            capped.context_mut().sizeof(),
+            uncapped.context_mut().sizeof(),
+        );
+        // zstd's own 2^22 hash and its tags are 20 MiB; capped they are 5 MiB.
+        assert!(uncapped > 20 << 20, "{uncapped}");
+        assert!(capped + (12 << 20) < uncapped, "{capped} of {uncapped}");
     }
 }

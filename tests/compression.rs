@@ -516,3 +516,35 @@ fn restore_by_session_takes_a_compressed_session_back_one_move_at_a_time() {
     assert!(plain.is_file(), "then the archive");
     assert_eq!(rows_before, sb.thread_rows());
 }
+
+#[test]
+fn an_undo_after_the_undo_of_a_compression_takes_back_the_archive_it_compressed() {
+    let specs = mixed_specs(12);
+    let sb = Sandbox::with_sessions(&specs, true);
+    let files_before = sb.home_files_except_databases();
+    let rows_before = sb.thread_rows();
+    let old = &specs[6];
+    let plain = old.path_in(&sb.home);
+
+    sb.ok_json(&["archive", &old.id]);
+    let plan = sb.ok_json(&["cleanup", "--only", "compress", "--dry-run"]);
+    let id = plan["data"]["plan"]["id"].as_str().unwrap();
+    sb.ok_json(&["cleanup", "--yes", "--plan", id]);
+    let archived_plain = sb.home.join("archived_sessions").join(old.file_name());
+    assert!(!archived_plain.exists(), "{plan:#}");
+
+    sb.ok_json(&["undo"]);
+    assert!(
+        archived_plain.is_file(),
+        "the first undo takes back the compression"
+    );
+    assert_eq!(sb.json(&["verify"]).0, 0);
+    let second = sb.ok_json(&["undo"]);
+    assert!(
+        plain.is_file(),
+        "the second undo takes back the archive: {second:#}"
+    );
+    assert!(differences(&files_before, &sb.home_files_except_databases()).is_empty());
+    assert_eq!(rows_before, sb.thread_rows());
+    assert_eq!(sb.json(&["verify"]).0, 0);
+}

@@ -14,13 +14,11 @@ use crate::ops::thread_row::IndexWriter;
 use crate::ops::{OpKind, Run, session_move, transcript_compress};
 use crate::progress::{Continuing, OnTerminal, Progress as _};
 
-/// How many actions of a kind are read back, planned in full and run together: several of
-/// the op's own batches, so hashing the next batch of moves still overlaps moving this one.
-/// A slice's rows and plans are most of what a run holds besides the encoders.
+/// How many actions of a kind are read back, planned in full and run together.
 fn executed_at_once(kind: OpKind) -> usize {
     match kind {
-        OpKind::ArchiveSession => 8 * session_move::BATCH,
-        _ => 8 * transcript_compress::BATCH,
+        OpKind::ArchiveSession => session_move::SLICE,
+        _ => transcript_compress::SLICE,
     }
 }
 

@@ -295,7 +295,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     // Second pass: plan and execute a slice at a time, re-reading that slice's rows, so
     // plans, rows and hashes are held for one slice only.
     progress.start(to_move.len() as u64, "archiving");
-    for slice in to_move.chunks(EXECUTED_AT_ONCE) {
+    for slice in to_move.chunks(session_move::SLICE) {
         let files: Vec<&SessionFile> = slice.iter().map(|(f, _)| *f).collect();
         let rows = match rows_of(&writer, &files) {
             Ok(rows) => rows,
@@ -332,7 +332,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     progress.finish();
     if failure.is_none() && !to_recode.is_empty() {
         progress.start(to_recode.len() as u64, "archiving and compressing");
-        for slice in to_recode.chunks(EXECUTED_AT_ONCE) {
+        for slice in to_recode.chunks(transcript_compress::SLICE) {
             let files: Vec<&SessionFile> = slice.iter().map(|(f, _)| *f).collect();
             let rows = match rows_of(&writer, &files) {
                 Ok(rows) => rows,
@@ -413,9 +413,6 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
 /// Sessions judged at once: their first records are read on all cores, and their rows
 /// are read in one query.
 const JUDGED_AT_ONCE: usize = 1024;
-/// Sessions planned and moved at once: several of session_move's batches, so hashing the
-/// next batch still overlaps moving this one.
-const EXECUTED_AT_ONCE: usize = 8 * session_move::BATCH;
 /// Full ids or unique prefixes; every id must match exactly one session, or nothing runs.
 fn resolve_ids<'f>(
     files: &'f [SessionFile],

@@ -61,7 +61,11 @@ pub fn exec(bin: &Path, home: &Path, workdir: &Path, prompt: &str) -> String {
         let text = prompt.to_string();
         let feeder = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
         let out = child.wait_with_output().unwrap();
-        feeder.join().unwrap().unwrap();
+        let fed = feeder.join().unwrap();
+        // A Codex that failed may stop reading its prompt; its output below says why.
+        if out.status.success() {
+            fed.unwrap();
+        }
         out
     };
     let text = format!(

@@ -25,6 +25,10 @@ use crate::store::NewOp;
 /// of its files moved), small enough that a failure rolls back little.
 pub const BATCH: usize = 1024;
 
+/// Moves a command plans in full and hands over at once: several batches, so hashing the
+/// next batch still overlaps moving this one.
+pub const SLICE: usize = 8 * BATCH;
+
 /// Executes `plans` in order, `BATCH` at a time, stopping at the first batch that fails.
 /// The next batch is hashed while this one is journaled, moved and synced, so the reads
 /// overlap the renames and fsyncs instead of waiting for them. Returns the op ids of the

@@ -17,7 +17,7 @@ use super::{OpKind, OpRecord};
 use super::{Recovered, Run};
 use crate::store::{OpState, Store};
 
-pub use execute::{BATCH, execute_all, execute_batch};
+pub use execute::{BATCH, SLICE, execute_all, execute_batch};
 pub(crate) use plan::codex_spelling_of;
 pub use plan::{archive_destination, plan_archive};
 use recover::recover;

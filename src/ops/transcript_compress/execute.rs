@@ -29,6 +29,10 @@ const LARGE_FILE_BYTES: u64 = 32 << 20;
 /// Recodes per journal batch: each batch is prepared in one commit and settled in one.
 pub const BATCH: usize = 256;
 
+/// Recodes a command plans in full and hands over at once. Smaller than a slice of moves:
+/// a slice's rows and plans are what a compression run holds besides its encoders.
+pub const SLICE: usize = 8 * BATCH;
+
 /// Executes `plans` in order, a batch at a time, stopping at the first batch that fails.
 /// Returns the op ids done (a prefix of `plans`) and the failure, if any.
 pub fn execute_all(

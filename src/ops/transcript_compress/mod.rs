@@ -20,7 +20,7 @@ use super::{Recovered, Run};
 use crate::store::{OpState, Store};
 use crate::zstd_stream::EncodeSettings;
 
-pub use execute::{BATCH, execute_all, execute_batch};
+pub use execute::{BATCH, SLICE, execute_all, execute_batch};
 pub use plan::{plan_archive_compressed, plan_compress_in_place, plan_decompress_in_place};
 use recover::recover;
 pub use revert::{plan_checked_revert, plan_revert};

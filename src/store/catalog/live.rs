@@ -7,18 +7,24 @@ use rusqlite::params;
 
 use super::{Catalog, OP_COLUMNS, StoredOp};
 
-/// An op is in force when it is applied and no later applied op picked its item up from
-/// where it left it (an inverse op does exactly that, so a reverted op is never live).
+/// An op is in force when it is applied, not taken back, and no later op in force picked
+/// its item up from where it left it. A chain (archived, then compressed where it lies) has
+/// only its last op in force; once that one is taken back, the one before it is in force
+/// again, so an `undo` after the undo of a compression takes back the archive. An inverse
+/// op picks its item up from where the op it reverts left it, so a reverted op stays out
+/// even when the inverse is itself taken back (a redo is a new op in force).
 /// The subquery is a lookup in `ops_by_src`; over all ops, the outer query walks
 /// `ops_by_state` from the last id seen.
-const IS_LIVE: &str = "o.state = 'applied' AND NOT EXISTS (SELECT 1 FROM ops later
-     WHERE later.state = 'applied' AND later.id > o.id AND later.src = o.dst)";
+const IS_LIVE: &str = "o.state = 'applied' AND o.reverted_by IS NULL AND NOT EXISTS (SELECT 1
+     FROM ops later WHERE later.state = 'applied' AND later.reverted_by IS NULL
+     AND later.id > o.id AND later.src = o.dst)";
 
 /// The same for the ops of one run, which must be found through `(run_id, seq)`: the `+`
 /// keeps SQLite (which has no statistics here) from choosing `ops_by_state` and so
 /// reading every applied op of every run.
-const IS_LIVE_IN_RUN: &str = "+o.state = 'applied' AND NOT EXISTS (SELECT 1 FROM ops later
-     WHERE later.state = 'applied' AND later.id > o.id AND later.src = o.dst)";
+const IS_LIVE_IN_RUN: &str = "+o.state = 'applied' AND o.reverted_by IS NULL AND NOT EXISTS
+     (SELECT 1 FROM ops later WHERE later.state = 'applied' AND later.reverted_by IS NULL
+     AND later.id > o.id AND later.src = o.dst)";
 
 /// Ops per page: enough that each page's files keep every core busy hashing, few enough
 /// that a page of ops and their plans stays a few megabytes.
@@ -257,6 +263,55 @@ mod tests {
         assert_eq!(
             c.newest_run_with_live_ops("nothing").unwrap(),
             Some(later - 1)
+        );
+    }
+
+    /// Archived, then compressed where it lies, then the compression taken back: the
+    /// archive is in force again and is what the next `undo` finds; taken back a second
+    /// time (a redo of the compression), only the redo is in force.
+    #[test]
+    fn once_the_last_op_of_a_chain_is_taken_back_the_one_before_is_in_force_again() {
+        let c = catalog();
+        let apply = |run: i64, op: NewOp| -> i64 {
+            let id = c.prepare_op(run, &op).unwrap();
+            c.mark_applied_many(&[(id, None)]).unwrap();
+            id
+        };
+        let archive_run = c.begin_run("archive", &[], "/h", None).unwrap();
+        let archive = apply(archive_run, moved("/h/s/x", "/h/a/x", None));
+        let compress_run = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        let compress = apply(compress_run, moved("/h/a/x", "/h/a/x.zst", None));
+        let live = |id: i64| c.is_live(id).unwrap();
+        assert!(!live(archive) && live(compress));
+
+        let undo_run = c.begin_run("undo", &[], "/h", None).unwrap();
+        let decompress = apply(undo_run, moved("/h/a/x.zst", "/h/a/x", Some(compress)));
+        assert!(live(archive), "the archive is in force again");
+        assert!(!live(compress) && live(decompress));
+        assert_eq!(
+            c.newest_run_with_live_ops("undo").unwrap(),
+            Some(archive_run)
+        );
+        assert_eq!(c.live_op_count(Some(archive_run)).unwrap(), 1);
+
+        let redo_run = c.begin_run("undo", &[], "/h", None).unwrap();
+        let redo = apply(redo_run, moved("/h/a/x", "/h/a/x.zst", Some(decompress)));
+        assert!(live(redo));
+        assert!(
+            !live(archive) && !live(compress) && !live(decompress),
+            "one op in force for the one item"
+        );
+
+        // Both taken back: the redo, then the archive; only the last move back is in force.
+        apply(undo_run, moved("/h/a/x.zst", "/h/a/x", Some(redo)));
+        let back = apply(undo_run, moved("/h/a/x", "/h/s/x", Some(archive)));
+        assert_eq!(
+            c.live_ops()
+                .unwrap()
+                .iter()
+                .map(|o| o.id)
+                .collect::<Vec<_>>(),
+            vec![back]
         );
     }
 
