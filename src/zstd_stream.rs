@@ -121,6 +121,20 @@ fn match_table_cap(level: i32, plain_size: u64) -> Option<zstd::zstd_safe::CPara
         .then_some(zstd::zstd_safe::CParameter::HashLog(MATCH_TABLE_LOG))
 }
 
+/// What every encoder of a transcript of `plain_size` bytes is given beyond its level,
+/// streamed to a file or in memory, so the two encode alike.
+fn tuned_parameters(settings: EncodeSettings, plain_size: u64) -> Vec<zstd::zstd_safe::CParameter> {
+    use zstd::zstd_safe::CParameter;
+    let mut parameters: Vec<CParameter> = match_table_cap(settings.level, plain_size)
+        .into_iter()
+        .collect();
+    if let Some(log) = settings.long_window_log {
+        parameters.push(CParameter::EnableLongDistanceMatching(true));
+        parameters.push(CParameter::WindowLog(log.min(CODEX_MAX_WINDOW_LOG)));
+    }
+    parameters
+}
+
 fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -154,16 +168,12 @@ pub fn encode_file(
     encoder.include_contentsize(true)?;
     encoder.set_pledged_src_size(Some(plain_size))?;
     encoder.include_checksum(true)?;
-    if let Some(cap) = match_table_cap(settings.level, plain_size) {
-        encoder.set_parameter(cap)?;
+    for parameter in tuned_parameters(settings, plain_size) {
+        encoder.set_parameter(parameter)?;
     }
     if settings.workers > 0 {
         encoder.multithread(settings.workers)?;
         encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(TRANSCRIPT_JOB_BYTES))?;
-    }
-    if let Some(log) = settings.long_window_log {
-        encoder.long_distance_matching(true)?;
-        encoder.window_log(log.min(CODEX_MAX_WINDOW_LOG))?;
     }
     let mut plain = HashingReader::new(BufReader::with_capacity(IO_BUFFER, input));
     let copied = io::copy(&mut plain, &mut encoder)?;
@@ -277,13 +287,8 @@ fn in_memory_compressor(
     size: u64,
 ) -> io::Result<zstd::bulk::Compressor<'static>> {
     let mut compressor = zstd::bulk::Compressor::new(settings.level)?;
-    if let Some(cap) = match_table_cap(settings.level, size) {
-        compressor.set_parameter(cap)?;
-    }
-    if let Some(log) = settings.long_window_log {
-        use zstd::zstd_safe::CParameter;
-        compressor.set_parameter(CParameter::EnableLongDistanceMatching(true))?;
-        compressor.set_parameter(CParameter::WindowLog(log.min(CODEX_MAX_WINDOW_LOG)))?;
+    for parameter in tuned_parameters(settings, size) {
+        compressor.set_parameter(parameter)?;
     }
     Ok(compressor)
 }

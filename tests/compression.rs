@@ -501,12 +501,7 @@ fn restore_by_session_takes_a_compressed_session_back_one_move_at_a_time() {
     assert_eq!(rows_before, sb.thread_rows());
 
     // Archived plain, then compressed where it lies: two moves, two restores.
-    sb.ok_json(&["archive", &old.id]);
-    let plan = sb.ok_json(&["cleanup", "--only", "compress", "--dry-run"]);
-    let id = plan["data"]["plan"]["id"].as_str().unwrap();
-    sb.ok_json(&["cleanup", "--yes", "--plan", id]);
-    let archived_plain = sb.home.join("archived_sessions").join(old.file_name());
-    assert!(!archived_plain.exists(), "{plan:#}");
+    let archived_plain = archive_then_compress_where_it_lies(&sb, old);
     sb.ok_json(&["restore", &old.id]);
     assert!(
         archived_plain.is_file(),
@@ -526,12 +521,7 @@ fn an_undo_after_the_undo_of_a_compression_takes_back_the_archive_it_compressed(
     let old = &specs[6];
     let plain = old.path_in(&sb.home);
 
-    sb.ok_json(&["archive", &old.id]);
-    let plan = sb.ok_json(&["cleanup", "--only", "compress", "--dry-run"]);
-    let id = plan["data"]["plan"]["id"].as_str().unwrap();
-    sb.ok_json(&["cleanup", "--yes", "--plan", id]);
-    let archived_plain = sb.home.join("archived_sessions").join(old.file_name());
-    assert!(!archived_plain.exists(), "{plan:#}");
+    let archived_plain = archive_then_compress_where_it_lies(&sb, old);
 
     sb.ok_json(&["undo"]);
     assert!(
@@ -547,4 +537,16 @@ fn an_undo_after_the_undo_of_a_compression_takes_back_the_archive_it_compressed(
     assert!(differences(&files_before, &sb.home_files_except_databases()).is_empty());
     assert_eq!(rows_before, sb.thread_rows());
     assert_eq!(sb.json(&["verify"]).0, 0);
+}
+
+/// `archive` of one session, then a reviewed `cleanup --only compress` that compresses it
+/// in `archived_sessions/`; the plain archived path, which no longer exists.
+fn archive_then_compress_where_it_lies(sb: &Sandbox, spec: &SessionSpec) -> PathBuf {
+    sb.ok_json(&["archive", &spec.id]);
+    let plan = sb.ok_json(&["cleanup", "--only", "compress", "--dry-run"]);
+    let id = plan["data"]["plan"]["id"].as_str().unwrap();
+    sb.ok_json(&["cleanup", "--yes", "--plan", id]);
+    let archived_plain = sb.home.join("archived_sessions").join(spec.file_name());
+    assert!(!archived_plain.exists(), "{plan:#}");
+    archived_plain
 }
