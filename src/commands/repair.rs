@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
         refuse_if_codex_running(&home)?;
     }
     let index = thread_index::require_understood(&home)?;
-    let mut report = Report::spec_shaped("repair", "cleanup");
+    let mut report = Report::spec_shaped("repair", "repair");
     let Some(index) = index else {
         report.push(
             report::COMPLETED,
