@@ -1,8 +1,9 @@
 //! Against real Codex CLIs of several versions in one home, as real homes are written
 //! (CODEX-LAYOUT.md, "Homes written by older Codex versions"): an index that appears
 //! between two codex-maint runs, a home broken by SPEC.md's manual `mv`, and a home written
-//! by five versions in turn (0.100 without any database, 0.136, 0.140, 0.160, then a current
-//! one). Each test runs on every current Codex. After every change the current Codex lists every session where expected and its doctor finds the
+//! by the versions in turn (0.100 without any database, 0.136, 0.140, 0.160, then each
+//! current one up to the one under test). Each test runs on every current Codex; after
+//! every change that Codex lists every session where expected and its doctor finds the
 //! transcripts and the index in agreement. Skipped, with a message, when a CLI is missing;
 //! `.ci/run` installs them all.
 
@@ -160,7 +161,18 @@ fn a_home_written_by_many_versions_stays_consistent_through_every_command() {
     }
     codex_cli::on_each_current(test, |codex| {
         let current = &codex.bin;
+        // Then every current release up to this one: on 0.171 the home is one 0.169 wrote
+        // too, which 0.171 migrates in place (state_5 migrations 63-64).
         let mut writers = older.clone();
+        for earlier in codex_maint::testkit::CURRENT_CODEX_VERSIONS
+            .into_iter()
+            .take_while(|v| *v != codex.version)
+        {
+            let Some(bin) = codex_cli::require_version(test, earlier) else {
+                return;
+            };
+            writers.push(bin);
+        }
         writers.push(current.clone());
 
         let server = support::model_server::ModelServer::start();
