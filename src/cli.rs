@@ -98,10 +98,20 @@ pub fn main_exit_code() -> i32 {
         return code;
     }
     match dispatch(cli) {
-        Ok(report) => {
-            print_report(&report, json);
-            report.exit_code
-        }
+        Ok(report) => match print_report(&report, json) {
+            Ok(()) => report.exit_code,
+            // The reader stopped reading (`| head`): it has what it wanted, and every
+            // command finishes its work before printing, so nothing was cut short.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => report.exit_code,
+            Err(e) => {
+                say(&format!("codex-maint: writing the report: {e}"));
+                if report.exit_code == 0 {
+                    ExitKind::Error.code()
+                } else {
+                    report.exit_code
+                }
+            }
+        },
         Err(err) => {
             let kind = exit_kind_of(&err);
             let details = details_of(&err);
@@ -109,60 +119,71 @@ pub fn main_exit_code() -> i32 {
                 let doc = serde_json::json!({
                     "error": { "message": format!("{err:#}"), "kind": kind, "exit_code": kind.code(), "details": details }
                 });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&doc).expect("JSON of plain values")
-                );
+                let text = serde_json::to_string_pretty(&doc).expect("JSON of plain values");
+                // A closed stdout must not hide the exit code the error earned.
+                let _ = writeln!(std::io::stdout(), "{text}");
             }
-            eprintln!("codex-maint: {err:#}");
+            say(&format!("codex-maint: {err:#}"));
             for d in details {
-                eprintln!("  - {d}");
+                say(&format!("  - {d}"));
             }
             kind.code()
         }
     }
 }
 
+/// One line on stderr. `eprintln!` panics when stderr is a closed pipe (`2>&1 | head`);
+/// a message nobody can read is dropped instead.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Completions and the man page describe the parser itself, so they are made here rather
 /// than by a command.
 fn print_about_the_cli(command: &Command) -> Option<i32> {
-    let mut out = std::io::stdout();
-    let written = match command {
+    // Made in memory first: clap_complete panics when its writer fails.
+    let mut text = Vec::new();
+    let made = match command {
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "codex-maint", &mut out);
+            clap_complete::generate(*shell, &mut Cli::command(), "codex-maint", &mut text);
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut out),
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut text),
         _ => return None,
     };
+    let written = made.and_then(|()| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&text).and_then(|()| out.flush())
+    });
     Some(match written {
         Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            eprintln!("codex-maint: {e}");
+            say(&format!("codex-maint: {e}"));
             ExitKind::Error.code()
         }
     })
 }
 
-fn print_report(report: &Report, json: bool) {
+/// The report on stdout; an error here means the output did not all reach the reader.
+fn print_report(report: &Report, json: bool) -> std::io::Result<()> {
+    // Buffered and streamed: a report's long lists are read back from disk as they are
+    // written.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
-        // Streamed: a report's long lists are read back from disk as they are written.
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let written = serde_json::to_writer_pretty(&mut out, report)
-            .map_err(std::io::Error::other)
-            .and_then(|()| writeln!(out))
-            .and_then(|()| out.flush());
-        if let Err(e) = written {
-            eprintln!("codex-maint: writing the report: {e}");
-        }
+        serde_json::to_writer_pretty(&mut out, report)
+            // Keeps an I/O error's kind, so a closed pipe is still told apart.
+            .map_err(std::io::Error::from)?;
+        writeln!(out)?;
     } else {
         if report.raw_text.is_some()
             && let Some(notes) = &report.raw_notes
         {
-            eprint!("{notes}");
+            let _ = write!(std::io::stderr(), "{notes}");
         }
-        print!("{}", report.render_text());
+        out.write_all(report.render_text().as_bytes())?;
     }
+    out.flush()
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Report> {

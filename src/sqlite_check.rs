@@ -4,6 +4,9 @@
 use anyhow::Result;
 use rusqlite::Connection;
 use serde::Serialize;
+use std::path::Path;
+
+use crate::error::MaintError;
 
 /// How deep a database check goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,6 +32,30 @@ impl IntegrityCheck {
 pub fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
     problems(conn, IntegrityCheck::IntegrityCheck)
 }
+
+/// Refuses, naming `what` and the file, unless the database passes `PRAGMA
+/// integrity_check`: SPEC.md stops when a database integrity check fails. A damaged index
+/// can still hand out rows that read as fine, so this comes before anything is decided on
+/// them. Read as `sqlite_read` reads, so checking writes nothing beside the database.
+pub fn refuse_unless_intact(path: &Path, what: &str) -> Result<()> {
+    let problems = crate::sqlite_read::open(path)
+        .and_then(|db| integrity_problems(&db.conn))
+        .unwrap_or_else(|e| vec![format!("{e:#}")]);
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    Err(MaintError::refused(
+        format!(
+            "{what} {} fails its integrity check ({first}); nothing was changed",
+            path.display()
+        ),
+        problems.into_iter().take(SHOWN_PROBLEMS).collect(),
+    )
+    .into())
+}
+
+/// How many of a failed check's lines a refusal lists; SQLite stops at 100 on its own.
+const SHOWN_PROBLEMS: usize = 20;
 
 /// The lines of `check` other than "ok"; an empty list means it passed.
 pub fn problems(conn: &Connection, check: IntegrityCheck) -> Result<Vec<String>> {

@@ -615,3 +615,63 @@ fn a_cleanup_killed_inside_any_op_recovers_and_undoes_exactly() {
         assert_eq!(worktrees_before, worktree_list(&h.repo), "{point}");
     }
 }
+
+/// A config.toml broken by hand before cleanup, whether before the review or between the
+/// review and the apply: it is never edited, the rest of the plan is done, and its
+/// breakage is said as the user's, not as a failure of the run (exit 0, no problem).
+#[test]
+fn a_config_broken_before_cleanup_is_left_alone_and_not_blamed_on_the_run() {
+    let broken = "model = \"gpt-5\"\n[projects.\"/never/closed\"\ntrust_level = \n";
+    for broken_before_review in [true, false] {
+        let h = heavy();
+        let sb = &h.sb;
+        let config = sb.home.join("config.toml");
+        if broken_before_review {
+            std::fs::write(&config, broken).unwrap();
+        }
+        let plan = dry_run(sb)["data"]["plan"].clone();
+        let edits_config = plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["category"] == "projects");
+        assert_eq!(edits_config, !broken_before_review, "{plan:#}");
+        if !broken_before_review {
+            std::fs::write(&config, broken).unwrap();
+        }
+        let config_before = std::fs::metadata(&config).unwrap();
+
+        let (code, doc) = apply(sb, plan["id"].as_str().unwrap());
+        let when = if broken_before_review {
+            "broken before the review"
+        } else {
+            "broken after the review"
+        };
+        assert_eq!(code, 0, "{when}: {doc:#}");
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), broken, "{when}");
+        assert_eq!(
+            std::fs::metadata(&config).unwrap().modified().unwrap(),
+            config_before.modified().unwrap(),
+            "{when}: config.toml untouched"
+        );
+        assert_eq!(
+            doc["data"]["verification_problems"],
+            serde_json::json!([]),
+            "{when}: {doc:#}"
+        );
+        assert!(
+            doc["data"]["done"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["action"]["category"] == "sessions"),
+            "{when}: the rest of the plan is done: {doc:#}"
+        );
+        let sections = serde_json::to_string(&doc["sections"]).unwrap();
+        assert!(
+            sections.contains("config.toml did not parse before this cleanup"),
+            "{when}: said as the user's to fix: {sections}"
+        );
+        assert!(!sections.contains("config.toml parses: FAILED"), "{when}");
+    }
+}

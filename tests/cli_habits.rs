@@ -221,3 +221,90 @@ fn a_node_process_is_a_dev_server_only_when_it_serves_a_port() {
         .unwrap_or_default();
     assert!(why.contains(&port.to_string()), "{why}");
 }
+
+/// The binary as `sb.cmd()` runs it, with stdout (and, when asked, stderr) a pipe whose
+/// reader is already gone, as `codex-maint … | head` leaves it once `head` has its lines.
+fn run_into_a_closed_pipe(sb: &Sandbox, args: &[&str], stderr_too: bool) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("codex-maint"));
+    cmd.env("HOME", sb.dir.path())
+        .env("CODEX_HOME", &sb.home)
+        .env("CODEX_MAINT_STORE", &sb.store)
+        .env_remove(codex_maint::failpoint::ENV_VAR)
+        .arg("--home")
+        .arg(&sb.home)
+        .arg("--store")
+        .arg(&sb.store)
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    if stderr_too {
+        cmd.stderr(writer.try_clone().unwrap());
+    } else {
+        cmd.stderr(std::process::Stdio::piped());
+    }
+    cmd.stdout(writer);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "{args:?} into a closed pipe panicked: {stderr}"
+    );
+    out
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_and_never_cuts_its_work_short() {
+    let specs: Vec<SessionSpec> = (0..3).map(|i| SessionSpec::aged(i, 30.0, 2500)).collect();
+    let sb = Sandbox::with_sessions(&specs, true);
+    for args in [
+        &["inspect"][..],
+        &["--json", "inspect"],
+        &["man"],
+        &["completions", "bash"],
+    ] {
+        let out = run_into_a_closed_pipe(&sb, args, false);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "{args:?} ends quietly: {out:?}");
+    }
+    // A writing command: its work is done before anything is printed.
+    let out = run_into_a_closed_pipe(&sb, &["archive", "--older-than", "10d", "--yes"], true);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let active = sb.home.join("sessions");
+    for spec in &specs {
+        assert!(
+            !codex_maint::testkit::fingerprint::tree_fingerprint(&active)
+                .keys()
+                .any(|k| k.contains(&spec.id)),
+            "{} was archived",
+            spec.id
+        );
+    }
+    let (code, verify) = sb.json(&["verify"]);
+    assert_eq!(code, 0, "the archive run finished whole: {verify:#}");
+    // An error, with stdout and stderr both closed, keeps the exit code it earned.
+    let out = run_into_a_closed_pipe(&sb, &["--json", "archive", "no-such-session"], true);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert_ne!(out.status.code(), Some(101), "{out:?}");
+}
+
+#[test]
+fn each_report_names_its_own_mode() {
+    let specs: Vec<SessionSpec> = (0..2).map(|i| SessionSpec::aged(i, 30.0, 2500)).collect();
+    let sb = Sandbox::with_sessions(&specs, true);
+    for (args, mode) in [
+        (&["repair", "--dry-run"][..], "repair"),
+        (&["decompress", "--dry-run"], "decompress"),
+        (&["archive", "--older-than", "10d", "--dry-run"], "archive"),
+        (&["inspect"], "inspect"),
+        (&["cleanup", "--dry-run"], "cleanup"),
+    ] {
+        let doc = sb.ok_json(args);
+        assert_eq!(doc["mode"], mode, "{args:?}: {doc:#}");
+        let text = String::from_utf8(sb.cmd().args(args).output().unwrap().stdout).unwrap();
+        assert!(
+            text.contains(&format!("Mode:\n- {mode}\n")),
+            "{args:?}:\n{text}"
+        );
+    }
+}

@@ -44,88 +44,90 @@ fn section<'a>(doc: &'a str, title: &str) -> &'a str {
 
 #[test]
 fn a_real_codex_session_becomes_a_complete_handoff_without_secrets() {
-    let Some(codex_cli::RealHome {
-        bin,
-        server: _server,
-        sb,
-        home,
-        ids,
-    }) = codex_cli::real_home(
+    codex_cli::on_each_current(
         "a_real_codex_session_becomes_a_complete_handoff_without_secrets",
-        &["Build the parser for the config format. RUN: echo building && mkdir -p out"],
-    )
-    else {
-        return;
-    };
-    write_auth(&home);
-    let id = &ids[0];
-    let work = sb.dir.path().join("work");
-    for prompt in [
-        "Now run the tests. RUN: cargo-missing-tool --check",
-        "My key is sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX123, keep it. RUN: echo password=hunter2hunter2 AKIAIOSFODNN7EXAMPLE zz-auth-json-opaque-value-777",
-    ] {
-        let out = codex_cli::codex(&bin, &home)
-            .current_dir(&work)
-            .args(["exec", "--skip-git-repo-check", "resume", id, prompt])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "resume: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let doc = sb.ok_json(&["handoff", &id[..13]]);
-    let written = &doc["data"]["handoffs"][0];
-    assert!(written["sections_missing"].as_array().unwrap().is_empty());
-    assert!(written["redactions"].as_u64().unwrap() >= 3);
-    let text = std::fs::read_to_string(written["path"].as_str().unwrap()).unwrap();
-    assert_no_secret(&text);
-    assert!(
-        section(&text, "Goal").contains("Build the parser for the config format"),
-        "{text}"
-    );
-    assert!(section(&text, "Goal").contains("Now run the tests"));
-    assert!(section(&text, "Current State").contains("Last answer: Done."));
-    assert!(
-        section(&text, "Current State").contains("Turns: 3"),
-        "{text}"
-    );
-    assert!(section(&text, "Decisions").contains("I decided to keep it simple"));
-    assert!(
-        section(&text, "Files And Artifacts")
-            .contains(&format!("Working directory: {}", work.display()))
-    );
-    assert!(
-        section(&text, "Files And Artifacts").contains("Touched: out"),
-        "{text}"
-    );
-    let commands = section(&text, "Commands And Results");
-    let failing = commands
-        .find("cargo-missing-tool --check` -> FAILED, exit 127")
-        .expect("the failing command with its exit code");
-    let passing = commands
-        .find("echo building && mkdir -p out` -> exit 0")
-        .expect("the passing command");
-    assert!(failing < passing, "failing commands first:\n{commands}");
-    assert!(
-        section(&text, "Risks Or Blockers")
-            .contains("cargo-missing-tool --check` last failed with exit 127")
-    );
-    let prompt = section(&text, "Restart Prompt");
-    assert!(
-        prompt.contains("Goal: Build the parser")
-            && prompt.contains("Next step: make `cargo-missing-tool --check` succeed"),
-        "{prompt}"
-    );
-    // Recorded, and the home untouched.
-    assert!(
-        sb.ok_json(&["log"])["data"]["runs"]
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "a handoff is not a change of the home"
+        |codex| {
+            let codex_cli::RealHome {
+                bin,
+                server: _server,
+                sb,
+                home,
+                ids,
+            } = codex_cli::real_home(
+                codex,
+                &["Build the parser for the config format. RUN: echo building && mkdir -p out"],
+            );
+            write_auth(&home);
+            let id = &ids[0];
+            let work = sb.dir.path().join("work");
+            for prompt in [
+                "Now run the tests. RUN: cargo-missing-tool --check",
+                "My key is sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX123, keep it. RUN: echo password=hunter2hunter2 AKIAIOSFODNN7EXAMPLE zz-auth-json-opaque-value-777",
+            ] {
+                let out = codex_cli::codex(&bin, &home)
+                    .current_dir(&work)
+                    .args(["exec", "--skip-git-repo-check", "resume", id, prompt])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "resume: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let doc = sb.ok_json(&["handoff", &id[..13]]);
+            let written = &doc["data"]["handoffs"][0];
+            assert!(written["sections_missing"].as_array().unwrap().is_empty());
+            assert!(written["redactions"].as_u64().unwrap() >= 3);
+            let text = std::fs::read_to_string(written["path"].as_str().unwrap()).unwrap();
+            assert_no_secret(&text);
+            assert!(
+                section(&text, "Goal").contains("Build the parser for the config format"),
+                "{text}"
+            );
+            assert!(section(&text, "Goal").contains("Now run the tests"));
+            assert!(section(&text, "Current State").contains("Last answer: Done."));
+            assert!(
+                section(&text, "Current State").contains("Turns: 3"),
+                "{text}"
+            );
+            assert!(section(&text, "Decisions").contains("I decided to keep it simple"));
+            assert!(
+                section(&text, "Files And Artifacts")
+                    .contains(&format!("Working directory: {}", work.display()))
+            );
+            assert!(
+                section(&text, "Files And Artifacts").contains("Touched: out"),
+                "{text}"
+            );
+            let commands = section(&text, "Commands And Results");
+            let failing = commands
+                .find("cargo-missing-tool --check` -> FAILED, exit 127")
+                .expect("the failing command with its exit code");
+            let passing = commands
+                .find("echo building && mkdir -p out` -> exit 0")
+                .expect("the passing command");
+            assert!(failing < passing, "failing commands first:\n{commands}");
+            assert!(
+                section(&text, "Risks Or Blockers")
+                    .contains("cargo-missing-tool --check` last failed with exit 127")
+            );
+            let prompt = section(&text, "Restart Prompt");
+            assert!(
+                prompt.contains("Goal: Build the parser")
+                    && prompt.contains("Next step: make `cargo-missing-tool --check` succeed"),
+                "{prompt}"
+            );
+            // Recorded, and the home untouched.
+            assert!(
+                sb.ok_json(&["log"])["data"]["runs"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty(),
+                "a handoff is not a change of the home"
+            );
+        },
     );
 }
 

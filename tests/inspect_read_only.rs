@@ -39,34 +39,34 @@ fn assert_inspect_changes_nothing(sb: &Sandbox) -> serde_json::Value {
 
 #[test]
 fn inspect_changes_nothing_in_a_home_real_codex_wrote() {
-    let Some(real) = codex_cli::real_home(
+    codex_cli::on_each_current(
         "inspect_changes_nothing_in_a_home_real_codex_wrote",
-        &["one", "two"],
-    ) else {
-        return;
-    };
-    let sb = &real.sb;
-    leave_uncheckpointed_wal(&sb.home.join("goals_1.sqlite"));
-    for name in ["state_5.sqlite", "logs_2.sqlite"] {
-        assert!(sb.home.join(name).exists(), "real Codex wrote {name}");
-    }
-    let doc = assert_inspect_changes_nothing(sb);
-    let data = &doc["data"];
-    assert_eq!(data["sessions"]["active"]["count"], 2);
-    assert_eq!(data["thread_index"]["state"], "understood");
-    assert_eq!(data["thread_index"]["rows"], 2);
-    for db in data["databases"].as_array().unwrap() {
-        assert_eq!(db["integrity"], "ok", "{db:#}");
-    }
-    let goals = data["databases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["path"].as_str().unwrap().ends_with("goals_1.sqlite"))
-        .unwrap();
-    assert_eq!(
-        goals["snapshot"]["kind"], "copied_with_wal",
-        "the pending WAL was read, from a copy"
+        |codex| {
+            let real = codex_cli::real_home(codex, &["one", "two"]);
+            let sb = &real.sb;
+            leave_uncheckpointed_wal(&sb.home.join("goals_1.sqlite"));
+            for name in ["state_5.sqlite", "logs_2.sqlite"] {
+                assert!(sb.home.join(name).exists(), "real Codex wrote {name}");
+            }
+            let doc = assert_inspect_changes_nothing(sb);
+            let data = &doc["data"];
+            assert_eq!(data["sessions"]["active"]["count"], 2);
+            assert_eq!(data["thread_index"]["state"], "understood");
+            assert_eq!(data["thread_index"]["rows"], 2);
+            for db in data["databases"].as_array().unwrap() {
+                assert_eq!(db["integrity"], "ok", "{db:#}");
+            }
+            let goals = data["databases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["path"].as_str().unwrap().ends_with("goals_1.sqlite"))
+                .unwrap();
+            assert_eq!(
+                goals["snapshot"]["kind"], "copied_with_wal",
+                "the pending WAL was read, from a copy"
+            );
+        },
     );
 }
 

@@ -27,43 +27,45 @@ fn listed_skills(bin: &Path, home: &Path) -> Vec<(String, String, String)> {
 
 #[test]
 fn codex_lists_the_installed_skill_as_the_users_and_not_after_undo() {
-    let Some(codex_cli::RealHome {
-        bin,
-        server: _server,
-        sb,
-        home,
-        ids: _,
-    }) = codex_cli::real_home(
+    codex_cli::on_each_current(
         "codex_lists_the_installed_skill_as_the_users_and_not_after_undo",
-        &["a task before the skill"],
-    )
-    else {
-        return;
-    };
-    let ours = |skills: &[(String, String, String)]| {
-        skills
-            .iter()
-            .filter(|(name, _, _)| name == "codex-maint")
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    assert!(ours(&listed_skills(&bin, &home)).is_empty());
+        |codex| {
+            let codex_cli::RealHome {
+                bin,
+                server: _server,
+                sb,
+                home,
+                ids: _,
+            } = codex_cli::real_home(codex, &["a task before the skill"]);
+            let ours = |skills: &[(String, String, String)]| {
+                skills
+                    .iter()
+                    .filter(|(name, _, _)| name == "codex-maint")
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert!(ours(&listed_skills(&bin, &home)).is_empty());
 
-    let doc = sb.ok_json(&["skill", "--install"]);
-    let run = doc["data"]["run_id"].as_i64().unwrap();
-    let listed = ours(&listed_skills(&bin, &home));
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    let (_, scope, path) = &listed[0];
-    assert_eq!(scope, "user");
-    assert!(
-        codex_maint::home::same_file(Path::new(path), &home.join("skills/codex-maint/SKILL.md")),
-        "{path}"
+            let doc = sb.ok_json(&["skill", "--install"]);
+            let run = doc["data"]["run_id"].as_i64().unwrap();
+            let listed = ours(&listed_skills(&bin, &home));
+            assert_eq!(listed.len(), 1, "{listed:?}");
+            let (_, scope, path) = &listed[0];
+            assert_eq!(scope, "user");
+            assert!(
+                codex_maint::home::same_file(
+                    Path::new(path),
+                    &home.join("skills/codex-maint/SKILL.md")
+                ),
+                "{path}"
+            );
+            assert_eq!(codex_cli::rollout_db_parity(&bin, &home)["status"], "ok");
+
+            sb.ok_json(&["undo", "--run", &run.to_string(), "--yes"]);
+            assert!(ours(&listed_skills(&bin, &home)).is_empty());
+            assert_eq!(sb.json(&["verify"]).0, 0);
+            let parity = codex_cli::rollout_db_parity(&bin, &home);
+            assert_eq!(parity["status"], "ok", "{parity:#}");
+        },
     );
-    assert_eq!(codex_cli::rollout_db_parity(&bin, &home)["status"], "ok");
-
-    sb.ok_json(&["undo", "--run", &run.to_string(), "--yes"]);
-    assert!(ours(&listed_skills(&bin, &home)).is_empty());
-    assert_eq!(sb.json(&["verify"]).0, 0);
-    let parity = codex_cli::rollout_db_parity(&bin, &home);
-    assert_eq!(parity["status"], "ok", "{parity:#}");
 }

@@ -298,3 +298,54 @@ fn an_undo_of_many_repairs_killed_at_any_point_recovers_to_one_of_its_ends() {
         assert_eq!(sb.json(&["verify"]).0, 0, "{point}");
     }
 }
+
+/// Codex's index with one of its indexes no longer matching its table: every row still
+/// reads, and `quick_check` passes, but `integrity_check` does not.
+fn break_an_index_of_threads(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(
+        "CREATE INDEX threads_by_title ON threads(title);
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = 'CREATE INDEX threads_by_title ON threads(cwd)'
+           WHERE name = 'threads_by_title';
+         PRAGMA writable_schema = OFF;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let quick: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(quick, "ok", "the damage is one only the full check sees");
+    let full: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(full, "ok");
+}
+
+#[test]
+fn repair_refuses_a_thread_index_that_fails_its_integrity_check() {
+    let specs = old_specs();
+    let sb = Sandbox::with_sessions(&specs, true);
+    let db = sb.home.join("state_5.sqlite");
+    break_an_index_of_threads(&db);
+    // Every row already agrees with its file, as the damaged index reads.
+    let before = sb.home_files();
+    for args in [&["repair", "--dry-run"][..], &["repair", "--yes"]] {
+        let (code, doc) = sb.json(args);
+        assert_eq!(code, 3, "{args:?}: {doc:#}");
+        let message = error_message(&doc);
+        assert!(
+            message.contains(&db.display().to_string()) && message.contains("integrity"),
+            "{args:?} names the database and the check: {message}"
+        );
+    }
+    // And where a row does need a repair, nothing is written into the damaged index.
+    mv_to_archive(&sb.home, &specs[0]);
+    let moved = sb.home_files();
+    let (code, doc) = sb.json(&["repair", "--yes"]);
+    assert_eq!(code, 3, "{doc:#}");
+    assert_eq!(moved, sb.home_files(), "nothing changed");
+    assert_ne!(before, moved);
+}

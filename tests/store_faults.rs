@@ -359,3 +359,149 @@ fn a_read_only_store_is_read_by_verify_and_refused_by_writers_naming_it() {
         },
     );
 }
+
+/// Fills the filesystem under `dir` with one file, to the last byte it takes.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0x5au8; 64 * 1024];
+    loop {
+        if let Err(e) = file.write_all(&chunk) {
+            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+            break;
+        }
+    }
+    for _ in 0..64 {
+        if file.write_all(&[0x5a; 512]).is_err() {
+            break;
+        }
+    }
+    filler
+}
+
+#[test]
+fn undo_of_a_rotation_into_a_full_home_names_the_path_and_leaves_no_temporary() {
+    with_mounts(
+        "undo_of_a_rotation_into_a_full_home_names_the_path_and_leaves_no_temporary",
+        || {
+            let sb = Sandbox::new();
+            let _home_disk = Tmpfs::mount(&sb.home, "8m");
+            let specs: Vec<SessionSpec> = (0..2).map(|i| SessionSpec::aged(i, 2.0, 2000)).collect();
+            codex_maint::testkit::synthetic_home::build(&sb.home, &specs, true).unwrap();
+            std::fs::create_dir_all(sb.home.join("log")).unwrap();
+            std::fs::write(
+                sb.home.join("log/codex-tui.log"),
+                incompressible_log(1_400_000, 7),
+            )
+            .unwrap();
+            let home_before = tree_fingerprint(&sb.home);
+            let out = reviewed_cleanup(&sb);
+            assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+            assert!(!sb.home.join("log/codex-tui.log").exists());
+
+            let filler = fill(&sb.home);
+            let out = sb.cmd().arg("undo").output().unwrap();
+            let text = said(&out);
+            assert_eq!(out.status.code(), Some(1), "{text}");
+            let log = sb.home.join("log/codex-tui.log");
+            assert!(
+                text.contains(&log.display().to_string()),
+                "names the path it could not write:\n{text}"
+            );
+            assert!(
+                text.contains("No space left on device") || text.contains("disk is full"),
+                "says the disk is full:\n{text}"
+            );
+            assert!(
+                temp_files(&sb.home).is_empty(),
+                "the half-written copy was removed before exit: {:?}",
+                temp_files(&sb.home)
+            );
+            assert!(!log.exists(), "nothing half-restored in its place");
+            let catalog = rusqlite::Connection::open(sb.store.join("catalog.sqlite")).unwrap();
+            let unsettled: i64 = catalog
+                .query_row(
+                    "SELECT COUNT(*) FROM ops WHERE state = 'prepared'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            drop(catalog);
+            assert_eq!(
+                unsettled, 0,
+                "the failed step was rolled back by the undo itself, not left for recover"
+            );
+            let (code, verify) = sb.json(&["verify"]);
+            assert_eq!(code, 0, "the rotation is still whole in force: {verify:#}");
+
+            std::fs::remove_file(&filler).unwrap();
+            sb.ok_json(&["undo"]);
+            let diffs = differences(&home_before, &tree_fingerprint(&sb.home));
+            assert!(
+                diffs.is_empty(),
+                "home differs after undo:\n{}",
+                diffs.join("\n")
+            );
+            assert_eq!(sb.json(&["verify"]).0, 0);
+        },
+    );
+}
+
+#[test]
+fn a_database_half_put_back_into_a_full_home_is_taken_away_again() {
+    with_mounts(
+        "a_database_half_put_back_into_a_full_home_is_taken_away_again",
+        || {
+            let sb = Sandbox::new();
+            let _home_disk = Tmpfs::mount(&sb.home, "8m");
+            let specs: Vec<SessionSpec> = (0..2).map(|i| SessionSpec::aged(i, 2.0, 2000)).collect();
+            codex_maint::testkit::synthetic_home::build(&sb.home, &specs, true).unwrap();
+            // The rows sit in the WAL: the main file is small, the WAL is most of the item.
+            let db = sb.home.join("logs_2.sqlite");
+            write_with_pending_wal(
+                &db,
+                "CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER, level TEXT, target TEXT, feedback_log_body TEXT);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+                 INSERT INTO logs (ts, level, target, feedback_log_body) SELECT i, 'INFO', 'codex', printf('%.200c', 'x') FROM n;",
+            );
+            let main_bytes = std::fs::metadata(&db).unwrap().len();
+            let wal = sb.home.join("logs_2.sqlite-wal");
+            assert!(std::fs::metadata(&wal).unwrap().len() > main_bytes + (256 << 10));
+            let home_before = tree_fingerprint(&sb.home);
+            let out = reviewed_cleanup(&sb);
+            assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+            assert!(!db.exists(), "the log database was moved whole");
+
+            // Room for the main file, not for its WAL.
+            let filler = fill(&sb.home);
+            let filled = std::fs::metadata(&filler).unwrap().len();
+            let room = main_bytes.div_ceil(4096) * 4096 + (64 << 10);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&filler)
+                .unwrap()
+                .set_len(filled - room)
+                .unwrap();
+            let out = sb.cmd().arg("undo").output().unwrap();
+            let text = said(&out);
+            assert_eq!(out.status.code(), Some(1), "{text}");
+            assert!(text.contains(&wal.display().to_string()), "{text}");
+            assert!(
+                !db.exists() && !wal.exists(),
+                "the main file put back before the WAL failed is taken away again"
+            );
+            assert!(
+                temp_files(&sb.home).is_empty(),
+                "{:?}",
+                temp_files(&sb.home)
+            );
+            let (code, verify) = sb.json(&["verify"]);
+            assert_eq!(code, 0, "the rotation is still whole in force: {verify:#}");
+
+            std::fs::remove_file(&filler).unwrap();
+            sb.ok_json(&["undo"]);
+            let diffs = differences(&home_before, &tree_fingerprint(&sb.home));
+            assert!(diffs.is_empty(), "after undo:\n{}", diffs.join("\n"));
+        },
+    );
+}

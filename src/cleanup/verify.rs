@@ -72,6 +72,35 @@ pub(super) fn sizes(before: &InspectData, after: &InspectData) -> Vec<CategorySi
     ]
 }
 
+/// Whether cleanup left `config.toml` parsing. A config that did not parse before the run
+/// was never edited (the planner proposes no edit to it), so its breakage is the user's to
+/// fix and is said as such, not counted against the run.
+fn config_check(r: &mut Report, before: &InspectData, after: &InspectData) -> Option<String> {
+    if !after.config.exists {
+        return None;
+    }
+    if after.config.parses {
+        r.push(report::VERIFICATION, "config.toml parses: ok");
+        return None;
+    }
+    if before.config.exists && !before.config.parses {
+        r.push(
+            report::VERIFICATION,
+            "config.toml parses: no, as before this run, which did not edit it",
+        );
+        r.push(
+            report::RESIDUAL_RISK,
+            format!(
+                "config.toml did not parse before this cleanup and was left as it was ({}); Codex may not start until it is fixed",
+                before.config.error.as_deref().unwrap_or("does not parse")
+            ),
+        );
+        return None;
+    }
+    r.push(report::VERIFICATION, "config.toml parses: FAILED");
+    Some("config.toml does not parse".into())
+}
+
 /// SPEC.md "Validation" for cleanup, each check named with its result.
 pub(super) fn verify_after(
     r: &mut Report,
@@ -117,18 +146,7 @@ pub(super) fn verify_after(
     );
     problems.extend(op_problems);
 
-    if after.config.exists {
-        r.push(
-            report::VERIFICATION,
-            format!(
-                "config.toml parses: {}",
-                if after.config.parses { "ok" } else { "FAILED" }
-            ),
-        );
-        if !after.config.parses {
-            problems.push("config.toml does not parse".into());
-        }
-    }
+    problems.extend(config_check(r, before, after));
     for db in &after.databases {
         r.push(
             report::VERIFICATION,

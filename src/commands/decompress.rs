@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
         }
         chosen
     };
-    let mut report = Report::spec_shaped("decompress", "cleanup");
+    let mut report = Report::spec_shaped("decompress", "decompress");
     let (targets, kept): (Vec<&SessionFile>, Vec<&SessionFile>) = wanted
         .into_iter()
         .partition(|f| !f.is_symlink && !f.has_twin && f.name.is_some());

@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
         refuse_if_codex_running(&home)?;
     }
     let index = thread_index::require_understood(&home)?;
-    let mut report = Report::spec_shaped("repair", "cleanup");
+    let mut report = Report::spec_shaped("repair", "repair");
     let Some(index) = index else {
         report.push(
             report::COMPLETED,
@@ -43,6 +43,9 @@ pub fn run(ctx: &Context, args: RepairArgs) -> Result<Report> {
             json!({ "dry_run": args.dry_run, "run_id": null, "fixes": [], "left_alone": [] });
         return Ok(report);
     };
+    // Rows read from a damaged index can look right while it is not, and a repair written
+    // into it could make things worse: checked before planning, dry run included.
+    crate::sqlite_check::refuse_unless_intact(&index.path, "the thread index")?;
     let plan = row_repair::plan_for_home(&home)?.unwrap_or_default();
     for left in plan.left_alone.iter().take(SHOWN_IN_TEXT) {
         report.push(

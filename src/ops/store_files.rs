@@ -9,6 +9,7 @@
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{OpKind, OpRecord};
@@ -282,8 +283,15 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         },
     )?;
     failpoint::hit("op-prepared");
+    let mut put_back = Vec::new();
     for f in &detail.files {
-        restore_one(run.store, f)?;
+        if let Err(e) = restore_one(run.store, f, &mut put_back) {
+            // Settled here rather than left to `recover`: what this step put back is taken
+            // away again, so the rotation stays as it was, whole in the store.
+            take_away(&put_back);
+            run.store.catalog.mark_rolled_back(new_id)?;
+            return Err(e);
+        }
     }
     failpoint::hit("file-moved");
     run.store.catalog.mark_applied(new_id, op.blob.as_deref())?;
@@ -291,10 +299,26 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     Ok(new_id)
 }
 
-fn restore_one(store: &Store, f: &StoredFile) -> Result<()> {
+/// Writes one file back from its blob; once it has its name, its path and inode go into
+/// `put_back`, so a failure later in the step can take it away again.
+fn restore_one(store: &Store, f: &StoredFile, put_back: &mut Vec<(PathBuf, u64)>) -> Result<()> {
     let hash = f.blob.as_deref().context("no stored copy recorded")?;
     store.blobs().restore_to(hash, &f.path)?;
+    let ino = fs::symlink_metadata(&f.path)?.ino();
+    put_back.push((f.path.clone(), ino));
     restore_metadata(f)
+        .with_context(|| format!("setting the mode and mtime of {}", f.path.display()))
+}
+
+/// Removes the files a failed restore put back, each only while it is still the file
+/// this step wrote (same inode): its content stays in the store's blob.
+fn take_away(put_back: &[(PathBuf, u64)]) {
+    for (path, ino) in put_back {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.ino() == *ino) {
+            let _ = fs::remove_file(path);
+            let _ = fsync_parent(path);
+        }
+    }
 }
 
 /// Mode and mtime as recorded; set again by recovery, since a crash can fall between the
@@ -314,7 +338,7 @@ fn recover_restore(store: &Store, op: &OpRecord, detail: &StoreFilesDetail) -> R
     // back are whole (restore_to writes under a temporary name and renames).
     for f in &detail.files {
         if !f.path.exists() {
-            restore_one(store, f)?;
+            restore_one(store, f, &mut Vec::new())?;
         } else if f.blob.is_some() && hash_file(&f.path).ok() == f.blob {
             restore_metadata(f)?;
         } else {

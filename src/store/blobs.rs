@@ -163,17 +163,26 @@ impl BlobStore {
     /// the file takes its final name.
     pub fn restore_to(&self, hash: &str, dst: &Path) -> Result<()> {
         let temp = crate::fs_atomic::temp_path_beside(dst);
-        let (got, _) = {
-            let mut reader = HashingReader::new(self.open(hash)?);
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
-            io::copy(&mut reader, &mut out)?;
-            out.flush()?;
-            out.sync_all()?;
-            reader.finish()
-        };
+        let mut reader = HashingReader::new(self.open(hash)?);
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .with_context(|| format!("writing {}", dst.display()))?;
+        let copied = io::copy(&mut reader, &mut out)
+            .and_then(|_| out.flush())
+            .and_then(|()| out.sync_all());
+        drop(out);
+        if let Err(e) = copied {
+            // A half-written copy is never left beside the item, least of all on a full
+            // disk, where it would hold the space the next try needs.
+            let _ = fs::remove_file(&temp);
+            return Err(anyhow::Error::from(e).context(format!(
+                "writing {} from the store; nothing was put in its place",
+                dst.display()
+            )));
+        }
+        let (got, _) = reader.finish();
         if got != hash {
             let _ = fs::remove_file(&temp);
             bail!(

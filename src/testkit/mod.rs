@@ -5,14 +5,18 @@ pub mod fingerprint;
 pub mod heavy_home;
 pub mod synthetic_home;
 
-/// The version of the real Codex CLI that `.ci/run` installs and the compatibility tests
-/// and benchmarks drive.
-pub const CODEX_VERSION: &str = "0.169.0";
+/// The current releases of the real Codex CLI: every real-Codex test runs on each of them,
+/// in a fresh home per version, and `.ci/run` installs each (it reads this list, so the set
+/// lives here only). Oldest first.
+pub const CURRENT_CODEX_VERSIONS: [&str; 2] = ["0.169.0", "0.171.0"];
 
-/// The real Codex binary: `$CODEX_BIN`, else the native binary `.ci/run` installs under
-/// `$CODEX_MAINT_CODEX_DIR` (default `codex-<version>` in the cache of
-/// `installed_codex_version`). The npm package's `codex` is a launcher; the binary it starts
-/// sits under a `vendor/` folder.
+/// The current Codex the benchmarks drive: the oldest current one, so their figures stay
+/// comparable with the ones recorded before the list grew.
+pub const CODEX_VERSION: &str = CURRENT_CODEX_VERSIONS[0];
+
+/// The benchmarks' Codex: `$CODEX_BIN`, else `installed_codex_version(CODEX_VERSION)`.
+/// The npm package's `codex` is a launcher; the binary it starts sits under a `vendor/`
+/// folder.
 pub fn installed_codex() -> Option<std::path::PathBuf> {
     use std::path::PathBuf;
     if let Some(bin) = std::env::var_os("CODEX_BIN")
@@ -21,15 +25,12 @@ pub fn installed_codex() -> Option<std::path::PathBuf> {
     {
         return Some(bin);
     }
-    match std::env::var_os("CODEX_MAINT_CODEX_DIR") {
-        Some(dir) => native_binary_in(&PathBuf::from(dir)),
-        None => installed_codex_version(CODEX_VERSION),
-    }
+    installed_codex_version(CODEX_VERSION)
 }
 
-/// Another version of the real Codex CLI, installed beside the main one under
-/// `$CODEX_MAINT_CODEX_CACHE` (default `~/.cache/codex-maint`) as `codex-<version>`, the way
-/// `.ci/run` installs the older versions the compatibility tests run.
+/// A version of the real Codex CLI, installed under `$CODEX_MAINT_CODEX_CACHE` (default
+/// `~/.cache/codex-maint`) as `codex-<version>`, the way `.ci/run` installs the current and
+/// the older versions the compatibility tests run.
 pub fn installed_codex_version(version: &str) -> Option<std::path::PathBuf> {
     use std::path::PathBuf;
     let cache = std::env::var_os("CODEX_MAINT_CODEX_CACHE")

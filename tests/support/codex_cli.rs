@@ -7,28 +7,38 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub const VERSION: &str = codex_maint::testkit::CODEX_VERSION;
-
-pub fn find() -> Option<PathBuf> {
-    codex_maint::testkit::installed_codex()
+/// One current Codex release, installed.
+pub struct Codex {
+    pub version: &'static str,
+    pub bin: PathBuf,
 }
 
-/// Returns the binary, or says plainly that the test is skipped and why.
-pub fn require(test: &str) -> Option<PathBuf> {
-    let found = find();
-    if found.is_none() && std::env::var_os("CODEX_MAINT_REQUIRE_CODEX").is_some() {
-        panic!(
-            "{test}: CODEX_MAINT_REQUIRE_CODEX is set but the real Codex CLI {VERSION} is not installed"
-        );
+/// Each current Codex (`CURRENT_CODEX_VERSIONS`) that is installed. A missing one is said
+/// skipped, plainly; with `CODEX_MAINT_REQUIRE_CODEX` set it fails the test instead.
+pub fn require(test: &str) -> Vec<Codex> {
+    codex_maint::testkit::CURRENT_CODEX_VERSIONS
+        .into_iter()
+        .filter_map(|version| require_version(test, version).map(|bin| Codex { version, bin }))
+        .collect()
+}
+
+/// Runs `body` once for each current Codex, in turn. A failure on one version does not
+/// hide the others: each is caught, and the test then fails naming every version that
+/// failed with its message.
+pub fn on_each_current(test: &str, body: impl Fn(&Codex)) {
+    let mut failures = Vec::new();
+    for codex in require(test) {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&codex)));
+        if let Err(panic) = run {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("on Codex {}: {message}", codex.version));
+        }
     }
-    if found.is_none() {
-        // Straight to stderr: libtest captures `eprintln!`, and a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: the real Codex CLI {VERSION} is not installed (set CODEX_BIN, or run .ci/run which installs it)"
-        );
-    }
-    found
+    assert!(failures.is_empty(), "{test}:\n{}", failures.join("\n"));
 }
 
 pub fn codex(bin: &Path, home: &Path) -> Command {
@@ -194,20 +204,18 @@ pub struct RealHome {
     pub ids: Vec<String>,
 }
 
-/// `build_home` in a fresh sandbox, one session per prompt; None, with the skip said, when
-/// the real CLI is not installed.
-pub fn real_home(test: &str, prompts: &[&str]) -> Option<RealHome> {
-    let bin = require(test)?;
+/// `build_home` by `codex` in a fresh sandbox, one session per prompt.
+pub fn real_home(codex: &Codex, prompts: &[&str]) -> RealHome {
     let server = super::model_server::ModelServer::start();
     let sb = super::Sandbox::new();
-    let (home, ids) = build_home(&bin, &server.config_toml(), sb.dir.path(), prompts);
-    Some(RealHome {
-        bin,
+    let (home, ids) = build_home(&codex.bin, &server.config_toml(), sb.dir.path(), prompts);
+    RealHome {
+        bin: codex.bin.clone(),
         server,
         sb,
         home,
         ids,
-    })
+    }
 }
 
 /// A Codex home written by the real CLI: `prompts.len()` sessions, then aged 40 days
@@ -259,7 +267,7 @@ pub fn rollout_db_parity(bin: &Path, home: &Path) -> Value {
     doc["checks"]["state.rollout_db_parity"].clone()
 }
 
-/// An older Codex installed beside the current one, or says plainly that the test is
+/// A Codex installed in the cache, current or older, or says plainly that the test is
 /// skipped (and fails it when CI requires every real-Codex test to run).
 pub fn require_version(test: &str, version: &str) -> Option<PathBuf> {
     let found = codex_maint::testkit::installed_codex_version(version);
