@@ -9,6 +9,7 @@ pub mod record;
 pub mod row_now;
 pub mod row_repair;
 pub mod session_move;
+pub mod source_recheck;
 pub mod state_backup;
 pub mod store_dir;
 pub mod store_files;
@@ -66,6 +67,38 @@ impl<'s> Run<'s> {
     pub fn finish(self, status: &str) -> Result<()> {
         crate::failpoint::hit("run-finishing");
         self.store.catalog.finish_run(self.id, status)
+    }
+}
+
+/// What became of one planned item of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done(i64),
+    /// Codex wrote to the source while the op ran: the source is left as Codex wrote it, the
+    /// copy the op made is dropped, and the op is rolled back, saying why.
+    LeftToCodex {
+        op_id: i64,
+        why: String,
+    },
+}
+
+impl Outcome {
+    pub fn done(&self) -> Option<i64> {
+        match self {
+            Outcome::Done(id) => Some(*id),
+            Outcome::LeftToCodex { .. } => None,
+        }
+    }
+
+    /// The report's line for an item left to Codex.
+    pub fn left_line(&self, path: &Path) -> Option<String> {
+        match self {
+            Outcome::Done(_) => None,
+            Outcome::LeftToCodex { op_id, why } => Some(format!(
+                "left as Codex wrote it: {} ({why}; op {op_id} rolled back, nothing lost)",
+                path.display()
+            )),
+        }
     }
 }
 
