@@ -13,6 +13,7 @@ pub mod source_recheck;
 pub mod state_backup;
 pub mod store_dir;
 pub mod store_files;
+pub mod taken_over;
 pub mod thread_row;
 pub mod transcript_compress;
 pub mod tree_manifest;
@@ -238,6 +239,8 @@ pub fn verify_applied_of_run(store: &Store, run_id: i64) -> Result<(usize, Vec<S
 pub struct LiveChecker {
     dbs: std::collections::HashMap<String, Option<crate::home::sqlite_read::ReadOnlyDb>>,
     indexes_now: row_now::IndexesNow,
+    /// Items Codex itself moved, rewrote or deleted since their op: information, not problems.
+    pub taken_over: Vec<String>,
 }
 
 impl LiveChecker {
@@ -273,7 +276,24 @@ impl LiveChecker {
                 hashes: &hashes,
                 proven: &proven,
             };
-            problems.extend(op.kind.op_type().verify_live(op, &seen));
+            let found = op.kind.op_type().verify_live(op, &seen);
+            if found.is_empty() {
+                continue;
+            }
+            // Only an item that looks wrong is asked whether Codex took it over.
+            let thread_id = match &op.detail {
+                OpDetail::SessionMove(d) => Some(d.thread_id.as_str()),
+                OpDetail::Recode(d) => Some(d.thread_id.as_str()),
+                _ => None,
+            };
+            let row_now = place
+                .and_then(|p| self.indexes_now.for_place(recorded, p))
+                .zip(thread_id)
+                .and_then(|(index, id)| lookup(&index, id));
+            match taken_over::by_codex(op, row_now.as_ref()) {
+                Some(how) => self.taken_over.push(taken_over::line(op, &how)),
+                None => problems.extend(found),
+            }
         }
         problems
     }

@@ -326,6 +326,7 @@ pub(super) fn revert(
     }
     report.extend(report::COMPLETED, completed.into_lines(Some(run_id)));
     report.extend(report::COMPLETED, left_to_codex);
+    report.extend(report::COMPLETED, checker.taken_over.values().cloned());
     report.push(
         report::BACKUPS,
         format!(
