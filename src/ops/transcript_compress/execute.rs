@@ -156,6 +156,9 @@ pub fn execute_batch(
         }
         catalog.record_source_hashes(&recorded)?;
         failpoint::hit("recode-encoded");
+        for plan in &plans {
+            failpoint::act("source-encoded", &plan.src);
+        }
 
         for plan in &plans {
             let written = identity(&fs::symlink_metadata(&plan.detail.temp)?);
