@@ -195,7 +195,7 @@ fn a_resume_while_the_transcript_is_compressed_keeps_its_turn() {
 #[test]
 fn a_resume_racing_archive_compress_keeps_its_turn_whichever_wins() {
     for version in VERSIONS {
-        for (k, delay_ms) in [0u64, 40, 120, 300].into_iter().enumerate() {
+        for (k, delay_ms) in [0u64, 250, 300, 350].into_iter().enumerate() {
             let Some(h) = home_for("a_resume_racing_archive_compress", version, 3) else {
                 break;
             };
@@ -207,24 +207,39 @@ fn a_resume_racing_archive_compress_keeps_its_turn_whichever_wins() {
                 let resumed = resume(&h, &id, &marker).output().unwrap();
                 (archiving.join().unwrap(), resumed)
             });
-            assert!(
-                resumed.status.success(),
-                "{version}/{k}: codex exec resume: {}",
-                String::from_utf8_lossy(&resumed.stderr)
+            let when = format!("{version}, race {k}");
+            // Which way the race went, for whoever reads the test's output.
+            eprintln!(
+                "{when}: archive exit {:?}, resume exit {:?}, left to Codex: {}",
+                archived.status.code(),
+                resumed.status.code(),
+                String::from_utf8_lossy(&archived.stdout).contains("left as Codex wrote it")
             );
             match archived.status.code() {
                 Some(0) => {}
                 Some(3) => {
                     let again = archive_compress(&h, None);
-                    assert!(again.status.success(), "{version}/{k}: archive again");
+                    assert!(again.status.success(), "{when}: archive again");
                 }
                 other => panic!(
-                    "{version}/{k}: archive exit {other:?}: {}{}",
+                    "{when}: archive exit {other:?}: {}{}",
                     String::from_utf8_lossy(&archived.stdout),
                     String::from_utf8_lossy(&archived.stderr)
                 ),
             }
-            after_the_race(&h, &id, &marker, &format!("{version}, race {k}"));
+            if !resumed.status.success() {
+                // The archive came first: Codex refuses to resume an archived session, so
+                // there is no turn to keep.
+                assert!(
+                    String::from_utf8_lossy(&resumed.stderr).contains("is archived"),
+                    "{when}: codex exec resume: {}",
+                    String::from_utf8_lossy(&resumed.stderr)
+                );
+                assert_eq!(h.sb.json(&["verify"]).0, 0, "{when}: verify");
+                assert_parity_ok(&h.bin, &h.home, &when);
+                continue;
+            }
+            after_the_race(&h, &id, &marker, &when);
         }
     }
 }

@@ -2,7 +2,9 @@
 //! An op reads a transcript, writes its new form, and only then removes the source; Codex
 //! may have resumed the thread in between. Right before the unlink the source is compared
 //! with what was read (size, mtime, ctime, device and inode) while the thread's writer lock
-//! is held by us, so no Codex writer can start between the look and the unlink.
+//! is held by us, so no Codex writer can start between the look and the unlink. A batch
+//! takes the hold before its rows change: a row is never pointed at the new file while a
+//! Codex writer may still record the old one.
 //!
 //! How Codex takes that lock (codex-rs `ThreadWriterLockCoordinator::acquire`, the same in
 //! 0.169 and 0.171: both binaries carry `.coordination.lock` and "already has an active
@@ -65,7 +67,65 @@ impl SourceSeen {
     }
 }
 
-/// The source of one op, as read, and the thread whose writer lock guards it.
+/// Codex's writers kept out of a batch's threads while their sources are checked again, their
+/// rows changed and their sources removed; released when dropped.
+pub struct WriterHold {
+    locks: std::path::PathBuf,
+    held: Vec<File>,
+}
+
+impl WriterHold {
+    /// Takes the coordination lock, so that no Codex writer starts meanwhile; a writer
+    /// starting now gets it first, and the batch then fails and is rolled back whole.
+    pub fn begin(home: &Path) -> Result<WriterHold, SourceKept> {
+        use rustix::fs::{FlockOperation, flock};
+        let locks = home.join(crate::home::WRITER_LOCKS_DIR);
+        let mut held = Vec::new();
+        // Opened, never created: a home where Codex keeps no lock files has no writer.
+        if let Ok(coordination) = File::open(locks.join(".coordination.lock")) {
+            let started = Instant::now();
+            while flock(&coordination, FlockOperation::NonBlockingLockExclusive).is_err() {
+                if started.elapsed() > COORDINATION_WAIT {
+                    return Err(SourceKept(
+                        "a Codex writer was starting on this home (its coordination lock stayed held)"
+                            .into(),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            held.push(coordination);
+        }
+        Ok(WriterHold { locks, held })
+    }
+
+    /// Whether `src` may go: no Codex writer holds its thread (whose lock is then held by
+    /// us until the hold is dropped), and it is still the file that was read.
+    pub fn check(
+        &mut self,
+        thread_id: Option<&str>,
+        src: &Path,
+        seen: &SourceSeen,
+    ) -> Result<(), SourceKept> {
+        use rustix::fs::{FlockOperation, flock};
+        if let Some(id) = thread_id
+            && let Ok(thread_lock) = File::open(self.locks.join(format!("{id}.lock")))
+        {
+            if flock(&thread_lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+                return Err(SourceKept(format!(
+                    "Codex is writing thread {id} (its writer lock is held)"
+                )));
+            }
+            self.held.push(thread_lock);
+        }
+        match seen.difference(src) {
+            Some(why) => Err(SourceKept(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The source of one op, as read, and the thread whose writer lock guards it: for a move
+/// that copies across filesystems, whose source goes right after its copy is in place.
 pub struct Recheck<'a> {
     pub home: &'a Path,
     pub thread_id: Option<&'a str>,
@@ -79,52 +139,15 @@ impl SourceRemoval for Recheck<'_> {
         remove: &mut dyn FnMut() -> io::Result<()>,
     ) -> anyhow::Result<()> {
         crate::failpoint::act("before-source-removed", src);
-        let _hold = match self.thread_id {
-            Some(id) => hold_thread(self.home, id)?,
-            None => WriterHold(Vec::new()),
-        };
-        if let Some(why) = self.seen.difference(src) {
-            return Err(SourceKept(why).into());
-        }
+        let mut hold = WriterHold::begin(self.home)?;
+        hold.check(self.thread_id, src, &self.seen)?;
         remove()?;
         Ok(())
     }
 }
 
-/// The coordination lock and the thread's own lock, held until dropped.
-struct WriterHold(#[allow(dead_code)] Vec<File>);
-
 /// How long a Codex writer starting up may keep the coordination lock before we give way.
 const COORDINATION_WAIT: Duration = Duration::from_secs(2);
-
-fn hold_thread(home: &Path, thread_id: &str) -> Result<WriterHold, SourceKept> {
-    use rustix::fs::{FlockOperation, flock};
-    let dir = home.join(crate::home::WRITER_LOCKS_DIR);
-    let mut held = Vec::new();
-    // Opened, never created: a home where Codex keeps no lock files has no writer to wait for.
-    if let Ok(coordination) = File::open(dir.join(".coordination.lock")) {
-        let started = Instant::now();
-        while flock(&coordination, FlockOperation::NonBlockingLockExclusive).is_err() {
-            if started.elapsed() > COORDINATION_WAIT {
-                return Err(SourceKept(
-                    "a Codex writer was starting on this home (its coordination lock stayed held)"
-                        .into(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        held.push(coordination);
-    }
-    if let Ok(thread_lock) = File::open(dir.join(format!("{thread_id}.lock"))) {
-        if flock(&thread_lock, FlockOperation::NonBlockingLockExclusive).is_err() {
-            return Err(SourceKept(format!(
-                "Codex is writing thread {thread_id} (its writer lock is held)"
-            )));
-        }
-        held.push(thread_lock);
-    }
-    Ok(WriterHold(held))
-}
 
 #[cfg(test)]
 mod tests {

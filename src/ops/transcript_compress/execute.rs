@@ -14,11 +14,11 @@ use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::failpoint;
 use crate::fs_atomic::{
-    SourceKept, SourceRemoval, create_dirs_recording, fsync_dir, identity,
-    move_no_replace_unsynced, remove_created_dirs_if_empty,
+    SourceKept, create_dirs_recording, fsync_dir, identity, move_no_replace_unsynced,
+    remove_created_dirs_if_empty,
 };
 use crate::home::sessions::file_mode;
-use crate::ops::source_recheck::{Recheck, SourceSeen};
+use crate::ops::source_recheck::{SourceSeen, WriterHold};
 use crate::ops::thread_row::{IndexWriter, RowState};
 use crate::ops::{OpRecord, Outcome, Recovered, Run};
 use crate::store::NewOp;
@@ -169,8 +169,29 @@ pub fn execute_batch(
         for folder in distinct_folders(plans.iter().map(|p| p.dst.as_path())) {
             fsync_dir(folder)?;
         }
+        // From here until the sources are gone no Codex writer starts; one writing now, or
+        // one that wrote since its source was read, wins: that item is left to it.
+        for plan in &plans {
+            failpoint::act("before-source-removed", &plan.src);
+        }
+        let mut hold = WriterHold::begin(run.guard.root())?;
+        for (i, plan) in plans.iter().enumerate() {
+            let thread_id = Some(plan.detail.thread_id.as_str()).filter(|id| !id.is_empty());
+            if let Err(SourceKept(why)) =
+                hold.check(thread_id, &plan.src, &SourceSeen::of(&sources[i]))
+            {
+                leave_to_codex(run, plan, ids[i], written_files[i], &why)?;
+                left.push((i, why));
+            }
+        }
+        let going: Vec<&PlannedRecode> = plans
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !left.iter().any(|(k, _)| k == i))
+            .map(|(_, plan)| plan)
+            .collect();
         if let Some(index) = index.as_deref_mut() {
-            let changes: Vec<(&str, &RowState, &RowState)> = plans
+            let changes: Vec<(&str, &RowState, &RowState)> = going
                 .iter()
                 .filter_map(|plan| {
                     let d = &plan.detail;
@@ -184,27 +205,12 @@ pub fn execute_batch(
             index.transition(&changes)?;
         }
         failpoint::hit("thread-row-updated");
-        for (i, plan) in plans.iter().enumerate() {
-            let thread_id = Some(plan.detail.thread_id.as_str()).filter(|id| !id.is_empty());
-            let check = Recheck {
-                home: run.guard.root(),
-                thread_id,
-                seen: SourceSeen::of(&sources[i]),
-            };
-            match check.remove_checked(&plan.src, &mut || fs::remove_file(&plan.src)) {
-                Ok(()) => failpoint::hit("recode-source-removed"),
-                Err(e) => match e.downcast::<SourceKept>() {
-                    Ok(SourceKept(why)) => {
-                        let why =
-                            leave_to_codex(run, plan, ids[i], written_files[i], why, &mut index)?;
-                        left.push((i, why));
-                    }
-                    Err(e) => {
-                        return Err(e.context(format!("removing {}", plan.src.display())));
-                    }
-                },
-            }
+        for plan in &going {
+            fs::remove_file(&plan.src)
+                .with_context(|| format!("removing {}", plan.src.display()))?;
+            failpoint::hit("recode-source-removed");
         }
+        drop(hold);
         for folder in distinct_folders(plans.iter().map(|p| p.src.as_path())) {
             fsync_dir(folder)?;
         }
@@ -261,20 +267,18 @@ pub fn execute_batch(
         .collect())
 }
 
-/// Codex wrote to the source after it was read: the source stays as Codex left it, the file
-/// this op wrote goes (only if it is still that file), the row goes back only if it is still
-/// as the op set it, and the op is rolled back with the reason. Returns the reason as told.
+/// Codex wrote to the source after it was read, or is writing it: the source stays as
+/// Codex left it, the file this op wrote goes (only if it is still that file), and the op,
+/// whose row was never changed, is rolled back with the reason.
 fn leave_to_codex(
     run: &Run,
     plan: &PlannedRecode,
     op_id: i64,
     written: (u64, u64),
-    why: String,
-    index: &mut Option<&mut IndexWriter>,
-) -> Result<String> {
-    let mut why = why;
+    why: &str,
+) -> Result<()> {
     let mut detail = plan.detail.clone();
-    detail.left_to_codex = Some(why.clone());
+    detail.left_to_codex = Some(why.to_string());
     run.store
         .catalog
         .update_detail(op_id, &crate::ops::detail::stored(&detail)?)?;
@@ -282,15 +286,9 @@ fn leave_to_codex(
         fs::remove_file(&plan.dst).with_context(|| format!("removing {}", plan.dst.display()))?;
         crate::fs_atomic::fsync_parent(&plan.dst)?;
     }
-    if let (Some(index), Some(before), Some(after)) =
-        (index.as_deref_mut(), &detail.row_before, &detail.row_after)
-        && let Err(e) = index.transition(&[(detail.thread_id.as_str(), after, before)])
-    {
-        why.push_str(&format!("; its thread row was left as it is now ({e:#})"));
-    }
     remove_created_dirs_if_empty(&detail.created_dirs);
     run.store.catalog.mark_rolled_back(op_id)?;
-    Ok(why)
+    Ok(())
 }
 
 fn distinct_folders<'p>(paths: impl Iterator<Item = &'p Path>) -> Vec<&'p Path> {
