@@ -152,3 +152,59 @@ fn a_transcript_written_to_during_decompress_is_left_as_written() {
         assert!(found[0].to_string_lossy().ends_with(".jsonl"), "{found:?}");
     }
 }
+
+/// `archived_sessions/` on another filesystem (a tmpfs mounted there), so archiving copies
+/// each transcript across and removes the source after: the copy of the one written to
+/// meanwhile is dropped, and the others move.
+#[test]
+fn a_transcript_written_to_during_a_move_across_filesystems_is_left_as_written() {
+    if !rustix::process::geteuid().is_root() {
+        // Mounting needs root here; say so plainly rather than pass unseen.
+        eprintln!("SKIPPED a_transcript_written_to_during_a_move_across_filesystems: not root");
+        assert!(
+            std::env::var_os("CODEX_MAINT_REQUIRE_MOUNTS").is_none(),
+            "CODEX_MAINT_REQUIRE_MOUNTS is set but this test cannot mount"
+        );
+        return;
+    }
+    let sb = Sandbox::with_sessions(&specs(), true);
+    let archive = sb.home.join("archived_sessions");
+    std::fs::create_dir_all(&archive).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&archive)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mounting a tmpfs on {}",
+        archive.display()
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(archive.clone());
+
+    let id = id_for(3);
+    let (code, doc) = with_action(
+        &sb,
+        &append_to(&id, "cat"),
+        &["archive", "--older-than", "10d", "--yes"],
+    );
+    assert_eq!(code, 0, "{doc:#}");
+    let kept = assert_left_to_codex(&sb, &id, &doc);
+    assert!(
+        kept.to_string_lossy().contains("/sessions/"),
+        "{}",
+        kept.display()
+    );
+    for other in [0, 1, 2].map(id_for) {
+        let found = transcripts_of(&sb.home, &other);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with(&archive), "{found:?}");
+    }
+    assert_verify_and_undo(&sb, &kept);
+}
