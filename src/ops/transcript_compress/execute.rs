@@ -67,9 +67,10 @@ pub fn execute_all(
 /// 2. each source read once, on all cores, into its temporary file, which is then decoded
 ///    again and must hash to the plain bytes; the hashes are recorded (one commit);
 /// 3. each temporary file given the source's mtime and renamed, never over anything;
-/// 4. the rows changed (one transaction); 5. each source checked again and removed, or,
-/// where Codex wrote to it meanwhile, left to Codex (its op rolled back, the others go on);
-/// 6. the rest marked applied.
+/// 4. with Codex's writers held off, each source checked again: one Codex wrote to since it
+///    was read, or is writing, is left to Codex (its file dropped, its op rolled back);
+/// 5. the other rows changed (one transaction) and their sources removed;
+/// 6. those marked applied.
 ///
 /// If any step fails, recovery settles the batch's ops from what is on disk, exactly as
 /// after a crash, so a failure and a crash leave the same state.
