@@ -18,8 +18,13 @@ pub fn armed_for(_name: &str) -> bool {
     false
 }
 
+/// Runs the test's action armed at `name`, about `path`; nothing in a normal build.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn act(_name: &str, _path: &std::path::Path) {}
+
 #[cfg(feature = "test-hooks")]
-pub use armed::{ENV_VAR, armed_for, hit};
+pub use armed::{ACTION_POINT_VAR, ACTION_RUN_VAR, ENV_VAR, act, armed_for, hit};
 
 #[cfg(feature = "test-hooks")]
 mod armed {
@@ -55,6 +60,32 @@ mod armed {
             eprintln!("codex-maint: failpoint {name} hit, aborting");
             std::process::abort();
         }
+    }
+
+    pub const ACTION_POINT_VAR: &str = "CODEX_MAINT_ACTION_POINT";
+    pub const ACTION_RUN_VAR: &str = "CODEX_MAINT_ACTION_RUN";
+
+    /// Not a crash but something running beside codex-maint at a chosen instant (Codex
+    /// appending to a transcript, say): at each pass of the point named by
+    /// `CODEX_MAINT_ACTION_POINT`, the shell command in `CODEX_MAINT_ACTION_RUN` is run to its
+    /// end, with the path at hand in `CODEX_MAINT_ACTION_PATH`, and the run then goes on.
+    pub fn act(name: &str, path: &std::path::Path) {
+        if std::env::var(ACTION_POINT_VAR).ok().as_deref() != Some(name) {
+            return;
+        }
+        let Ok(command) = std::env::var(ACTION_RUN_VAR) else {
+            return;
+        };
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env("CODEX_MAINT_ACTION_PATH", path)
+            .stdin(std::process::Stdio::null())
+            .status();
+        eprintln!(
+            "codex-maint: action at {name} on {}: {status:?}",
+            path.display()
+        );
     }
 
     /// True when the test armed `name`: for faults that are not crashes (a backup damaged

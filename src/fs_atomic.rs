@@ -85,6 +85,48 @@ pub fn move_no_replace(src: &Path, dst: &Path) -> Result<MoveMethod> {
 /// distinct folder of a batch once before recording the batch as done. Until then a
 /// power cut may undo the rename, which recovery sees as "not moved" and rolls back.
 pub fn move_no_replace_unsynced(src: &Path, dst: &Path) -> Result<MoveMethod> {
+    move_checked_unsynced(src, dst, &RemoveUnchecked)
+}
+
+/// Why a source was left where it is after its copy was made: someone wrote to it
+/// meanwhile, so the copy was dropped and the source is the one to keep.
+#[derive(Debug)]
+pub struct SourceKept(pub String);
+
+impl std::fmt::Display for SourceKept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceKept {}
+
+/// The last word before a source that was copied is removed: it checks the source again and
+/// calls `remove` only if it may go, keeping writers out meanwhile; otherwise `SourceKept`.
+pub trait SourceRemoval {
+    fn remove_checked(&self, src: &Path, remove: &mut dyn FnMut() -> io::Result<()>) -> Result<()>;
+}
+
+/// For files only codex-maint writes (its temporary files, its blobs).
+struct RemoveUnchecked;
+
+impl SourceRemoval for RemoveUnchecked {
+    fn remove_checked(
+        &self,
+        _src: &Path,
+        remove: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Result<()> {
+        Ok(remove()?)
+    }
+}
+
+/// The move, where a copy across filesystems removes its source only if `removal` agrees;
+/// when it does not, the copy this call made is removed again and `SourceKept` returned.
+pub fn move_checked_unsynced(
+    src: &Path,
+    dst: &Path,
+    removal: &dyn SourceRemoval,
+) -> Result<MoveMethod> {
     if fs::symlink_metadata(dst).is_ok() {
         return Err(MaintError::refused(
             format!(
@@ -101,7 +143,7 @@ pub fn move_no_replace_unsynced(src: &Path, dst: &Path) -> Result<MoveMethod> {
             Ok(MoveMethod::Rename)
         }
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            copy_across_filesystems(src, dst)?;
+            copy_across_filesystems(src, dst, removal)?;
             Ok(MoveMethod::CopyAcrossFilesystems)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(MaintError::refused(
@@ -151,7 +193,7 @@ fn link_then_unlink(src: &Path, dst: &Path) -> io::Result<()> {
     fs::remove_file(src)
 }
 
-fn copy_across_filesystems(src: &Path, dst: &Path) -> Result<()> {
+fn copy_across_filesystems(src: &Path, dst: &Path, removal: &dyn SourceRemoval) -> Result<()> {
     let meta = fs::symlink_metadata(src)?;
     if !meta.is_file() {
         bail!(
@@ -183,12 +225,26 @@ fn copy_across_filesystems(src: &Path, dst: &Path) -> Result<()> {
             dst.display()
         );
     }
+    let copy_identity = identity(&fs::symlink_metadata(&temp)?);
     rename_no_replace(&temp, dst).with_context(|| format!("placing {}", dst.display()))?;
     fsync_parent(dst)?;
     failpoint::hit("move-before-source-removed");
-    fs::remove_file(src)?;
+    if let Err(kept) = removal.remove_checked(src, &mut || fs::remove_file(src)) {
+        // Only the copy made here goes: whatever else took the name since is left alone.
+        if fs::symlink_metadata(dst).is_ok_and(|m| identity(&m) == copy_identity) {
+            fs::remove_file(dst)?;
+            fsync_parent(dst)?;
+        }
+        return Err(kept);
+    }
     fsync_parent(src)?;
     Ok(())
+}
+
+/// Device and inode: which file a name leads to.
+pub fn identity(meta: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 /// A name `temp_path_beside` makes: the prefix, a 32-digit uuid, a dash. Folders a store-dir

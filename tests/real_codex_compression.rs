@@ -128,11 +128,15 @@ fn codex_lists_reads_and_unarchives_what_codex_maint_compressed() {
                 let read = app.read(&ids[0]).expect("Codex reads what it unarchived");
                 assert_eq!(turns(&read), turns_before[0]);
             }
-            // Codex moved the file on its own; verify notices rather than vouching for the op.
-            let (code, _) = sb.json(&["verify"]);
+            // Codex moved the file on its own: the user's change, reported as information.
+            let (code, doc) = sb.json(&["verify"]);
+            assert_eq!(code, 0, "{doc:#}");
             assert_eq!(
-                code, 4,
-                "verify reports the compressed file that Codex moved away"
+                doc["data"]["checked"]["taken_over_by_codex"]
+                    .as_array()
+                    .map(Vec::len),
+                Some(1),
+                "verify lists the session Codex unarchived as taken over: {doc:#}"
             );
             drop(server);
         },

@@ -13,7 +13,9 @@ use super::{Action, CleanupArgs, Invocation, Plan, Planned};
 use crate::clock::human_bytes;
 use crate::error::{ExitKind, MaintError};
 use crate::home::{CodexHome, relative_to};
-use crate::ops::{OpKind, Run, config_edit, state_backup, store_dir, store_files, worktree_move};
+use crate::ops::{
+    OpKind, Outcome, Run, config_edit, state_backup, store_dir, store_files, worktree_move,
+};
 use crate::report::{self, Largest, LongListWriter, Report};
 use crate::survey::{self, DatabaseDepth, InspectData};
 use crate::write_gate::{confirm, describe_recovery, refuse_if_codex_running};
@@ -130,14 +132,22 @@ pub fn apply(
     r.push(report::VERIFICATION, format!("backup read back against its manifest: ok; databases copied through the backup API and checked: {}", backup.databases_checked.join(", ")));
 
     let mut done = Done::new()?;
+    let mut left_to_codex = Vec::new();
     let mut failure = super::apply_sessions::execute(
         &run,
         home,
         index_path.as_deref(),
         &reviewed.actions,
         &|a| current.holds(&a.id),
-        &mut |a, op| done.add(home, a, op),
+        &mut |a, outcome| match outcome {
+            Outcome::Done(op) => done.add(home, a, *op),
+            left => {
+                left_to_codex.extend(left.left_line(Path::new(&a.path)));
+                Ok(())
+            }
+        },
     )?;
+    r.extend(report::COMPLETED, left_to_codex);
     for a in reviewed
         .actions
         .few()

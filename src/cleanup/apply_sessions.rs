@@ -11,7 +11,7 @@ use crate::home::CodexHome;
 use crate::home::sessions::{SessionFile, SessionLocation};
 use crate::home::thread_index::{self, IndexState, ThreadIndex};
 use crate::ops::thread_row::IndexWriter;
-use crate::ops::{OpKind, Run, session_move, transcript_compress};
+use crate::ops::{OpKind, Outcome, Run, session_move, transcript_compress};
 use crate::progress::{Continuing, OnTerminal, Progress as _};
 
 /// How many actions of a kind are read back, planned in full and run together.
@@ -31,7 +31,7 @@ pub(super) fn execute(
     index_path: Option<&Path>,
     reviewed: &ActionList,
     holds: &dyn Fn(&Action) -> bool,
-    done: &mut dyn FnMut(&Action, i64) -> Result<()>,
+    done: &mut dyn FnMut(&Action, &Outcome) -> Result<()>,
 ) -> Result<Option<anyhow::Error>> {
     let groups = [
         (OpKind::ArchiveSession, "archiving sessions"),
@@ -122,7 +122,7 @@ impl Slices<'_> {
         kind: OpKind,
         doing: &str,
         slice: &[Action],
-        done: &mut dyn FnMut(&Action, i64) -> Result<()>,
+        done: &mut dyn FnMut(&Action, &Outcome) -> Result<()>,
     ) -> Result<Option<anyhow::Error>> {
         let home = self.home;
         let files: Vec<SessionFile> = match slice.iter().map(|a| session_file_of(home, a)).collect()
@@ -186,8 +186,8 @@ impl Slices<'_> {
                 &progress,
             )
         };
-        for (a, id) in slice.iter().zip(ids) {
-            done(a, id)?;
+        for (a, outcome) in slice.iter().zip(&ids) {
+            done(a, outcome)?;
         }
         Ok(failed)
     }

@@ -14,10 +14,10 @@ use crate::home::codex_versions;
 use crate::home::sessions::{self, SessionFile, SessionLocation};
 use crate::home::thread_index::{self, ThreadRow};
 use crate::home::writer_locks;
-use crate::ops::Run;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress;
+use crate::ops::{Outcome, Run};
 use crate::policy::{
     SessionKnowledge, SessionPolicy, handoff_threads, judge_for_archive, judge_with,
 };
@@ -291,6 +291,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
         chosen.into_iter().partition(|(file, _)| recodes_it(file));
     let progress = crate::progress::OnTerminal::new();
     let mut done = DoneTally::new()?;
+    let mut left_to_codex = Vec::new();
     let mut failure = None;
     // Second pass: plan and execute a slice at a time, re-reading that slice's rows, so
     // plans, rows and hashes are held for one slice only.
@@ -320,9 +321,14 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
             "archiving",
             &crate::progress::Continuing(&progress),
         );
-        for ((file, age), id) in slice.iter().zip(ids) {
-            let dst = session_move::archive_destination(&home, file);
-            done.add(file, &dst, *age, id, None)?;
+        for ((file, age), outcome) in slice.iter().zip(ids) {
+            match outcome {
+                Outcome::Done(id) => {
+                    let dst = session_move::archive_destination(&home, file);
+                    done.add(file, &dst, *age, id, None)?;
+                }
+                left => left_to_codex.extend(left.left_line(&file.path)),
+            }
         }
         if failed.is_some() {
             failure = failed;
@@ -366,9 +372,14 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
                 "archiving and compressing",
                 &crate::progress::Continuing(&progress),
             );
-            for (((file, age), dst), id) in slice.iter().zip(&destinations).zip(ids) {
-                let stored = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
-                done.add(file, dst, *age, id, Some(stored))?;
+            for (((file, age), dst), outcome) in slice.iter().zip(&destinations).zip(ids) {
+                match outcome {
+                    Outcome::Done(id) => {
+                        let stored = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
+                        done.add(file, dst, *age, id, Some(stored))?;
+                    }
+                    left => left_to_codex.extend(left.left_line(&file.path)),
+                }
             }
             if failed.is_some() {
                 failure = failed;
@@ -381,6 +392,7 @@ pub fn run(ctx: &Context, args: ArchiveArgs) -> Result<Report> {
     run.finish(status)?;
 
     report.extend(report::COMPLETED, done.shown_lines());
+    report.extend(report::COMPLETED, left_to_codex);
     report.push(
         report::BACKUPS,
         format!(

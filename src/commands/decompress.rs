@@ -11,9 +11,9 @@ use crate::clock::human_bytes;
 use crate::error::MaintError;
 use crate::home::sessions::{self, SessionFile};
 use crate::home::thread_index::{self, ThreadRow};
-use crate::ops::Run;
 use crate::ops::thread_row::IndexWriter;
 use crate::ops::transcript_compress::{self, PlannedRecode};
+use crate::ops::{Outcome, Run};
 use crate::report::{self, Report};
 
 #[derive(clap::Args)]
@@ -160,7 +160,11 @@ pub fn run(ctx: &Context, args: DecompressArgs) -> Result<Report> {
     );
     run.finish(if failure.is_some() { "failed" } else { "done" })?;
     let mut done = Vec::new();
-    for (f, id) in targets.iter().zip(&ids) {
+    for (f, outcome) in targets.iter().zip(&ids) {
+        let Outcome::Done(id) = outcome else {
+            report.extend(report::COMPLETED, outcome.left_line(&f.path));
+            continue;
+        };
         report.push(
             report::COMPLETED,
             format!(

@@ -81,15 +81,20 @@ pub fn run(ctx: &Context) -> Result<Report> {
     }
 
     let before = problems.len();
-    let items_checked = check_live_ops(&catalog, &mut problems)?;
+    let (items_checked, taken_over) = check_live_ops(&catalog, &mut problems)?;
     report.push(
         report::VERIFICATION,
         format!("{items_checked} items in force checked at their recorded places, with their hashes and thread rows: {} problems", problems.len() - before),
     );
     checks.insert(
         "items".into(),
-        json!({ "checked": items_checked, "bad": problems.len() - before }),
+        json!({ "checked": items_checked, "bad": problems.len() - before, "taken_over_by_codex": taken_over.len() }),
     );
+    report.extend(
+        report::VERIFICATION,
+        taken_over.iter().take(PROBLEMS_SHOWN).cloned(),
+    );
+    checks.insert("taken_over_by_codex".into(), json!(taken_over));
     let before = problems.len();
     let backups = crate::store::backup::verify_all(&catalog, &ctx.store_root)?;
     report.push(
@@ -109,8 +114,12 @@ pub fn run(ctx: &Context) -> Result<Report> {
 }
 
 /// Checks every op in force a page at a time (a home of 100,000 archived sessions has as
-/// many), adding what it finds to `problems`; returns how many ops it checked.
-fn check_live_ops(catalog: &store::Catalog, problems: &mut Vec<String>) -> Result<u64> {
+/// many), adding what it finds to `problems`; returns how many ops it checked, and the
+/// items Codex itself took over since (information, not problems).
+fn check_live_ops(
+    catalog: &store::Catalog,
+    problems: &mut Vec<String>,
+) -> Result<(u64, Vec<String>)> {
     let progress = crate::progress::OnTerminal::new();
     progress.start(catalog.live_op_count(None)?, "verifying");
     let mut checker = crate::ops::LiveChecker::default();
@@ -126,7 +135,7 @@ fn check_live_ops(catalog: &store::Catalog, problems: &mut Vec<String>) -> Resul
         problems.extend(checker.check(&page, &progress));
     }
     progress.finish();
-    Ok(checked)
+    Ok((checked, checker.taken_over))
 }
 
 fn finish(

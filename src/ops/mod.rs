@@ -9,9 +9,11 @@ pub mod record;
 pub mod row_now;
 pub mod row_repair;
 pub mod session_move;
+pub mod source_recheck;
 pub mod state_backup;
 pub mod store_dir;
 pub mod store_files;
+pub mod taken_over;
 pub mod thread_row;
 pub mod transcript_compress;
 pub mod tree_manifest;
@@ -66,6 +68,38 @@ impl<'s> Run<'s> {
     pub fn finish(self, status: &str) -> Result<()> {
         crate::failpoint::hit("run-finishing");
         self.store.catalog.finish_run(self.id, status)
+    }
+}
+
+/// What became of one planned item of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done(i64),
+    /// Codex wrote to the source while the op ran: the source is left as Codex wrote it, the
+    /// copy the op made is dropped, and the op is rolled back, saying why.
+    LeftToCodex {
+        op_id: i64,
+        why: String,
+    },
+}
+
+impl Outcome {
+    pub fn done(&self) -> Option<i64> {
+        match self {
+            Outcome::Done(id) => Some(*id),
+            Outcome::LeftToCodex { .. } => None,
+        }
+    }
+
+    /// The report's line for an item left to Codex.
+    pub fn left_line(&self, path: &Path) -> Option<String> {
+        match self {
+            Outcome::Done(_) => None,
+            Outcome::LeftToCodex { op_id, why } => Some(format!(
+                "left as Codex wrote it: {} ({why}; op {op_id} rolled back, nothing lost)",
+                path.display()
+            )),
+        }
     }
 }
 
@@ -205,6 +239,8 @@ pub fn verify_applied_of_run(store: &Store, run_id: i64) -> Result<(usize, Vec<S
 pub struct LiveChecker {
     dbs: std::collections::HashMap<String, Option<crate::home::sqlite_read::ReadOnlyDb>>,
     indexes_now: row_now::IndexesNow,
+    /// Items Codex itself moved, rewrote or deleted since their op: information, not problems.
+    pub taken_over: Vec<String>,
 }
 
 impl LiveChecker {
@@ -240,7 +276,24 @@ impl LiveChecker {
                 hashes: &hashes,
                 proven: &proven,
             };
-            problems.extend(op.kind.op_type().verify_live(op, &seen));
+            let found = op.kind.op_type().verify_live(op, &seen);
+            if found.is_empty() {
+                continue;
+            }
+            // Only an item that looks wrong is asked whether Codex took it over.
+            let thread_id = match &op.detail {
+                OpDetail::SessionMove(d) => Some(d.thread_id.as_str()),
+                OpDetail::Recode(d) => Some(d.thread_id.as_str()),
+                _ => None,
+            };
+            let row_now = place
+                .and_then(|p| self.indexes_now.for_place(recorded, p))
+                .zip(thread_id)
+                .and_then(|(index, id)| lookup(&index, id));
+            match taken_over::by_codex(op, row_now.as_ref()) {
+                Some(how) => self.taken_over.push(taken_over::line(op, &how)),
+                None => problems.extend(found),
+            }
         }
         problems
     }

@@ -116,6 +116,8 @@ pub(super) struct Checker<'a> {
     indexes_now: IndexesNow,
     readers: HashMap<String, crate::sqlite_read::ReadOnlyDb>,
     proven: HashMap<i64, FileSignature>,
+    /// Ops whose item Codex itself took over since, with the line that says so: left alone.
+    pub(super) taken_over: std::collections::BTreeMap<i64, String>,
 }
 
 impl<'a> Checker<'a> {
@@ -129,6 +131,7 @@ impl<'a> Checker<'a> {
             indexes_now: IndexesNow::default(),
             readers: HashMap::new(),
             proven: HashMap::new(),
+            taken_over: Default::default(),
         })
     }
 
@@ -168,7 +171,18 @@ impl<'a> Checker<'a> {
         let mut plans = Vec::with_capacity(page.len());
         let mut conflicts = Vec::new();
         for op in page {
+            if self.taken_over.contains_key(&op.id) {
+                continue;
+            }
             let (plan, found) = self.check_one(op, &hashes)?;
+            if !found.is_empty()
+                && let Some(how) = self.taken_over_by_codex(plan.op())
+            {
+                // The user's own change through Codex: left as it is, the rest goes back.
+                let line = crate::ops::taken_over::line(plan.op(), &how);
+                self.taken_over.insert(plan.op().id, line);
+                continue;
+            }
             if let Planned::Session(op, m) = &plan
                 && found.is_empty()
                 && m.known_hash.is_some()
@@ -182,6 +196,24 @@ impl<'a> Checker<'a> {
             plans.push(plan);
         }
         Ok((plans, conflicts))
+    }
+
+    /// How Codex itself took over the item of a move or recode, judged by the row its index
+    /// holds for the thread now.
+    fn taken_over_by_codex(&self, op: &OpRecord) -> Option<String> {
+        let thread_id = match &op.detail {
+            crate::ops::OpDetail::SessionMove(d) => d.thread_id.as_str(),
+            crate::ops::OpDetail::Recode(d) => d.thread_id.as_str(),
+            _ => return None,
+        };
+        let place = Path::new(op.dst.as_deref()?);
+        let index = self.indexes_now.for_place(op.detail.index(), place)?;
+        let row = match self.indexes.get(&index) {
+            Some(handle) => crate::ops::thread_row::read(handle.connection(), thread_id),
+            None => crate::sqlite_read::open(Path::new(&index))
+                .and_then(|db| crate::ops::thread_row::read(&db.conn, thread_id)),
+        };
+        crate::ops::taken_over::by_codex(op, Some(&row))
     }
 
     fn check_one(

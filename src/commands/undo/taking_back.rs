@@ -12,7 +12,7 @@ use crate::error::MaintError;
 use crate::home::CodexHome;
 use crate::ops::session_move::{self, PlannedMove};
 use crate::ops::transcript_compress::{self, PlannedRecode};
-use crate::ops::{OpKind, OpRecord, Run};
+use crate::ops::{OpKind, OpRecord, Outcome, Run};
 use crate::report::{self, LongListWriter, Report};
 use crate::store::Store;
 
@@ -183,6 +183,7 @@ pub(super) fn revert(
     let mut completed = ItemLines::new();
     let mut reverted = LongListWriter::new()?;
     let mut failure = None;
+    let mut left_to_codex = Vec::new();
     let paged = what.pages(store, |page| {
         // Checked again just before it moves: the first pass proved the page could go, but
         // the home is not locked against the user in between.
@@ -283,7 +284,17 @@ pub(super) fn revert(
                     return Ok(false);
                 }
             };
-            for (p, new_id) in plans[i..j].iter().zip(ids) {
+            for (p, outcome) in plans[i..j].iter().zip(ids) {
+                let new_id = match outcome {
+                    Outcome::Done(id) => id,
+                    Outcome::LeftToCodex { why, .. } => {
+                        left_to_codex.push(rel(format!(
+                            "left as Codex wrote it: {} ({why})",
+                            describe(p.op())
+                        )));
+                        continue;
+                    }
+                };
                 let (thread_id, from, to) = match p {
                     Planned::Session(_, m) => (&m.detail.thread_id, &m.src, &m.dst),
                     Planned::Recode(_, r) => (&r.detail.thread_id, &r.src, &r.dst),
@@ -314,6 +325,8 @@ pub(super) fn revert(
         )));
     }
     report.extend(report::COMPLETED, completed.into_lines(Some(run_id)));
+    report.extend(report::COMPLETED, left_to_codex);
+    report.extend(report::COMPLETED, checker.taken_over.values().cloned());
     report.push(
         report::BACKUPS,
         format!(

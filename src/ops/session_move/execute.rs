@@ -12,12 +12,13 @@ use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::failpoint;
 use crate::fs_atomic::{
-    create_dirs_recording, fsync_dir, move_no_replace, move_no_replace_unsynced,
+    SourceKept, create_dirs_recording, fsync_dir, move_checked_unsynced, move_no_replace,
     remove_created_dirs_if_empty,
 };
 use crate::home::sessions::file_mode;
-use crate::ops::Run;
+use crate::ops::source_recheck::{Recheck, SourceSeen};
 use crate::ops::thread_row::{IndexWriter, RowState};
+use crate::ops::{Outcome, Run};
 use crate::store::NewOp;
 
 /// Moves per journal batch, for every command that moves sessions: large enough that
@@ -39,7 +40,7 @@ pub fn execute_all(
     mut index: Option<&mut IndexWriter>,
     doing: &str,
     progress: &dyn crate::progress::Progress,
-) -> (Vec<i64>, Option<anyhow::Error>) {
+) -> (Vec<Outcome>, Option<anyhow::Error>) {
     progress.start(plans.len() as u64, doing);
     let batches: Vec<&[PlannedMove]> = plans.chunks(BATCH).collect();
     let hash_batch = |batch: &[PlannedMove]| {
@@ -90,12 +91,14 @@ pub fn execute_all(
 /// Executes a batch of moves under the journal protocol: all prepared (one commit), each
 /// file moved, all rows changed (one transaction), all marked applied (one commit). If
 /// any step fails, the moves already made in this batch are put back and the batch's ops
-/// marked rolled back, so a failed batch leaves no trace but its journal rows.
+/// marked rolled back, so a failed batch leaves no trace but its journal rows. A move
+/// across filesystems that finds its source written to by Codex after the copy leaves that
+/// item to Codex (copy dropped, op rolled back with the reason); the others go on.
 pub fn execute_batch(
     run: &Run,
     plans: Vec<PlannedMove>,
     mut index: Option<&mut IndexWriter>,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Outcome>> {
     let catalog = &run.store.catalog;
     let mut plans = plans;
     let to_hash: Vec<PathBuf> = plans
@@ -106,6 +109,7 @@ pub fn execute_batch(
     let prefetched = crate::content_hash::Prefetched::new(to_hash);
     let mut prepared = Vec::with_capacity(plans.len());
     let mut dirs_claimed: HashSet<PathBuf> = HashSet::new();
+    let mut seen = Vec::with_capacity(plans.len());
     for mut plan in plans.drain(..) {
         run.guard
             .ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
@@ -142,12 +146,14 @@ pub fn execute_batch(
             reverts_op: plan.reverts_op,
         };
         prepared.push((plan, new_op, hash));
+        seen.push(SourceSeen::of(&meta));
     }
     let ops: Vec<NewOp> = prepared.iter().map(|(_, op, _)| op.clone()).collect();
     let ids = catalog.prepare_ops(run.id, &ops)?;
     failpoint::hit("op-prepared");
 
     let mut moved: Vec<usize> = Vec::new();
+    let mut left: Vec<(usize, String)> = Vec::new();
     let outcome = (|| -> Result<()> {
         for (i, (plan, _, _)) in prepared.iter().enumerate() {
             run.guard
@@ -155,8 +161,18 @@ pub fn execute_batch(
             if let Some(parent) = plan.dst.parent() {
                 create_dirs_recording(parent)?;
             }
-            move_no_replace_unsynced(&plan.src, &plan.dst)?;
-            moved.push(i);
+            let check = Recheck {
+                home: run.guard.root(),
+                thread_id: Some(plan.detail.thread_id.as_str()).filter(|id| !id.is_empty()),
+                seen: seen[i],
+            };
+            match move_checked_unsynced(&plan.src, &plan.dst, &check) {
+                Ok(_) => moved.push(i),
+                Err(e) => match e.downcast::<SourceKept>() {
+                    Ok(SourceKept(why)) => left.push((i, why)),
+                    Err(e) => return Err(e),
+                },
+            }
             failpoint::hit("file-moved");
         }
         let mut folders: Vec<&Path> = prepared
@@ -170,8 +186,9 @@ pub fn execute_batch(
             fsync_dir(folder)?;
         }
         if let Some(index) = index.as_deref_mut() {
-            let changes: Vec<(&str, &RowState, &RowState)> = prepared
+            let changes: Vec<(&str, &RowState, &RowState)> = moved
                 .iter()
+                .map(|&i| &prepared[i])
                 .filter_map(|(plan, _, _)| {
                     let d = &plan.detail;
                     Some((
@@ -209,12 +226,24 @@ pub fn execute_batch(
     for (plan, _, _) in &prepared {
         remove_created_dirs_if_empty(&plan.detail.tidy_dirs);
     }
+    let mut outcomes: Vec<Outcome> = ids.iter().map(|id| Outcome::Done(*id)).collect();
+    for (i, why) in left {
+        let (plan, _, _) = &prepared[i];
+        let mut detail = plan.detail.clone();
+        detail.left_to_codex = Some(why.clone());
+        catalog.update_detail(ids[i], &crate::ops::detail::stored(&detail)?)?;
+        remove_created_dirs_if_empty(&plan.detail.created_dirs);
+        catalog.mark_rolled_back(ids[i])?;
+        outcomes[i] = Outcome::LeftToCodex { op_id: ids[i], why };
+    }
     let applied: Vec<(i64, Option<String>)> = ids
         .iter()
         .zip(&prepared)
-        .map(|(id, (_, _, hash))| (*id, Some(hash.clone())))
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.done().is_some())
+        .map(|((id, (_, _, hash)), _)| (*id, Some(hash.clone())))
         .collect();
     catalog.mark_applied_many(&applied)?;
     failpoint::hit("op-applied");
-    Ok(ids)
+    Ok(outcomes)
 }

@@ -39,6 +39,9 @@ pub struct MoveDetail {
     /// Folders an earlier op created that this one empties (an undo), removed if empty.
     #[serde(default)]
     pub tidy_dirs: Vec<PathBuf>,
+    /// Why the op was rolled back because Codex wrote to its source meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_to_codex: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -45,6 +45,7 @@ pub fn plan_archive(
             row_after,
             created_dirs: Vec::new(),
             tidy_dirs: Vec::new(),
+            left_to_codex: None,
         },
         reverts_op: None,
         known_hash: None,

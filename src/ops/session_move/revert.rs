@@ -50,6 +50,7 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedMove
                 .filter(|d| Path::new(dst_of_op.as_str()).starts_with(d))
                 .cloned()
                 .collect(),
+            left_to_codex: None,
         },
         reverts_op: Some(op.id),
         known_hash: None,

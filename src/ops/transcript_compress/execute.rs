@@ -14,11 +14,13 @@ use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::failpoint;
 use crate::fs_atomic::{
-    create_dirs_recording, fsync_dir, move_no_replace_unsynced, remove_created_dirs_if_empty,
+    SourceKept, create_dirs_recording, fsync_dir, identity, move_no_replace_unsynced,
+    remove_created_dirs_if_empty,
 };
 use crate::home::sessions::file_mode;
+use crate::ops::source_recheck::{SourceSeen, WriterHold};
 use crate::ops::thread_row::{IndexWriter, RowState};
-use crate::ops::{OpRecord, Recovered, Run};
+use crate::ops::{OpRecord, Outcome, Recovered, Run};
 use crate::store::NewOp;
 use crate::zstd_stream::{self, EncodeSettings, Hashed};
 
@@ -34,14 +36,14 @@ pub const BATCH: usize = 256;
 pub const SLICE: usize = 8 * BATCH;
 
 /// Executes `plans` in order, a batch at a time, stopping at the first batch that fails.
-/// Returns the op ids done (a prefix of `plans`) and the failure, if any.
+/// Returns what became of each item done (a prefix of `plans`) and the failure, if any.
 pub fn execute_all(
     run: &Run,
     plans: Vec<PlannedRecode>,
     mut index: Option<&mut IndexWriter>,
     doing: &str,
     progress: &dyn crate::progress::Progress,
-) -> (Vec<i64>, Option<anyhow::Error>) {
+) -> (Vec<Outcome>, Option<anyhow::Error>) {
     progress.start(plans.len() as u64, doing);
     let mut done = Vec::with_capacity(plans.len());
     for batch in plans.chunks(BATCH) {
@@ -65,7 +67,10 @@ pub fn execute_all(
 /// 2. each source read once, on all cores, into its temporary file, which is then decoded
 ///    again and must hash to the plain bytes; the hashes are recorded (one commit);
 /// 3. each temporary file given the source's mtime and renamed, never over anything;
-/// 4. the rows changed (one transaction); 5. the sources removed; 6. all marked applied.
+/// 4. with Codex's writers held off, each source checked again: one Codex wrote to since it
+///    was read, or is writing, is left to Codex (its file dropped, its op rolled back);
+/// 5. the other rows changed (one transaction) and their sources removed;
+/// 6. those marked applied.
 ///
 /// If any step fails, recovery settles the batch's ops from what is on disk, exactly as
 /// after a crash, so a failure and a crash leave the same state.
@@ -73,7 +78,7 @@ pub fn execute_batch(
     run: &Run,
     plans: Vec<PlannedRecode>,
     mut index: Option<&mut IndexWriter>,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Outcome>> {
     let catalog = &run.store.catalog;
     let mut plans = plans;
     let mut new_ops = Vec::with_capacity(plans.len());
@@ -126,6 +131,8 @@ pub fn execute_batch(
     let ids = catalog.prepare_ops(run.id, &new_ops)?;
     failpoint::hit("op-prepared");
 
+    let mut written_files = Vec::with_capacity(plans.len());
+    let mut left: Vec<(usize, String)> = Vec::new();
     let outcome = (|| -> Result<()> {
         // The temporary file is written beside its destination, so that folder comes first.
         for plan in &plans {
@@ -150,16 +157,42 @@ pub fn execute_batch(
         }
         catalog.record_source_hashes(&recorded)?;
         failpoint::hit("recode-encoded");
+        for plan in &plans {
+            failpoint::act("source-encoded", &plan.src);
+        }
 
         for plan in &plans {
+            let written = identity(&fs::symlink_metadata(&plan.detail.temp)?);
             move_no_replace_unsynced(&plan.detail.temp, &plan.dst)?;
+            written_files.push(written);
             failpoint::hit("recode-renamed");
         }
         for folder in distinct_folders(plans.iter().map(|p| p.dst.as_path())) {
             fsync_dir(folder)?;
         }
+        // From here until the sources are gone no Codex writer starts; one writing now, or
+        // one that wrote since its source was read, wins: that item is left to it.
+        for plan in &plans {
+            failpoint::act("before-source-removed", &plan.src);
+        }
+        let mut hold = WriterHold::begin(run.guard.root())?;
+        for (i, plan) in plans.iter().enumerate() {
+            let thread_id = Some(plan.detail.thread_id.as_str()).filter(|id| !id.is_empty());
+            if let Err(SourceKept(why)) =
+                hold.check(thread_id, &plan.src, &SourceSeen::of(&sources[i]))
+            {
+                leave_to_codex(run, plan, ids[i], written_files[i], &why)?;
+                left.push((i, why));
+            }
+        }
+        let going: Vec<&PlannedRecode> = plans
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !left.iter().any(|(k, _)| k == i))
+            .map(|(_, plan)| plan)
+            .collect();
         if let Some(index) = index.as_deref_mut() {
-            let changes: Vec<(&str, &RowState, &RowState)> = plans
+            let changes: Vec<(&str, &RowState, &RowState)> = going
                 .iter()
                 .filter_map(|plan| {
                     let d = &plan.detail;
@@ -173,11 +206,12 @@ pub fn execute_batch(
             index.transition(&changes)?;
         }
         failpoint::hit("thread-row-updated");
-        for plan in &plans {
+        for plan in &going {
             fs::remove_file(&plan.src)
                 .with_context(|| format!("removing {}", plan.src.display()))?;
             failpoint::hit("recode-source-removed");
         }
+        drop(hold);
         for folder in distinct_folders(plans.iter().map(|p| p.src.as_path())) {
             fsync_dir(folder)?;
         }
@@ -187,9 +221,10 @@ pub fn execute_batch(
         Ok(())
     })();
 
+    let is_left = |i: usize| left.iter().any(|(k, _)| *k == i);
     if let Err(err) = outcome {
         let mut unsettled = Vec::new();
-        for id in &ids {
+        for (_, id) in ids.iter().enumerate().filter(|(i, _)| !is_left(*i)) {
             let settled = catalog
                 .op(*id)
                 .and_then(|op| op.context("a prepared op is in the catalog"))
@@ -214,11 +249,47 @@ pub fn execute_batch(
     let applied: Vec<(i64, Option<String>)> = ids
         .iter()
         .zip(&plans)
-        .map(|(id, plan)| (*id, plan.detail.hashes(plan.direction).1.cloned()))
+        .enumerate()
+        .filter(|(i, _)| !is_left(*i))
+        .map(|(_, (id, plan))| (*id, plan.detail.hashes(plan.direction).1.cloned()))
         .collect();
     catalog.mark_applied_many(&applied)?;
     failpoint::hit("op-applied");
-    Ok(ids)
+    Ok(ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| match left.iter().find(|(k, _)| *k == i) {
+            Some((_, why)) => Outcome::LeftToCodex {
+                op_id: *id,
+                why: why.clone(),
+            },
+            None => Outcome::Done(*id),
+        })
+        .collect())
+}
+
+/// Codex wrote to the source after it was read, or is writing it: the source stays as
+/// Codex left it, the file this op wrote goes (only if it is still that file), and the op,
+/// whose row was never changed, is rolled back with the reason.
+fn leave_to_codex(
+    run: &Run,
+    plan: &PlannedRecode,
+    op_id: i64,
+    written: (u64, u64),
+    why: &str,
+) -> Result<()> {
+    let mut detail = plan.detail.clone();
+    detail.left_to_codex = Some(why.to_string());
+    run.store
+        .catalog
+        .update_detail(op_id, &crate::ops::detail::stored(&detail)?)?;
+    if fs::symlink_metadata(&plan.dst).is_ok_and(|m| identity(&m) == written) {
+        fs::remove_file(&plan.dst).with_context(|| format!("removing {}", plan.dst.display()))?;
+        crate::fs_atomic::fsync_parent(&plan.dst)?;
+    }
+    remove_created_dirs_if_empty(&detail.created_dirs);
+    run.store.catalog.mark_rolled_back(op_id)?;
+    Ok(())
 }
 
 fn distinct_folders<'p>(paths: impl Iterator<Item = &'p Path>) -> Vec<&'p Path> {

@@ -78,6 +78,9 @@ pub struct RecodeDetail {
     pub created_dirs: Vec<PathBuf>,
     #[serde(default)]
     pub tidy_dirs: Vec<PathBuf>,
+    /// Why the op was rolled back because Codex wrote to its source meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_to_codex: Option<String>,
 }
 
 impl RecodeDetail {

@@ -127,6 +127,7 @@ fn plan(
             stored_len: None,
             created_dirs: Vec::new(),
             tidy_dirs: Vec::new(),
+            left_to_codex: None,
         },
         reverts_op: None,
     }

@@ -43,6 +43,7 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedReco
                 .filter(|d| dst_of_op.starts_with(d))
                 .cloned()
                 .collect(),
+            left_to_codex: None,
         },
         reverts_op: Some(op.id),
     })
@@ -203,6 +204,14 @@ pub(super) fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         }
         None => None,
     };
-    let ids = execute_batch(run, vec![plan], index.as_mut())?;
-    Ok(ids[0])
+    let src = plan.src.clone();
+    let outcome = execute_batch(run, vec![plan], index.as_mut())?;
+    match &outcome[0] {
+        crate::ops::Outcome::Done(id) => Ok(*id),
+        left => Err(crate::error::MaintError::refused(
+            left.left_line(&src).unwrap_or_default(),
+            vec![src.display().to_string()],
+        )
+        .into()),
+    }
 }
