@@ -25,7 +25,8 @@ pub fn open_store_and_recover(
     store_root: &Path,
 ) -> Result<(Store, Vec<RecoveredOp>)> {
     refuse_if_codex_running(home)?;
-    let store = Store::open_for_write(store_root)?;
+    let home_lock = crate::home_lock::HomeLock::acquire(&home.root)?;
+    let store = Store::open_for_write_in(store_root, home_lock)?;
     let guard = crate::home_guard::HomeGuard::new(&home.root);
     let recovered = crate::ops::recover_all(&store, &guard)?;
     Ok((store, recovered))

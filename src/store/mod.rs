@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::MaintError;
 pub use catalog::{Catalog, NewOp, OpState, RunRecord, StoredOp};
-pub use store_lock::StoreLock;
+pub use store_lock::{StoreLock, lock_exclusive_waiting};
 
 pub const CATALOG_FILE: &str = "catalog.sqlite";
 
@@ -25,6 +25,8 @@ pub struct Store {
     pub root: PathBuf,
     pub catalog: Catalog,
     _lock: Option<StoreLock>,
+    /// The lock on the Codex home this store writes in, taken before the store's own.
+    _home_lock: Option<crate::home_lock::HomeLock>,
 }
 
 impl Store {
@@ -73,6 +75,7 @@ impl Store {
             root: root.to_path_buf(),
             catalog: Catalog::at(conn, &path),
             _lock: Some(lock),
+            _home_lock: None,
         })
     }
 
@@ -83,7 +86,18 @@ impl Store {
             root: root.to_path_buf(),
             catalog,
             _lock: None,
+            _home_lock: None,
         }))
+    }
+
+    /// The store opened for writing in a Codex home whose lock `home_lock` is: held until
+    /// the store is dropped. The home is locked first, always: two runs that take the same
+    /// two locks in the same order never wait on each other in a cycle, so a writer with
+    /// another store on this home, or another home on this store, waits then refuses.
+    pub fn open_for_write_in(root: &Path, home_lock: crate::home_lock::HomeLock) -> Result<Store> {
+        let mut store = Store::open_for_write(root)?;
+        store._home_lock = Some(home_lock);
+        Ok(store)
     }
 
     pub fn blobs(&self) -> blobs::BlobStore {
