@@ -139,7 +139,14 @@ fn a_home_whose_folder_another_process_has_locked_is_not_written_but_a_dry_run_w
         "a refused writer changed the store"
     );
     for dry in [
-        vec!["archive", "--older-than", "1d", "--min-age", "0d", "--dry-run"],
+        vec![
+            "archive",
+            "--older-than",
+            "1d",
+            "--min-age",
+            "0d",
+            "--dry-run",
+        ],
         vec!["undo", "--dry-run"],
     ] {
         let (code, doc) = sb.json(&dry);
@@ -150,4 +157,45 @@ fn a_home_whose_folder_another_process_has_locked_is_not_written_but_a_dry_run_w
     FileExt::unlock(&folder).unwrap();
     let (code, doc) = sb.json(&["undo"]);
     assert_eq!(code, 0, "undo once the lock is gone: {doc:#}");
+}
+
+/// The race of two stores, replayed by hand: a compression is stopped after writing its
+/// new file, and another writer puts the very same compressed bytes at the destination
+/// before it is renamed there. Equal bytes are not the op's file: its rollback must leave
+/// that destination, or the other writer, removing the plain transcript next, loses it.
+#[test]
+fn a_rollback_leaves_a_destination_it_did_not_create_even_with_the_same_bytes() {
+    let sb = Sandbox::with_sessions(&mixed_specs(6), true);
+    let out = sb
+        .cmd()
+        .env(codex_maint::failpoint::ENV_VAR, "recode-encoded")
+        .args(["archive", "--older-than", "10d", "--compress", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the failpoint did not stop the run");
+    let archive = sb.home.join("archived_sessions");
+    let prefix_len = codex_maint::fs_atomic::TEMP_PREFIX.len() + 33;
+    let mut placed = Vec::new();
+    for e in std::fs::read_dir(&archive).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if codex_maint::fs_atomic::is_temp_file_name(&name) {
+            let dst = archive.join(&name[prefix_len..]);
+            std::fs::copy(e.path(), &dst).unwrap();
+            placed.push((dst, std::fs::read(e.path()).unwrap()));
+        }
+    }
+    assert!(
+        !placed.is_empty(),
+        "no new file was written before the stop"
+    );
+    let (code, doc) = sb.json(&["recover"]);
+    assert_ne!(code, 0, "both copies cannot be settled silently: {doc:#}");
+    for (dst, bytes) in &placed {
+        assert_eq!(
+            std::fs::read(dst).ok().as_ref(),
+            Some(bytes),
+            "recovery removed {}, which it did not create",
+            dst.display()
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! layer that joins the Codex home and the store.
 
 pub mod config_edit;
+pub mod created_file;
 pub mod detail;
 pub mod kind;
 pub mod record;

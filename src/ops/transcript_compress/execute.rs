@@ -17,6 +17,7 @@ use crate::fs_atomic::{
     create_dirs_recording, fsync_dir, move_no_replace_unsynced, remove_created_dirs_if_empty,
 };
 use crate::home::sessions::file_mode;
+use crate::ops::created_file::CreatedFile;
 use crate::ops::thread_row::{IndexWriter, RowState};
 use crate::ops::{OpRecord, Recovered, Run};
 use crate::store::NewOp;
@@ -141,6 +142,10 @@ pub fn execute_batch(
             plan.detail.plain_len = Some(hashed.plain_len);
             plan.detail.stored_hash = Some(hashed.stored_hash);
             plan.detail.stored_len = Some(hashed.stored_len);
+            plan.detail.created = Some(
+                CreatedFile::at(&plan.detail.temp)
+                    .with_context(|| format!("reading {}", plan.detail.temp.display()))?,
+            );
             let (source_hash, _) = plan.detail.hashes(plan.direction);
             recorded.push((
                 *id,

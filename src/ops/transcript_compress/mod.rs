@@ -78,6 +78,10 @@ pub struct RecodeDetail {
     pub created_dirs: Vec<PathBuf>,
     #[serde(default)]
     pub tidy_dirs: Vec<PathBuf>,
+    /// The file this op wrote at `temp` and renamed to the destination: the only one its
+    /// rollback may remove. Absent in ops journaled before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<crate::ops::created_file::CreatedFile>,
 }
 
 impl RecodeDetail {

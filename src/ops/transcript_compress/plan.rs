@@ -127,6 +127,7 @@ fn plan(
             stored_len: None,
             created_dirs: Vec::new(),
             tidy_dirs: Vec::new(),
+            created: None,
         },
         reverts_op: None,
     }

@@ -43,6 +43,7 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedReco
                 .filter(|d| dst_of_op.starts_with(d))
                 .cloned()
                 .collect(),
+            created: None,
         },
         reverts_op: Some(op.id),
     })
