@@ -18,7 +18,7 @@ use crate::store::Store;
 /// Said whenever a writing run stops part way (a full disk, a failed step): what it did is
 /// journaled and stands, what it did not do is untouched, and the step it stopped in is left
 /// for recovery rather than guessed about here.
-pub const STOPPED_PART_WAY: &str = "nothing after the failed step was done; `codex-maint recover` (run first by every writing command) settles that step";
+pub const STOPPED_PART_WAY: &str = "nothing after the failed step was done, and what that step had begun was taken back (should any of it be left part way, `codex-maint recover`, run first by every writing command, settles it)";
 
 pub fn open_store_and_recover(
     home: &CodexHome,
