@@ -120,7 +120,7 @@ pub fn move_no_replace_unsynced(src: &Path, dst: &Path) -> Result<MoveMethod> {
 /// and folders alike: `renameat2(RENAME_NOREPLACE)` on Linux, `renameatx_np(RENAME_EXCL)`
 /// on macOS.
 #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
-fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
+pub fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     use rustix::io::Errno;
     match renameat_with(CWD, src, CWD, dst, RenameFlags::NOREPLACE) {
@@ -133,7 +133,7 @@ fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
-fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
+pub fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
     link_then_unlink(src, dst)
 }
 

@@ -333,6 +333,8 @@ fn a_read_only_store_is_read_by_verify_and_refused_by_writers_naming_it() {
             assert_eq!(code, 0, "verify reads a read-only store: {doc:#}");
             let (code, doc) = sb.json(&["undo", "--dry-run"]);
             assert_eq!(code, 0, "{doc:#}");
+            let (code, doc) = sb.json(&["cleanup", "--dry-run"]);
+            assert_eq!(code, 0, "a dry run works on a read-only store: {doc:#}");
 
             for writer in [&["undo"][..], &["recover"], &["undo", "--yes"]] {
                 let (code, doc) = sb.json(writer);
