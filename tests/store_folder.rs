@@ -165,7 +165,35 @@ fn a_crash_while_creating_the_store_leaves_no_store_folder() {
     assert_sessions_whole_and_consistent(&sb.home, &hashes);
     let (code, doc) = sb.json(&["verify"]);
     assert_eq!(code, 0, "{doc:#}");
+    let builds = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(sb.dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                codex_maint::fs_atomic::is_temp_file_name(&name) && name.ends_with("-maint-store")
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    let left = builds();
+    assert_eq!(
+        left.len(),
+        1,
+        "the crash left its half-built store beside: {left:?}"
+    );
+    // Aged past the point where another codex-maint could still be building it.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::open(&left[0])
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
     sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
     let (code, doc) = sb.json(&["verify"]);
     assert_eq!(code, 0, "{doc:#}");
+    assert!(
+        builds().is_empty(),
+        "a stale build was left: {:?}",
+        builds()
+    );
 }

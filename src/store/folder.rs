@@ -133,6 +133,7 @@ pub fn create(root: &Path, found: StoreFolder) -> Result<()> {
             if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
                 create_private_dir(parent)?;
             }
+            remove_stale_builds(root);
             let building = temp_path_beside(root);
             create_private_dir(&building)?;
             let built = build_in(&building).and_then(|()| {
@@ -157,6 +158,36 @@ pub fn create(root: &Path, found: StoreFolder) -> Result<()> {
             });
             let _ = fs::remove_dir_all(&building);
             built.with_context(|| format!("creating the catalog {}", catalog.display()))
+        }
+    }
+}
+
+/// A build no process has touched for this long is one a crash left behind; a younger one
+/// may be another codex-maint creating the same store right now.
+const STALE_BUILD: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the half-built stores a crash left beside `root`: folders named as
+/// `temp_path_beside(root)` names them, holding nothing but a new catalog (no history: a
+/// build is renamed into place before anything is recorded in it).
+fn remove_stale_builds(root: &Path) {
+    let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
+        return;
+    };
+    let suffix = format!("-{}", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        let stale = entry.metadata().is_ok_and(|m| {
+            m.is_dir()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_BUILD)
+        });
+        if stale && is_temp_file_name(&entry_name) && entry_name.ends_with(&suffix) {
+            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }
