@@ -24,7 +24,7 @@ pub fn armed_for(_name: &str) -> bool {
 pub fn act(_name: &str, _path: &std::path::Path) {}
 
 #[cfg(feature = "test-hooks")]
-pub use armed::{ACTION_POINT_VAR, ACTION_RUN_VAR, ENV_VAR, act, armed_for, hit};
+pub use armed::{ACTION_POINT_VAR, ACTION_RUN_VAR, ENV_VAR, PAUSE_VAR, act, armed_for, hit};
 
 #[cfg(feature = "test-hooks")]
 mod armed {
@@ -53,6 +53,7 @@ mod armed {
     /// Aborts the process at the armed point. `abort` rather than `exit` so no destructor,
     /// buffered write or SQLite cleanup runs: the test sees what a crash leaves.
     pub fn hit(name: &str) {
+        pause_if_asked(name);
         let Some((armed_name, nth)) = armed() else {
             return;
         };
@@ -86,6 +87,32 @@ mod armed {
             "codex-maint: action at {name} on {}: {status:?}",
             path.display()
         );
+    }
+
+    pub const PAUSE_VAR: &str = "CODEX_MAINT_PAUSE_AT";
+
+    /// `CODEX_MAINT_PAUSE_AT=name=FILE` holds the run at the first pass of `name`: it
+    /// creates FILE and waits (up to a minute) until the test removes it, so a test can act
+    /// beside the run at that instant (take Codex's index lock mid-run, say).
+    fn pause_if_asked(name: &str) {
+        static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let Ok(spec) = std::env::var(PAUSE_VAR) else {
+            return;
+        };
+        let Some((point, file)) = spec.split_once('=') else {
+            return;
+        };
+        if point != name || PAUSED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let file = std::path::Path::new(file);
+        if std::fs::write(file, b"paused").is_err() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while file.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// True when the test armed `name`: for faults that are not crashes (a backup damaged

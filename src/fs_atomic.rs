@@ -162,7 +162,7 @@ pub fn move_checked_unsynced(
 /// and folders alike: `renameat2(RENAME_NOREPLACE)` on Linux, `renameatx_np(RENAME_EXCL)`
 /// on macOS.
 #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
-fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
+pub fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     use rustix::io::Errno;
     match renameat_with(CWD, src, CWD, dst, RenameFlags::NOREPLACE) {
@@ -175,7 +175,7 @@ fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
-fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
+pub fn rename_no_replace(src: &Path, dst: &Path) -> io::Result<()> {
     link_then_unlink(src, dst)
 }
 

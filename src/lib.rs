@@ -29,6 +29,7 @@ pub mod fs_atomic;
 pub mod handoff;
 pub mod home;
 pub mod home_guard;
+pub mod home_lock;
 pub mod io_pool;
 pub mod ops;
 pub mod path_text;

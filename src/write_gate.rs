@@ -18,14 +18,15 @@ use crate::store::Store;
 /// Said whenever a writing run stops part way (a full disk, a failed step): what it did is
 /// journaled and stands, what it did not do is untouched, and the step it stopped in is left
 /// for recovery rather than guessed about here.
-pub const STOPPED_PART_WAY: &str = "nothing after the failed step was done; `codex-maint recover` (run first by every writing command) settles that step";
+pub const STOPPED_PART_WAY: &str = "nothing after the failed step was done, and what that step had begun was taken back (should any of it be left part way, `codex-maint recover`, run first by every writing command, settles it)";
 
 pub fn open_store_and_recover(
     home: &CodexHome,
     store_root: &Path,
 ) -> Result<(Store, Vec<RecoveredOp>)> {
     refuse_if_codex_running(home)?;
-    let store = Store::open_for_write(store_root)?;
+    let home_lock = crate::home_lock::HomeLock::acquire(&home.root)?;
+    let store = Store::open_for_write_in(store_root, home_lock)?;
     let guard = crate::home_guard::HomeGuard::new(&home.root);
     let recovered = crate::ops::recover_all(&store, &guard)?;
     Ok((store, recovered))

@@ -482,6 +482,15 @@ fn a_database_failing_integrity_stops_cleanup_before_any_change() {
     assert_eq!(code, 3, "{doc:#}");
     assert!(error_message(&doc).contains("goals_1.sqlite"));
     assert_eq!(before, h.sb.home_files());
+    assert_no_backup_folder_left(&h.sb);
+}
+
+/// A backup that failed is no backup: no folder of it is left under `backups/`.
+fn assert_no_backup_folder_left(sb: &Sandbox) {
+    let left: Vec<_> = std::fs::read_dir(sb.store.join("backups"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed backup left {left:?}");
 }
 
 #[test]
@@ -514,6 +523,7 @@ fn a_failed_backup_check_stops_cleanup_before_any_change() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("backup"));
     assert_eq!(before, h.sb.home_files());
+    assert_no_backup_folder_left(&h.sb);
     let log = h.sb.ok_json(&["log", "--run", "1"]);
     assert!(
         log["data"]["ops"].as_array().unwrap().is_empty(),

@@ -206,7 +206,8 @@ fn a_second_writer_waits_briefly_then_refuses() {
     use fs2::FileExt;
     let specs = old_specs(2);
     let sb = Sandbox::with_sessions(&specs, true);
-    std::fs::create_dir_all(&sb.store).unwrap();
+    // A store with its catalog: a lock file alone would be a store that lost its catalog.
+    sb.ok_json(&["archive", &specs[1].id]);
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

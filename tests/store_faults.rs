@@ -249,6 +249,19 @@ fn a_store_that_fills_mid_cleanup_says_where_and_what_and_recovers_to_the_origin
                 "the log the store had no room for is untouched"
             );
 
+            let prepared: i64 = rusqlite::Connection::open_with_flags(
+                sb.store.join("catalog.sqlite"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM ops WHERE state = 'prepared'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+            assert_eq!(prepared, 0, "the failed step was left for `recover`");
+
             // Still full: recovery either settles the step or says where it needs room.
             let full = sb.cmd().arg("recover").output().unwrap();
             if !full.status.success() {
@@ -333,6 +346,8 @@ fn a_read_only_store_is_read_by_verify_and_refused_by_writers_naming_it() {
             assert_eq!(code, 0, "verify reads a read-only store: {doc:#}");
             let (code, doc) = sb.json(&["undo", "--dry-run"]);
             assert_eq!(code, 0, "{doc:#}");
+            let (code, doc) = sb.json(&["cleanup", "--dry-run"]);
+            assert_eq!(code, 0, "a dry run works on a read-only store: {doc:#}");
 
             for writer in [&["undo"][..], &["recover"], &["undo", "--yes"]] {
                 let (code, doc) = sb.json(writer);

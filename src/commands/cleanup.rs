@@ -47,14 +47,26 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
     let plan = &planned.plan;
 
     if args.dry_run {
-        let saved = save_plan(&ctx.store_root, plan)?;
+        // A read-only store is still read by a dry run (docs/safety.md): the plan is shown,
+        // and only applying it waits for a store that can keep it.
+        let saved = match save_plan(&ctx.store_root, plan) {
+            Ok(path) => Some(path),
+            Err(e) if crate::store::is_read_only_error(&e) => None,
+            Err(e) => return Err(e),
+        };
         let mut r = plan_report(&home, plan, &before)?;
         r.push(
             report::BACKUPS,
-            format!(
-                "not created: dry run (the plan was saved as {})",
-                saved.display()
-            ),
+            match &saved {
+                Some(saved) => format!(
+                    "not created: dry run (the plan was saved as {})",
+                    saved.display()
+                ),
+                None => format!(
+                    "not created: dry run; the plan was not saved, the store {} is read-only: make it writable and run the dry run again to apply a plan",
+                    ctx.store_root.display()
+                ),
+            },
         );
         r.push(report::VERIFICATION, "no files changed in the Codex home");
         if let Some(gate) = &planned.gate {
@@ -67,13 +79,15 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
                 ),
             );
         }
-        r.push(
-            report::RESIDUAL_RISK,
-            format!(
-                "to apply exactly this plan: codex-maint cleanup --yes --plan {}",
-                plan.id
-            ),
-        );
+        if saved.is_some() {
+            r.push(
+                report::RESIDUAL_RISK,
+                format!(
+                    "to apply exactly this plan: codex-maint cleanup --yes --plan {}",
+                    plan.id
+                ),
+            );
+        }
         r.data = json!({ "dry_run": true, "plan_file": saved, "compression_gate": planned.gate });
         plan.put_in(&mut r, "plan")?;
         return Ok(r);

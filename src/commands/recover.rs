@@ -11,7 +11,7 @@ pub fn run(ctx: &Context) -> Result<Report> {
     let home = ctx.locate_home()?;
     refuse_if_codex_running(&home)?;
     let mut report = Report::spec_shaped("recover", "recover");
-    if !ctx.store_root.join(crate::store::CATALOG_FILE).exists() {
+    if !crate::store::exists(&ctx.store_root)? {
         report.push(report::COMPLETED, "nothing: there is no store yet");
         report.data = json!({ "recovered": [] });
         return Ok(report);

@@ -240,7 +240,7 @@ fn open(
     if dry_run {
         return Ok((ctx.open_store_read_only()?, Vec::new()));
     }
-    if !ctx.store_root.join(crate::store::CATALOG_FILE).exists() {
+    if !crate::store::exists(&ctx.store_root)? {
         return Ok((None, Vec::new()));
     }
     let (store, recovered) = ctx.open_store_and_recover(home)?;

@@ -3,6 +3,7 @@
 //! layer that joins the Codex home and the store.
 
 pub mod config_edit;
+pub mod created_file;
 pub mod detail;
 pub mod kind;
 pub mod record;
@@ -65,9 +66,28 @@ impl<'s> Run<'s> {
         })
     }
 
+    /// Records how the run ended. A failed run first settles the step it stopped in: each
+    /// of its ops still `prepared` is finished or rolled back from what is on disk, as
+    /// recovery would after a crash, so a failure (Codex holding its index, a full disk)
+    /// leaves nothing for a later `recover`. What recovery will not guess about stays
+    /// `prepared`, for the next command to report.
     pub fn finish(self, status: &str) -> Result<()> {
+        if status == "failed" {
+            self.settle_prepared_ops()?;
+        }
         crate::failpoint::hit("run-finishing");
         self.store.catalog.finish_run(self.id, status)
+    }
+
+    fn settle_prepared_ops(&self) -> Result<()> {
+        let prepared = record::read_all(self.store.catalog.ops_in_state(OpState::Prepared)?)?;
+        for op in prepared.iter().filter(|op| op.run_id == self.id) {
+            if path_conflicts(&self.guard, op).is_empty() {
+                // A step that cannot be settled now is the next command's to report.
+                let _ = recover_one(self.store, op);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -33,15 +33,21 @@ pub fn create(
     moved_whole: &[PathBuf],
 ) -> Result<StateBackup> {
     let dir = backup::new_dir(store)?;
-    let copies = tempfile::Builder::new()
-        .prefix(".db-copies-")
-        .tempdir_in(&dir)?;
-    let (sources, databases_checked) = collect(home, copies.path(), moved_whole, run_id)?;
-    let info = backup::create(store, &dir, &home.display(), &sources, run_id)?;
-    Ok(StateBackup {
-        info,
-        databases_checked,
-    })
+    let made = (|| {
+        let copies = tempfile::Builder::new()
+            .prefix(".db-copies-")
+            .tempdir_in(&dir)?;
+        let (sources, databases_checked) = collect(home, copies.path(), moved_whole, run_id)?;
+        let info = backup::create(store, &dir, &home.display(), &sources, run_id)?;
+        Ok(StateBackup {
+            info,
+            databases_checked,
+        })
+    })();
+    if made.is_err() {
+        backup::discard_unrecorded(&dir);
+    }
+    made
 }
 
 fn collect(

@@ -34,6 +34,7 @@ pub fn read(conn: &Connection, thread_id: &str) -> Result<Option<RowState>> {
 /// A read-write connection to Codex's thread index, held for a whole run.
 pub struct IndexWriter {
     conn: Connection,
+    path: std::path::PathBuf,
 }
 
 impl IndexWriter {
@@ -41,7 +42,10 @@ impl IndexWriter {
         let conn = Connection::open(path)
             .with_context(|| format!("opening the thread index {}", path.display()))?;
         conn.busy_timeout(Duration::from_millis(1500))?;
-        Ok(IndexWriter { conn })
+        Ok(IndexWriter {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -89,6 +93,29 @@ impl IndexWriter {
     /// Sets each row from `from` to `to` in one transaction. A row in neither state means
     /// someone else changed it: nothing is written and the conflict is returned.
     pub fn transition(&mut self, changes: &[(&str, &RowState, &RowState)]) -> Result<()> {
+        self.transition_rows(changes).with_context(|| {
+            format!(
+                "updating {} row(s) of the thread index {}",
+                changes.len(),
+                self.path.display()
+            )
+        })
+    }
+
+    fn transition_rows(&mut self, changes: &[(&str, &RowState, &RowState)]) -> Result<()> {
+        // Rows already where they should be need no write lock: a step rolled back because
+        // another process held the index (Codex writing) never changed them, and settling it
+        // must not wait on that same lock.
+        let mut already = true;
+        for (id, _, to) in changes {
+            if read(&self.conn, id)?.as_ref() != Some(*to) {
+                already = false;
+                break;
+            }
+        }
+        if already {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

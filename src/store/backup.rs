@@ -88,6 +88,15 @@ pub fn new_dir(store: &Store) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Removes the folder `new_dir` made for a backup that failed before it was recorded: no
+/// catalog row names it, so it is no backup, and an empty or half-checked folder under
+/// `backups/` would only read as one.
+pub fn discard_unrecorded(dir: &Path) {
+    if fs::remove_dir_all(dir).is_ok() {
+        let _ = crate::fs_atomic::fsync_parent(dir);
+    }
+}
+
 /// Writes `sources` to `dir/state.tar.zst` with `manifest.json`, reads it all back against
 /// the manifest, and records it; any mismatch refuses, so nothing is changed after it.
 pub fn create(

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod blobs;
 pub mod catalog;
+pub mod folder;
 pub mod migrations;
 mod read_back;
 mod store_lock;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::MaintError;
 pub use catalog::{Catalog, NewOp, OpState, RunRecord, StoredOp};
-pub use store_lock::StoreLock;
+pub use store_lock::{StoreLock, lock_exclusive_waiting};
 
 pub const CATALOG_FILE: &str = "catalog.sqlite";
 
@@ -25,31 +26,27 @@ pub struct Store {
     pub root: PathBuf,
     pub catalog: Catalog,
     _lock: Option<StoreLock>,
+    /// The lock on the Codex home this store writes in, taken before the store's own.
+    _home_lock: Option<crate::home_lock::HomeLock>,
 }
 
 impl Store {
-    /// Creates the store if needed (folders 0700), takes the writer lock, opens the
-    /// catalog and brings its schema up to date.
+    /// Creates the store if needed (folders 0700, built whole then renamed into place, see
+    /// `folder`), takes the writer lock, opens the catalog and brings its schema up to date.
+    /// A folder that lost its catalog is refused, never started afresh.
     pub fn open_for_write(root: &Path) -> Result<Store> {
-        create_private_dir(root).map_err(|e| refuse_if_read_only(root, e))?;
+        let found = folder::look_at(root)?;
+        folder::create(root, found).map_err(|e| refuse_if_read_only(root, e))?;
         let lock = StoreLock::acquire(root).map_err(|e| refuse_if_read_only(root, e))?;
         let path = root.join(CATALOG_FILE);
-        let history = history_dirs(root);
-        if !path.exists() && !history.is_empty() {
-            return Err(MaintError::refused(
-                format!(
-                    "the catalog {} is missing, but the store holds stored copies or backups ({}); a fresh catalog would hide them, so nothing was changed. Put back the catalog",
-                    path.display(),
-                    history.join(", ")
-                ),
-                history,
-            )
-            .into());
-        }
-        let mut conn = Connection::open(&path)
-            .with_context(|| format!("opening the catalog {}", path.display()))?;
-        restrict_file(&path)?;
+        // Opened only once it exists: SQLite would otherwise make an empty one.
+        let mut conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening the catalog {}", path.display()))?;
         check_catalog(&conn, root)?;
+        restrict_file(&path)?;
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -73,6 +70,7 @@ impl Store {
             root: root.to_path_buf(),
             catalog: Catalog::at(conn, &path),
             _lock: Some(lock),
+            _home_lock: None,
         })
     }
 
@@ -83,7 +81,18 @@ impl Store {
             root: root.to_path_buf(),
             catalog,
             _lock: None,
+            _home_lock: None,
         }))
+    }
+
+    /// The store opened for writing in a Codex home whose lock `home_lock` is: held until
+    /// the store is dropped. The home is locked first, always: two runs that take the same
+    /// two locks in the same order never wait on each other in a cycle, so a writer with
+    /// another store on this home, or another home on this store, waits then refuses.
+    pub fn open_for_write_in(root: &Path, home_lock: crate::home_lock::HomeLock) -> Result<Store> {
+        let mut store = Store::open_for_write(root)?;
+        store._home_lock = Some(home_lock);
+        Ok(store)
     }
 
     pub fn blobs(&self) -> blobs::BlobStore {
@@ -108,33 +117,41 @@ impl Store {
 /// Opens an existing catalog without the lock and without writing anything; `None` when
 /// there is no store yet (nothing has ever been changed).
 pub fn open_read_only(root: &Path) -> Result<Option<Catalog>> {
-    let path = root.join(CATALOG_FILE);
-    if !path.exists() {
+    if !exists(root)? {
         return Ok(None);
     }
+    let path = root.join(CATALOG_FILE);
     let db = crate::sqlite_read::open(&path)
         .with_context(|| format!("opening the catalog {}", path.display()))?;
-    if !check_catalog(&db.conn, root)? {
-        // An empty catalog of an empty store: as if nothing had ever been changed.
-        return Ok(None);
-    }
+    check_catalog(&db.conn, root)?;
     Ok(Some(Catalog::read_only(db)))
 }
 
-/// A store that cannot be written (a read-only mount, or folders this user may not
-/// write) is refused before anything is opened for writing: a plain I/O error would read
-/// as a fault of the tool, and the user needs to hear that nothing was changed.
-fn refuse_if_read_only(root: &Path, err: anyhow::Error) -> anyhow::Error {
-    let read_only = err
-        .chain()
+/// Whether a store with a catalog is at `root`: `false` where nothing was ever recorded
+/// (no folder, or one not started yet), and a refusal (exit 3) for a folder that lost its
+/// catalog or is no folder at all. Nothing is written.
+pub fn exists(root: &Path) -> Result<bool> {
+    Ok(folder::look_at(root)? == folder::StoreFolder::Catalog)
+}
+
+/// Whether `err` comes of a folder that cannot be written: a read-only mount, or one this
+/// user may not write.
+pub fn is_read_only_error(err: &anyhow::Error) -> bool {
+    err.chain()
         .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
         .any(|io| {
             matches!(
                 io.kind(),
                 std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
             )
-        });
-    if !read_only {
+        })
+}
+
+/// A store that cannot be written (a read-only mount, or folders this user may not
+/// write) is refused before anything is opened for writing: a plain I/O error would read
+/// as a fault of the tool, and the user needs to hear that nothing was changed.
+fn refuse_if_read_only(root: &Path, err: anyhow::Error) -> anyhow::Error {
+    if !is_read_only_error(&err) {
         return err;
     }
     MaintError::refused(
@@ -147,23 +164,10 @@ fn refuse_if_read_only(root: &Path, err: anyhow::Error) -> anyhow::Error {
     .into()
 }
 
-/// Folders of the store that hold what only the catalog can explain.
-const HISTORY_DIRS: &[&str] = &["blobs", "backups"];
-
-fn history_dirs(root: &Path) -> Vec<String> {
-    HISTORY_DIRS
-        .iter()
-        .map(|d| root.join(d))
-        .filter(|d| fs::read_dir(d).is_ok_and(|mut it| it.next().is_some()))
-        .map(|d| d.display().to_string())
-        .collect()
-}
-
-/// The catalog must be one this binary understands, and an empty one is accepted only for
-/// a store with nothing in it: an empty or truncated catalog beside stored blobs means the
-/// history was lost, and starting a fresh one would hide that (and every stored copy) for
-/// good. Returns whether the catalog has its tables yet.
-fn check_catalog(conn: &Connection, root: &Path) -> Result<bool> {
+/// The catalog must be one this binary understands, with its tables: a catalog without
+/// them means the history was lost (a new store's catalog is created with its schema, and
+/// renamed into place only then), and starting afresh would hide that for good.
+fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
     let path = root.join(CATALOG_FILE);
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -181,19 +185,15 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<bool> {
             )
         })?;
     if tables.is_empty() {
-        let history = history_dirs(root);
-        if !history.is_empty() {
-            return Err(MaintError::refused(
-                format!(
-                    "the catalog {} is empty, but the store holds stored copies or backups ({}): its history was lost or truncated, and a fresh catalog would hide them; nothing was changed. Put back a good copy of the catalog",
-                    path.display(),
-                    history.join(", ")
-                ),
-                history,
-            )
-            .into());
-        }
-        return Ok(false);
+        return Err(MaintError::refused(
+            format!(
+                "the catalog {} has no tables: the history of what codex-maint changed is lost or truncated, and a fresh one would hide that; nothing was changed. Put back a good copy of the catalog; {}",
+                path.display(),
+                folder::start_over(root)
+            ),
+            vec![path.display().to_string()],
+        )
+        .into());
     }
     if tables.iter().any(|t| t == "schema_migrations") {
         let newest: Option<i64> = conn
@@ -221,7 +221,7 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<bool> {
             .into());
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {

@@ -44,27 +44,33 @@ impl StoreLock {
             .with_context(|| format!("opening the store lock {}", path.display()))?;
         // A lock made by an earlier version may still be world-readable.
         super::restrict_file(&path)?;
-        let wait = wait_before_refusing();
-        let deadline = Instant::now() + wait;
-        loop {
-            match file.try_lock_exclusive() {
-                Ok(()) => return Ok(StoreLock { file }),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(_) => {
-                    return Err(MaintError::refused(
-                        format!(
-                            "another codex-maint is changing the store {} (its lock {} is held); waited {} ms, nothing was changed. Try again when it has finished",
-                            root.display(),
-                            path.display(),
-                            wait.as_millis()
-                        ),
-                        vec![path.display().to_string()],
-                    )
-                    .into());
-                }
-            }
+        match lock_exclusive_waiting(&file) {
+            Ok(()) => Ok(StoreLock { file }),
+            Err(waited) => Err(MaintError::refused(
+                format!(
+                    "another codex-maint is changing the store {} (its lock {} is held); waited {} ms, nothing was changed. Try again when it has finished",
+                    root.display(),
+                    path.display(),
+                    waited.as_millis()
+                ),
+                vec![path.display().to_string()],
+            )
+            .into()),
+        }
+    }
+}
+
+/// Takes an exclusive `flock` on `file`, trying again for the writer's wait; `Err` holds
+/// how long it waited before giving up. Shared by every lock a writer takes, so one
+/// setting (and the test suite's shortened wait) governs them all.
+pub fn lock_exclusive_waiting(file: &File) -> Result<(), Duration> {
+    let wait = wait_before_refusing();
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(()),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => return Err(wait),
         }
     }
 }

@@ -14,10 +14,11 @@ use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::failpoint;
 use crate::fs_atomic::{
-    SourceKept, create_dirs_recording, fsync_dir, identity, move_no_replace_unsynced,
+    SourceKept, create_dirs_recording, fsync_dir, move_no_replace_unsynced,
     remove_created_dirs_if_empty,
 };
 use crate::home::sessions::file_mode;
+use crate::ops::created_file::CreatedFile;
 use crate::ops::source_recheck::{SourceSeen, WriterHold};
 use crate::ops::thread_row::{IndexWriter, RowState};
 use crate::ops::{OpRecord, Outcome, Recovered, Run};
@@ -131,7 +132,6 @@ pub fn execute_batch(
     let ids = catalog.prepare_ops(run.id, &new_ops)?;
     failpoint::hit("op-prepared");
 
-    let mut written_files = Vec::with_capacity(plans.len());
     let mut left: Vec<(usize, String)> = Vec::new();
     let outcome = (|| -> Result<()> {
         // The temporary file is written beside its destination, so that folder comes first.
@@ -148,6 +148,10 @@ pub fn execute_batch(
             plan.detail.plain_len = Some(hashed.plain_len);
             plan.detail.stored_hash = Some(hashed.stored_hash);
             plan.detail.stored_len = Some(hashed.stored_len);
+            plan.detail.created = Some(
+                CreatedFile::at(&plan.detail.temp)
+                    .with_context(|| format!("reading {}", plan.detail.temp.display()))?,
+            );
             let (source_hash, _) = plan.detail.hashes(plan.direction);
             recorded.push((
                 *id,
@@ -162,9 +166,7 @@ pub fn execute_batch(
         }
 
         for plan in &plans {
-            let written = identity(&fs::symlink_metadata(&plan.detail.temp)?);
             move_no_replace_unsynced(&plan.detail.temp, &plan.dst)?;
-            written_files.push(written);
             failpoint::hit("recode-renamed");
         }
         for folder in distinct_folders(plans.iter().map(|p| p.dst.as_path())) {
@@ -181,7 +183,7 @@ pub fn execute_batch(
             if let Err(SourceKept(why)) =
                 hold.check(thread_id, &plan.src, &SourceSeen::of(&sources[i]))
             {
-                leave_to_codex(run, plan, ids[i], written_files[i], &why)?;
+                leave_to_codex(run, plan, ids[i], &why)?;
                 left.push((i, why));
             }
         }
@@ -271,19 +273,17 @@ pub fn execute_batch(
 /// Codex wrote to the source after it was read, or is writing it: the source stays as
 /// Codex left it, the file this op wrote goes (only if it is still that file), and the op,
 /// whose row was never changed, is rolled back with the reason.
-fn leave_to_codex(
-    run: &Run,
-    plan: &PlannedRecode,
-    op_id: i64,
-    written: (u64, u64),
-    why: &str,
-) -> Result<()> {
+fn leave_to_codex(run: &Run, plan: &PlannedRecode, op_id: i64, why: &str) -> Result<()> {
     let mut detail = plan.detail.clone();
     detail.left_to_codex = Some(why.to_string());
     run.store
         .catalog
         .update_detail(op_id, &crate::ops::detail::stored(&detail)?)?;
-    if fs::symlink_metadata(&plan.dst).is_ok_and(|m| identity(&m) == written) {
+    if plan
+        .detail
+        .created
+        .is_some_and(|ours| ours.is_at(&plan.dst))
+    {
         fs::remove_file(&plan.dst).with_context(|| format!("removing {}", plan.dst.display()))?;
         crate::fs_atomic::fsync_parent(&plan.dst)?;
     }

@@ -81,6 +81,10 @@ pub struct RecodeDetail {
     /// Why the op was rolled back because Codex wrote to its source meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_to_codex: Option<String>,
+    /// The file this op wrote at `temp` and renamed to the destination: the only one its
+    /// rollback may remove. Absent in ops journaled before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<crate::ops::created_file::CreatedFile>,
 }
 
 impl RecodeDetail {

@@ -128,6 +128,7 @@ fn plan(
             created_dirs: Vec::new(),
             tidy_dirs: Vec::new(),
             left_to_codex: None,
+            created: None,
         },
         reverts_op: None,
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Direction, RecodeDetail};
 use crate::fs_atomic::remove_created_dirs_if_empty;
+use crate::ops::created_file::is_ours as is_ours_by_identity;
 use crate::ops::thread_row::{IndexWriter, RowState};
 use crate::ops::{OpRecord, Recovered};
 use crate::store::Store;
@@ -31,6 +32,9 @@ pub(super) fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
             None => false,
         })
     };
+    // Removing a destination needs more than equal bytes: it must be the file this op made.
+    let is_our_file =
+        |path: &Path| is_ours_by_identity(detail.created.as_ref(), path, || is_ours(path));
     let mut index = match &detail.index {
         Some(p) if detail.row_before.is_some() => Some(IndexWriter::open(Path::new(p))?),
         _ => None,
@@ -64,7 +68,7 @@ pub(super) fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
             store.catalog.mark_rolled_back(op.id)?;
             Ok(Recovered::RolledBack)
         }
-        (true, true) if is_ours(&dst)? => {
+        (true, true) if is_our_file(&dst)? => {
             settle_row(&detail.row_after, &detail.row_before)?;
             fs::remove_file(&dst)?;
             crate::fs_atomic::fsync_parent(&dst)?;

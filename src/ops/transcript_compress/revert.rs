@@ -44,6 +44,7 @@ pub fn plan_revert(op: &OpRecord, our_folders: &[PathBuf]) -> Result<PlannedReco
                 .cloned()
                 .collect(),
             left_to_codex: None,
+            created: None,
         },
         reverts_op: Some(op.id),
     })
