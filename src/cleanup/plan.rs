@@ -134,7 +134,7 @@ fn action(
     a
 }
 
-fn action_id(a: &Action) -> String {
+pub(super) fn action_id(a: &Action) -> String {
     short_hash(&format!(
         "{}\0{}\0{}\0{}\0{:?}\0{:?}",
         a.kind, a.path, a.bytes, a.mtime_ns, a.target, a.projects
