@@ -17,10 +17,18 @@ const NOT_REGULAR: &str = "not a regular file";
 /// Opens `path` for reading, only if it is a regular file; anything else is an error of
 /// kind `InvalidInput` that says what it is (`is_not_regular` tells it apart).
 pub fn open(path: &Path) -> io::Result<File> {
+    open_with(path, OpenOptions::new().read(true))
+}
+
+/// `open`, for writing what is already there (its times and mode, as a restore sets them).
+pub fn open_writable(path: &Path) -> io::Result<File> {
+    open_with(path, OpenOptions::new().write(true))
+}
+
+fn open_with(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     let seen = std::fs::symlink_metadata(path)?;
     refuse_unless_regular(&seen)?;
-    let file = OpenOptions::new()
-        .read(true)
+    let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.raw_os_error() {

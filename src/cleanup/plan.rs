@@ -471,7 +471,10 @@ pub fn build_plan(
             kept.push(Kept {
                 category: "projects".into(),
                 path: data.config.path.clone(),
-                reason: "config.toml does not parse; not edited".into(),
+                reason: match &data.config.error {
+                    Some(e) => format!("config.toml: {e}; not edited"),
+                    None => "config.toml does not parse; not edited".into(),
+                },
             });
         } else {
             let dead: Vec<String> = data

@@ -43,7 +43,7 @@ pub fn read(home: &CodexHome) -> ConfigFacts {
         error: None,
         projects: Vec::new(),
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::regular_file::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return facts,
         Err(e) => {

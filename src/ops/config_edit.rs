@@ -42,7 +42,8 @@ pub fn without_projects(text: &str, remove: &[String]) -> Result<Option<String>>
 }
 
 pub fn execute(run: &Run, config: &Path, remove: &[String]) -> Result<Option<i64>> {
-    let before = fs::read(config).with_context(|| format!("reading {}", config.display()))?;
+    let before = crate::regular_file::read(config)
+        .with_context(|| format!("reading {}", config.display()))?;
     let meta = fs::metadata(config)?;
     let text = String::from_utf8(before.clone()).context("config.toml is not UTF-8")?;
     let Some(after) = without_projects(&text, remove)? else {
@@ -209,7 +210,7 @@ fn verify_live(op: &OpRecord) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let mut problems = Vec::new();
-    match fs::read_to_string(&op.src) {
+    match crate::regular_file::read_to_string(Path::new(&op.src)) {
         Ok(text) => {
             if hash_bytes(text.as_bytes()) != detail.after_blob {
                 problems.push(format!(
