@@ -252,7 +252,7 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     // after that must not leave a restored folder of empty files. A restore that fails
     // leaves neither its temporary folder nor a prepared op behind.
     let unpacked =
-        unpack_exactly(run.store, &hash, &staging, &detail).and_then(|()| sync_tree(&staging));
+        unpack_exactly(run.store, &hash, &staging, detail).and_then(|()| sync_tree(&staging));
     if let Err(e) = unpacked {
         let _ = fs::remove_dir_all(&staging);
         run.store.catalog.mark_rolled_back(new_id)?;

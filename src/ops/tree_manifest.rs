@@ -224,7 +224,7 @@ mod tests {
             target: None,
         };
         let mut hasher = blake3::Hasher::new();
-        hasher.update(b"a\0f\x001\0100644\x005\n");
+        hasher.update(b"a\x00f\x001\x00100644\x005\n");
         assert_eq!(digest(&[e]), hasher.finalize().to_hex().to_string());
     }
 }
