@@ -42,6 +42,19 @@ fn open_with(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     Ok(file)
 }
 
+/// `open`, for a file the user may keep as a symlink (`config.toml` in a dotfiles
+/// checkout): the link is followed, and the file it names must be a regular file.
+pub fn open_through_link(path: &Path) -> io::Result<File> {
+    open(&std::fs::canonicalize(path)?)
+}
+
+/// `open_through_link`, then the whole file.
+pub fn read_through_link(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut open_through_link(path)?, &mut bytes)?;
+    Ok(bytes)
+}
+
 /// `open`, then the whole file as text.
 pub fn read_to_string(path: &Path) -> io::Result<String> {
     let mut text = String::new();
