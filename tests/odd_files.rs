@@ -51,6 +51,21 @@ fn odd_home() -> Odd {
     mkfifo(&sb.home.join("config.toml"));
     std::fs::create_dir_all(sb.home.join("log")).unwrap();
     mkfifo(&sb.home.join("log/codex-tui.log"));
+    // An old daemon release holding a FIFO: storing it would have tar open the FIFO.
+    let releases = sb.home.join("packages/app-server-daemon/releases");
+    for v in [
+        "0.160.0-x86_64-unknown-linux-musl",
+        "0.169.0-x86_64-unknown-linux-musl",
+    ] {
+        std::fs::create_dir_all(releases.join(v).join("bin")).unwrap();
+        std::fs::write(releases.join(v).join("bin/codex"), "binary\n").unwrap();
+    }
+    mkfifo(&releases.join("0.160.0-x86_64-unknown-linux-musl/bin/pipe"));
+    std::os::unix::fs::symlink(
+        "releases/0.169.0-x86_64-unknown-linux-musl",
+        sb.home.join("packages/app-server-daemon/current"),
+    )
+    .unwrap();
     Odd {
         sb,
         fifo,
@@ -61,6 +76,12 @@ fn odd_home() -> Odd {
 }
 
 impl Odd {
+    fn old_release_pipe(&self) -> PathBuf {
+        self.sb
+            .home
+            .join("packages/app-server-daemon/releases/0.160.0-x86_64-unknown-linux-musl/bin/pipe")
+    }
+
     fn run(&self, args: &[&str]) -> (i32, serde_json::Value) {
         let out = self
             .sb
@@ -89,6 +110,7 @@ impl Odd {
             &self.link,
             &self.sb.home.join("config.toml"),
             &self.sb.home.join("log/codex-tui.log"),
+            &self.old_release_pipe(),
         ]
         .iter()
         .map(|p| (p.to_path_buf(), std::fs::symlink_metadata(p).unwrap()))
@@ -163,6 +185,10 @@ fn inspect_archive_and_cleanup_finish_and_keep_what_is_not_a_regular_file() {
             "not a regular file (a FIFO)"
         ),
         "{doc:#}"
+    );
+    assert!(
+        reports(&doc, &odd.old_release_pipe(), "not a regular file"),
+        "the old release is kept: {doc:#}"
     );
     odd.assert_untouched(&before);
     let id = doc["data"]["plan"]["id"].as_str().unwrap().to_string();

@@ -18,6 +18,7 @@ use crate::home::worktrees::{Cleanliness, Registration};
 use crate::home::{CodexHome, writer_locks};
 use crate::ops::OpKind;
 use crate::ops::session_move;
+use crate::ops::tree_manifest::first_odd_entry;
 use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_with};
 use crate::survey::InspectData;
 
@@ -447,6 +448,13 @@ pub fn build_plan(
                     path: rel.path.clone(),
                     reason: "the current release".into(),
                 }),
+                (Some(_), false) if let Some(odd) = first_odd_entry(Path::new(&rel.path)) => {
+                    kept.push(Kept {
+                        category: "releases".into(),
+                        path: rel.path.clone(),
+                        reason: format!("it holds {odd}, not a regular file: kept"),
+                    })
+                }
                 (Some(cur), false) => actions.push(action(
                     "releases",
                     OpKind::StoreDir,

@@ -49,6 +49,18 @@ fn walk(root: &Path, skip_git_internals: bool, exact: bool) -> Result<Vec<Manife
         let meta = entry.path().symlink_metadata()?;
         let ft = meta.file_type();
         let inside = entry.path().strip_prefix(root)?;
+        // A stored tree is read by tar, which would open a FIFO and wait on it forever.
+        if exact
+            && !ft.is_dir()
+            && !ft.is_symlink()
+            && let Some(what) = crate::regular_file::what_else(&meta)
+        {
+            anyhow::bail!(
+                "{} is not a regular file ({what}): {} is kept",
+                entry.path().display(),
+                root.display()
+            );
+        }
         out.push(ManifestEntry {
             // Recorded in the journal and joined back onto the folder on restore: a lossy
             // name would name a file that does not exist.
@@ -80,6 +92,20 @@ fn walk(root: &Path, skip_git_internals: bool, exact: bool) -> Result<Vec<Manife
         });
     }
     Ok(out)
+}
+
+/// The first entry under `root` that is neither a folder, a regular file nor a symlink
+/// (a FIFO, a socket, a device), as "path (a FIFO)": such a tree is not stored.
+pub fn first_odd_entry(root: &Path) -> Option<String> {
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_type().is_dir() && !e.file_type().is_symlink())
+        .find_map(|e| {
+            let what = crate::regular_file::what_else(&e.path().symlink_metadata().ok()?)?;
+            Some(format!("{} ({what})", e.path().display()))
+        })
 }
 
 /// One hash for a manifest: equal digests mean same names, kinds, sizes, modes, mtimes
