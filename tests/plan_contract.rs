@@ -156,3 +156,20 @@ fn an_unedited_plan_still_applies_and_a_removed_seal_refuses() {
     assert_eq!(code, 0, "{doc:#}");
     assert!(!doc["data"]["done"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_duplicated_action_refuses_the_plan() {
+    let r = reviewed();
+    let mut plan: Value = serde_json::from_slice(&std::fs::read(&r.file).unwrap()).unwrap();
+    let twin = plan["actions"][r.at].clone();
+    plan["actions"].as_array_mut().unwrap().push(twin);
+    std::fs::write(&r.file, serde_json::to_vec_pretty(&plan).unwrap()).unwrap();
+    let home = r.sb.home_files();
+    let (code, doc) = r.sb.json(&["cleanup", "--yes", "--plan", &r.id]);
+    assert_eq!(code, 3, "{doc:#}");
+    assert!(
+        error_message(&doc).contains("two actions with id"),
+        "{doc:#}"
+    );
+    assert_eq!(home, r.sb.home_files());
+}

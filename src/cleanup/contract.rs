@@ -59,7 +59,6 @@ pub fn enforce(requested: &str, reviewed: &Plan, seal: &Seal, current: &Plan) ->
     // Edited actions, by their place in the plan, and what identifies their counterpart.
     let mut edited: Vec<(usize, Action)> = Vec::new();
     let mut more_edited = 0usize;
-    let mut seen: HashSet<String> = HashSet::new();
     for (at, a) in reviewed.actions.each()?.enumerate() {
         let a = a?;
         let sound = match current.actions.terms_of(&a.id) {
@@ -68,12 +67,6 @@ pub fn enforce(requested: &str, reviewed: &Plan, seal: &Seal, current: &Plan) ->
             // changed since), edited if not.
             None => action_id(&a) == a.id,
         };
-        if !seen.insert(a.id.clone()) {
-            edits.push(format!(
-                "actions[{at}].id: a second action with id {}",
-                a.id
-            ));
-        }
         if !sound {
             if edited.len() < EDITS_NAMED {
                 edited.push((at, a));
@@ -81,6 +74,14 @@ pub fn enforce(requested: &str, reviewed: &Plan, seal: &Seal, current: &Plan) ->
                 more_edited += 1;
             }
         }
+    }
+    // The ids are sorted: a duplicated action sits beside its twin.
+    let ids = reviewed.actions.sorted_ids();
+    if let Some((twin, _)) = ids
+        .zip(reviewed.actions.sorted_ids().skip(1))
+        .find(|(a, b)| a == b)
+    {
+        edits.push(format!("actions[].id: two actions with id {twin}"));
     }
     edits.extend(name_edits(&edited, current)?);
     if more_edited > 0 {
