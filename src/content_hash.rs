@@ -12,7 +12,7 @@ const PARALLEL_THRESHOLD: u64 = 1 << 20;
 const PARALLEL_CHUNK: usize = 4 << 20;
 
 pub fn hash_file(path: &Path) -> io::Result<String> {
-    let file = File::open(path)?;
+    let file = crate::regular_file::open(path)?;
     let len = file.metadata()?.len();
     let mut hasher = blake3::Hasher::new();
     if len >= PARALLEL_THRESHOLD {

@@ -204,7 +204,7 @@ fn copy_across_filesystems(src: &Path, dst: &Path, removal: &dyn SourceRemoval) 
     }
     let temp = temp_path_beside(dst);
     let (src_hash, _) = {
-        let mut reader = HashingReader::new(File::open(src)?);
+        let mut reader = HashingReader::new(crate::regular_file::open(src)?);
         let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)

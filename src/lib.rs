@@ -35,6 +35,7 @@ pub mod ops;
 pub mod path_text;
 pub mod policy;
 pub mod progress;
+pub mod regular_file;
 pub mod report;
 pub mod sqlite_check;
 pub mod sqlite_read;

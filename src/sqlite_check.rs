@@ -81,7 +81,7 @@ fn read_ahead(conn: &Connection) {
     let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
         return;
     };
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Ok(mut file) = crate::regular_file::open(std::path::Path::new(path)) else {
         return;
     };
     let mut buf = vec![0u8; 1 << 20];

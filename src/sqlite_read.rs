@@ -50,6 +50,8 @@ pub fn shm_path(db: &Path) -> PathBuf {
 }
 
 pub fn open(db: &Path) -> Result<ReadOnlyDb> {
+    // SQLite's own open would wait forever on a FIFO named like a database.
+    crate::regular_file::open(db).with_context(|| format!("reading {}", db.display()))?;
     let wal_bytes = std::fs::metadata(wal_path(db))
         .map(|m| m.len())
         .unwrap_or(0);

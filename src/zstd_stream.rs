@@ -158,7 +158,7 @@ pub fn encode_file(
     settings: EncodeSettings,
     meta: NewFileMeta,
 ) -> io::Result<Hashed> {
-    let input = File::open(src)?;
+    let input = crate::regular_file::open(src)?;
     let plain_size = input.metadata()?.len();
     let output = create_new(dst, meta.mode)?;
     let stored = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, output));
@@ -222,7 +222,7 @@ pub fn decode_and_hash(src: &Path) -> io::Result<Hashed> {
 }
 
 fn decode_into(src: &Path, out: &mut impl Write) -> io::Result<(String, u64)> {
-    let mut stored = HashingReader::new(File::open(src)?);
+    let mut stored = HashingReader::new(crate::regular_file::open(src)?);
     {
         let mut decoder = zstd::stream::read::Decoder::new(&mut stored)?;
         decoder.window_log_max(CODEX_MAX_WINDOW_LOG)?;
@@ -236,7 +236,7 @@ fn decode_into(src: &Path, out: &mut impl Write) -> io::Result<(String, u64)> {
 
 /// A reader of a transcript's plain bytes, whichever form it is stored in.
 pub fn open_plain(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let file = File::open(path)?;
+    let file = crate::regular_file::open(path)?;
     if is_compressed_name(path) {
         let mut decoder = zstd::stream::read::Decoder::new(file)?;
         decoder.window_log_max(CODEX_MAX_WINDOW_LOG)?;
@@ -256,7 +256,7 @@ pub fn is_compressed_name(path: &Path) -> bool {
 /// bytes; `None` when the header does not say (another writer may leave it out).
 pub fn declared_plain_size(path: &Path) -> Option<u64> {
     let mut head = [0u8; 18];
-    let mut file = File::open(path).ok()?;
+    let mut file = crate::regular_file::open(path).ok()?;
     let mut filled = 0;
     while filled < head.len() {
         match file.read(&mut head[filled..]) {
@@ -276,7 +276,9 @@ pub fn declared_plain_size(path: &Path) -> Option<u64> {
 /// an unknown stream (26 MB at level 10, per sample, on every core).
 pub fn measure_ratio(src: &Path, settings: EncodeSettings, limit: u64) -> io::Result<(u64, u64)> {
     let mut sample = Vec::new();
-    File::open(src)?.take(limit).read_to_end(&mut sample)?;
+    crate::regular_file::open(src)?
+        .take(limit)
+        .read_to_end(&mut sample)?;
     let encoded = in_memory_compressor(settings, sample.len() as u64)?.compress(&sample)?;
     Ok((sample.len() as u64, encoded.len() as u64))
 }

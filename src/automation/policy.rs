@@ -177,8 +177,12 @@ impl Policy {
     }
 }
 
+/// The policy file is the user's and may be a symlink (a dotfiles checkout): what it
+/// names is hashed, as it is what is read.
 pub fn policy_hash(path: &Path) -> Result<String> {
-    Ok(crate::content_hash::hash_file(path)?)
+    Ok(crate::content_hash::hash_file(&std::fs::canonicalize(
+        path,
+    )?)?)
 }
 
 /// Whether the policy file is the one the user approved, byte for byte.

@@ -29,14 +29,18 @@ struct Tally {
 pub struct ActionList {
     all: LongList,
     few: Vec<Action>,
-    sorted_ids: Arc<[Box<str>]>,
+    /// Each action's id and the digest of the fields it is held to (`Action::terms`).
+    sorted_ids: Arc<[(Box<str>, Terms)]>,
     tallies: Vec<Tally>,
 }
+
+/// A digest of the fields an action is carried out by; see `Action::terms`.
+pub type Terms = [u8; 16];
 
 pub struct ActionListBuilder {
     all: LongListWriter,
     few: Vec<Action>,
-    ids: Vec<Box<str>>,
+    ids: Vec<(Box<str>, Terms)>,
     tallies: Vec<Tally>,
     set_aside_items: Vec<PathBuf>,
     set_aside: Vec<Action>,
@@ -72,7 +76,7 @@ impl ActionListBuilder {
             return Ok(());
         }
         self.all.push(&action)?;
-        self.ids.push(action.id.as_str().into());
+        self.ids.push((action.id.as_str().into(), action.terms()));
         match self
             .tallies
             .iter_mut()
@@ -131,13 +135,19 @@ impl ActionList {
 
     /// Whether an action of this id is in the list.
     pub fn holds(&self, id: &str) -> bool {
+        self.terms_of(id).is_some()
+    }
+
+    /// The terms of the action of this id, if the list has one.
+    pub fn terms_of(&self, id: &str) -> Option<Terms> {
         self.sorted_ids
-            .binary_search_by(|probe| (**probe).cmp(id))
-            .is_ok()
+            .binary_search_by(|(probe, _)| (**probe).cmp(id))
+            .ok()
+            .map(|at| self.sorted_ids[at].1)
     }
 
     pub fn sorted_ids(&self) -> impl Iterator<Item = &str> {
-        self.sorted_ids.iter().map(|id| &**id)
+        self.sorted_ids.iter().map(|(id, _)| &**id)
     }
 
     /// The actions that are not per transcript: logs, worktrees, releases, projects.

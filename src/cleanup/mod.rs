@@ -5,6 +5,7 @@
 mod action_list;
 mod apply;
 mod apply_sessions;
+mod contract;
 mod plan;
 mod plan_store;
 mod report;
@@ -14,8 +15,9 @@ use std::path::Path;
 
 pub use action_list::ActionList;
 pub use apply::apply;
+pub use contract::enforce as enforce_contract;
 pub use plan::{Action, Kept, Plan, Planned, build_plan};
-pub use plan_store::{load_plan, save_plan};
+pub use plan_store::{Seal, load_plan, save_plan};
 pub use report::plan_report;
 
 use crate::survey::SurveyOptions;

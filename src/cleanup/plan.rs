@@ -18,6 +18,7 @@ use crate::home::worktrees::{Cleanliness, Registration};
 use crate::home::{CodexHome, writer_locks};
 use crate::ops::OpKind;
 use crate::ops::session_move;
+use crate::ops::tree_manifest::first_odd_entry;
 use crate::policy::{SessionKnowledge, SessionPolicy, handoff_threads, judge_with};
 use crate::survey::InspectData;
 
@@ -134,7 +135,7 @@ fn action(
     a
 }
 
-fn action_id(a: &Action) -> String {
+pub(super) fn action_id(a: &Action) -> String {
     short_hash(&format!(
         "{}\0{}\0{}\0{}\0{:?}\0{:?}",
         a.kind, a.path, a.bytes, a.mtime_ns, a.target, a.projects
@@ -447,6 +448,13 @@ pub fn build_plan(
                     path: rel.path.clone(),
                     reason: "the current release".into(),
                 }),
+                (Some(_), false) if let Some(odd) = first_odd_entry(Path::new(&rel.path)) => {
+                    kept.push(Kept {
+                        category: "releases".into(),
+                        path: rel.path.clone(),
+                        reason: format!("it holds {odd}, not a regular file: kept"),
+                    })
+                }
                 (Some(cur), false) => actions.push(action(
                     "releases",
                     OpKind::StoreDir,
@@ -471,7 +479,10 @@ pub fn build_plan(
             kept.push(Kept {
                 category: "projects".into(),
                 path: data.config.path.clone(),
-                reason: "config.toml does not parse; not edited".into(),
+                reason: match &data.config.error {
+                    Some(e) => format!("config.toml: {e}; not edited"),
+                    None => "config.toml does not parse; not edited".into(),
+                },
             });
         } else {
             let dead: Vec<String> = data

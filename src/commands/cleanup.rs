@@ -9,7 +9,8 @@ use serde_json::json;
 use super::Context;
 use crate::automation::unattended;
 use crate::cleanup::{
-    CATEGORIES, CleanupArgs, Invocation, Plan, apply, build_plan, load_plan, plan_report, save_plan,
+    CATEGORIES, CleanupArgs, Invocation, Plan, apply, build_plan, enforce_contract, load_plan,
+    plan_report, save_plan,
 };
 use crate::error::MaintError;
 use crate::policy::handoff_threads;
@@ -24,7 +25,7 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
     // category is carried out can depend on another being chosen (sessions are archived
     // straight into compressed form only alongside `compress`).
     if let (Some(id), true, false) = (&args.plan_id, args.only.is_empty(), args.dry_run) {
-        let covered = load_plan(&ctx.store_root, id)?.categories;
+        let covered = load_plan(&ctx.store_root, id)?.0.categories;
         // A plan of every category stays "every category": only a narrowed one narrows.
         if !CATEGORIES.iter().all(|c| covered.iter().any(|k| k == c)) {
             args.only = covered;
@@ -93,9 +94,14 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
         return Ok(r);
     }
 
-    // Decide what was reviewed before anything else happens.
+    // Decide what was reviewed before anything else happens: a plan named by id is held
+    // to what the dry run sealed and to what the planner makes now.
     let reviewed: Plan = match (&args.plan_id, args.yes) {
-        (Some(id), _) => load_plan(&ctx.store_root, id)?,
+        (Some(id), _) => {
+            let (reviewed, seal) = load_plan(&ctx.store_root, id)?;
+            enforce_contract(id, &reviewed, &seal, plan)?;
+            reviewed
+        }
         (None, true) => {
             return Err(MaintError::refused(
                 "--yes applies only a reviewed plan: run `codex-maint cleanup --dry-run`, then `cleanup --yes --plan <id>`; nothing was changed",
@@ -105,16 +111,6 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
         }
         (None, false) => plan.clone(),
     };
-    if reviewed.home != plan.home {
-        return Err(MaintError::refused(
-            format!(
-                "plan {} was made for {}, not {}; nothing was changed",
-                reviewed.id, reviewed.home, plan.home
-            ),
-            vec![],
-        )
-        .into());
-    }
     apply(
         &invocation(ctx),
         &home,

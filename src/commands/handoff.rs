@@ -192,8 +192,8 @@ pub fn run(ctx: &Context, args: HandoffArgs) -> Result<Report> {
         return Ok(report);
     }
 
-    let auth =
-        std::fs::read_to_string(home.root.join(crate::home::CREDENTIALS_FILE)).unwrap_or_default();
+    let auth = crate::regular_file::read_to_string(&home.root.join(crate::home::CREDENTIALS_FILE))
+        .unwrap_or_default();
     let redactor = Redactor::new(secrets_in_auth_json(&auth));
     let out_dir = args
         .out

@@ -43,7 +43,10 @@ pub fn read(home: &CodexHome) -> ConfigFacts {
         error: None,
         projects: Vec::new(),
     };
-    let text = match std::fs::read_to_string(&path) {
+    // config.toml may be a symlink into a dotfiles checkout; what it names is read.
+    let text = match crate::regular_file::read_through_link(&path)
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+    {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return facts,
         Err(e) => {

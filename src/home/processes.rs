@@ -194,7 +194,7 @@ fn process_uses_home(environ: &[String], home: &CodexHome, is_this_homes_daemon:
 
 /// The daemon writes its pid as JSON (`{"pid": ..}`); older ones wrote a bare number.
 fn daemon_pid(home: &CodexHome) -> Option<u32> {
-    let text = std::fs::read_to_string(home.root.join(DAEMON_PID_FILE)).ok()?;
+    let text = crate::regular_file::read_to_string(&home.root.join(DAEMON_PID_FILE)).ok()?;
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         if let Some(pid) = v.get("pid").and_then(|p| p.as_u64()) {
             return Some(pid as u32);

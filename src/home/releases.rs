@@ -57,7 +57,7 @@ fn current_release(releases: &Path) -> Option<String> {
         if let Ok(target) = std::fs::read_link(&candidate) {
             return target.file_name().map(|n| n.to_string_lossy().into_owned());
         }
-        if let Ok(text) = std::fs::read_to_string(&candidate) {
+        if let Ok(text) = crate::regular_file::read_to_string(&candidate) {
             let name = text.trim();
             let name = Path::new(name)
                 .file_name()

@@ -299,7 +299,7 @@ pub fn read_session_meta_and_tail(path: &Path, len: u64) -> (Result<SessionMeta,
         // transcript was whole when it was written, and a damaged one fails to decode.
         return (read_session_meta(path), false);
     }
-    let file = match File::open(path) {
+    let file = match crate::regular_file::open(path) {
         Ok(f) => f,
         Err(e) => return (Err(format!("cannot open: {e}")), false),
     };

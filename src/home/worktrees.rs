@@ -85,10 +85,12 @@ pub fn examine(root: &Path) -> WorktreeFacts {
         }
         Ok(m) if m.is_dir() => facts.registration = Registration::StandaloneRepository,
         Ok(_) => {
-            let gitdir = std::fs::read_to_string(&dot_git).ok().and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("gitdir:").map(|g| g.trim().to_string()))
-            });
+            let gitdir = crate::regular_file::read_to_string(&dot_git)
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("gitdir:").map(|g| g.trim().to_string()))
+                });
             let Some(gitdir) = gitdir else {
                 facts.note = Some(".git file does not name a gitdir".into());
                 return facts;

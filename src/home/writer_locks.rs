@@ -77,7 +77,7 @@ fn is_locked(path: &Path, held: Option<&HashSet<(u64, u64, u64)>>) -> bool {
 #[allow(dead_code)]
 fn try_lock_probe(path: &Path) -> bool {
     use fs2::FileExt;
-    let Ok(file) = std::fs::File::open(path) else {
+    let Ok(file) = crate::regular_file::open(path) else {
         return false;
     };
     match file.try_lock_shared() {

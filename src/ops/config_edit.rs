@@ -42,7 +42,8 @@ pub fn without_projects(text: &str, remove: &[String]) -> Result<Option<String>>
 }
 
 pub fn execute(run: &Run, config: &Path, remove: &[String]) -> Result<Option<i64>> {
-    let before = fs::read(config).with_context(|| format!("reading {}", config.display()))?;
+    let before = crate::regular_file::read_through_link(config)
+        .with_context(|| format!("reading {}", config.display()))?;
     let meta = fs::metadata(config)?;
     let text = String::from_utf8(before.clone()).context("config.toml is not UTF-8")?;
     let Some(after) = without_projects(&text, remove)? else {
@@ -155,7 +156,7 @@ fn written_file(config: &Path) -> Result<std::path::PathBuf> {
 
 fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
     let detail = op.detail_as::<ConfigEditDetail>()?.clone();
-    let now = hash_file(Path::new(&op.src)).ok();
+    let now = hash_through_link(Path::new(&op.src)).ok();
     if now.as_deref() == Some(detail.after_blob.as_str()) {
         store
             .catalog
@@ -178,7 +179,7 @@ fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let mut conflicts = Vec::new();
-    if hash_file(Path::new(&op.src)).ok().as_deref() != Some(detail.after_blob.as_str()) {
+    if hash_through_link(Path::new(&op.src)).ok().as_deref() != Some(detail.after_blob.as_str()) {
         conflicts.push(format!("op {}: {} changed since codex-maint edited it; edit it back by hand or restore the backup", op.id, op.src));
     }
     if store.blobs().read_all(&detail.before_blob).is_err() {
@@ -209,7 +210,9 @@ fn verify_live(op: &OpRecord) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let mut problems = Vec::new();
-    match fs::read_to_string(&op.src) {
+    match crate::regular_file::read_through_link(Path::new(&op.src))
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+    {
         Ok(text) => {
             if hash_bytes(text.as_bytes()) != detail.after_blob {
                 problems.push(format!(
@@ -250,6 +253,11 @@ impl super::OpType for ConfigEdit {
     fn verify_live(&self, op: &OpRecord, _seen: &super::Seen<'_>) -> Vec<String> {
         verify_live(op)
     }
+}
+
+/// The hash of the config an op edited: through its symlink, as the edit was written.
+fn hash_through_link(config: &Path) -> std::io::Result<String> {
+    hash_file(&fs::canonicalize(config)?)
 }
 
 #[cfg(test)]

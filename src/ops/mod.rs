@@ -17,6 +17,7 @@ pub mod store_files;
 pub mod taken_over;
 pub mod thread_row;
 pub mod transcript_compress;
+pub mod transcript_place;
 pub mod tree_manifest;
 pub mod worktree_move;
 pub mod write_file;

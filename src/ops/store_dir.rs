@@ -23,6 +23,21 @@ pub struct StoreDirDetail {
     pub blob: Option<String>,
     /// Where the folder is renamed before it is removed, so a crash mid-removal is finished.
     pub trash: Option<PathBuf>,
+    /// The manifest is exact (`tree_manifest::exact_manifest`): the folder itself, folder
+    /// mtimes and link targets are recorded and restored. False for ops recorded before.
+    #[serde(default)]
+    pub exact: bool,
+}
+
+impl StoreDirDetail {
+    /// The manifest of `root` as this op recorded its own: exact, or as it was before.
+    fn manifest_of(&self, root: &Path) -> Result<Vec<ManifestEntry>> {
+        if self.exact {
+            tree_manifest::exact_manifest(root)
+        } else {
+            tree_manifest::manifest(root, false)
+        }
+    }
 }
 
 fn trash_name(dir: &Path) -> PathBuf {
@@ -71,7 +86,7 @@ pub fn execute_reverting(
         "{} is not a folder; not moved",
         dir.display()
     );
-    let manifest = tree_manifest::manifest(dir, false)?;
+    let manifest = tree_manifest::exact_manifest(dir)?;
     let mut detail = StoreDirDetail {
         category: category.into(),
         dir: dir.to_path_buf(),
@@ -79,6 +94,7 @@ pub fn execute_reverting(
         manifest,
         blob: None,
         trash: None,
+        exact: true,
     };
     let bytes: u64 = detail.manifest.iter().map(|e| e.size).sum();
     let op_id = run.store.catalog.prepare_op(
@@ -102,7 +118,7 @@ pub fn execute_reverting(
     // The blob was read back whole as it was written (`put_with` fails otherwise).
     run.store.blobs().sync()?;
     anyhow::ensure!(
-        tree_manifest::digest(&tree_manifest::manifest(dir, false)?) == detail.digest,
+        tree_manifest::digest(&detail.manifest_of(dir)?) == detail.digest,
         "{} changed while it was being stored; nothing removed",
         dir.display()
     );
@@ -177,7 +193,7 @@ fn revert_conflicts(store: &Store, op: &OpRecord) -> Vec<String> {
     };
     let mut conflicts = Vec::new();
     if op.kind == OpKind::RestoreDir {
-        match tree_manifest::manifest(&detail.dir, false) {
+        match detail.manifest_of(&detail.dir) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => {}
             _ => conflicts.push(format!(
                 "op {}: {} is missing or changed since it was restored",
@@ -232,25 +248,48 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     if staging.exists() {
         fs::remove_dir_all(&staging)?;
     }
-    fs::create_dir(&staging)?;
-    let mut archive = tar::Archive::new(run.store.blobs().open(&hash)?);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.unpack(&staging)?;
-    tree_manifest::set_mtimes(&staging, &detail.manifest)?;
-    anyhow::ensure!(
-        tree_manifest::digest(&tree_manifest::manifest(&staging, false)?) == detail.digest,
-        "the restored copy of {} does not match what was stored",
-        detail.dir.display()
-    );
     // The op is marked applied only once every unpacked byte is on disk: a power cut
-    // after that must not leave a restored folder of empty files.
-    sync_tree(&staging)?;
+    // after that must not leave a restored folder of empty files. A restore that fails
+    // leaves neither its temporary folder nor a prepared op behind.
+    let unpacked =
+        unpack_exactly(run.store, &hash, &staging, detail).and_then(|()| sync_tree(&staging));
+    if let Err(e) = unpacked {
+        let _ = fs::remove_dir_all(&staging);
+        run.store.catalog.mark_rolled_back(new_id)?;
+        return Err(e);
+    }
     failpoint::hit("file-moved");
     move_no_replace(&staging, &detail.dir)?;
     run.store.catalog.mark_applied(new_id, Some(&hash))?;
     failpoint::hit("op-applied");
     Ok(new_id)
+}
+
+/// Unpacks the stored tar into `staging` and gives every entry its recorded mode and
+/// times (tar keeps whole seconds, and no time of a symlink or of a filled folder); the
+/// result must match the recorded manifest, entry for entry.
+fn unpack_exactly(
+    store: &Store,
+    hash: &str,
+    staging: &Path,
+    detail: &StoreDirDetail,
+) -> Result<()> {
+    fs::create_dir(staging)?;
+    let mut archive = tar::Archive::new(store.blobs().open(hash)?);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.unpack(staging)?;
+    tree_manifest::set_times_and_modes(staging, &detail.manifest)?;
+    let found = detail.manifest_of(staging)?;
+    if tree_manifest::digest(&found) != detail.digest {
+        anyhow::bail!(
+            "the restored copy of {} does not match what was stored ({}); nothing was restored",
+            detail.dir.display(),
+            tree_manifest::first_difference(&detail.manifest, &found)
+                .unwrap_or_else(|| "its recorded digest differs".into())
+        );
+    }
+    Ok(())
 }
 
 fn sync_tree(root: &Path) -> Result<()> {
@@ -275,7 +314,7 @@ fn verify_live(op: &OpRecord) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     if op.kind == OpKind::RestoreDir {
-        return match tree_manifest::manifest(&detail.dir, false) {
+        return match detail.manifest_of(&detail.dir) {
             Ok(m) if tree_manifest::digest(&m) == detail.digest => Vec::new(),
             _ => vec![format!(
                 "op {}: restored {} is missing or changed",

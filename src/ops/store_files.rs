@@ -324,7 +324,7 @@ fn take_away(put_back: &[(PathBuf, u64)]) {
 /// Mode and mtime as recorded; set again by recovery, since a crash can fall between the
 /// file taking its name and these being set.
 fn restore_metadata(f: &StoredFile) -> Result<()> {
-    let file = fs::File::options().write(true).open(&f.path)?;
+    let file = crate::regular_file::open_writable(&f.path)?;
     crate::fs_atomic::set_mode(&file, f.mode)?;
     file.set_modified(
         std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime_ns.max(0) as u64),

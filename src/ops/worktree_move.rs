@@ -21,6 +21,56 @@ pub struct WorktreeDetail {
     pub created_dirs: Vec<PathBuf>,
     #[serde(default)]
     pub tidy_dirs: Vec<PathBuf>,
+    /// The main repository's `gitdir` file for this worktree (outside the home), as it
+    /// was before the move: `git worktree move` rewrites it, and taking the move back puts
+    /// its mtime and mode back once git has written the same bytes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitdir_before: Option<GitdirFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GitdirFile {
+    pub path: PathBuf,
+    pub hash: String,
+    pub mode: u32,
+    pub mtime_ns: i64,
+}
+
+/// The `gitdir` file git keeps for `worktree` in its main repository, named by the
+/// worktree's `.git` file (`gitdir: <main>/.git/worktrees/<name>`).
+fn gitdir_file(worktree: &Path) -> Option<GitdirFile> {
+    let dot_git = crate::regular_file::read_to_string(&worktree.join(".git")).ok()?;
+    let admin = dot_git.trim().strip_prefix("gitdir:")?.trim();
+    // A relative `gitdir:` (worktree.useRelativePaths) is relative to the worktree.
+    let path = worktree.join(admin).join("gitdir");
+    let bytes = crate::regular_file::read(&path).ok()?;
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    Some(GitdirFile {
+        hash: crate::content_hash::hash_bytes(&bytes),
+        mode: crate::fs_atomic::file_mode(&meta),
+        mtime_ns: meta
+            .modified()
+            .map(crate::clock::system_time_ns)
+            .unwrap_or(0),
+        path,
+    })
+}
+
+/// Gives the `gitdir` file back its recorded mode and mtime, when git has written it
+/// again with the bytes it had; otherwise it is git's new file, and left so.
+fn restore_gitdir_file(worktree: &Path, before: &GitdirFile) -> Result<()> {
+    match gitdir_file(worktree) {
+        Some(now) if now.path == before.path && now.hash == before.hash => {
+            let file = crate::regular_file::open_writable(&before.path)?;
+            crate::fs_atomic::set_mode(&file, before.mode)?;
+            file.set_modified(
+                std::time::UNIX_EPOCH
+                    + std::time::Duration::from_nanos(before.mtime_ns.max(0) as u64),
+            )?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn git_worktree(main: &Path, args: &[&str]) -> Result<String> {
@@ -61,6 +111,19 @@ pub fn execute(
     reverts_op: Option<i64>,
     tidy_dirs: Vec<PathBuf>,
 ) -> Result<i64> {
+    execute_restoring(run, src, dst, main, reverts_op, tidy_dirs, None)
+}
+
+/// `execute`, and then, for an undo, the `gitdir` file as it was before the move undone.
+fn execute_restoring(
+    run: &Run,
+    src: &Path,
+    dst: &Path,
+    main: &Path,
+    reverts_op: Option<i64>,
+    tidy_dirs: Vec<PathBuf>,
+    gitdir_back: Option<&GitdirFile>,
+) -> Result<i64> {
     run.guard.ensure_all([src, dst])?;
     let digest = tree_manifest::digest(&tree_manifest::manifest(src, false)?);
     let missing: Vec<PathBuf> = dst
@@ -80,6 +143,7 @@ pub fn execute(
         digest: digest.clone(),
         created_dirs: missing,
         tidy_dirs,
+        gitdir_before: gitdir_file(src),
     };
     let op_id = run.store.catalog.prepare_op(
         run.id,
@@ -110,6 +174,10 @@ pub fn execute(
         return Err(e);
     }
     failpoint::hit("file-moved");
+    if let Some(before) = gitdir_back {
+        restore_gitdir_file(dst, before)
+            .with_context(|| format!("restoring the times of {}", before.path.display()))?;
+    }
     remove_created_dirs_if_empty(&detail.tidy_dirs);
     run.store.catalog.mark_applied(op_id, Some(&digest))?;
     failpoint::hit("op-applied");
@@ -186,13 +254,14 @@ fn revert_conflicts(op: &OpRecord) -> Vec<String> {
 fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
     let detail = op.detail_as::<WorktreeDetail>()?;
     let here = PathBuf::from(op.dst.as_deref().unwrap_or_default());
-    execute(
+    execute_restoring(
         run,
         &here,
         Path::new(&op.src),
         &detail.main_repository,
         Some(op.id),
         detail.created_dirs.clone(),
+        detail.gitdir_before.as_ref(),
     )
 }
 

@@ -139,6 +139,11 @@ pub fn judge_for_archive(
     if file.is_symlink {
         return Err(Protection::Ambiguous("the transcript is a symlink".into()));
     }
+    if let Some(what) = crate::regular_file::what_else_of_mode(file.mode) {
+        return Err(Protection::Ambiguous(format!(
+            "not a regular file ({what}): kept, never opened"
+        )));
+    }
     let Some(name) = &file.name else {
         return Err(Protection::Ambiguous(
             "the file name is not Codex's rollout-<time>-<id>.jsonl".into(),
@@ -250,7 +255,7 @@ mod tests {
             is_symlink: false,
             size: 10,
             mtime: SystemTime::now() - Duration::from_secs(age_days * 86_400),
-            mode: 0o644,
+            mode: 0o100644,
             in_dated_folder: true,
             compressed: false,
             has_twin: false,

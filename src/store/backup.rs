@@ -126,7 +126,7 @@ pub fn create(
                 });
                 continue;
             }
-            let file = File::open(&s.bytes_from)
+            let file = crate::regular_file::open(&s.bytes_from)
                 .with_context(|| format!("reading {}", s.bytes_from.display()))?;
             let size = file.metadata()?.len();
             let mut header = tar::Header::new_gnu();

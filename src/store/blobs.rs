@@ -126,7 +126,8 @@ impl BlobStore {
     }
 
     pub fn put_file(&self, path: &Path) -> Result<StoredBlob> {
-        let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let file = crate::regular_file::open(path)
+            .with_context(|| format!("reading {}", path.display()))?;
         self.put_reader(file)
     }
 

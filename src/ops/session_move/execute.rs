@@ -113,6 +113,7 @@ pub fn execute_batch(
     for mut plan in plans.drain(..) {
         run.guard
             .ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
+        crate::ops::transcript_place::ensure(run.guard.root(), &[&plan.src, &plan.dst])?;
         let meta = fs::symlink_metadata(&plan.src)
             .with_context(|| format!("reading {}", plan.src.display()))?;
         if !meta.is_file() {

@@ -90,6 +90,7 @@ pub fn execute_batch(
             plan.dst.as_path(),
             plan.detail.temp.as_path(),
         ])?;
+        crate::ops::transcript_place::ensure(run.guard.root(), &[&plan.src, &plan.dst])?;
         let meta = fs::symlink_metadata(&plan.src)
             .with_context(|| format!("reading {}", plan.src.display()))?;
         if !meta.is_file() {
