@@ -11,10 +11,7 @@ use super::PlannedMove;
 use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::failpoint;
-use crate::fs_atomic::{
-    create_dirs_recording, fsync_dir, move_no_replace, move_no_replace_unsynced,
-    remove_created_dirs_if_empty,
-};
+use crate::fs_atomic::move_within_home;
 use crate::home::sessions::file_mode;
 use crate::ops::Run;
 use crate::ops::thread_row::{IndexWriter, RowState};
@@ -104,6 +101,9 @@ pub fn execute_batch(
         .map(|p| p.src.clone())
         .collect();
     let prefetched = crate::content_hash::Prefetched::new(to_hash);
+    // The batch's folders are resolved afresh, once each, and every write below happens
+    // relative to those descriptors.
+    run.guard.begin_batch();
     let mut prepared = Vec::with_capacity(plans.len());
     let mut dirs_claimed: HashSet<PathBuf> = HashSet::new();
     for mut plan in plans.drain(..) {
@@ -124,7 +124,10 @@ pub fn execute_batch(
                 .hash(&plan.src)
                 .with_context(|| format!("hashing {}", plan.src.display()))?,
         };
-        for dir in crate::fs_atomic::missing_dirs(plan.dst.parent().unwrap_or(Path::new("/"))) {
+        for dir in run
+            .guard
+            .missing_folders(plan.dst.parent().unwrap_or(Path::new("/")))?
+        {
             if dirs_claimed.insert(dir.clone()) {
                 plan.detail.created_dirs.push(dir);
             }
@@ -153,9 +156,9 @@ pub fn execute_batch(
             run.guard
                 .ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
             if let Some(parent) = plan.dst.parent() {
-                create_dirs_recording(parent)?;
+                run.guard.create_folders(parent)?;
             }
-            move_no_replace_unsynced(&plan.src, &plan.dst)?;
+            move_within_home(&run.guard, &plan.src, &plan.dst)?;
             moved.push(i);
             failpoint::hit("file-moved");
         }
@@ -167,7 +170,7 @@ pub fn execute_batch(
         folders.sort();
         folders.dedup();
         for folder in folders {
-            fsync_dir(folder)?;
+            run.guard.sync_folder(folder)?;
         }
         if let Some(index) = index.as_deref_mut() {
             let changes: Vec<(&str, &RowState, &RowState)> = prepared
@@ -190,7 +193,13 @@ pub fn execute_batch(
     if let Err(err) = outcome {
         for &i in moved.iter().rev() {
             let (plan, _, _) = &prepared[i];
-            if let Err(back) = move_no_replace(&plan.dst, &plan.src) {
+            let put_back = move_within_home(&run.guard, &plan.dst, &plan.src).and_then(|_| {
+                for folder in [plan.src.parent(), plan.dst.parent()].into_iter().flatten() {
+                    run.guard.sync_folder(folder)?;
+                }
+                Ok(())
+            });
+            if let Err(back) = put_back {
                 return Err(err.context(format!(
                     "and putting {} back failed ({back:#}); run `codex-maint recover`",
                     plan.src.display()
@@ -198,7 +207,7 @@ pub fn execute_batch(
             }
         }
         for (plan, _, _) in prepared.iter().rev() {
-            remove_created_dirs_if_empty(&plan.detail.created_dirs);
+            run.guard.remove_folders_if_empty(&plan.detail.created_dirs);
         }
         for id in &ids {
             catalog.mark_rolled_back(*id)?;
@@ -207,7 +216,7 @@ pub fn execute_batch(
     }
 
     for (plan, _, _) in &prepared {
-        remove_created_dirs_if_empty(&plan.detail.tidy_dirs);
+        run.guard.remove_folders_if_empty(&plan.detail.tidy_dirs);
     }
     let applied: Vec<(i64, Option<String>)> = ids
         .iter()
