@@ -69,10 +69,7 @@ impl HomeGuard {
 
     /// Why `target` may not be written now; `None` when it may.
     pub fn reason_to_refuse(&self, target: &Path) -> Option<String> {
-        match self.resolve_parent(target) {
-            Ok(_) => None,
-            Err(why) => Some(why),
-        }
+        self.resolve_parent(target).err()
     }
 
     /// The same check as a refusal (exit 3) naming the path and the reason.

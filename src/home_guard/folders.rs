@@ -15,8 +15,10 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-/// Descriptors kept at most, so a guard that lives across pages (undo's checks) stays small.
-const MAX_OPEN: usize = 1024;
+/// Descriptors kept at most: well under the usual limit of 1,024 open files, which the
+/// store, the thread index and the hashing threads share. Past it the cache starts over; the
+/// write still uses the descriptor its own `place` resolved.
+const MAX_OPEN: usize = 256;
 
 /// Set once `openat2` turned out to be missing (a kernel before 5.6) or forbidden (a seccomp
 /// filter answers EPERM or ENOSYS): from then on every guard walks.
