@@ -34,6 +34,7 @@ pub struct Placed {
     pub path: PathBuf,
 }
 
+/// A clone resolves its folders on its own: descriptors belong to one guard's batches.
 impl Clone for HomeGuard {
     fn clone(&self) -> HomeGuard {
         HomeGuard::resolving(&self.root, self.folders.resolution())
