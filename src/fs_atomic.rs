@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::content_hash::HashingReader;
 use crate::error::MaintError;
 use crate::failpoint;
+use crate::home_guard::{HomeGuard, Placed};
 
 /// Prefix of every temporary name this tool writes, so recovery and inspection can tell
 /// our half-written files from anything else.
@@ -156,6 +157,136 @@ pub fn move_checked_unsynced(
         .into()),
         Err(e) => Err(e).with_context(|| format!("moving {} to {}", src.display(), dst.display())),
     }
+}
+
+/// `move_no_replace_unsynced` for a move inside the home: both names are resolved by
+/// `guard` (nothing outside the home, no symlinked folder on the way) and the rename is
+/// made relative to the folders it resolved, so the folders checked are the folders written.
+pub fn move_within_home(guard: &HomeGuard, src: &Path, dst: &Path) -> Result<MoveMethod> {
+    move_within_home_checked(guard, src, dst, &RemoveUnchecked)
+}
+
+/// `move_within_home`, where a copy across filesystems removes its source only if
+/// `removal` agrees (see `move_checked_unsynced`).
+pub fn move_within_home_checked(
+    guard: &HomeGuard,
+    src: &Path,
+    dst: &Path,
+    removal: &dyn SourceRemoval,
+) -> Result<MoveMethod> {
+    let (from, to) = (guard.place(src)?, guard.place(dst)?);
+    match rename_no_replace_placed(&from, &to) {
+        Ok(()) => {
+            failpoint::hit("move-renamed");
+            Ok(MoveMethod::Rename)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            if exists_placed(&to) {
+                return Err(occupied(dst));
+            }
+            copy_across_filesystems(src, dst, removal)?;
+            Ok(MoveMethod::CopyAcrossFilesystems)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(occupied(dst)),
+        Err(e) => Err(e).with_context(|| format!("moving {} to {}", src.display(), dst.display())),
+    }
+}
+
+/// Removes the file `path` inside the home, relative to the folder `guard` resolved.
+pub fn remove_file_within_home(guard: &HomeGuard, path: &Path) -> Result<()> {
+    let placed = guard.place(path)?;
+    rustix::fs::unlinkat(&*placed.folder, &placed.name, rustix::fs::AtFlags::empty())
+        .map_err(io::Error::from)
+        .with_context(|| format!("removing {}", path.display()))
+}
+
+/// Creates the new file `path` inside the home (never over anything, never through a
+/// symlink), relative to the folder `guard` resolved; readable by nobody else until its
+/// final mode is set.
+pub fn create_new_within_home(guard: &HomeGuard, path: &Path) -> Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let placed = guard.place(path)?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(
+        &*placed.folder,
+        &placed.name,
+        flags,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(io::Error::from)
+    .with_context(|| format!("creating {}", path.display()))?;
+    Ok(File::from(fd))
+}
+
+fn occupied(dst: &Path) -> anyhow::Error {
+    MaintError::refused(
+        format!(
+            "destination {} is occupied; nothing was overwritten",
+            dst.display()
+        ),
+        vec![dst.display().to_string()],
+    )
+    .into()
+}
+
+fn exists_placed(placed: &Placed) -> bool {
+    rustix::fs::statat(
+        &*placed.folder,
+        &placed.name,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .is_ok()
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+fn rename_no_replace_placed(from: &Placed, to: &Placed) -> io::Result<()> {
+    use rustix::fs::{RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(
+        &*from.folder,
+        &from.name,
+        &*to.folder,
+        &to.name,
+        RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Errno::INVAL | Errno::NOTSUP | Errno::NOSYS) => link_then_unlink_placed(from, to),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+fn rename_no_replace_placed(from: &Placed, to: &Placed) -> io::Result<()> {
+    link_then_unlink_placed(from, to)
+}
+
+/// `link_then_unlink`, relative to the resolved folders.
+fn link_then_unlink_placed(from: &Placed, to: &Placed) -> io::Result<()> {
+    use rustix::fs::{AtFlags, FileType};
+    let source = rustix::fs::statat(&*from.folder, &from.name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(source.st_mode) == FileType::Directory {
+        if exists_placed(to) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        return Ok(rustix::fs::renameat(
+            &*from.folder,
+            &from.name,
+            &*to.folder,
+            &to.name,
+        )?);
+    }
+    rustix::fs::linkat(
+        &*from.folder,
+        &from.name,
+        &*to.folder,
+        &to.name,
+        AtFlags::empty(),
+    )?;
+    Ok(rustix::fs::unlinkat(
+        &*from.folder,
+        &from.name,
+        AtFlags::empty(),
+    )?)
 }
 
 /// One atomic rename that fails with `AlreadyExists` rather than replace anything, files

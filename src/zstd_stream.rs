@@ -158,9 +158,18 @@ pub fn encode_file(
     settings: EncodeSettings,
     meta: NewFileMeta,
 ) -> io::Result<Hashed> {
+    encode_to(src, create_new(dst, meta.mode)?, settings, meta)
+}
+
+/// `encode_file` into a new file the caller created (relative to a folder it resolved).
+pub fn encode_to(
+    src: &Path,
+    output: File,
+    settings: EncodeSettings,
+    meta: NewFileMeta,
+) -> io::Result<Hashed> {
     let input = crate::regular_file::open(src)?;
     let plain_size = input.metadata()?.len();
-    let output = create_new(dst, meta.mode)?;
     let stored = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, output));
     let mut encoder = zstd::stream::write::Encoder::new(stored, settings.level)?;
     // The plain size in the frame header lets `inspect` report uncompressed bytes from the
@@ -195,7 +204,11 @@ pub fn encode_file(
 
 /// Decodes `src` into a new file `dst` (never replacing one), given `meta`, fsynced.
 pub fn decode_file(src: &Path, dst: &Path, meta: NewFileMeta) -> io::Result<Hashed> {
-    let output = create_new(dst, meta.mode)?;
+    decode_to(src, create_new(dst, meta.mode)?, meta)
+}
+
+/// `decode_file` into a new file the caller created (relative to a folder it resolved).
+pub fn decode_to(src: &Path, output: File, meta: NewFileMeta) -> io::Result<Hashed> {
     let mut plain = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, output));
     let (stored_hash, stored_len) = decode_into(src, &mut plain)?;
     let (plain_hash, plain_len) = plain.finish_new_file(meta)?;

@@ -140,7 +140,8 @@ pub(super) fn verify_moves(
         let item = item?;
         let text = |key: &str| item[key].as_str().unwrap_or_default().to_string();
         let (id, path, dst) = (text("id"), text("path"), text("destination"));
-        if !std::path::Path::new(&dst).is_file() {
+        let dst_is_file = std::path::Path::new(&dst).is_file();
+        if !dst_is_file {
             bad.push(format!("{dst} is missing"));
         }
         if std::path::Path::new(&path).exists() {
@@ -150,10 +151,12 @@ pub(super) fn verify_moves(
             match thread_row::read(w.connection(), &id) {
                 Ok(Some(row))
                     if row.archived == 1
-                        && crate::home::same_file(
+                        // The row names the destination as spelled: no second stat of it.
+                        && ((dst_is_file && row.rollout_path == dst)
+                            || crate::home::same_file(
                             std::path::Path::new(&row.rollout_path),
                             std::path::Path::new(&dst),
-                        ) => {}
+                        )) => {}
                 other => bad.push(format!("thread {id}'s row is {other:?}")),
             }
         }

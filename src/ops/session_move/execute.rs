@@ -11,10 +11,7 @@ use super::PlannedMove;
 use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::failpoint;
-use crate::fs_atomic::{
-    SourceKept, create_dirs_recording, fsync_dir, move_checked_unsynced, move_no_replace,
-    remove_created_dirs_if_empty,
-};
+use crate::fs_atomic::{SourceKept, move_within_home, move_within_home_checked};
 use crate::home::sessions::file_mode;
 use crate::ops::source_recheck::{Recheck, SourceSeen};
 use crate::ops::thread_row::{IndexWriter, RowState};
@@ -107,6 +104,9 @@ pub fn execute_batch(
         .map(|p| p.src.clone())
         .collect();
     let prefetched = crate::content_hash::Prefetched::new(to_hash);
+    // The batch's folders are resolved afresh, once each, and every write below happens
+    // relative to those descriptors.
+    run.guard.begin_batch();
     let mut prepared = Vec::with_capacity(plans.len());
     let mut dirs_claimed: HashSet<PathBuf> = HashSet::new();
     let mut seen = Vec::with_capacity(plans.len());
@@ -129,7 +129,10 @@ pub fn execute_batch(
                 .hash(&plan.src)
                 .with_context(|| format!("hashing {}", plan.src.display()))?,
         };
-        for dir in crate::fs_atomic::missing_dirs(plan.dst.parent().unwrap_or(Path::new("/"))) {
+        for dir in run
+            .guard
+            .missing_folders(plan.dst.parent().unwrap_or(Path::new("/")))?
+        {
             if dirs_claimed.insert(dir.clone()) {
                 plan.detail.created_dirs.push(dir);
             }
@@ -160,14 +163,14 @@ pub fn execute_batch(
             run.guard
                 .ensure_all([plan.src.as_path(), plan.dst.as_path()])?;
             if let Some(parent) = plan.dst.parent() {
-                create_dirs_recording(parent)?;
+                run.guard.create_folders(parent)?;
             }
             let check = Recheck {
                 home: run.guard.root(),
                 thread_id: Some(plan.detail.thread_id.as_str()).filter(|id| !id.is_empty()),
                 seen: seen[i],
             };
-            match move_checked_unsynced(&plan.src, &plan.dst, &check) {
+            match move_within_home_checked(&run.guard, &plan.src, &plan.dst, &check) {
                 Ok(_) => moved.push(i),
                 Err(e) => match e.downcast::<SourceKept>() {
                     Ok(SourceKept(why)) => left.push((i, why)),
@@ -184,7 +187,7 @@ pub fn execute_batch(
         folders.sort();
         folders.dedup();
         for folder in folders {
-            fsync_dir(folder)?;
+            run.guard.sync_folder(folder)?;
         }
         if let Some(index) = index.as_deref_mut() {
             let changes: Vec<(&str, &RowState, &RowState)> = moved
@@ -208,7 +211,13 @@ pub fn execute_batch(
     if let Err(err) = outcome {
         for &i in moved.iter().rev() {
             let (plan, _, _) = &prepared[i];
-            if let Err(back) = move_no_replace(&plan.dst, &plan.src) {
+            let put_back = move_within_home(&run.guard, &plan.dst, &plan.src).and_then(|_| {
+                for folder in [plan.src.parent(), plan.dst.parent()].into_iter().flatten() {
+                    run.guard.sync_folder(folder)?;
+                }
+                Ok(())
+            });
+            if let Err(back) = put_back {
                 return Err(err.context(format!(
                     "and putting {} back failed ({back:#}); run `codex-maint recover`",
                     plan.src.display()
@@ -216,7 +225,7 @@ pub fn execute_batch(
             }
         }
         for (plan, _, _) in prepared.iter().rev() {
-            remove_created_dirs_if_empty(&plan.detail.created_dirs);
+            run.guard.remove_folders_if_empty(&plan.detail.created_dirs);
         }
         for id in &ids {
             catalog.mark_rolled_back(*id)?;
@@ -225,7 +234,7 @@ pub fn execute_batch(
     }
 
     for (plan, _, _) in &prepared {
-        remove_created_dirs_if_empty(&plan.detail.tidy_dirs);
+        run.guard.remove_folders_if_empty(&plan.detail.tidy_dirs);
     }
     let mut outcomes: Vec<Outcome> = ids.iter().map(|id| Outcome::Done(*id)).collect();
     for (i, why) in left {
@@ -233,7 +242,7 @@ pub fn execute_batch(
         let mut detail = plan.detail.clone();
         detail.left_to_codex = Some(why.clone());
         catalog.update_detail(ids[i], &crate::ops::detail::stored(&detail)?)?;
-        remove_created_dirs_if_empty(&plan.detail.created_dirs);
+        run.guard.remove_folders_if_empty(&plan.detail.created_dirs);
         catalog.mark_rolled_back(ids[i])?;
         outcomes[i] = Outcome::LeftToCodex { op_id: ids[i], why };
     }

@@ -13,11 +13,10 @@ use super::{Direction, PlannedRecode};
 use crate::clock::system_time_ns;
 use crate::error::MaintError;
 use crate::failpoint;
-use crate::fs_atomic::{
-    SourceKept, create_dirs_recording, fsync_dir, move_no_replace_unsynced,
-    remove_created_dirs_if_empty,
-};
+use crate::fs_atomic::SourceKept;
+use crate::fs_atomic::{move_within_home, remove_file_within_home};
 use crate::home::sessions::file_mode;
+use crate::home_guard::HomeGuard;
 use crate::ops::created_file::CreatedFile;
 use crate::ops::source_recheck::{SourceSeen, WriterHold};
 use crate::ops::thread_row::{IndexWriter, RowState};
@@ -84,6 +83,9 @@ pub fn execute_batch(
     let mut plans = plans;
     let mut new_ops = Vec::with_capacity(plans.len());
     let mut sources = Vec::with_capacity(plans.len());
+    // The batch's folders are resolved afresh, once each, and every write below happens
+    // relative to those descriptors.
+    run.guard.begin_batch();
     for plan in plans.iter_mut() {
         run.guard.ensure_all([
             plan.src.as_path(),
@@ -113,8 +115,9 @@ pub fn execute_batch(
         // Every op of the batch names the folders it needs that do not exist yet: each one's
         // temporary file sits there until it is renamed, so whichever op is rolled back last
         // is the one that finds them empty and removes them.
-        plan.detail.created_dirs =
-            crate::fs_atomic::missing_dirs(plan.dst.parent().unwrap_or(Path::new("/")));
+        plan.detail.created_dirs = run
+            .guard
+            .missing_folders(plan.dst.parent().unwrap_or(Path::new("/")))?;
         let (source_hash, _) = plan.detail.hashes(plan.direction);
         new_ops.push(NewOp {
             kind: plan.direction.kind().to_string(),
@@ -138,10 +141,10 @@ pub fn execute_batch(
         // The temporary file is written beside its destination, so that folder comes first.
         for plan in &plans {
             if let Some(parent) = plan.dst.parent() {
-                create_dirs_recording(parent)?;
+                run.guard.create_folders(parent)?;
             }
         }
-        let proven = transform_all(&plans, &sources);
+        let proven = transform_all(run, &plans, &sources);
         let mut recorded = Vec::with_capacity(plans.len());
         for ((plan, id), result) in plans.iter_mut().zip(&ids).zip(proven) {
             let hashed = result?;
@@ -167,11 +170,11 @@ pub fn execute_batch(
         }
 
         for plan in &plans {
-            move_no_replace_unsynced(&plan.detail.temp, &plan.dst)?;
+            move_within_home(&run.guard, &plan.detail.temp, &plan.dst)?;
             failpoint::hit("recode-renamed");
         }
         for folder in distinct_folders(plans.iter().map(|p| p.dst.as_path())) {
-            fsync_dir(folder)?;
+            run.guard.sync_folder(folder)?;
         }
         // From here until the sources are gone no Codex writer starts; one writing now, or
         // one that wrote since its source was read, wins: that item is left to it.
@@ -210,16 +213,15 @@ pub fn execute_batch(
         }
         failpoint::hit("thread-row-updated");
         for plan in &going {
-            fs::remove_file(&plan.src)
-                .with_context(|| format!("removing {}", plan.src.display()))?;
+            remove_file_within_home(&run.guard, &plan.src)?;
             failpoint::hit("recode-source-removed");
         }
         drop(hold);
         for folder in distinct_folders(plans.iter().map(|p| p.src.as_path())) {
-            fsync_dir(folder)?;
+            run.guard.sync_folder(folder)?;
         }
         for plan in &plans {
-            remove_created_dirs_if_empty(&plan.detail.tidy_dirs);
+            run.guard.remove_folders_if_empty(&plan.detail.tidy_dirs);
         }
         Ok(())
     })();
@@ -285,10 +287,11 @@ fn leave_to_codex(run: &Run, plan: &PlannedRecode, op_id: i64, why: &str) -> Res
         .created
         .is_some_and(|ours| ours.is_at(&plan.dst))
     {
-        fs::remove_file(&plan.dst).with_context(|| format!("removing {}", plan.dst.display()))?;
-        crate::fs_atomic::fsync_parent(&plan.dst)?;
+        remove_file_within_home(&run.guard, &plan.dst)?;
+        run.guard
+            .sync_folder(plan.dst.parent().unwrap_or(Path::new("/")))?;
     }
-    remove_created_dirs_if_empty(&detail.created_dirs);
+    run.guard.remove_folders_if_empty(&detail.created_dirs);
     run.store.catalog.mark_rolled_back(op_id)?;
     Ok(())
 }
@@ -302,7 +305,12 @@ fn distinct_folders<'p>(paths: impl Iterator<Item = &'p Path>) -> Vec<&'p Path> 
 
 /// Writes each plan's temporary file from its source and proves it, on all cores: small
 /// files one per thread, large ones with workers inside their stream.
-fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Result<Hashed>> {
+fn transform_all(
+    run: &Run,
+    plans: &[PlannedRecode],
+    sources: &[fs::Metadata],
+) -> Vec<Result<Hashed>> {
+    let guard = &run.guard;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let is_large = |meta: &fs::Metadata| meta.len() >= LARGE_FILE_BYTES;
     let mut results: Vec<Option<Result<Hashed>>> = plans.iter().map(|_| None).collect();
@@ -310,7 +318,7 @@ fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Resul
     // side by side. Never both at once: a large stream's jobs are most of the peak memory.
     for (i, (plan, meta)) in plans.iter().zip(sources).enumerate() {
         if is_large(meta) {
-            results[i] = Some(transform_one(plan, meta, cores));
+            results[i] = Some(transform_one(guard, plan, meta, cores));
         }
     }
     let small: Vec<(usize, Result<Hashed>)> = plans
@@ -318,7 +326,7 @@ fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Resul
         .zip(sources.par_iter())
         .enumerate()
         .filter(|(_, (_, meta))| !is_large(meta))
-        .map(|(i, (plan, meta))| (i, transform_one(plan, meta, 0)))
+        .map(|(i, (plan, meta))| (i, transform_one(guard, plan, meta, 0)))
         .collect();
     for (i, result) in small {
         results[i] = Some(result);
@@ -328,7 +336,7 @@ fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Resul
         .map(|r| r.expect("every plan was transformed"))
         .collect();
     // One flush makes every new file of the batch durable before any is renamed into place.
-    if let Err(e) = make_durable(plans) {
+    if let Err(e) = make_durable(guard, plans) {
         for r in results.iter_mut().filter(|r| r.is_ok()) {
             *r = Err(anyhow::anyhow!("making the new files durable: {e}"));
         }
@@ -338,19 +346,17 @@ fn transform_all(plans: &[PlannedRecode], sources: &[fs::Metadata]) -> Vec<Resul
 
 /// Linux flushes each filesystem the batch wrote to with one `syncfs`: a journal commit per
 /// batch instead of one per file. Elsewhere each file was fsynced as it was written.
-fn make_durable(plans: &[PlannedRecode]) -> std::io::Result<()> {
+fn make_durable(guard: &HomeGuard, plans: &[PlannedRecode]) -> Result<()> {
     if !BATCH_SYNC {
         return Ok(());
     }
     #[cfg(target_os = "linux")]
     {
-        use std::os::unix::fs::MetadataExt;
         let mut synced = std::collections::HashSet::new();
-        for plan in plans {
-            let folder = plan.detail.temp.parent().unwrap_or(Path::new("."));
-            let dir = fs::File::open(folder)?;
-            if synced.insert(dir.metadata()?.dev()) {
-                rustix::fs::syncfs(&dir)?;
+        for folder in distinct_folders(plans.iter().map(|p| p.detail.temp.as_path())) {
+            let dir = guard.folder(folder)?;
+            if synced.insert(rustix::fs::fstat(&*dir)?.st_dev) {
+                rustix::fs::syncfs(&*dir)?;
             }
         }
     }
@@ -359,7 +365,12 @@ fn make_durable(plans: &[PlannedRecode]) -> std::io::Result<()> {
 
 const BATCH_SYNC: bool = cfg!(target_os = "linux");
 
-fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Result<Hashed> {
+fn transform_one(
+    guard: &HomeGuard,
+    plan: &PlannedRecode,
+    meta: &fs::Metadata,
+    workers: u32,
+) -> Result<Hashed> {
     // The new file carries the transcript's mode and mtime from the start, so the flush
     // that makes its bytes durable makes those durable too.
     let new_file = zstd_stream::NewFileMeta {
@@ -368,6 +379,12 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
         caller_syncs: BATCH_SYNC,
     };
     let temp = &plan.detail.temp;
+    // Created relative to the folder the guard resolved for the batch, never through a
+    // symlink swapped in since.
+    let output = crate::fs_atomic::create_new_within_home(guard, temp)?;
+    if let Some(mode) = new_file.mode {
+        crate::fs_atomic::set_mode(&output, mode)?;
+    }
     let (expected_source, expected_result) = plan.detail.hashes(plan.direction);
     let hashed = match plan.direction {
         Direction::Compress => {
@@ -375,7 +392,7 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
                 workers,
                 ..plan.detail.settings.unwrap_or_default()
             };
-            let written = zstd_stream::encode_file(&plan.src, temp, settings, new_file)
+            let written = zstd_stream::encode_to(&plan.src, output, settings, new_file)
                 .with_context(|| format!("compressing {}", plan.src.display()))?;
             // The proof that the compressed file is the transcript: decoded again, it must
             // hash to the plain bytes just read, and be the bytes just written.
@@ -389,7 +406,7 @@ fn transform_one(plan: &PlannedRecode, meta: &fs::Metadata, workers: u32) -> Res
             }
             written
         }
-        Direction::Decompress => zstd_stream::decode_file(&plan.src, temp, new_file)
+        Direction::Decompress => zstd_stream::decode_to(&plan.src, output, new_file)
             .with_context(|| format!("decompressing {}", plan.src.display()))?,
     };
     let (source_now, result_now) = match plan.direction {
