@@ -12,7 +12,6 @@
 //! `CODEX_MAINT_KILL_JOBS` the commands run at once (default 2).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod test_support;
 
 use std::sync::Mutex;

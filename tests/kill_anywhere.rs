@@ -121,8 +121,10 @@ fn undo_of_restore() {
     killed_anywhere("undo of restore");
 }
 
-/// The harness itself: the home's plan covers every cleanup category, and its old release
-/// holds the symlinks an npm-installed package has.
+/// The harness itself: the home's plan covers every cleanup category (`resolve` asserts it
+/// when it fills in `@plan`), its old release holds the symlinks an npm-installed package
+/// has, and Codex's doctor finds the untouched home's rollouts and index agree, so the
+/// parity each round checks is "ok".
 #[test]
 fn the_kill_home_has_an_item_of_every_category_and_a_release_with_symlinks() {
     let h = support::kill_home::build(false);
@@ -133,4 +135,20 @@ fn the_kill_home_has_an_item_of_every_category_and_a_release_with_symlinks() {
             .filter(|e| e.path_is_symlink())
             .collect();
     assert!(links.len() >= 6, "{links:?}");
+    let doc =
+        h.sb.ok_json(&["cleanup", "--dry-run", "--large-log-mb", "1"]);
+    let mut categories: Vec<&str> = doc["data"]["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["category"].as_str().unwrap())
+        .collect();
+    categories.sort();
+    categories.dedup();
+    let mut all = codex_maint::cleanup::CATEGORIES.to_vec();
+    all.sort();
+    assert_eq!(categories, all);
+    if let Some(bin) = codex_cli::require("kill home") {
+        codex_cli::assert_parity_ok(&bin, &h.sb.home, "building the kill home");
+    }
 }
