@@ -93,6 +93,35 @@ fn bench(sc: &Scenario, seed: u64, target: usize, doctor: Option<&Doctor>) -> Ro
     row
 }
 
+/// A failure without what differs between rounds (the moment, the temporary folder, ids
+/// and sizes), so the same fault met many times reads as one kind.
+fn kind_of(failure: &str) -> String {
+    let (name, rest) = failure.split_once(" (").unwrap_or(("", failure));
+    let rest = rest.split_once("): ").map_or(rest, |(_, r)| r);
+    let mut out = format!("{name}: ");
+    let mut last_digit = false;
+    for word in rest.split(' ') {
+        let word = if word.contains("/tmp") || word.contains("/dev/shm") {
+            word.rsplit('/').next().unwrap_or(word)
+        } else {
+            word
+        };
+        for c in word.chars() {
+            if c.is_ascii_digit() {
+                if !last_digit {
+                    out.push('N');
+                }
+                last_digit = true;
+            } else {
+                out.push(c);
+                last_digit = false;
+            }
+        }
+        out.push(' ');
+    }
+    out.chars().take(300).collect()
+}
+
 fn line(name: &str, r: &Row) -> String {
     format!(
         "| {name:<28} | {:>5} | {:>6} | {:>9} | {:>9} | {:>14} | {:>9} | {:>8} | {:>7.0?} | {:>7.0?} |",
@@ -157,7 +186,15 @@ fn main() {
         println!("{}", line(queue[*i].name, row));
     }
     let failed: Vec<&String> = rows.iter().flat_map(|(_, r)| &r.failures).collect();
-    println!("\n{} failures", failed.len());
+    println!("\n{} failures, by kind:", failed.len());
+    let mut kinds: std::collections::BTreeMap<String, (usize, &String)> = Default::default();
+    for f in &failed {
+        kinds.entry(kind_of(f)).or_insert((0, f)).0 += 1;
+    }
+    for (kind, (n, example)) in &kinds {
+        println!("- {n} x {kind}\n  e.g. {example}");
+    }
+    println!("\nevery failure:");
     for f in failed {
         println!("- {f}");
     }
