@@ -149,6 +149,7 @@ fn main() {
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let queue: Vec<&Scenario> = kill::SCENARIOS
         .iter()
+        .chain(kill::ONE_CATEGORY)
         .filter(|s| only.as_ref().is_none_or(|o| o.iter().any(|n| n == s.name)))
         .collect();
     let doctor = codex_cli::find().map(Doctor::new);

@@ -35,6 +35,98 @@ const DECOMPRESS: &[&str] = &["decompress", "--yes"];
 const RESTORE: &[&str] = &["restore", "@session"];
 const UNDO: &[&str] = &["undo"];
 
+/// `cleanup --only` each category: where one category's undo fails, the others are still
+/// killed and checked on their own (the benchmark runs these; the test the whole cleanup).
+macro_rules! cleanup_only {
+    ($category:literal) => {
+        &[
+            "cleanup",
+            "--yes",
+            "--large-log-mb",
+            "1",
+            "--only",
+            $category,
+            "--plan",
+            "@plan",
+        ]
+    };
+}
+
+pub const ONE_CATEGORY: &[Scenario] = &[
+    Scenario {
+        name: "cleanup --only sessions",
+        setup: &[],
+        killed: cleanup_only!("sessions"),
+        broken_index: false,
+    },
+    Scenario {
+        name: "cleanup --only compress",
+        setup: &[],
+        killed: cleanup_only!("compress"),
+        broken_index: false,
+    },
+    Scenario {
+        name: "cleanup --only logs",
+        setup: &[],
+        killed: cleanup_only!("logs"),
+        broken_index: false,
+    },
+    Scenario {
+        name: "cleanup --only worktrees",
+        setup: &[],
+        killed: cleanup_only!("worktrees"),
+        broken_index: false,
+    },
+    Scenario {
+        name: "cleanup --only releases",
+        setup: &[],
+        killed: cleanup_only!("releases"),
+        broken_index: false,
+    },
+    Scenario {
+        name: "cleanup --only projects",
+        setup: &[],
+        killed: cleanup_only!("projects"),
+        broken_index: false,
+    },
+    Scenario {
+        name: "undo of cleanup --only sessions",
+        setup: &[cleanup_only!("sessions")],
+        killed: UNDO,
+        broken_index: false,
+    },
+    Scenario {
+        name: "undo of cleanup --only compress",
+        setup: &[cleanup_only!("compress")],
+        killed: UNDO,
+        broken_index: false,
+    },
+    Scenario {
+        name: "undo of cleanup --only logs",
+        setup: &[cleanup_only!("logs")],
+        killed: UNDO,
+        broken_index: false,
+    },
+    Scenario {
+        name: "undo of cleanup --only worktrees",
+        setup: &[cleanup_only!("worktrees")],
+        killed: UNDO,
+        broken_index: false,
+    },
+    Scenario {
+        name: "undo of cleanup --only releases",
+        setup: &[cleanup_only!("releases")],
+        killed: UNDO,
+        broken_index: false,
+    },
+    Scenario {
+        name: "undo of cleanup --only projects",
+        setup: &[cleanup_only!("projects")],
+        killed: UNDO,
+        broken_index: false,
+    },
+];
+
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "archive",
@@ -113,6 +205,7 @@ pub const SCENARIOS: &[Scenario] = &[
 pub fn scenario(name: &str) -> &'static Scenario {
     SCENARIOS
         .iter()
+        .chain(ONE_CATEGORY)
         .find(|s| s.name == name)
         .unwrap_or_else(|| panic!("no scenario {name}"))
 }
@@ -274,7 +367,14 @@ fn resolve(h: &KillHome, args: &[&str]) -> Result<Vec<String>, String> {
     for a in args {
         out.push(match *a {
             "@plan" => {
-                let doc = run_ok(h, &["cleanup", "--dry-run", "--large-log-mb", "1"])?;
+                // The dry run reviews what the apply is asked for: one category, or all.
+                let only = args
+                    .iter()
+                    .position(|a| *a == "--only")
+                    .map(|i| args[i + 1]);
+                let mut dry = vec!["cleanup", "--dry-run", "--large-log-mb", "1"];
+                dry.extend(only.iter().flat_map(|c| ["--only", *c]));
+                let doc = run_ok(h, &dry)?;
                 let plan = &doc["data"]["plan"];
                 let mut categories: Vec<&str> = plan["actions"]
                     .as_array()
@@ -282,16 +382,16 @@ fn resolve(h: &KillHome, args: &[&str]) -> Result<Vec<String>, String> {
                     .unwrap_or_default();
                 categories.sort();
                 categories.dedup();
+                let mut wanted = match only {
+                    Some(c) => vec![c],
+                    None => codex_maint::cleanup::CATEGORIES.to_vec(),
+                };
+                wanted.sort();
                 // The harness's own precondition: a cleanup that skips a category would
                 // leave that category's ops unkilled.
                 assert_eq!(
-                    categories,
-                    {
-                        let mut all = codex_maint::cleanup::CATEGORIES.to_vec();
-                        all.sort();
-                        all
-                    },
-                    "the kill home's plan covers every category: {plan:#}"
+                    categories, wanted,
+                    "the kill home's plan covers every category asked for: {plan:#}"
                 );
                 plan["id"].as_str().unwrap().to_string()
             }
