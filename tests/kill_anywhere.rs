@@ -152,3 +152,14 @@ fn the_kill_home_has_an_item_of_every_category_and_a_release_with_symlinks() {
         codex_cli::assert_parity_ok(&bin, &h.sb.home, "building the kill home");
     }
 }
+
+/// An undo of a worktree's move stopped after git moved it back but before the folders the
+/// move had made were tidied: recovery rolls it forward, and tidies them then.
+#[test]
+fn undo_of_a_worktree_move_killed_after_git_moved_it_leaves_no_folder_behind() {
+    let sc = kill::scenario("undo of cleanup --only worktrees");
+    let k = Kill::At("file-moved@1".into());
+    let r = kill::round(sc, &k, None);
+    assert!(r.killed, "the undo never reached {k}");
+    assert!(r.failures.is_empty(), "{}", r.failures.join("\n"));
+}
