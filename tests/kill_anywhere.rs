@@ -1,247 +1,165 @@
-//! Real runs of archive, cleanup and their undos are SIGKILLed at random moments (not only
-//! at named failure points). After `recover` no temporary file of ours is left in the home
-//! or the store, every session is whole and exactly once, and undo gives back the start.
-//! `CODEX_MAINT_KILL_ROUNDS` sets the rounds per scenario (default 6); the seed of each run
-//! is printed so a failure can be replayed with `CODEX_MAINT_KILL_SEED`.
+//! Every writing command (archive, archive --compress, cleanup of every category, repair,
+//! decompress, restore, and the undo of each) is killed at seeded random moments within
+//! the time a whole run takes, and aborted at named failure points; after each kill
+//! `recover`, `verify` and undo to the end give back the home as it was, byte for byte,
+//! with no temporary left, and Codex's own doctor finds its index and rollouts agree.
+//! The harness is `tests/support/kill.rs`, shared with `benches/kill.rs` (100+ kills a
+//! command). `CODEX_MAINT_KILL_ROUNDS` sets the random kills per command (default 3) and
+//! `CODEX_MAINT_KILL_POINTS` the failure points (default 2, picked by the seed); the seed
+//! is printed, and `CODEX_MAINT_KILL_SEED` replays it.
 
 mod support;
 
-use codex_maint::testkit::synthetic_home::SessionSpec;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use support::*;
+use support::codex_cli;
+use support::kill::{self, Doctor, Kill, Moments};
 
-/// xorshift64*: enough to spread kill times, with no dependency.
-struct Moments(u64);
-
-impl Moments {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1)
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("CODEX_MAINT_KILL_SEED")
+fn count(var: &str, default: usize) -> usize {
+    std::env::var(var)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
+        .unwrap_or(default)
+}
+
+fn killed_anywhere(name: &str) {
+    let sc = kill::scenario(name);
+    let seed = kill::seed();
+    let (whole, uninterrupted) = kill::whole_run(sc);
+    if let Err(e) = uninterrupted {
+        panic!("{name}: {e}");
+    }
+    eprintln!("{name}: CODEX_MAINT_KILL_SEED={seed}, a whole run takes {whole:?}");
+    let mut moments = Moments::new(seed);
+    let mut kills: Vec<Kill> = (0..count("CODEX_MAINT_KILL_ROUNDS", 3))
+        .map(|_| {
+            Kill::After(std::time::Duration::from_micros(
+                moments.below(whole.as_micros() as u64),
+            ))
         })
-}
-
-fn rounds() -> usize {
-    std::env::var("CODEX_MAINT_KILL_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6)
-}
-
-/// Heavy enough that a run takes a while: many sessions, a log to rotate.
-fn home() -> Sandbox {
-    let specs: Vec<SessionSpec> = (0..60)
-        .map(|i| SessionSpec::aged(i, 30.0, 4000 + (i as usize * 577) % 20_000))
         .collect();
-    let sb = Sandbox::with_sessions(&specs, true);
-    std::fs::create_dir_all(sb.home.join("log")).unwrap();
-    std::fs::write(
-        sb.home.join("log/codex-tui.log"),
-        "line of log\n".repeat(400_000),
-    )
-    .unwrap();
-    sb
-}
-
-/// Starts the binary as `Sandbox::cmd` would, SIGKILLs it after `after`, and returns
-/// whether it was still running then.
-fn kill_after(sb: &Sandbox, args: &[&str], after: Duration) -> bool {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("codex-maint"))
-        .env("HOME", sb.dir.path())
-        .env("CODEX_HOME", &sb.home)
-        .env("CODEX_MAINT_STORE", &sb.store)
-        .env_remove(codex_maint::failpoint::ENV_VAR)
-        .env("CODEX_MAINT_LOCK_WAIT_MS", "500")
-        .arg("--home")
-        .arg(&sb.home)
-        .arg("--store")
-        .arg(&sb.store)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + after;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    let points = kill::failpoints();
+    for _ in 0..count("CODEX_MAINT_KILL_POINTS", 2) {
+        let point = points[moments.below(points.len() as u64) as usize];
+        kills.push(Kill::At(format!("{point}@{}", 1 + moments.below(2))));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    true
-}
-
-fn temporary_files(root: &Path) -> Vec<String> {
-    walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(codex_maint::fs_atomic::TEMP_PREFIX)
-        })
-        .map(|e| e.path().display().to_string())
-        .collect()
-}
-
-/// `recover` settles everything, leaves no temporary file anywhere, and the home holds
-/// every session once and whole.
-fn recover_cleanly(sb: &Sandbox, hashes: &std::collections::BTreeMap<String, String>, what: &str) {
-    let doc = sb.ok_json(&["recover"]);
-    for r in doc["data"]["recovered"].as_array().unwrap() {
-        assert_ne!(r["result"]["outcome"], "stuck", "{what}: {r:#}");
-    }
-    let left: Vec<String> = temporary_files(&sb.home)
-        .into_iter()
-        .chain(temporary_files(&sb.store))
-        .collect();
-    assert!(left.is_empty(), "{what}: temporary files left: {left:#?}");
-    assert_sessions_whole_and_consistent(&sb.home, hashes);
-    let (code, verify) = sb.json(&["verify"]);
-    assert_eq!(code, 0, "{what}: verify after recovery: {verify:#}");
-}
-
-/// Takes back everything run 1 still has in force, then checks the home is the start.
-fn undo_to_the_start(
-    sb: &Sandbox,
-    files_before: &std::collections::BTreeMap<
-        String,
-        codex_maint::testkit::fingerprint::EntryState,
-    >,
-    rows_before: &[(String, String, i64, Option<i64>, i64)],
-    what: &str,
-) {
-    let runs = sb.ok_json(&["log"])["data"]["runs"].clone();
-    if !runs.as_array().unwrap().is_empty() {
-        let (code, doc) = sb.json(&["undo", "--run", "1"]);
-        assert_eq!(code, 0, "{what}: undo after recovery: {doc:#}");
-    }
-    let diffs = codex_maint::testkit::fingerprint::differences(
-        files_before,
-        &sb.home_files_except_databases(),
-    );
-    assert!(
-        diffs.is_empty(),
-        "{what}: after undo:\n{}",
-        diffs.join("\n")
-    );
-    assert_eq!(rows_before, sb.thread_rows(), "{what}: rows after undo");
-}
-
-/// The arguments of `mutate` for `sb`: a cleanup applies the plan a dry run just saved.
-fn full_args(sb: &Sandbox, mutate: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = mutate.iter().map(|s| s.to_string()).collect();
-    if mutate[0] == "cleanup" {
-        let plan =
-            sb.ok_json(&["cleanup", "--dry-run", "--large-log-mb", "1"])["data"]["plan"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string();
-        args.extend(["--plan".to_string(), plan]);
-    }
-    args
-}
-
-/// How long the run to be killed takes uninterrupted on this machine, so the kill
-/// moments spread over the whole of it whatever the machine's speed.
-fn full_duration(mutate: &[&str], kill_undo: bool) -> Duration {
-    let sb = home();
-    let args = full_args(&sb, mutate);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    if kill_undo {
-        sb.ok_json(&args);
-    }
-    let started = Instant::now();
-    if kill_undo {
-        sb.ok_json(&["undo", "--run", "1"]);
-    } else {
-        sb.ok_json(&args);
-    }
-    started.elapsed()
-}
-
-fn scenario(name: &str, mutate: &[&str], kill_undo: bool) {
-    let seed = seed();
-    let full = full_duration(mutate, kill_undo);
-    eprintln!("{name}: CODEX_MAINT_KILL_SEED={seed}, a whole run takes {full:?}");
-    let mut moments = Moments(seed);
+    // Doctor is slow: it checks the last round only.
+    let doctor = codex_cli::require(name).map(Doctor::new);
     let mut killed = 0;
-    for round in 0..rounds() {
-        let sb = home();
-        let hashes = session_hashes(&sb.home);
-        let files_before = sb.home_files_except_databases();
-        let rows_before = sb.thread_rows();
-        let args = full_args(&sb, mutate);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let at = Duration::from_micros(moments.below(full.as_micros() as u64));
-        let what = format!("{name} round {round}, killed after {at:?}");
-        if kill_undo {
-            sb.ok_json(&args);
-            killed += kill_after(&sb, &["undo", "--run", "1"], at) as usize;
-        } else {
-            killed += kill_after(&sb, &args, at) as usize;
+    let mut failures = Vec::new();
+    let last = kills.len() - 1;
+    for (i, k) in kills.iter().enumerate() {
+        let r = kill::round(sc, k, doctor.as_ref().filter(|_| i == last));
+        killed += r.killed as usize;
+        for f in r.failures {
+            failures.push(format!("{name}, seed {seed}, {k}: {f}"));
         }
-        recover_cleanly(&sb, &hashes, &what);
-        undo_to_the_start(&sb, &files_before, &rows_before, &what);
     }
-    eprintln!("{name}: {killed} of {} runs were killed mid-way", rounds());
+    eprintln!("{name}: {killed} of {} runs stopped mid-way", kills.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(
         killed > 0,
-        "{name}: no run was still going when killed, though every moment was inside a whole run's time"
+        "{name}: no run was stopped mid-way, though every moment was inside a whole run's time"
     );
 }
 
 #[test]
-fn archive_killed_at_random_moments() {
-    scenario(
-        "archive",
-        &["archive", "--older-than", "10d", "--yes"],
-        false,
-    );
+fn archive() {
+    killed_anywhere("archive");
 }
 
 #[test]
-fn undo_of_an_archive_killed_at_random_moments() {
-    scenario(
-        "undo of archive",
-        &["archive", "--older-than", "10d", "--yes"],
-        true,
-    );
+fn archive_compress() {
+    killed_anywhere("archive --compress");
 }
 
 #[test]
-fn cleanup_killed_at_random_moments() {
-    scenario(
-        "cleanup",
-        &["cleanup", "--yes", "--large-log-mb", "1"],
-        false,
-    );
+fn cleanup_of_every_category() {
+    killed_anywhere("cleanup (every category)");
 }
 
 #[test]
-fn undo_of_a_cleanup_killed_at_random_moments() {
-    scenario(
-        "undo of cleanup",
-        &["cleanup", "--yes", "--large-log-mb", "1"],
-        true,
-    );
+fn repair() {
+    killed_anywhere("repair");
+}
+
+#[test]
+fn decompress() {
+    killed_anywhere("decompress");
+}
+
+#[test]
+fn restore() {
+    killed_anywhere("restore <id>");
+}
+
+#[test]
+fn undo_of_archive() {
+    killed_anywhere("undo of archive");
+}
+
+#[test]
+fn undo_of_archive_compress() {
+    killed_anywhere("undo of archive --compress");
+}
+
+#[test]
+fn undo_of_cleanup() {
+    killed_anywhere("undo of cleanup");
+}
+
+#[test]
+fn undo_of_repair() {
+    killed_anywhere("undo of repair");
+}
+
+#[test]
+fn undo_of_decompress() {
+    killed_anywhere("undo of decompress");
+}
+
+#[test]
+fn undo_of_restore() {
+    killed_anywhere("undo of restore");
+}
+
+/// The harness itself: the home's plan covers every cleanup category (`resolve` asserts it
+/// when it fills in `@plan`), its old release holds the symlinks an npm-installed package
+/// has, and Codex's doctor finds the untouched home's rollouts and index agree, so the
+/// parity each round checks is "ok".
+#[test]
+fn the_kill_home_has_an_item_of_every_category_and_a_release_with_symlinks() {
+    let h = support::kill_home::build(false);
+    let links: Vec<_> =
+        walkdir::WalkDir::new(h.sb.home.join("packages/app-server-daemon/releases"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path_is_symlink())
+            .collect();
+    assert!(links.len() >= 6, "{links:?}");
+    let doc =
+        h.sb.ok_json(&["cleanup", "--dry-run", "--large-log-mb", "1"]);
+    let mut categories: Vec<&str> = doc["data"]["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["category"].as_str().unwrap())
+        .collect();
+    categories.sort();
+    categories.dedup();
+    let mut all = codex_maint::cleanup::CATEGORIES.to_vec();
+    all.sort();
+    assert_eq!(categories, all);
+    if let Some(bin) = codex_cli::require("kill home") {
+        codex_cli::assert_parity_ok(&bin, &h.sb.home, "building the kill home");
+    }
+}
+
+/// An undo of a worktree's move stopped after git moved it back but before the folders the
+/// move had made were tidied: recovery rolls it forward, and tidies them then.
+#[test]
+fn undo_of_a_worktree_move_killed_after_git_moved_it_leaves_no_folder_behind() {
+    let sc = kill::scenario("undo of cleanup --only worktrees");
+    let k = Kill::At("file-moved@1".into());
+    let r = kill::round(sc, &k, None);
+    assert!(r.killed, "the undo never reached {k}");
+    assert!(r.failures.is_empty(), "{}", r.failures.join("\n"));
 }

@@ -201,6 +201,8 @@ fn recover(store: &Store, op: &OpRecord) -> Result<Recovered> {
                     &["repair", crate::path_text::recorded(&dst)?],
                 )?;
             }
+            // A crash between git's move and the tidying leaves the folders an undo empties.
+            remove_created_dirs_if_empty(&detail.tidy_dirs);
             store
                 .catalog
                 .mark_applied(op.id, op.hash_before.as_deref())?;

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod codex_cli;
+pub mod kill;
+pub mod kill_home;
 pub mod model_server;
 
 use assert_cmd::Command;
@@ -36,7 +38,12 @@ impl Sandbox {
     /// The binary with `--home` and `--store` set and an environment that cannot reach the
     /// real home: `HOME`, `CODEX_HOME` and `CODEX_MAINT_STORE` point into the sandbox.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("codex-maint").unwrap();
+        Command::from_std(self.process())
+    }
+
+    /// `cmd` as a plain process, for a test that starts it and stops it itself.
+    pub fn process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("codex-maint"));
         cmd.env("HOME", self.dir.path())
             .env("CODEX_HOME", &self.home)
             .env("CODEX_MAINT_STORE", &self.store)
