@@ -17,7 +17,6 @@ mod test_support;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use test_support::codex_cli;
 use test_support::kill::{self, Doctor, Kill, Moments, Scenario};
 
 fn env_count(var: &str, default: usize) -> usize {
@@ -152,7 +151,7 @@ fn main() {
         .chain(kill::ONE_CATEGORY)
         .filter(|s| only.as_ref().is_none_or(|o| o.iter().any(|n| n == s.name)))
         .collect();
-    let doctor = codex_cli::find().map(Doctor::new);
+    let doctor = codex_maint::testkit::installed_codex().map(Doctor::new);
     println!(
         "kill benchmark: CODEX_MAINT_KILL_SEED={seed}, {target} kills a command, {jobs} at once, doctor: {}",
         doctor

@@ -42,7 +42,8 @@ fn killed_anywhere(name: &str) {
         kills.push(Kill::At(format!("{point}@{}", 1 + moments.below(2))));
     }
     // Doctor is slow: it checks the last round only.
-    let doctor = codex_cli::require(name).map(Doctor::new);
+    let doctor =
+        codex_cli::require_version(name, codex_maint::testkit::CODEX_VERSION).map(Doctor::new);
     let mut killed = 0;
     let mut failures = Vec::new();
     let last = kills.len() - 1;
@@ -148,7 +149,8 @@ fn the_kill_home_has_an_item_of_every_category_and_a_release_with_symlinks() {
     let mut all = codex_maint::cleanup::CATEGORIES.to_vec();
     all.sort();
     assert_eq!(categories, all);
-    if let Some(bin) = codex_cli::require("kill home") {
+    if let Some(bin) = codex_cli::require_version("kill home", codex_maint::testkit::CODEX_VERSION)
+    {
         codex_cli::assert_parity_ok(&bin, &h.sb.home, "building the kill home");
     }
 }
