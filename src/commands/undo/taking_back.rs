@@ -41,6 +41,20 @@ impl ToRevert {
                 each(vec![(**op).clone()])?;
             }
             ToRevert::Run(id) => {
+                // What later runs did again of this run's changes was done after them, so it
+                // is taken back first.
+                let redos = store.catalog.live_redo_ids_of_run(*id)?;
+                for ids in redos.chunks(crate::store::catalog::live_page_size()) {
+                    let mut page = Vec::with_capacity(ids.len());
+                    for op_id in ids {
+                        if let Some(op) = store.catalog.op(*op_id)? {
+                            page.push(op);
+                        }
+                    }
+                    if !each(crate::ops::record::read_all(page)?)? {
+                        return Ok(());
+                    }
+                }
                 let mut before = i64::MAX;
                 loop {
                     let page =

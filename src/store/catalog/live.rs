@@ -90,14 +90,18 @@ impl Catalog {
         )
     }
 
-    /// How many ops are in force, of one run or of all: the length of a progress bar.
+    /// How many ops are in force, of one run (with the later ops that do again what it did,
+    /// see `live_redos`) or of all: the length of a progress bar.
     pub fn live_op_count(&self, run_id: Option<i64>) -> Result<u64> {
         let count: i64 = match run_id {
-            Some(run) => self.conn.query_row(
-                &format!("SELECT COUNT(*) FROM ops o WHERE o.run_id = ?1 AND {IS_LIVE_IN_RUN}"),
-                [run],
-                |r| r.get(0),
-            )?,
+            Some(run) => {
+                let own: i64 = self.conn.query_row(
+                    &format!("SELECT COUNT(*) FROM ops o WHERE o.run_id = ?1 AND {IS_LIVE_IN_RUN}"),
+                    [run],
+                    |r| r.get(0),
+                )?;
+                own + self.live_redo_ids_of_run(run)?.len() as i64
+            }
             None => self.conn.query_row(
                 &format!("SELECT COUNT(*) FROM ops o WHERE {IS_LIVE}"),
                 [],
@@ -116,10 +120,11 @@ impl Catalog {
     }
 
     /// The newest run with ops in force that is not a `passed_over` run (an undo: a second
-    /// `undo` goes further back instead of redoing the first).
+    /// `undo` goes further back instead of redoing the first). A run whose item another
+    /// run put back again (`restore`, then the undo of that restore) still has it in force.
     pub fn newest_run_with_live_ops(&self, passed_over: &str) -> Result<Option<i64>> {
         use rusqlite::OptionalExtension;
-        Ok(self
+        let own: Option<i64> = self
             .conn
             .query_row(
                 &format!(
@@ -131,8 +136,74 @@ impl Catalog {
                 [passed_over],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        let mut newest = own;
+        for redo in self.live_redos()? {
+            if newest.is_some_and(|n| n >= redo.counts_for_run) {
+                continue;
+            }
+            let command: String = self.conn.query_row(
+                "SELECT command FROM runs WHERE id = ?1",
+                [redo.counts_for_run],
+                |r| r.get(0),
+            )?;
+            if command != passed_over {
+                newest = Some(redo.counts_for_run);
+            }
+        }
+        Ok(newest)
     }
+
+    /// Ops in force that do again what an earlier op did, because the op that took it back
+    /// was itself taken back (archive, `restore` of one session, then `undo` of the
+    /// restore), each with the run of the op it does again: that run is where `undo` looks
+    /// for it, not the undo run it was recorded in, or the item could never be taken back
+    /// with its run. An op that takes back an op an even number of steps from an op that
+    /// took nothing back does that op again; an odd number, it takes that op back. Walks up
+    /// through primary keys only; such chains are short.
+    pub fn live_redos(&self) -> Result<Vec<Redo>> {
+        let sql = format!(
+            "WITH RECURSIVE up(op, cur, steps) AS (
+                 SELECT o.id, o.reverts_op, 1 FROM ops o
+                 WHERE o.reverts_op IS NOT NULL AND {IS_LIVE}
+                 UNION ALL
+                 SELECT up.op, c.reverts_op, up.steps + 1 FROM up
+                   JOIN ops c ON c.id = up.cur WHERE c.reverts_op IS NOT NULL)
+             SELECT up.op, o.run_id, first.run_id FROM up
+               JOIN ops o ON o.id = up.op
+               JOIN ops first ON first.id = up.cur
+             WHERE first.reverts_op IS NULL AND up.steps % 2 = 0
+             ORDER BY up.op DESC"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Redo {
+                op_id: r.get(0)?,
+                run_id: r.get(1)?,
+                counts_for_run: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The ops in force of later runs that do again what an op of `run` did, newest first:
+    /// an undo of `run` takes them back with its own.
+    pub fn live_redo_ids_of_run(&self, run: i64) -> Result<Vec<i64>> {
+        Ok(self
+            .live_redos()?
+            .into_iter()
+            .filter(|r| r.counts_for_run == run && r.run_id != run)
+            .map(|r| r.op_id)
+            .collect())
+    }
+}
+
+/// An op in force that does again what an op of run `counts_for_run` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redo {
+    pub op_id: i64,
+    pub run_id: i64,
+    pub counts_for_run: i64,
 }
 
 #[cfg(test)]
@@ -367,5 +438,42 @@ mod tests {
             );
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
+    }
+
+    fn apply(c: &Catalog, run: i64, op: NewOp) -> i64 {
+        let id = c.prepare_ops(run, &[op]).unwrap()[0];
+        c.mark_applied_many(&[(id, None)]).unwrap();
+        id
+    }
+
+    /// Archive (run 1), `restore` of one session (run 2), `undo` of that restore (run 3):
+    /// the session is archived again by an undo run, yet it belongs to run 1, so the next
+    /// `undo` takes it back with run 1 instead of leaving it archived for good.
+    #[test]
+    fn an_item_done_again_by_an_undo_is_taken_back_with_the_run_that_first_did_it() {
+        let c = catalog();
+        let first = c.begin_run("archive", &[], "/h", None).unwrap();
+        let s = apply(&c, first, moved("/h/s/S", "/h/a/S", None));
+        let t = apply(&c, first, moved("/h/s/T", "/h/a/T", None));
+        let restore = c.begin_run("restore", &[], "/h", None).unwrap();
+        let put_back = apply(&c, restore, moved("/h/a/S", "/h/s/S", Some(s)));
+        let undo = c.begin_run("undo", &[], "/h", Some(restore)).unwrap();
+        let again = apply(&c, undo, moved("/h/s/S", "/h/a/S", Some(put_back)));
+
+        assert_eq!(c.newest_run_with_live_ops("undo").unwrap(), Some(first));
+        assert_eq!(c.live_redo_ids_of_run(first).unwrap(), vec![again]);
+        assert!(c.live_redo_ids_of_run(undo).unwrap().is_empty());
+        assert_eq!(c.live_op_count(Some(first)).unwrap(), 2);
+        assert_eq!(
+            ids(&c.live_ops_of_run_before(first, i64::MAX, 10).unwrap()),
+            vec![t]
+        );
+
+        // The undo of run 1 takes back both; then nothing is left to undo.
+        let second_undo = c.begin_run("undo", &[], "/h", Some(first)).unwrap();
+        apply(&c, second_undo, moved("/h/a/S", "/h/s/S", Some(again)));
+        apply(&c, second_undo, moved("/h/a/T", "/h/s/T", Some(t)));
+        assert_eq!(c.live_op_count(Some(first)).unwrap(), 0);
+        assert_eq!(c.newest_run_with_live_ops("undo").unwrap(), None);
     }
 }
