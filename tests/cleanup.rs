@@ -33,18 +33,7 @@ fn heavy() -> Heavy {
     std::fs::write(dirty_wt.join("wip.txt"), "unsaved work\n").unwrap();
     age_tree(&clean_wt, 20);
     age_tree(&dirty_wt, 20);
-    std::fs::create_dir_all(home.join("log")).unwrap();
-    std::fs::write(
-        home.join("log/codex-tui.log"),
-        "line of log\n".repeat(300_000),
-    )
-    .unwrap();
-    write_with_pending_wal(
-        &home.join("logs_2.sqlite"),
-        "CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER, level TEXT, target TEXT, feedback_log_body TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-         INSERT INTO logs (ts, level, target, feedback_log_body) SELECT i, 'INFO', 'codex', printf('%.200c', 'x') FROM n;",
-    );
+    write_large_logs(&home);
     let releases = home.join("packages/app-server-daemon/releases");
     for v in [
         "0.160.0-x86_64-unknown-linux-musl",

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use codex_maint::testkit::fingerprint::{EntryState, tree_fingerprint_filtered};
 use codex_maint::testkit::synthetic_home::SessionSpec;
 
-use super::{Sandbox, add_worktree, age_tree, git, init_repo, write_with_pending_wal};
+use super::{
+    Sandbox, add_worktree, age_tree, git, init_repo, write_large_logs, write_with_pending_wal,
+};
 
 pub struct KillHome {
     pub sb: Sandbox,
@@ -100,18 +102,7 @@ pub fn build(broken_index: bool) -> KillHome {
     let worktree = home.join("worktrees/a1/repo");
     add_worktree(&repo, "clean", &worktree);
     age_tree(&worktree, 20);
-    std::fs::create_dir_all(home.join("log")).unwrap();
-    std::fs::write(
-        home.join("log/codex-tui.log"),
-        "line of log\n".repeat(300_000),
-    )
-    .unwrap();
-    write_with_pending_wal(
-        &home.join("logs_2.sqlite"),
-        "CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER, level TEXT, target TEXT, feedback_log_body TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-         INSERT INTO logs (ts, level, target, feedback_log_body) SELECT i, 'INFO', 'codex', printf('%.200c', 'x') FROM n;",
-    );
+    write_large_logs(&home);
     let releases = home.join("packages/app-server-daemon/releases");
     for v in [OLD_RELEASE, CURRENT_RELEASE] {
         write_release(&releases.join(v), v);

@@ -301,6 +301,23 @@ pub fn texts(array: &serde_json::Value) -> Vec<&str> {
 }
 
 /// Leaves a committed transaction in `db`'s WAL, not checkpointed into the main file.
+/// A 3.6 MB `log/codex-tui.log` and a `logs_2.sqlite` of 6,000 rows whose last writes
+/// still sit in its `-wal`: what cleanup's log category rotates.
+pub fn write_large_logs(home: &Path) {
+    std::fs::create_dir_all(home.join("log")).unwrap();
+    std::fs::write(
+        home.join("log/codex-tui.log"),
+        "line of log\n".repeat(300_000),
+    )
+    .unwrap();
+    write_with_pending_wal(
+        &home.join("logs_2.sqlite"),
+        "CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER, level TEXT, target TEXT, feedback_log_body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+         INSERT INTO logs (ts, level, target, feedback_log_body) SELECT i, 'INFO', 'codex', printf('%.200c', 'x') FROM n;",
+    );
+}
+
 pub fn write_with_pending_wal(db: &Path, sql: &str) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
