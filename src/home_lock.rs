@@ -58,55 +58,38 @@ fn open_folder(home: &Path) -> std::io::Result<File> {
 /// Linux lists it in `/proc/locks` by device and inode. Best effort: elsewhere, in another
 /// pid namespace, or when the list cannot be read, `None`.
 fn holder_of(folder: &File) -> Option<String> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let meta = folder.metadata().ok()?;
-        let dev = meta.dev();
-        let key = format!(
-            "{:02x}:{:02x}:{}",
-            rustix::fs::major(dev),
-            rustix::fs::minor(dev),
-            meta.ino()
-        );
-        let locks = std::fs::read_to_string("/proc/locks").ok()?;
-        let pid = holder_in(&locks, &key)?;
-        let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .ok()
-            .map(|raw| {
-                raw.split(|b| *b == 0)
-                    .filter(|arg| !arg.is_empty())
-                    .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .filter(|c| !c.is_empty());
-        Some(match command {
-            Some(c) => format!("process {pid} ({c})"),
-            None => format!("process {pid}"),
+    use std::os::unix::fs::MetadataExt;
+    let meta = folder.metadata().ok()?;
+    let pid = holder_in(
+        &crate::proc_locks::held()?,
+        (
+            rustix::fs::major(meta.dev()).into(),
+            rustix::fs::minor(meta.dev()).into(),
+        ),
+        meta.ino(),
+    )?;
+    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|arg| !arg.is_empty())
+                .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
         })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = folder;
-        None
-    }
+        .filter(|c| !c.is_empty());
+    Some(match command {
+        Some(c) => format!("process {pid} ({c})"),
+        None => format!("process {pid}"),
+    })
 }
 
-/// The pid holding a granted `flock` on the file `key` ("MAJOR:MINOR:INODE", hex device
-/// numbers as the kernel prints them) in the text of `/proc/locks`; waiters ("->") skipped.
-fn holder_in(locks: &str, key: &str) -> Option<u32> {
+/// The pid holding a `flock` on the file `ino` of device `(major, minor)`.
+fn holder_in(locks: &[crate::proc_locks::HeldLock], dev: (u64, u64), ino: u64) -> Option<u32> {
     locks
-        .lines()
-        .filter(|line| !line.contains("->"))
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let at = fields.iter().position(|f| *f == key)?;
-            (fields.get(1) == Some(&"FLOCK") && at >= 1)
-                .then(|| fields[at - 1].parse().ok())
-                .flatten()
-        })
-        .filter(|pid| *pid > 0)
+        .iter()
+        .find(|l| l.flock && (l.major, l.minor) == dev && l.ino == ino && l.pid > 0)
+        .map(|l| l.pid)
 }
 
 #[cfg(test)]
@@ -114,13 +97,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_holder_is_read_from_the_kernels_list_of_locks() {
-        let locks = "1: POSIX  ADVISORY  WRITE 77 08:01:42 0 EOF\n\
-                     2: FLOCK  ADVISORY  WRITE 4242 103:02:9917 0 EOF\n\
-                     2: -> FLOCK  ADVISORY  WRITE 5151 103:02:9917 0 EOF\n";
-        assert_eq!(holder_in(locks, "103:02:9917"), Some(4242));
-        assert_eq!(holder_in(locks, "103:02:991"), None);
-        assert_eq!(holder_in(locks, "08:01:42"), None, "only flock holders");
+    fn the_holder_is_the_flock_on_that_very_file() {
+        use crate::proc_locks::HeldLock;
+        let lock = |flock, pid, ino| HeldLock {
+            flock,
+            pid,
+            major: 0x103,
+            minor: 2,
+            ino,
+        };
+        let locks = [
+            lock(false, 77, 9917),
+            lock(true, 4242, 9917),
+            lock(true, 11, 991),
+        ];
+        assert_eq!(holder_in(&locks, (0x103, 2), 9917), Some(4242));
+        assert_eq!(holder_in(&locks, (0x103, 2), 42), None);
+        assert_eq!(holder_in(&locks, (8, 1), 9917), None);
+        assert_eq!(
+            holder_in(&locks[..1], (0x103, 2), 9917),
+            None,
+            "only flock holders"
+        );
     }
 
     #[test]

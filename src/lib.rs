@@ -34,6 +34,7 @@ pub mod io_pool;
 pub mod ops;
 pub mod path_text;
 pub mod policy;
+pub mod proc_locks;
 pub mod progress;
 pub mod regular_file;
 pub mod report;

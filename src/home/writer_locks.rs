@@ -26,37 +26,13 @@ pub fn held_thread_locks(home: &CodexHome) -> HashSet<String> {
         .collect()
 }
 
-#[cfg(target_os = "linux")]
 fn held_lock_keys() -> Option<HashSet<(u64, u64, u64)>> {
-    let text = std::fs::read_to_string("/proc/locks").ok()?;
-    let mut keys = HashSet::new();
-    for line in text.lines() {
-        // "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; blocked waiters are "-> ...".
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(1) == Some(&"->") {
-            continue;
-        }
-        let Some(dev_ino) = fields.get(5) else {
-            continue;
-        };
-        let mut parts = dev_ino.split(':');
-        let (Some(maj), Some(min), Some(ino)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        if let (Ok(maj), Ok(min), Ok(ino)) = (
-            u64::from_str_radix(maj, 16),
-            u64::from_str_radix(min, 16),
-            ino.parse::<u64>(),
-        ) {
-            keys.insert((maj, min, ino));
-        }
-    }
-    Some(keys)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn held_lock_keys() -> Option<HashSet<(u64, u64, u64)>> {
-    None
+    Some(
+        crate::proc_locks::held()?
+            .into_iter()
+            .map(|l| (l.major, l.minor, l.ino))
+            .collect(),
+    )
 }
 
 fn is_locked(path: &Path, held: Option<&HashSet<(u64, u64, u64)>>) -> bool {
