@@ -128,10 +128,14 @@ fn main() {
         });
     }
 
-    // The sessions an `archive --older-than 30d` moves: old and not yet archived.
+    // The sessions an `archive --older-than 30d` moves: old, not yet archived, not pinned.
     let moving: Vec<&SessionSpec> = specs
         .iter()
-        .filter(|s| !s.archived && s.last_active < chrono::Utc::now() - chrono::Duration::days(30))
+        .filter(|s| {
+            !s.archived
+                && !s.pinned
+                && s.last_active < chrono::Utc::now() - chrono::Duration::days(30)
+        })
         .collect();
     let moving_bytes: u64 = moving
         .iter()
