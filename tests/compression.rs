@@ -162,7 +162,7 @@ fn cleanup_compresses_idle_archived_transcripts_and_undo_restores_them() {
     assert!(
         texts(&inspect["sections"][1]["items"])
             .iter()
-            .any(|p| p.contains("cleanup --only compress")),
+            .any(|p| p.contains("cleanup --dry-run --only compress")),
         "inspect proposes it: {inspect:#}"
     );
 
