@@ -162,7 +162,7 @@ fn cleanup_compresses_idle_archived_transcripts_and_undo_restores_them() {
     assert!(
         texts(&inspect["sections"][1]["items"])
             .iter()
-            .any(|p| p.contains("cleanup --only compress")),
+            .any(|p| p.contains("cleanup --dry-run --only compress")),
         "inspect proposes it: {inspect:#}"
     );
 
@@ -305,6 +305,21 @@ fn the_gate_refuses_when_a_recent_transcript_was_written_by_codex_older_than_0_1
             .iter()
             .any(|e| e["version"] == "0.136.0" && e["source"] == "recent_transcript"),
         "{gate:#}"
+    );
+    // What compression would free is shown, but neither counted nor proposed.
+    let frees = &inspect["data"]["frees"];
+    assert_eq!(frees["compress"]["allowed"], false);
+    assert!(frees["compress"]["estimated_frees"].as_u64().unwrap() > 0);
+    assert_eq!(frees["cleanup_total"], frees["logs_and_releases"]["frees"]);
+    assert_eq!(
+        frees["next_command"], "codex-maint cleanup --dry-run --only sessions",
+        "{frees:#}"
+    );
+    assert!(
+        texts(&inspect["sections"][6]["items"])
+            .iter()
+            .any(|r| r.contains("could be compressed, but not now")),
+        "{inspect:#}"
     );
 }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Action;
+use crate::ops::OpKind;
 use crate::report::{LongList, LongListWriter};
 
 /// Categories planned one action per transcript; every other category plans a handful.
@@ -18,9 +19,10 @@ pub fn is_per_transcript(category: &str) -> bool {
     category == "sessions" || category == "compress"
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Tally {
     category: String,
+    kind: OpKind,
     count: u64,
     bytes: u64,
 }
@@ -80,7 +82,7 @@ impl ActionListBuilder {
         match self
             .tallies
             .iter_mut()
-            .find(|t| t.category == action.category)
+            .find(|t| t.category == action.category && t.kind == action.kind)
         {
             Some(t) => {
                 t.count += 1;
@@ -88,6 +90,7 @@ impl ActionListBuilder {
             }
             None => self.tallies.push(Tally {
                 category: action.category.clone(),
+                kind: action.kind,
                 count: 1,
                 bytes: action.bytes,
             }),
@@ -129,8 +132,16 @@ impl ActionList {
     pub fn tally(&self, category: &str) -> (u64, u64) {
         self.tallies
             .iter()
-            .find(|t| t.category == category)
-            .map_or((0, 0), |t| (t.count, t.bytes))
+            .filter(|t| t.category == category)
+            .fold((0, 0), |(n, b), t| (n + t.count, b + t.bytes))
+    }
+
+    /// How many actions of `category` are of `kind`, and their bytes.
+    pub fn tally_of(&self, category: &str, kind: OpKind) -> (u64, u64) {
+        self.tallies
+            .iter()
+            .filter(|t| t.category == category && t.kind == kind)
+            .fold((0, 0), |(n, b), t| (n + t.count, b + t.bytes))
     }
 
     /// Whether an action of this id is in the list.
@@ -231,7 +242,6 @@ impl<'de> Deserialize<'de> for ActionList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::OpKind;
 
     fn action(id: &str, category: &str, bytes: u64) -> Action {
         Action {
@@ -268,6 +278,8 @@ mod tests {
         assert_eq!(list.bytes(), 334);
         assert_eq!(list.tally("sessions"), (2, 30));
         assert_eq!(list.tally("releases"), (0, 0));
+        assert_eq!(list.tally_of("sessions", OpKind::ArchiveSession), (2, 30));
+        assert_eq!(list.tally_of("sessions", OpKind::CompressSession), (0, 0));
         assert!(list.holds("e") && list.holds("a") && !list.holds("d"));
         assert_eq!(list.sorted_ids().collect::<Vec<_>>(), ["a", "b", "c", "e"]);
         assert_eq!(

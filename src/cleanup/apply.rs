@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::action_list::is_per_transcript;
 use super::report::{kept_lines, observed, plan_report, verb};
 use super::verify::{sizes, verify_after};
-use super::{Action, CleanupArgs, Invocation, Plan, Planned};
+use super::{Action, CleanupArgs, HomeBytes, Invocation, Plan, Planned, plan_frees};
 use crate::clock::human_bytes;
 use crate::error::{ExitKind, MaintError};
 use crate::home::{CodexHome, relative_to};
@@ -208,6 +208,11 @@ pub fn apply(
     );
 
     let after = survey::gather(home, &args.inspect, handoffs, DatabaseDepth::Full);
+    let home_bytes = HomeBytes::measured(before, &after);
+    r.push(
+        report::COMPLETED,
+        home_bytes.line(&plan_frees(&reviewed, before)),
+    );
     let problems = verify_after(
         &mut r,
         home,
@@ -234,6 +239,7 @@ pub fn apply(
         "backup": backup.info,
         "verification_problems": problems,
         "sizes": sizes(before, &after),
+        "home_bytes": home_bytes,
     });
     spilled.put_in(&mut r, "plan");
     let done_count = done.count;
@@ -342,6 +348,8 @@ struct Done {
     count: u64,
     list: LongListWriter,
     sessions: u64,
+    /// Of them, archived straight into compressed form.
+    sessions_compressed: u64,
     session_bytes: u64,
     session_ops: Option<(i64, i64)>,
     /// The first sessions' lines, shown one by one only when there are few.
@@ -359,6 +367,7 @@ impl Done {
             count: 0,
             list: LongListWriter::new()?,
             sessions: 0,
+            sessions_compressed: 0,
             session_bytes: 0,
             session_ops: None,
             first_sessions: Vec::new(),
@@ -380,6 +389,7 @@ impl Done {
         };
         if a.category == "sessions" {
             self.sessions += 1;
+            self.sessions_compressed += u64::from(a.kind == OpKind::CompressSession);
             self.session_bytes += a.bytes;
             let first = self.session_ops.map_or(op, |(first, _)| first);
             self.session_ops = Some((first, op));
@@ -401,11 +411,12 @@ impl Done {
         let mut largest = std::mem::replace(&mut self.largest_others, Largest::new(0));
         if self.sessions > SESSIONS_LISTED as u64 {
             let (first, last) = self.session_ops.unwrap_or_default();
-            lines.push(format!(
-                "archived {} sessions ({}) to archived_sessions/ with their thread rows (ops {first}-{last}; all in --json)",
-                self.sessions,
-                human_bytes(self.session_bytes),
-            ));
+            let (n, bytes) = (self.sessions, human_bytes(self.session_bytes));
+            lines.push(match self.sessions_compressed {
+                0 => format!("archived {n} sessions ({bytes}) to archived_sessions/ with their thread rows (ops {first}-{last}; all in --json)"),
+                k if k == n => format!("archived and compressed {n} sessions ({bytes}) into archived_sessions/ as .jsonl.zst, with their thread rows (ops {first}-{last}; all in --json)"),
+                k => format!("archived {n} sessions ({bytes}) to archived_sessions/ with their thread rows, {k} of them compressed as .jsonl.zst (ops {first}-{last}; all in --json)"),
+            });
         } else {
             for (bytes, line) in self.first_sessions.drain(..) {
                 largest.offer(bytes, || line);

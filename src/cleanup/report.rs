@@ -3,6 +3,7 @@
 use anyhow::Result;
 use std::path::Path;
 
+use super::frees::plan_frees;
 use super::{Action, Kept, Plan};
 use crate::clock::human_bytes;
 use crate::home::{CodexHome, relative_to};
@@ -14,7 +15,7 @@ use crate::survey::{self, InspectData};
 fn future_verb(a: &Action) -> &'static str {
     match a.kind {
         OpKind::ArchiveSession => "will archive",
-        OpKind::CompressSession if a.category == "sessions" => "will archive compressed",
+        OpKind::CompressSession if a.category == "sessions" => "will archive and compress",
         OpKind::CompressSession => "will compress",
         OpKind::StoreFiles => "will rotate into the store",
         OpKind::StoreDir => "will move into the store",
@@ -27,7 +28,7 @@ fn future_verb(a: &Action) -> &'static str {
 pub(super) fn verb(a: &Action) -> &'static str {
     match a.kind {
         OpKind::ArchiveSession => "archived",
-        OpKind::CompressSession if a.category == "sessions" => "archived compressed",
+        OpKind::CompressSession if a.category == "sessions" => "archived and compressed",
         OpKind::CompressSession => "compressed",
         OpKind::StoreFiles => "rotated into the store",
         OpKind::StoreDir => "moved into the store",
@@ -81,8 +82,9 @@ pub(super) fn kept_lines(r: &mut Report, home: &CodexHome, plan: &Plan) {
 }
 
 /// What a plan proposes, for a person: sessions and transcripts by their count, every
-/// other action one by one.
+/// other action one by one, and what each category frees.
 pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Result<Report> {
+    let frees = plan_frees(plan, data);
     let mut r = Report::spec_shaped("cleanup", "cleanup");
     observed(&mut r, home, data);
     for c in &plan.categories {
@@ -90,12 +92,19 @@ pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Result<
         if count == 0 {
             continue;
         }
+        let freed = frees.of(c);
         if c == "sessions" && count > 10 {
-            r.push(report::PROPOSED, format!("sessions: will archive {count} idle sessions ({}), each to archived_sessions/ with its thread row", human_bytes(bytes)));
+            let (packed, packed_bytes) = plan.actions.tally_of(c, OpKind::CompressSession);
+            if packed > 0 {
+                r.push(report::PROPOSED, format!("sessions: will archive and compress {packed} idle sessions ({}) into archived_sessions/ as .jsonl.zst, each with its thread row; {freed}", human_bytes(packed_bytes)));
+            }
+            if count > packed {
+                r.push(report::PROPOSED, format!("sessions: will archive {} idle sessions ({}) to archived_sessions/, each with its thread row; frees 0 (moved within the home)", count - packed, human_bytes(bytes - packed_bytes)));
+            }
             continue;
         }
         if c == "compress" && count > 10 {
-            r.push(report::PROPOSED, format!("compress: compress {count} idle archived transcripts ({}) in place as .jsonl.zst, each with its thread row", human_bytes(bytes)));
+            r.push(report::PROPOSED, format!("compress: will compress {count} idle archived transcripts ({}) in place as .jsonl.zst, each with its thread row; {freed}", human_bytes(bytes)));
             continue;
         }
         for a in plan.actions.first_of(c, count as usize)? {
@@ -111,16 +120,15 @@ pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Result<
                 ),
             );
         }
+        r.push(
+            report::PROPOSED,
+            format!(
+                "{c}: {count} actions ({}) in all; {freed}",
+                human_bytes(bytes)
+            ),
+        );
     }
-    r.push(
-        report::PROPOSED,
-        format!(
-            "plan {}: {} actions, {} in all",
-            plan.id,
-            plan.actions.len(),
-            human_bytes(plan.bytes)
-        ),
-    );
+    r.push(report::PROPOSED, frees.total_line(plan));
     kept_lines(&mut r, home, plan);
     if data.codex_running {
         r.push(

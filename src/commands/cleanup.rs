@@ -10,7 +10,7 @@ use super::Context;
 use crate::automation::unattended;
 use crate::cleanup::{
     CATEGORIES, CleanupArgs, Invocation, Plan, apply, build_plan, enforce_contract, load_plan,
-    plan_report, save_plan,
+    plan_frees, plan_report, save_plan,
 };
 use crate::error::MaintError;
 use crate::policy::handoff_threads;
@@ -89,7 +89,12 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
                 ),
             );
         }
-        r.data = json!({ "dry_run": true, "plan_file": saved, "compression_gate": planned.gate });
+        r.data = json!({
+            "dry_run": true,
+            "plan_file": saved,
+            "compression_gate": planned.gate,
+            "frees": plan_frees(plan, &before),
+        });
         plan.put_in(&mut r, "plan")?;
         return Ok(r);
     }

@@ -36,12 +36,22 @@ pub struct Estimate {
     pub method: String,
 }
 
+impl Estimate {
+    /// What compressing `plain_bytes` of transcripts frees at the sample's ratio.
+    pub fn freed_from(&self, plain_bytes: u64) -> u64 {
+        plain_bytes.saturating_sub((plain_bytes as f64 * self.ratio).round() as u64)
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct CompressionReport {
     pub gate: CompressionGate,
     pub min_idle_secs: u64,
     /// Archived plain transcripts idle long enough, that nothing protects.
     pub candidates: StoredPlain,
+    /// Active plain transcripts idle enough to archive: a cleanup that compresses archives
+    /// them straight into compressed form, so the estimate's sample covers them too.
+    pub archive_candidates: StoredPlain,
     pub estimate: Option<Estimate>,
     /// Transcripts already compressed, active and archived.
     pub compressed: StoredPlain,
@@ -53,6 +63,7 @@ pub struct CompressionSurvey {
     min_idle_secs: u64,
     recent: RecentVersions,
     candidates: StoredPlain,
+    archive_candidates: StoredPlain,
     compressed: StoredPlain,
     twins: Vec<String>,
     /// The candidates with the smallest path hashes: a pseudo-random sample that needs no
@@ -66,9 +77,35 @@ impl CompressionSurvey {
             min_idle_secs,
             recent: RecentVersions::default(),
             candidates: StoredPlain::default(),
+            archive_candidates: StoredPlain::default(),
             compressed: StoredPlain::default(),
             twins: Vec::new(),
             sample: Vec::new(),
+        }
+    }
+
+    /// An active session the archive policy chose: compressed as it is archived when the
+    /// gate is open, so it counts towards what compression frees.
+    pub fn see_archive_candidate(&mut self, file: &SessionFile) {
+        if file.compressed {
+            return;
+        }
+        self.archive_candidates.count += 1;
+        self.archive_candidates.stored_bytes += file.size;
+        self.archive_candidates.plain_bytes += file.size;
+        self.offer_to_sample(&file.path);
+    }
+
+    fn offer_to_sample(&mut self, path: &std::path::Path) {
+        let key = u64::from_le_bytes(
+            blake3::hash(path.as_os_str().as_encoded_bytes()).as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        );
+        self.sample.push((key, path.to_path_buf()));
+        if self.sample.len() > SAMPLE_FILES {
+            self.sample.sort_unstable();
+            self.sample.truncate(SAMPLE_FILES);
         }
     }
 
@@ -94,25 +131,19 @@ impl CompressionSurvey {
         self.candidates.count += 1;
         self.candidates.stored_bytes += file.size;
         self.candidates.plain_bytes += file.size;
-        let key = u64::from_le_bytes(
-            blake3::hash(file.path.as_os_str().as_encoded_bytes()).as_bytes()[..8]
-                .try_into()
-                .expect("8 bytes"),
-        );
-        self.sample.push((key, file.path.clone()));
-        if self.sample.len() > SAMPLE_FILES {
-            self.sample.sort_unstable();
-            self.sample.truncate(SAMPLE_FILES);
-        }
+        self.offer_to_sample(&file.path);
     }
 
     pub fn finish(self, home: &CodexHome) -> CompressionReport {
         let gate = codex_versions::gate_with(home, self.recent);
-        let estimate = (self.candidates.count > 0).then(|| estimate(&self.sample, self.candidates));
+        let sampled_from = self.candidates.count + self.archive_candidates.count;
+        let estimate =
+            (sampled_from > 0).then(|| estimate(&self.sample, self.candidates, sampled_from));
         CompressionReport {
             gate,
             min_idle_secs: self.min_idle_secs,
             candidates: self.candidates,
+            archive_candidates: self.archive_candidates,
             estimate,
             compressed: self.compressed,
             twins: self.twins,
@@ -120,7 +151,9 @@ impl CompressionSurvey {
     }
 }
 
-fn estimate(sample: &[(u64, PathBuf)], candidates: StoredPlain) -> Estimate {
+/// The ratio measured on the sample, applied to the archived `candidates`; the sample is
+/// drawn from all `sampled_from` transcripts a cleanup would compress.
+fn estimate(sample: &[(u64, PathBuf)], candidates: StoredPlain, sampled_from: u64) -> Estimate {
     use rayon::prelude::*;
     let settings = EncodeSettings::default();
     let measured: Vec<(u64, u64)> = sample
@@ -146,10 +179,10 @@ fn estimate(sample: &[(u64, PathBuf)], candidates: StoredPlain) -> Estimate {
         estimated_stored_bytes: stored,
         estimated_freed_bytes: candidates.plain_bytes.saturating_sub(stored),
         method: format!(
-            "measured by compressing the first {} MiB of {} of the {} candidates in memory at level {}; a whole file compresses at least as well as its start",
+            "measured by compressing the first {} MiB of {} of the {} transcripts to compress in memory at level {}; a whole file compresses at least as well as its start",
             SAMPLE_BYTES_PER_FILE >> 20,
             measured.len(),
-            candidates.count,
+            sampled_from,
             settings.level
         ),
     }

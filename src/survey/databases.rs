@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{DatabaseReport, LogDatabase};
+use super::model::{DatabaseReport, FreePages, LogDatabase};
 use crate::home::CodexHome;
 use crate::home::sqlite_read::{self, wal_path};
 use crate::sqlite_check::{self, IntegrityCheck};
@@ -97,6 +97,7 @@ pub(super) fn check_database(
         check,
         problems: Vec::new(),
         snapshot: None,
+        free_pages: None,
     };
     let mut rows = None;
     let state_before = on_disk_state(path);
@@ -113,6 +114,7 @@ pub(super) fn check_database(
                 Err(e) => report.problems.push(format!("{e:#}")),
             }
             discount_if_written_meanwhile(&mut report, state_before, on_disk_state(path));
+            report.free_pages = free_pages(&db.conn);
             if is_log {
                 rows = db
                     .conn
@@ -131,6 +133,21 @@ pub(super) fn check_database(
     (report, log)
 }
 
+/// The database's freelist, from its header through a read-only connection.
+fn free_pages(conn: &rusqlite::Connection) -> Option<FreePages> {
+    let pragma = |name: &str| -> Option<u64> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+    };
+    let (freelist_count, page_size) = (pragma("freelist_count")?, pragma("page_size")?);
+    Some(FreePages {
+        freelist_count,
+        page_size,
+        bytes: freelist_count * page_size,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +161,7 @@ mod tests {
             check: IntegrityCheck::IntegrityCheck,
             problems: vec!["page 3 is never used".into()],
             snapshot: None,
+            free_pages: None,
         }
     }
 

@@ -149,6 +149,7 @@ pub fn gather(
         sessions.active.add(file, age);
         match judge_for_archive(&facts, &policy) {
             Ok(()) => {
+                compression.see_archive_candidate(file);
                 sessions.archive_candidates.count += 1;
                 sessions.archive_candidates.bytes += file.size;
             }
@@ -337,7 +338,7 @@ pub fn gather(
     let mut live_thread_locks: Vec<String> = locks.into_iter().collect();
     live_thread_locks.sort();
 
-    InspectData {
+    let mut data = InspectData {
         home: home.display(),
         looks_like_codex_home: home.looks_like_codex_home(),
         total: inv.total,
@@ -355,7 +356,10 @@ pub fn gather(
         findings,
         not_touched,
         compression,
-    }
+        frees: Default::default(),
+    };
+    data.frees = super::frees::Frees::of(&data);
+    data
 }
 
 /// The ids of the transcripts walked, as 128-bit keys (a home has 100,000 of them), and

@@ -3,11 +3,13 @@
 
 pub mod compression;
 mod databases;
+mod frees;
 mod gather;
 mod model;
 mod render;
 
 pub use databases::DatabaseDepth;
+pub use frees::Frees;
 pub use gather::gather;
 pub use model::*;
 pub use render::{render, size_lines};

@@ -34,6 +34,8 @@ pub struct InspectData {
     pub findings: Vec<Finding>,
     pub not_touched: Vec<String>,
     pub compression: CompressionReport,
+    /// What a default cleanup would give back, step by step, and the command that does it.
+    pub frees: super::frees::Frees,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,4 +184,14 @@ pub struct DatabaseReport {
     pub check: IntegrityCheck,
     pub problems: Vec<String>,
     pub snapshot: Option<Snapshot>,
+    /// Pages on SQLite's freelist and their size (`PRAGMA freelist_count`, `page_size`),
+    /// read read-only: space only a vacuum gives back, which cleanup does not do.
+    pub free_pages: Option<FreePages>,
+}
+
+#[derive(Debug, Serialize, Clone, Copy)]
+pub struct FreePages {
+    pub freelist_count: u64,
+    pub page_size: u64,
+    pub bytes: u64,
 }

@@ -16,6 +16,7 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &SurveyOptions) -> Rep
     let rel = |p: &str| relative_to(home, Path::new(p));
     let hot = report::OBSERVED;
 
+    r.extend(hot, data.frees.lines());
     if data.codex_running {
         for p in data
             .processes
@@ -261,14 +262,13 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &SurveyOptions) -> Rep
             );
         }
     }
-    if s.archive_candidates.count > 0 {
+    if let Some(command) = &data.frees.next_command {
         r.push(
             report::PROPOSED,
             format!(
-                "review archiving {} idle sessions ({}): codex-maint archive --older-than {} --dry-run",
-                s.archive_candidates.count,
-                human_bytes(s.archive_candidates.bytes),
-                human_age(s.min_age_secs)
+                "{command}: the one command that does the most ({}), freeing about {}; it shows the plan and changes nothing",
+                data.frees.categories.join(", "),
+                human_bytes(data.frees.cleanup_total)
             ),
         );
     }
@@ -284,27 +284,14 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &SurveyOptions) -> Rep
             ),
         );
     }
-    if let Some(e) = &c.estimate {
-        let line = format!(
-            "{} archived transcripts ({}) idle for {} or more could be compressed to about {}, freeing about {} ({})",
-            c.candidates.count,
-            human_bytes(c.candidates.plain_bytes),
-            human_age(c.min_idle_secs),
-            human_bytes(e.estimated_stored_bytes),
-            human_bytes(e.estimated_freed_bytes),
-            e.method
+    if c.estimate.is_some() && !c.gate.allowed {
+        r.push(
+            report::RESIDUAL_RISK,
+            format!(
+                "{} transcripts could be compressed, but not now: {}",
+                data.frees.compress.transcripts, c.gate.reason
+            ),
         );
-        if c.gate.allowed {
-            r.push(
-                report::PROPOSED,
-                format!("{line}: codex-maint cleanup --only compress --dry-run"),
-            );
-        } else {
-            r.push(
-                report::RESIDUAL_RISK,
-                format!("{line}, but not now: {}", c.gate.reason),
-            );
-        }
     }
     r.push(report::COMPLETED, "none: inspect only reads");
     r.extend(report::NOT_TOUCHED, data.not_touched.iter().cloned());
@@ -345,6 +332,10 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &SurveyOptions) -> Rep
                 .count(),
             data.live_thread_locks.len()
         ),
+    );
+    r.push(
+        report::VERIFICATION,
+        "free pages: PRAGMA freelist_count and page_size of each database, on the same read-only connection",
     );
     r.push(report::VERIFICATION, "no files changed: databases were read immutable or from a private copy, and no store was created");
     if data.codex_running {
