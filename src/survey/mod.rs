@@ -6,6 +6,7 @@ mod databases;
 mod gather;
 mod model;
 mod render;
+pub mod session_list;
 
 pub use databases::DatabaseDepth;
 pub use gather::gather;
