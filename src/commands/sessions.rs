@@ -104,10 +104,12 @@ impl SessionsArgs {
     fn sort(&self, sessions: &mut [ListedSession]) {
         match self.sort {
             SortKey::Size => sessions.sort_by(|a, b| {
-                (Reverse(a.file.size), &a.file.path).cmp(&(Reverse(b.file.size), &b.file.path))
+                (Reverse(a.file.size), a.file.path.as_os_str())
+                    .cmp(&(Reverse(b.file.size), b.file.path.as_os_str()))
             }),
             SortKey::Age => sessions.sort_by(|a, b| {
-                (a.last_activity, &a.file.path).cmp(&(b.last_activity, &b.file.path))
+                (a.last_activity, a.file.path.as_os_str())
+                    .cmp(&(b.last_activity, b.file.path.as_os_str()))
             }),
             // Sessions without a known folder come last.
             SortKey::Project => sessions.sort_by(|a, b| {
@@ -189,8 +191,9 @@ pub fn run(ctx: &Context, args: &SessionsArgs) -> Result<Report> {
         let mut list = LongListWriter::new()?;
         for slice in shown_sessions.chunks_mut(1024) {
             session_list::fill(slice, everything);
-            for s in slice.iter_mut() {
-                list.push(&row_of(&listing, &prefixes, s, now))?;
+            let kept = listing.protections(slice)?;
+            for (s, protection) in slice.iter_mut().zip(kept) {
+                list.push(&row_of(&prefixes, s, protection, now))?;
                 s.meta = None;
             }
         }
@@ -213,7 +216,8 @@ pub fn run(ctx: &Context, args: &SessionsArgs) -> Result<Report> {
     if listing.index_state != "understood" {
         text.push_str("Codex's thread index is not read here: titles and folders come from the transcripts.\n");
     }
-    text.push_str(&table(&listing, &prefixes, shown_sessions, now));
+    let kept = listing.protections(shown_sessions)?;
+    text.push_str(&table(&prefixes, shown_sessions, &kept, now));
     if matched > shown {
         text.push_str(&format!(
             "... and {} more ({}): --limit N shows more, --json gives every row\n",
@@ -234,9 +238,9 @@ pub fn run(ctx: &Context, args: &SessionsArgs) -> Result<Report> {
 }
 
 fn row_of<'a>(
-    listing: &SessionListing,
     prefixes: &IdPrefixes,
     s: &'a ListedSession,
+    protection: Option<Protection>,
     now: i64,
 ) -> SessionRow<'a> {
     let title = s.title();
@@ -254,7 +258,7 @@ fn row_of<'a>(
         last_activity_age_secs: s.age_secs(now),
         state: s.state(),
         location: s.file.location,
-        protection: listing.protection(s),
+        protection,
         path: s.file.path.display().to_string(),
     }
 }
@@ -262,9 +266,9 @@ fn row_of<'a>(
 /// The rows as aligned columns. Every text that came from a transcript or the index goes
 /// through `one_line` first: a title must never be able to drive the terminal.
 fn table(
-    listing: &SessionListing,
     prefixes: &IdPrefixes,
     shown: &[ListedSession],
+    kept: &[Option<Protection>],
     now: i64,
 ) -> String {
     if shown.is_empty() {
@@ -273,7 +277,8 @@ fn table(
     let user_home = crate::home::home_dir().map(|p| p.display().to_string());
     let cells: Vec<[String; 7]> = shown
         .iter()
-        .map(|s| {
+        .zip(kept)
+        .map(|(s, protection)| {
             let id = s.id.as_deref().map_or("?", |id| prefixes.of(id));
             let project = s.cwd().map_or("-".to_string(), |cwd| {
                 let short = match user_home.as_deref().and_then(|h| cwd.strip_prefix(h)) {
@@ -287,8 +292,8 @@ fn table(
                 human_bytes(s.file.size),
                 human_age(s.age_secs(now)),
                 s.state().as_str().to_string(),
-                listing
-                    .protection(s)
+                protection
+                    .as_ref()
                     .map_or("-".to_string(), |p| p.label().to_string()),
                 project,
                 s.title().map_or("-".to_string(), |(t, _)| {

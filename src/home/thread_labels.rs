@@ -16,6 +16,8 @@ pub struct ThreadLabel {
     pub title: Option<String>,
     pub first_message: Option<String>,
     pub cwd: Option<String>,
+    /// When Codex last wrote to the thread (Unix seconds).
+    pub updated_at: Option<i64>,
 }
 
 /// Labels keyed by the id's 128 bits (a heavy home has 100,000 threads), or by its text
@@ -47,9 +49,10 @@ impl ThreadLabels {
             "NULL".to_string()
         };
         let sql = format!(
-            "SELECT id, {}, {first_message}, {} FROM threads",
+            "SELECT id, {}, {first_message}, {}, {} FROM threads",
             column("title"),
-            column("cwd")
+            column("cwd"),
+            column("updated_at")
         );
         let mut labels = ThreadLabels::default();
         let mut stmt = conn.prepare(&sql)?;
@@ -67,6 +70,7 @@ impl ThreadLabels {
                 title: text(r, 1),
                 first_message: text(r, 2),
                 cwd: text(r, 3),
+                updated_at: r.get::<_, Option<i64>>(4).ok().flatten(),
             };
             match uuid::Uuid::parse_str(&id) {
                 Ok(u) => {
@@ -84,6 +88,14 @@ impl ThreadLabels {
         match uuid::Uuid::parse_str(id) {
             Ok(u) => self.by_uuid.get(&u.as_u128()),
             Err(_) => self.by_text.get(&id.to_ascii_lowercase()),
+        }
+    }
+
+    /// The label of `id`, taken out: a listing moves each one into its row, once.
+    pub fn take(&mut self, id: &str) -> Option<ThreadLabel> {
+        match uuid::Uuid::parse_str(id) {
+            Ok(u) => self.by_uuid.remove(&u.as_u128()),
+            Err(_) => self.by_text.remove(&id.to_ascii_lowercase()),
         }
     }
 

@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::home::sessions::{self, SessionFile, SessionLocation, SessionMeta};
-use crate::home::survey_rows::SurveyRows;
-use crate::home::thread_index::{self, IndexState};
+use crate::home::sqlite_read::ReadOnlyDb;
+use crate::home::thread_index::{self, IndexState, ThreadIndex, ThreadRow};
 use crate::home::thread_labels::{ThreadLabel, ThreadLabels};
 use crate::home::{CodexHome, transcript, writer_locks};
 use crate::policy::{
@@ -153,7 +153,9 @@ pub struct SessionListing {
     pub index_state: &'static str,
     /// Unreadable folders, an index that could not be read: said, never fatal.
     pub problems: Vec<String>,
-    rows: Option<SurveyRows>,
+    /// The index and an open read of it: judging asks it for the rows of the sessions
+    /// shown, a slice at a time, rather than holding 100,000 rows.
+    index: Option<(ThreadIndex, ReadOnlyDb)>,
     locks: HashSet<String>,
     handoffs: HashSet<String>,
 }
@@ -163,7 +165,7 @@ impl SessionListing {
     pub fn gather(home: &CodexHome, store_root: &Path) -> anyhow::Result<SessionListing> {
         let handoffs = crate::policy::handoff_threads(store_root)?;
         let (files, mut problems) = sessions::scan(home);
-        let (index_state, rows, labels) = match thread_index::detect(home) {
+        let (index_state, index, mut labels) = match thread_index::detect(home) {
             IndexState::Absent => ("absent", None, ThreadLabels::default()),
             IndexState::NotUnderstood { path, reason } => {
                 problems.push(format!(
@@ -175,11 +177,11 @@ impl SessionListing {
             IndexState::Understood(index) => {
                 // One open: a database with a pending WAL is read from a private copy.
                 let read = crate::sqlite_read::open(&index.path).and_then(|db| {
-                    let rows = SurveyRows::read_with(&index, &db.conn)?;
-                    Ok((rows, ThreadLabels::read_with(&index, &db.conn)?))
+                    let labels = ThreadLabels::read_with(&index, &db.conn)?;
+                    Ok((db, labels))
                 });
                 match read {
-                    Ok((rows, labels)) => ("understood", Some(rows), labels),
+                    Ok((db, labels)) => ("understood", Some((index, db)), labels),
                     Err(e) => {
                         problems.push(format!(
                             "Codex's thread index {} cannot be read ({e:#}): titles and folders are read from the transcripts",
@@ -194,18 +196,12 @@ impl SessionListing {
             .into_iter()
             .map(|file| {
                 let id = file.id().map(str::to_string);
-                let row = id
-                    .as_deref()
-                    .and_then(|id| rows.as_ref().and_then(|r| r.get(id)));
                 let label = id
                     .as_deref()
-                    .and_then(|id| labels.get(id))
-                    .cloned()
+                    .and_then(|id| labels.take(id))
                     .unwrap_or_default();
                 let mtime = crate::clock::system_time_ns(file.mtime).div_euclid(1_000_000_000);
-                let last_activity = row
-                    .and_then(|r| r.updated_at)
-                    .map_or(mtime, |u| u.max(mtime));
+                let last_activity = label.updated_at.map_or(mtime, |u| u.max(mtime));
                 ListedSession {
                     file,
                     id,
@@ -220,26 +216,48 @@ impl SessionListing {
             sessions,
             index_state,
             problems,
-            rows,
+            index,
             locks: writer_locks::held_thread_locks(home),
             handoffs,
         })
     }
 
-    /// Why a default `cleanup` would keep this session where and as it is, or `None` when
-    /// it would act on it (or, for one already compressed, has nothing left to do).
-    /// The session's first record must have been read (`fill` with `meta`).
-    pub fn protection(&self, session: &ListedSession) -> Option<Protection> {
+    /// Why a default `cleanup` would keep each of `sessions` where and as it is, or `None`
+    /// where it would act (or, for one already compressed, has nothing left to do). Their
+    /// first records must have been read (`fill` with `judging`).
+    pub fn protections(
+        &self,
+        sessions: &[ListedSession],
+    ) -> anyhow::Result<Vec<Option<Protection>>> {
+        let rows = match &self.index {
+            Some((index, db)) => {
+                let ids: Vec<&str> = sessions.iter().filter_map(|s| s.file.id()).collect();
+                let mut rows = std::collections::HashMap::new();
+                for slice in ids.chunks(500) {
+                    rows.extend(index.rows_of(&db.conn, slice)?);
+                }
+                Some(rows)
+            }
+            None => None,
+        };
+        Ok(sessions
+            .iter()
+            .map(|s| self.protection(s, rows.as_ref()))
+            .collect())
+    }
+
+    fn protection(
+        &self,
+        session: &ListedSession,
+        rows: Option<&std::collections::HashMap<String, ThreadRow>>,
+    ) -> Option<Protection> {
         let unread = Err("not read".to_string());
         let meta = session.meta.as_ref().unwrap_or(&unread);
-        let row = self
-            .rows
-            .as_ref()
-            .map(|rows| session.file.id().and_then(|id| rows.get(id)));
+        let row = rows.map(|rows| session.file.id().and_then(|id| rows.get(id)));
         let facts = SessionFacts {
             file: &session.file,
             meta,
-            row: row.as_ref().map(Option::as_ref),
+            row,
             writer_locked: session.file.id().is_some_and(|id| self.locks.contains(id)),
             has_handoff: session
                 .file
