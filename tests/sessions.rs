@@ -450,3 +450,55 @@ fn a_fifo_named_like_a_transcript_is_listed_never_opened() {
     assert_eq!(listed["protection"]["reason"], "ambiguous", "{listed:#}");
     assert_eq!(listed["title"], Value::Null);
 }
+
+/// On a home each current Codex wrote itself: its index's titles and folders, and the
+/// same first request read from its transcripts once the index is gone.
+#[test]
+fn a_home_real_codex_wrote_is_listed_by_what_each_session_asked() {
+    support::codex_cli::on_each_current(
+        "a_home_real_codex_wrote_is_listed_by_what_each_session_asked",
+        |codex| {
+            let prompts = ["rename the parser module", "explain the flaky test"];
+            let real = support::codex_cli::real_home(codex, &prompts);
+            let sb = &real.sb;
+            let before = tree_fingerprint(&sb.home);
+            let doc = sb.ok_json(&["sessions"]);
+            assert_eq!(doc["data"]["thread_index"], "understood", "{doc:#}");
+            assert_eq!(rows(&doc).len(), 2, "{doc:#}");
+            for (id, prompt) in real.ids.iter().zip(prompts) {
+                let r = row(&doc, id);
+                assert!(
+                    r["title"].as_str().is_some_and(|t| t.contains(prompt)),
+                    "{r:#}"
+                );
+                assert!(r["cwd"].as_str().is_some_and(|c| !c.is_empty()), "{r:#}");
+                assert_eq!(r["state"], "active");
+            }
+            let matched = sb.ok_json(&["sessions", "--match", "FLAKY"]);
+            assert_eq!(ids(&matched), [real.ids[1].clone()]);
+            text_of(sb, &[]);
+            let diffs = differences(&before, &tree_fingerprint(&sb.home));
+            assert!(
+                diffs.is_empty(),
+                "sessions changed the home:\n{}",
+                diffs.join("\n")
+            );
+            assert!(!sb.store.exists());
+
+            for entry in std::fs::read_dir(&sb.home).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if name.starts_with("state_") {
+                    std::fs::remove_file(&path).unwrap();
+                }
+            }
+            let doc = sb.ok_json(&["sessions"]);
+            assert_eq!(doc["data"]["thread_index"], "absent");
+            for (id, prompt) in real.ids.iter().zip(prompts) {
+                let r = row(&doc, id);
+                assert_eq!(r["title"], prompt, "{r:#}");
+                assert_eq!(r["title_from"], "transcript");
+            }
+        },
+    );
+}
