@@ -105,6 +105,20 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
 
     measure(&mut ours(&["inspect"]));
     rows.push(("inspect (warm)".into(), best_of(3, || ours(&["inspect"]))));
+    rows.push((
+        "sessions --sort size (warm)".into(),
+        best_of(3, || ours(&["sessions", "--sort", "size"])),
+    ));
+    // What a person would type for the same question without codex-maint: every
+    // transcript's size, largest first.
+    let du_sort = format!(
+        "du -a '{0}/sessions' '{0}/archived_sessions' | sort -rn | head -50",
+        home.display()
+    );
+    rows.push((
+        "du -a + sort -rn, the same question (warm)".into(),
+        best_of(3, || support::sh(&du_sort)),
+    ));
 
     let active_total_before = active_transcripts(&home);
     let listings_before = codex.map(|c| listings(c, &home));

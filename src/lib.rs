@@ -42,6 +42,7 @@ pub mod sqlite_check;
 pub mod sqlite_read;
 pub mod store;
 pub mod survey;
+pub mod terminal_text;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod write_gate;

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod log;
 pub mod recover;
 pub mod repair;
+pub mod sessions;
 pub mod skill;
 pub mod undo;
 pub mod verify;

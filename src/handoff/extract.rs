@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use super::Handoff;
-use crate::home::transcript::{ReadStats, TranscriptReader, message_text};
+use crate::home::transcript::{ReadStats, TranscriptReader, is_harness_context, message_text};
 
 /// How much is tracked while streaming, whatever the transcript's length: memory stays
 /// bounded and every insertion is O(1).
@@ -156,11 +156,7 @@ impl State {
             ("response_item", "message") => {
                 let text = message_text(payload);
                 match payload.get("role").and_then(Value::as_str) {
-                    // Harness context (<environment_context>, <user_instructions>, ...) is not
-                    // the user's words.
-                    Some("user")
-                        if !text.trim_start().starts_with('<') && !text.trim().is_empty() =>
-                    {
+                    Some("user") if !is_harness_context(&text) && !text.trim().is_empty() => {
                         self.note_request(text)
                     }
                     Some("assistant") if !text.trim().is_empty() => {

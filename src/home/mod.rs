@@ -11,6 +11,7 @@ pub mod sessions;
 pub mod survey_rows;
 pub use crate::sqlite_read;
 pub mod thread_index;
+pub mod thread_labels;
 pub mod transcript;
 pub mod worktrees;
 pub mod writer_locks;

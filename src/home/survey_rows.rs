@@ -35,7 +35,8 @@ impl SurveyRows {
         Self::read_with(index, &db.conn)
     }
 
-    fn read_with(index: &ThreadIndex, conn: &Connection) -> Result<SurveyRows> {
+    /// `read`, through a connection the caller already holds (one open for several reads).
+    pub fn read_with(index: &ThreadIndex, conn: &Connection) -> Result<SurveyRows> {
         let mut rows = SurveyRows::default();
         index.for_each_row(conn, |row| {
             let id = row.id.to_ascii_lowercase();

@@ -111,6 +111,41 @@ impl TranscriptReader {
     }
 }
 
+/// Codex puts harness context (`<environment_context>`, `<user_instructions>`, ...) into
+/// user messages; a text that opens with a tag is that, not the user's words.
+pub fn is_harness_context(text: &str) -> bool {
+    text.trim_start().starts_with('<')
+}
+
+/// How far into a transcript its first request is looked for: Codex writes it within the
+/// first few records, after the session's metadata and the harness context.
+const REQUEST_SEARCH_RECORDS: u64 = 64;
+const REQUEST_SEARCH_BYTES: u64 = 4 << 20;
+
+/// The first user message that is the user's words (not harness context), from the head
+/// of the transcript only; `None` when the head holds none.
+pub fn first_user_request(path: &Path) -> io::Result<Option<String>> {
+    let mut reader = TranscriptReader::open(path)?;
+    while reader.stats.records < REQUEST_SEARCH_RECORDS && reader.stats.bytes < REQUEST_SEARCH_BYTES
+    {
+        let Some(record) = reader.next_record()? else {
+            break;
+        };
+        let payload = record.get("payload").unwrap_or(&Value::Null);
+        let is_user_message = record.get("type").and_then(Value::as_str) == Some("response_item")
+            && payload.get("type").and_then(Value::as_str) == Some("message")
+            && payload.get("role").and_then(Value::as_str) == Some("user");
+        if !is_user_message {
+            continue;
+        }
+        let text = message_text(payload);
+        if !is_harness_context(&text) && !text.trim().is_empty() {
+            return Ok(Some(text.trim().to_string()));
+        }
+    }
+    Ok(None)
+}
+
 /// All text of a message's `content` list (`input_text` / `output_text` / `text`).
 pub fn message_text(payload: &Value) -> String {
     match payload.get("content") {
@@ -158,5 +193,30 @@ mod tests {
             stats.hash.unwrap(),
             crate::content_hash::hash_file(&path).unwrap()
         );
+    }
+
+    #[test]
+    fn the_first_request_skips_harness_context_and_other_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let message = |role: &str, text: &str| {
+            serde_json::json!({"type": "response_item", "payload": {"type": "message", "role": role,
+                "content": [{"type": "input_text", "text": text}]}})
+            .to_string()
+        };
+        let lines = [
+            "{\"type\":\"session_meta\",\"payload\":{\"id\":\"a\"}}".to_string(),
+            message("user", "  <environment_context>cwd</environment_context>"),
+            message("assistant", "hello"),
+            message("user", "  Fix the build  "),
+            message("user", "second"),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        assert_eq!(
+            first_user_request(&path).unwrap().as_deref(),
+            Some("Fix the build")
+        );
+        std::fs::write(&path, lines[..3].join("\n") + "\n").unwrap();
+        assert_eq!(first_user_request(&path).unwrap(), None);
     }
 }
