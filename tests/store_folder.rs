@@ -182,18 +182,54 @@ fn a_crash_while_creating_the_store_leaves_no_store_folder() {
         1,
         "the crash left its half-built store beside: {left:?}"
     );
-    // Aged past the point where another codex-maint could still be building it.
-    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::open(&left[0])
-        .unwrap()
-        .set_modified(long_ago)
-        .unwrap();
+    // A build another codex-maint is making right now holds a lock on its folder: it stays.
+    let live = sb.dir.path().join(format!(
+        "{}{}-maint-store",
+        codex_maint::fs_atomic::TEMP_PREFIX,
+        "0123456789abcdef0123456789abcdef"
+    ));
+    std::fs::create_dir(&live).unwrap();
+    let live_lock = std::fs::File::open(&live).unwrap();
+    fs2::FileExt::lock_exclusive(&live_lock).unwrap();
     sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
     let (code, doc) = sb.json(&["verify"]);
     assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(
+        builds(),
+        vec![live.clone()],
+        "the abandoned build goes, the one in progress stays"
+    );
+    drop(live_lock);
+}
+
+/// The same crash in a folder the user made for the store leaves only the build inside it,
+/// which the next writing command removes once no process holds it.
+#[test]
+fn a_crash_while_creating_the_catalog_in_an_empty_folder_leaves_nothing_after_the_next_run() {
+    let sb = Sandbox::with_sessions(&mixed_specs(10), true);
+    std::fs::create_dir_all(&sb.store).unwrap();
+    let out = sb
+        .cmd()
+        .env(codex_maint::failpoint::ENV_VAR, "store-built")
+        .args(["archive", "--older-than", "10d", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the failpoint did not stop the run");
+    let builds = || -> Vec<String> {
+        std::fs::read_dir(&sb.store)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| codex_maint::fs_atomic::is_temp_file_name(n))
+            .collect()
+    };
+    assert_eq!(builds().len(), 1, "{:?}", builds());
+    sb.ok_json(&["archive", "--older-than", "10d", "--yes"]);
     assert!(
         builds().is_empty(),
-        "a stale build was left: {:?}",
+        "the abandoned build was left: {:?}",
         builds()
     );
+    let (code, doc) = sb.json(&["verify"]);
+    assert_eq!(code, 0, "{doc:#}");
 }

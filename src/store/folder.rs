@@ -133,9 +133,12 @@ pub fn create(root: &Path, found: StoreFolder) -> Result<()> {
             if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
                 create_private_dir(parent)?;
             }
-            remove_stale_builds(root);
+            if let (Some(parent), Some(name)) = (root.parent(), root.file_name()) {
+                remove_abandoned_builds(parent, &name.to_string_lossy());
+            }
             let building = temp_path_beside(root);
             create_private_dir(&building)?;
+            let _building_lock = hold_build(&building)?;
             let built = build_in(&building).and_then(|()| {
                 crate::failpoint::hit("store-built");
                 place(&building, root).map_err(anyhow::Error::from)
@@ -150,10 +153,12 @@ pub fn create(root: &Path, found: StoreFolder) -> Result<()> {
             // Built inside the folder, so the rename stays on its filesystem even when the
             // folder is a mount point; a crash leaves only a temporary name, which a
             // folder not started yet may hold.
-            let building = temp_path_beside(&root.join("new-store"));
+            let building = temp_path_beside(&root.join(BUILD_NAME));
             create_private_dir(&building)?;
+            let _building_lock = hold_build(&building)?;
             let catalog = root.join(CATALOG_FILE);
             let built = build_in(&building).and_then(|()| {
+                crate::failpoint::hit("store-built");
                 place(&building.join(CATALOG_FILE), &catalog).map_err(anyhow::Error::from)
             });
             let _ = fs::remove_dir_all(&building);
@@ -162,34 +167,47 @@ pub fn create(root: &Path, found: StoreFolder) -> Result<()> {
     }
 }
 
-/// A build no process has touched for this long is one a crash left behind; a younger one
-/// may be another codex-maint creating the same store right now.
-const STALE_BUILD: std::time::Duration = std::time::Duration::from_secs(600);
+/// The name a catalog is built under inside a store folder not started yet.
+const BUILD_NAME: &str = "new-store";
 
-/// Removes the half-built stores a crash left beside `root`: folders named as
-/// `temp_path_beside(root)` names them, holding nothing but a new catalog (no history: a
-/// build is renamed into place before anything is recorded in it).
-fn remove_stale_builds(root: &Path) {
-    let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
-        return;
+/// A build in progress holds an exclusive lock on its own folder, which the kernel drops
+/// with the process however it ends: a build folder nobody holds is one a crash left.
+fn hold_build(building: &Path) -> Result<fs::File> {
+    use fs2::FileExt;
+    let folder = fs::File::open(building)
+        .with_context(|| format!("opening {} to lock it", building.display()))?;
+    folder.lock_exclusive()?;
+    Ok(folder)
+}
+
+/// Removes, in `folder`, the builds named `name` a crash left behind (named as
+/// `temp_path_beside` names them, and held by no process). They hold nothing but a new
+/// catalog: a build is renamed into place before anything is recorded in it.
+fn remove_abandoned_builds(folder: &Path, name: &str) -> Vec<PathBuf> {
+    use fs2::FileExt;
+    let suffix = format!("-{name}");
+    let Ok(entries) = fs::read_dir(folder) else {
+        return Vec::new();
     };
-    let suffix = format!("-{}", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
+    let mut removed = Vec::new();
     for entry in entries.flatten() {
         let entry_name = entry.file_name().to_string_lossy().into_owned();
-        let stale = entry.metadata().is_ok_and(|m| {
-            m.is_dir()
-                && m.modified()
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > STALE_BUILD)
-        });
-        if stale && is_temp_file_name(&entry_name) && entry_name.ends_with(&suffix) {
-            let _ = fs::remove_dir_all(entry.path());
+        let ours = is_temp_file_name(&entry_name) && entry_name.ends_with(&suffix);
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let abandoned = fs::File::open(entry.path()).is_ok_and(|f| f.try_lock_exclusive().is_ok());
+        if abandoned && fs::remove_dir_all(entry.path()).is_ok() {
+            removed.push(entry.path());
         }
     }
+    removed
+}
+
+/// The builds a crash left inside the store `root` (a folder not started yet builds its
+/// catalog there): called by the lock holder with the rest of the store's temporaries.
+pub fn remove_abandoned_builds_inside(root: &Path) -> Vec<PathBuf> {
+    remove_abandoned_builds(root, BUILD_NAME)
 }
 
 /// A rename that leaves whatever another process put at `to` first, and drops ours.

@@ -103,6 +103,7 @@ impl Store {
     /// backup manifests. Only the lock holder calls this, so no writer is filling one.
     pub fn remove_temp_files(&self) -> Vec<PathBuf> {
         let mut removed = self.blobs().remove_temp_blobs();
+        removed.extend(folder::remove_abandoned_builds_inside(&self.root));
         if let Ok(backups) = fs::read_dir(self.root.join("backups")) {
             for b in backups.flatten() {
                 if b.file_type().is_ok_and(|t| t.is_dir()) {
