@@ -101,18 +101,20 @@ impl SessionsArgs {
         project_ok && text_ok
     }
 
+    /// Every key ends with the path, so no two sessions compare equal and an unstable sort
+    /// gives the one order a stable sort would, without a scratch copy of half the rows.
     fn sort(&self, sessions: &mut [ListedSession]) {
         match self.sort {
-            SortKey::Size => sessions.sort_by(|a, b| {
+            SortKey::Size => sessions.sort_unstable_by(|a, b| {
                 (Reverse(a.file.size), a.file.path.as_os_str())
                     .cmp(&(Reverse(b.file.size), b.file.path.as_os_str()))
             }),
-            SortKey::Age => sessions.sort_by(|a, b| {
+            SortKey::Age => sessions.sort_unstable_by(|a, b| {
                 (a.last_activity, a.file.path.as_os_str())
                     .cmp(&(b.last_activity, b.file.path.as_os_str()))
             }),
             // Sessions without a known folder come last.
-            SortKey::Project => sessions.sort_by(|a, b| {
+            SortKey::Project => sessions.sort_unstable_by(|a, b| {
                 (
                     a.cwd().is_none(),
                     a.cwd(),

@@ -15,7 +15,9 @@ pub const FIRST_MESSAGE_CHARS: usize = 500;
 pub struct ThreadLabel {
     pub title: Option<String>,
     pub first_message: Option<String>,
-    pub cwd: Option<String>,
+    /// Shared between the threads of one project: a heavy home has 100,000 threads and a
+    /// few dozen folders.
+    pub cwd: Option<std::sync::Arc<str>>,
     /// When Codex last wrote to the thread (Unix seconds).
     pub updated_at: Option<i64>,
 }
@@ -64,12 +66,20 @@ impl ThreadLabels {
                 .flatten()
                 .filter(|t| !t.trim().is_empty())
         };
+        let mut folders: std::collections::HashSet<std::sync::Arc<str>> = Default::default();
         while let Some(r) = rows.next()? {
             let id: String = r.get::<_, String>(0)?.to_ascii_lowercase();
             let label = ThreadLabel {
                 title: text(r, 1),
                 first_message: text(r, 2),
-                cwd: text(r, 3),
+                cwd: text(r, 3).map(|cwd| match folders.get(cwd.as_str()) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let new: std::sync::Arc<str> = cwd.into();
+                        folders.insert(new.clone());
+                        new
+                    }
+                }),
                 updated_at: r.get::<_, Option<i64>>(4).ok().flatten(),
             };
             match uuid::Uuid::parse_str(&id) {

@@ -73,8 +73,9 @@ pub struct ListedSession {
     pub label: ThreadLabel,
     /// The later of the file's mtime and the thread's `updated_at`, in Unix seconds.
     pub last_activity: i64,
-    /// The transcript's first record, once read.
-    pub meta: Option<Result<SessionMeta, String>>,
+    /// The transcript's first record, once read; boxed, since most rows of a large home
+    /// never read it and the record is most of a row's size.
+    pub meta: Option<Box<Result<SessionMeta, String>>>,
     /// The transcript's first request, once looked for.
     pub request: Option<Option<String>>,
 }
@@ -107,7 +108,7 @@ impl ListedSession {
         self.label.cwd.as_deref().or_else(|| {
             self.meta
                 .as_ref()
-                .and_then(|m| m.as_ref().ok())
+                .and_then(|m| m.as_ref().as_ref().ok())
                 .and_then(|m| m.cwd.as_deref())
         })
     }
@@ -252,7 +253,7 @@ impl SessionListing {
         rows: Option<&std::collections::HashMap<String, ThreadRow>>,
     ) -> Option<Protection> {
         let unread = Err("not read".to_string());
-        let meta = session.meta.as_ref().unwrap_or(&unread);
+        let meta = session.meta.as_deref().unwrap_or(&unread);
         let row = rows.map(|rows| session.file.id().and_then(|id| rows.get(id)));
         let facts = SessionFacts {
             file: &session.file,
@@ -303,7 +304,7 @@ fn read_head(session: &mut ListedSession, need: Need) {
         if session.id.is_none() {
             session.id = meta.as_ref().ok().map(|m| m.id.clone());
         }
-        session.meta = Some(meta);
+        session.meta = Some(Box::new(meta));
     }
     if session.wants_request(need) {
         // An unreadable transcript has no title to give; its first record says why.
