@@ -34,23 +34,7 @@ fn heavy() -> Heavy {
     age_tree(&clean_wt, 20);
     age_tree(&dirty_wt, 20);
     write_large_logs(&home);
-    let releases = home.join("packages/app-server-daemon/releases");
-    for v in [
-        "0.160.0-x86_64-unknown-linux-musl",
-        "0.169.0-x86_64-unknown-linux-musl",
-    ] {
-        std::fs::create_dir_all(releases.join(v).join("bin")).unwrap();
-        std::fs::write(
-            releases.join(v).join("bin/codex"),
-            format!("binary {v}\n").repeat(50_000),
-        )
-        .unwrap();
-    }
-    std::os::unix::fs::symlink(
-        "releases/0.169.0-x86_64-unknown-linux-musl",
-        home.join("packages/app-server-daemon/current"),
-    )
-    .unwrap();
+    write_two_releases(&home);
     let dead_project = sb.dir.path().join("deleted-project");
     std::fs::write(
         home.join("config.toml"),

@@ -53,23 +53,7 @@ fn heavy() -> (Sandbox, u64) {
     let sb = Sandbox::with_sessions(&specs, true);
     let home = &sb.home;
     write_large_logs(home);
-    let releases = home.join("packages/app-server-daemon/releases");
-    for v in [
-        "0.160.0-x86_64-unknown-linux-musl",
-        "0.169.0-x86_64-unknown-linux-musl",
-    ] {
-        std::fs::create_dir_all(releases.join(v).join("bin")).unwrap();
-        std::fs::write(
-            releases.join(v).join("bin/codex"),
-            format!("binary {v}\n").repeat(50_000),
-        )
-        .unwrap();
-    }
-    std::os::unix::fs::symlink(
-        "releases/0.169.0-x86_64-unknown-linux-musl",
-        home.join("packages/app-server-daemon/current"),
-    )
-    .unwrap();
+    write_two_releases(home);
     // Rows written then deleted leave their pages on the freelist (no auto_vacuum).
     let goals = home.join("goals_1.sqlite");
     let conn = rusqlite::Connection::open(&goals).unwrap();

@@ -301,6 +301,28 @@ pub fn texts(array: &serde_json::Value) -> Vec<&str> {
 }
 
 /// Leaves a committed transaction in `db`'s WAL, not checkpointed into the main file.
+/// Two daemon releases of 600 KB, `current` pointing at the newer: cleanup's releases
+/// category moves the older one into the store.
+pub fn write_two_releases(home: &Path) {
+    let releases = home.join("packages/app-server-daemon/releases");
+    for v in [
+        "0.160.0-x86_64-unknown-linux-musl",
+        "0.169.0-x86_64-unknown-linux-musl",
+    ] {
+        std::fs::create_dir_all(releases.join(v).join("bin")).unwrap();
+        std::fs::write(
+            releases.join(v).join("bin/codex"),
+            format!("binary {v}\n").repeat(50_000),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink(
+        "releases/0.169.0-x86_64-unknown-linux-musl",
+        home.join("packages/app-server-daemon/current"),
+    )
+    .unwrap();
+}
+
 /// A 3.6 MB `log/codex-tui.log` and a `logs_2.sqlite` of 6,000 rows whose last writes
 /// still sit in its `-wal`: what cleanup's log category rotates.
 pub fn write_large_logs(home: &Path) {
