@@ -484,6 +484,7 @@ fn a_home_real_codex_wrote_is_listed_by_what_each_session_asked() {
                 diffs.join("\n")
             );
             assert!(!sb.store.exists());
+            support::codex_cli::assert_parity_ok(&real.bin, &sb.home, "sessions");
 
             for entry in std::fs::read_dir(&sb.home).unwrap() {
                 let path = entry.unwrap().path();
