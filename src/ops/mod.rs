@@ -16,6 +16,7 @@ pub mod store_dir;
 pub mod store_files;
 pub mod taken_over;
 pub mod thread_row;
+pub mod thread_rows;
 pub mod transcript_compress;
 pub mod transcript_place;
 pub mod tree_manifest;
