@@ -110,6 +110,24 @@ pub fn run(ctx: &Context) -> Result<Report> {
         "backups".into(),
         json!({ "checked": backups.checked, "bad": problems.len() - before }),
     );
+    let objects = crate::store::pack::ObjectStore::new(&catalog, &ctx.store_root);
+    let sizes = objects.sizes()?;
+    let found = objects.verify_all()?;
+    report.push(
+        report::VERIFICATION,
+        format!(
+            "{} objects decoded to their ids from {} packs and {} dictionaries, each checked against its name: {} problems",
+            sizes.objects,
+            sizes.packs,
+            sizes.dictionaries,
+            found.len()
+        ),
+    );
+    checks.insert(
+        "objects".into(),
+        json!({ "checked": sizes.objects, "packs": sizes.packs, "dictionaries": sizes.dictionaries, "bad": found.len() }),
+    );
+    problems.extend(found);
     Ok(finish(report, problems, checks))
 }
 

@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod folder;
 pub mod migrations;
+pub mod pack;
 mod read_back;
 mod store_lock;
 
@@ -103,6 +104,7 @@ impl Store {
     /// backup manifests. Only the lock holder calls this, so no writer is filling one.
     pub fn remove_temp_files(&self) -> Vec<PathBuf> {
         let mut removed = self.blobs().remove_temp_blobs();
+        removed.extend(self.objects().remove_temp_files());
         removed.extend(folder::remove_abandoned_builds_inside(&self.root));
         if let Ok(backups) = fs::read_dir(self.root.join("backups")) {
             for b in backups.flatten() {
