@@ -18,6 +18,15 @@ pub fn system_time_ns(t: SystemTime) -> i64 {
     }
 }
 
+/// The moment `system_time_ns` gave `ns` for, as a file time.
+pub fn system_time_from_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + std::time::Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - std::time::Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
 /// Age in whole seconds of a moment, never negative (clock skew reads as "just now").
 pub fn age_secs(t: SystemTime) -> u64 {
     SystemTime::now()

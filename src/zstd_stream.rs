@@ -171,19 +171,7 @@ pub fn encode_to(
     let input = crate::regular_file::open(src)?;
     let plain_size = input.metadata()?.len();
     let stored = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, output));
-    let mut encoder = zstd::stream::write::Encoder::new(stored, settings.level)?;
-    // The plain size in the frame header lets `inspect` report uncompressed bytes from the
-    // first bytes of the file, without decoding it.
-    encoder.include_contentsize(true)?;
-    encoder.set_pledged_src_size(Some(plain_size))?;
-    encoder.include_checksum(true)?;
-    for parameter in tuned_parameters(settings, plain_size) {
-        encoder.set_parameter(parameter)?;
-    }
-    if settings.workers > 0 {
-        encoder.multithread(settings.workers)?;
-        encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(TRANSCRIPT_JOB_BYTES))?;
-    }
+    let mut encoder = transcript_encoder(stored, settings, plain_size)?;
     let mut plain = HashingReader::new(BufReader::with_capacity(IO_BUFFER, input));
     let copied = io::copy(&mut plain, &mut encoder)?;
     if copied != plain_size {
@@ -200,6 +188,30 @@ pub fn encode_to(
         stored_hash,
         stored_len,
     })
+}
+
+/// The encoder every compressed transcript is written with, given its plain size: the
+/// same settings and size give the same bytes, which is how a transcript kept as plain
+/// chunks in the store is given back as the `.jsonl.zst` it was.
+pub fn transcript_encoder<W: Write>(
+    out: W,
+    settings: EncodeSettings,
+    plain_size: u64,
+) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut encoder = zstd::stream::write::Encoder::new(out, settings.level)?;
+    // The plain size in the frame header lets `inspect` report uncompressed bytes from the
+    // first bytes of the file, without decoding it.
+    encoder.include_contentsize(true)?;
+    encoder.set_pledged_src_size(Some(plain_size))?;
+    encoder.include_checksum(true)?;
+    for parameter in tuned_parameters(settings, plain_size) {
+        encoder.set_parameter(parameter)?;
+    }
+    if settings.workers > 0 {
+        encoder.multithread(settings.workers)?;
+        encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(TRANSCRIPT_JOB_BYTES))?;
+    }
+    Ok(encoder)
 }
 
 /// Decodes `src` into a new file `dst` (never replacing one), given `meta`, fsynced.

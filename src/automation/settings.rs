@@ -13,7 +13,7 @@ use crate::survey::SurveyOptions;
 
 #[derive(Debug, Default, clap::Args)]
 pub struct CleanupFlags {
-    /// Only these categories: sessions,compress,logs,worktrees,releases,projects
+    /// Only these categories: sessions,compress,logs,worktrees,releases,projects,retire
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub only: Vec<String>,
     /// Sessions idle for less than this are kept [default: 10d, or the policy's]
@@ -31,6 +31,14 @@ pub struct CleanupFlags {
     /// `compress`) [default: 7d]
     #[arg(long = "compress-min-age", value_name = "AGE", value_parser = age_secs)]
     pub compress_min_idle_secs: Option<u64>,
+    /// Archived sessions idle at least this long are retired into the store (category
+    /// `retire`) [default: 180d]
+    #[arg(long = "retire-min-age", value_name = "AGE", value_parser = age_secs)]
+    pub retire_min_age_secs: Option<u64>,
+    /// The most transcripts `retire` leaves in archived_sessions/, oldest retired first
+    /// (Codex lists 10,000 files per folder) [default: 9000]
+    #[arg(long = "retire-folder-cap", value_name = "N")]
+    pub retire_folder_cap: Option<usize>,
     /// Show (and save) the plan with its id; change nothing in the home
     #[arg(long)]
     pub dry_run: bool,
@@ -109,6 +117,15 @@ pub fn settle(flags: &CleanupFlags, policy: Option<&Policy>) -> (CleanupArgs, Ve
             None,
             defaults.compress_min_idle_secs,
         ),
+        retire_min_age_secs: pick(
+            "retire_min_age",
+            flags.retire_min_age_secs,
+            None,
+            defaults.retire_min_age_secs,
+        ),
+        retire_folder_cap: flags
+            .retire_folder_cap
+            .unwrap_or(defaults.retire_folder_cap),
         ..defaults
     };
     let settings = settings

@@ -16,7 +16,7 @@ use crate::report::{LongList, LongListWriter};
 
 /// Categories planned one action per transcript; every other category plans a handful.
 pub fn is_per_transcript(category: &str) -> bool {
-    category == "sessions" || category == "compress"
+    category == "sessions" || category == "compress" || category == "retire"
 }
 
 #[derive(Debug, Clone)]

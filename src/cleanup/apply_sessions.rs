@@ -10,7 +10,9 @@ use super::{Action, ActionList};
 use crate::home::CodexHome;
 use crate::home::sessions::{SessionFile, SessionLocation};
 use crate::home::thread_index::{self, IndexState, ThreadIndex};
+use crate::ops::session_retire::{self, lineage::Lineage};
 use crate::ops::thread_row::IndexWriter;
+use crate::ops::thread_rows::ThreadDatabases;
 use crate::ops::{OpKind, Outcome, Run, session_move, transcript_compress};
 use crate::progress::{Continuing, OnTerminal, Progress as _};
 
@@ -18,12 +20,13 @@ use crate::progress::{Continuing, OnTerminal, Progress as _};
 fn executed_at_once(kind: OpKind) -> usize {
     match kind {
         OpKind::ArchiveSession => session_move::SLICE,
+        OpKind::RetireSession => session_retire::BATCH,
         _ => transcript_compress::SLICE,
     }
 }
 
 /// Runs the reviewed session actions that `holds` (`ArchiveSession`, then
-/// `CompressSession`), a slice at a time as they are read back from the plan, handing each
+/// `CompressSession`, then `RetireSession`), a slice at a time as they are read back from the plan, handing each
 /// one done to `done` with its op id; stops at the first failure and returns it.
 pub(super) fn execute(
     run: &Run,
@@ -36,9 +39,10 @@ pub(super) fn execute(
     let groups = [
         (OpKind::ArchiveSession, "archiving sessions"),
         (OpKind::CompressSession, "compressing transcripts"),
+        (OpKind::RetireSession, "retiring sessions"),
     ];
     // How many of each kind, for the progress: one read of the plan.
-    let mut counts = [0u64; 2];
+    let mut counts = [0u64; 3];
     for a in reviewed.per_transcript()? {
         let a = a?;
         if let Some(k) = groups.iter().position(|(kind, _)| *kind == a.kind)
@@ -70,6 +74,7 @@ pub(super) fn execute(
         writer: writer.as_mut(),
         progress: OnTerminal::new(),
         settings: crate::zstd_stream::EncodeSettings::default(),
+        retiring: None,
     };
     for ((kind, doing), count) in groups.into_iter().zip(counts) {
         if count == 0 {
@@ -112,6 +117,8 @@ struct Slices<'a> {
     writer: Option<&'a mut IndexWriter>,
     progress: OnTerminal,
     settings: crate::zstd_stream::EncodeSettings,
+    /// Codex's databases and the home's forks, opened and read once for every retire slice.
+    retiring: Option<(ThreadDatabases, Lineage)>,
 }
 
 impl Slices<'_> {
@@ -125,6 +132,9 @@ impl Slices<'_> {
         done: &mut dyn FnMut(&Action, &Outcome) -> Result<()>,
     ) -> Result<Option<anyhow::Error>> {
         let home = self.home;
+        if kind == OpKind::RetireSession {
+            return self.retire(slice, done);
+        }
         let files: Vec<SessionFile> = match slice.iter().map(|a| session_file_of(home, a)).collect()
         {
             Ok(files) => files,
@@ -190,6 +200,57 @@ impl Slices<'_> {
             done(a, outcome)?;
         }
         Ok(failed)
+    }
+}
+
+impl Slices<'_> {
+    fn retire(
+        &mut self,
+        slice: &[Action],
+        done: &mut dyn FnMut(&Action, &Outcome) -> Result<()>,
+    ) -> Result<Option<anyhow::Error>> {
+        if self.retiring.is_none() {
+            let opened = ThreadDatabases::open(&self.home.root)
+                .and_then(|dbs| Ok((dbs, session_retire::lineage::of_home(&self.home.root)?)));
+            match opened {
+                Ok(r) => self.retiring = Some(r),
+                Err(e) => return Ok(Some(e)),
+            }
+        }
+        let (dbs, lineage) = self.retiring.as_mut().expect("opened above");
+        let plans = slice
+            .iter()
+            .map(|a| {
+                let path = Path::new(&a.path);
+                let id = crate::home::sessions::parse_rollout_name(
+                    &path.file_name().unwrap_or_default().to_string_lossy(),
+                )
+                .map(|n| n.id)
+                .with_context(|| format!("the thread of {}", path.display()))?;
+                let forks_from = lineage.parent_of(&id).map(str::to_string);
+                Ok(session_retire::plan_retire(path, &id, forks_from))
+            })
+            .collect::<Result<Vec<_>>>();
+        let plans = match plans {
+            Ok(p) => p,
+            Err(e) => return Ok(Some(e)),
+        };
+        let ids: Vec<String> = plans.iter().map(|p| p.thread_id.clone()).collect();
+        match session_retire::execute_batch(self.run, plans, dbs, lineage) {
+            Ok(outcomes) => {
+                self.progress.advance(outcomes.len() as u64);
+                for (plan_id, outcome) in ids.iter().zip(&outcomes) {
+                    if outcome.done().is_some() {
+                        lineage.forget(plan_id);
+                    }
+                }
+                for (a, outcome) in slice.iter().zip(&outcomes) {
+                    done(a, outcome)?;
+                }
+                Ok(None)
+            }
+            Err(e) => Ok(Some(e)),
+        }
     }
 }
 

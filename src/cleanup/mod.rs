@@ -10,6 +10,7 @@ mod frees;
 mod plan;
 mod plan_store;
 mod report;
+mod retire_plan;
 mod verify;
 
 use std::path::Path;

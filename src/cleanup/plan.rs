@@ -106,7 +106,7 @@ fn short_hash(text: &str) -> String {
     crate::content_hash::hash_bytes(text.as_bytes())[..16].to_string()
 }
 
-fn action(
+pub(super) fn action(
     category: &str,
     kind: OpKind,
     path: &Path,
@@ -173,10 +173,13 @@ pub fn build_plan(
     let mut index_path = None;
 
     let mut gate = None;
-    if wanted("sessions") || wanted("compress") {
+    if wanted("sessions") || wanted("compress") || wanted("retire") {
         match thread_index::detect(home) {
             IndexState::NotUnderstood { path, reason } => {
-                for category in ["sessions", "compress"].into_iter().filter(|c| wanted(c)) {
+                for category in ["sessions", "compress", "retire"]
+                    .into_iter()
+                    .filter(|c| wanted(c))
+                {
                     kept.push(Kept {
                         category: category.into(),
                         path: path.display().to_string(),
@@ -237,6 +240,9 @@ pub fn build_plan(
                     gate = Some(found);
                 }
                 let compressing = gate.as_ref().is_some_and(|g| g.allowed);
+                // Archive actions wait for the retire step: a session both would take is
+                // retired straight from where it is.
+                let mut archiving: Vec<(&SessionFile, u64, String)> = Vec::new();
                 if wanted("sessions") {
                     let targets: Vec<&SessionFile> = files
                         .iter()
@@ -266,31 +272,7 @@ pub fn build_plan(
                                 "idle {}, not pinned, current or ambiguous",
                                 human_age(age)
                             );
-                            let archived = session_move::archive_destination(home, file);
-                            // With compression chosen too, a session is archived straight
-                            // into its compressed form: one op, and the bytes are freed in
-                            // this run.
-                            actions.push(if compressing && !file.compressed {
-                                action(
-                                    "sessions",
-                                    OpKind::CompressSession,
-                                    &file.path,
-                                    Some(&sessions::twin_path(&archived)),
-                                    file.size,
-                                    format!(
-                                        "{why}; stored compressed as .jsonl.zst, which Codex reads"
-                                    ),
-                                )
-                            } else {
-                                action(
-                                    "sessions",
-                                    OpKind::ArchiveSession,
-                                    &file.path,
-                                    Some(&archived),
-                                    file.size,
-                                    why,
-                                )
-                            })?;
+                            archiving.push((file, age, why));
                         }
                         for p in judged.protected {
                             kept.push(Kept {
@@ -301,11 +283,69 @@ pub fn build_plan(
                         }
                     }
                 }
+                let mut retired = std::collections::HashSet::new();
+                if wanted("retire") {
+                    let known = SessionKnowledge {
+                        rows: None,
+                        index_path: index_path.as_deref(),
+                        locks: &locks,
+                        handoffs: &handoffs,
+                    };
+                    let chosen: Vec<(&SessionFile, u64)> =
+                        archiving.iter().map(|(f, age, _)| (*f, *age)).collect();
+                    let planned = super::retire_plan::plan(
+                        home,
+                        &files,
+                        &chosen,
+                        &rows_of,
+                        &known,
+                        &args.inspect,
+                    )?;
+                    for a in planned.actions {
+                        actions.push(a)?;
+                    }
+                    kept.extend(planned.kept);
+                    retired = planned.taken;
+                }
+                {
+                    for (file, _, why) in archiving
+                        .into_iter()
+                        .filter(|(f, _, _)| !retired.contains(&f.path))
+                    {
+                        let archived = session_move::archive_destination(home, file);
+                        // With compression chosen too, a session is archived straight
+                        // into its compressed form: one op, and the bytes are freed in
+                        // this run.
+                        actions.push(if compressing && !file.compressed {
+                            action(
+                                "sessions",
+                                OpKind::CompressSession,
+                                &file.path,
+                                Some(&sessions::twin_path(&archived)),
+                                file.size,
+                                format!(
+                                    "{why}; stored compressed as .jsonl.zst, which Codex reads"
+                                ),
+                            )
+                        } else {
+                            action(
+                                "sessions",
+                                OpKind::ArchiveSession,
+                                &file.path,
+                                Some(&archived),
+                                file.size,
+                                why,
+                            )
+                        })?;
+                    }
+                }
                 if compressing {
                     let targets: Vec<&SessionFile> = files
                         .iter()
                         .filter(|f| {
-                            f.location == sessions::SessionLocation::Archived && !f.compressed
+                            f.location == sessions::SessionLocation::Archived
+                                && !f.compressed
+                                && !retired.contains(&f.path)
                         })
                         .collect();
                     let min_idle = args.inspect.compress_min_idle_secs;

@@ -34,6 +34,7 @@ pub(super) fn verb(a: &Action) -> &'static str {
         OpKind::StoreDir => "moved into the store",
         OpKind::MoveWorktree => "moved worktree",
         OpKind::EditConfig => "pruned dead projects from",
+        OpKind::RetireSession => "retired into the store",
         _ => "changed",
     }
 }

@@ -23,6 +23,12 @@ pub struct InspectArgs {
     /// Archived transcripts idle for less than this are not compression candidates
     #[arg(long = "compress-min-age", value_name = "AGE", default_value = "7d", value_parser = age_secs)]
     pub compress_min_idle_secs: u64,
+    /// Archived sessions idle at least this long are retired into the store (`retire`)
+    #[arg(long = "retire-min-age", value_name = "AGE", default_value = "180d", value_parser = age_secs)]
+    pub retire_min_age_secs: u64,
+    /// The most transcripts `retire` leaves in archived_sessions/ (Codex lists 10,000 per folder)
+    #[arg(long = "retire-folder-cap", value_name = "N", default_value = "9000")]
+    pub retire_folder_cap: usize,
     /// Cross-check every index of every database against its table (SQLite's full
     /// integrity_check, as cleanup runs it), not only the pages (quick_check)
     #[arg(long)]
@@ -37,6 +43,8 @@ impl InspectArgs {
             large_log_bytes: self.large_log_bytes,
             min_age_secs: self.min_age_secs,
             compress_min_idle_secs: self.compress_min_idle_secs,
+            retire_min_age_secs: self.retire_min_age_secs,
+            retire_folder_cap: self.retire_folder_cap,
             ..SurveyOptions::default()
         }
     }

@@ -297,6 +297,10 @@ pub struct SessionMeta {
     pub source: Option<String>,
     pub git_branch: Option<String>,
     pub git_commit: Option<String>,
+    /// The thread this one is a fork of and reads its early turns from (`history_base`,
+    /// 0.160 and later): that thread's rows must stay while this one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forks_from: Option<String>,
 }
 
 /// The files of the one session whose id is `wanted` or starts with it, in any case (a
@@ -396,6 +400,11 @@ pub fn parse_session_meta(record: &Value) -> Result<SessionMeta, String> {
         }),
         git_branch: git_text("branch"),
         git_commit: git_text("commit_hash"),
+        forks_from: payload
+            .get("history_base")
+            .and_then(|b| b.get("thread_id"))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase),
     })
 }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::config_edit::ConfigEditDetail;
 use super::row_repair::RowFix;
 use super::session_move::MoveDetail;
+use super::session_retire::RetireDetail;
 use super::store_dir::StoreDirDetail;
 use super::store_files::StoreFilesDetail;
 use super::transcript_compress::RecodeDetail;
@@ -55,6 +56,7 @@ op_details! {
     ConfigEdit(ConfigEditDetail),
     WriteFile(WriteFileDetail),
     RowRepair(RowFix),
+    Retire(RetireDetail),
 }
 
 impl OpDetail {

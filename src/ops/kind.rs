@@ -97,6 +97,8 @@ op_kinds! {
     EditConfig = "edit_config" => super::config_edit::ConfigEdit,
     WriteFile = "write_file" => super::write_file::WriteFile,
     RepairThreadRow = "repair_thread_row" => super::row_repair::RowRepair,
+    RetireSession = "retire_session" => super::session_retire::SessionRetire,
+    RestoreSession = "restore_session" => super::session_retire::SessionRetire,
 }
 
 impl fmt::Display for OpKind {
@@ -151,6 +153,8 @@ mod tests {
                 "edit_config",
                 "write_file",
                 "repair_thread_row",
+                "retire_session",
+                "restore_session",
             ]
         );
     }

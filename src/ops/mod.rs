@@ -10,6 +10,7 @@ pub mod record;
 pub mod row_now;
 pub mod row_repair;
 pub mod session_move;
+pub mod session_retire;
 pub mod source_recheck;
 pub mod state_backup;
 pub mod store_dir;

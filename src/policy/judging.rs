@@ -15,6 +15,7 @@ use crate::home::thread_index::ThreadRow;
 use crate::ops::session_move::{self, PlannedMove};
 
 /// What judging a session needs to know beyond the file itself.
+#[derive(Clone, Copy)]
 pub struct SessionKnowledge<'a> {
     /// `None` for a home without a thread index.
     pub rows: Option<&'a HashMap<String, ThreadRow>>,

@@ -23,7 +23,13 @@ pub const CLEANUP_CATEGORIES: &[&str] = &[
     "worktrees",
     "releases",
     "projects",
+    "retire",
 ];
+/// Archived sessions idle this long are retired (`cleanup`'s `retire`).
+pub const DEFAULT_RETIRE_MIN_AGE_SECS: u64 = 180 * 86_400;
+/// Codex lists at most 10,000 files of a folder (`MAX_SCAN_FILES`); a cap below it leaves
+/// room for the sessions archived before the next cleanup.
+pub const DEFAULT_RETIRE_FOLDER_CAP: usize = 9_000;
 /// A transcript at least this large is a long session that may still matter: it is kept
 /// until it has a handoff document (SPEC.md "Handoff Docs").
 pub const DEFAULT_HANDOFF_MIN_BYTES: u64 = 2 << 20;

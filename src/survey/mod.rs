@@ -25,6 +25,11 @@ pub struct SurveyOptions {
     pub old_worktree_secs: u64,
     pub handoff_min_bytes: u64,
     pub compress_min_idle_secs: u64,
+    /// Archived sessions idle this long leave Codex's view for the store (`retire`).
+    pub retire_min_age_secs: u64,
+    /// At most this many transcripts stay in `archived_sessions/`: Codex lists only the
+    /// first 10,000 files of a folder, so the oldest beyond are retired.
+    pub retire_folder_cap: usize,
 }
 
 impl Default for SurveyOptions {
@@ -36,6 +41,8 @@ impl Default for SurveyOptions {
             old_worktree_secs: 10 * 86_400,
             handoff_min_bytes: crate::policy::DEFAULT_HANDOFF_MIN_BYTES,
             compress_min_idle_secs: crate::policy::DEFAULT_COMPRESS_MIN_IDLE_SECS,
+            retire_min_age_secs: crate::policy::DEFAULT_RETIRE_MIN_AGE_SECS,
+            retire_folder_cap: crate::policy::DEFAULT_RETIRE_FOLDER_CAP,
         }
     }
 }

@@ -174,6 +174,43 @@ impl AppServer {
             .collect()
     }
 
+    /// Ids Codex lists the way its resume picker asks: source kinds and the configured
+    /// model provider, which makes Codex scan the files (and meet its 10,000-file cap)
+    /// rather than read its database.
+    pub fn list_as_picker(&mut self, archived: bool, provider: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor = Value::Null;
+        loop {
+            let result = self
+                .request(
+                    "thread/list",
+                    json!({"archived": archived, "sourceKinds": ["cli", "vscode", "exec", "appServer"],
+                           "modelProviders": [provider], "limit": 200, "cursor": cursor}),
+                )
+                .expect("thread/list");
+            ids.extend(
+                result["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["id"].as_str().unwrap().to_string()),
+            );
+            cursor = result["nextCursor"].clone();
+            if cursor.is_null() {
+                return ids;
+            }
+        }
+    }
+
+    /// The turns Codex reads for a thread, item by item: what must be the same after the
+    /// thread has been out of the home and back.
+    pub fn turns(&mut self, id: &str) -> Value {
+        let read = self
+            .read(id)
+            .unwrap_or_else(|e| panic!("thread/read {id}: {e}"));
+        read["thread"]["turns"].clone()
+    }
+
     pub fn read(&mut self, id: &str) -> Result<Value, Value> {
         self.request("thread/read", json!({"threadId": id, "includeTurns": true}))
     }

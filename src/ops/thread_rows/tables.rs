@@ -120,9 +120,12 @@ pub fn discover(conn: &Connection, database: &str) -> Result<Vec<ThreadTable>> {
     Ok(tables)
 }
 
+/// An identifier of a thread or session, by its name (`…thread…_id`, `…session…_ids`); a
+/// count such as `max_thread_count` names none.
 fn names_a_thread(column: &str) -> bool {
     let lower = column.to_ascii_lowercase();
-    lower.contains("thread") || lower.contains("session")
+    (lower.contains("thread") || lower.contains("session"))
+        && (lower.ends_with("_id") || lower.ends_with("_ids"))
 }
 
 pub fn columns_of(conn: &Connection, table: &str) -> Result<Vec<Column>> {
@@ -163,7 +166,7 @@ mod tests {
         let conn = db("CREATE TABLE threads (id TEXT PRIMARY KEY, title TEXT NOT NULL, thread_section_id TEXT);
              CREATE TABLE brand_new_table (thread_id TEXT, x INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE edges (parent_thread_id TEXT, child_thread_id TEXT PRIMARY KEY);
-             CREATE TABLE unrelated (a TEXT);
+             CREATE TABLE unrelated (a TEXT, max_thread_count INTEGER);
              CREATE TABLE _sqlx_migrations (version INTEGER);");
         let found = discover(&conn, "state_9.sqlite").unwrap();
         let names: Vec<(&str, Vec<&str>)> = found

@@ -1,0 +1,235 @@
+//! Retire against the real Codex (0.169 and 0.171): a retired session is listed nowhere,
+//! Codex's own doctor finds the home consistent, and `restore` and `undo` give back the
+//! transcripts and every row, identical, with Codex reading the same turns and resuming.
+
+mod support;
+
+use codex_maint::ops::thread_rows::{ThreadDatabases, dump};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use support::codex_cli::{self, AppServer, Codex};
+
+fn rows_of(home: &Path, ids: &[String]) -> BTreeMap<String, String> {
+    let dbs = ThreadDatabases::open(home).unwrap();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    dbs.rows_of(&refs)
+        .unwrap()
+        .into_iter()
+        .map(|(id, rows)| (id, String::from_utf8(dump::encode(&rows)).unwrap()))
+        .collect()
+}
+
+fn turns_of(bin: &Path, home: &Path, ids: &[String]) -> BTreeMap<String, Value> {
+    let mut app = AppServer::start(bin, home);
+    ids.iter().map(|id| (id.clone(), app.turns(id))).collect()
+}
+
+fn transcripts(home: &Path, ids: &[String]) -> BTreeMap<String, (String, Vec<u8>)> {
+    ids.iter()
+        .map(|id| {
+            let path = codex_cli::transcript_of(home, id);
+            (
+                id.clone(),
+                (path.display().to_string(), std::fs::read(&path).unwrap()),
+            )
+        })
+        .collect()
+}
+
+fn listed(bin: &Path, home: &Path) -> (Vec<String>, Vec<String>) {
+    let mut app = AppServer::start(bin, home);
+    (
+        app.list_as_picker(false, "standin"),
+        app.list_as_picker(true, "standin"),
+    )
+}
+
+#[test]
+fn retired_sessions_leave_codex_whole_and_come_back_identical() {
+    codex_cli::on_each_current(
+        "retired_sessions_leave_codex_whole_and_come_back_identical",
+        |codex: &Codex| {
+            let rh = codex_cli::real_home(
+                codex,
+                &[
+                    "retire alpha: list the files",
+                    "retire beta: say hello",
+                    "retire gamma: count to three",
+                ],
+            );
+            let (home, bin) = (rh.home.clone(), rh.bin.clone());
+            let parent = rh.ids[0].clone();
+            let fork = {
+                let mut app = AppServer::start(&bin, &home);
+                let forked = app
+                    .request("thread/fork", json!({"threadId": parent}))
+                    .expect("thread/fork");
+                forked["thread"]["id"].as_str().unwrap().to_string()
+            };
+            codex_cli::age_transcripts(&home, 40);
+            let mut all = rh.ids.clone();
+            all.push(fork.clone());
+            let sb = &rh.sb;
+            let rows_before = rows_of(&home, &all);
+            assert!(
+                rows_before
+                    .values()
+                    .all(|r| r.contains("\"table\":\"threads\"")),
+                "every thread has its row"
+            );
+            let turns_before = turns_of(&bin, &home, &all);
+            let files_before = transcripts(&home, &all);
+
+            // The fork stays (it was written just now): its parent is kept with the reason.
+            let plan_args = [
+                "cleanup",
+                "--only",
+                "sessions,retire",
+                "--retire-min-age",
+                "30d",
+                "--min-age",
+                "30d",
+            ];
+            let fingerprint = sb.home_files();
+            let (_, touched) = {
+                let now = std::time::SystemTime::now();
+                let f = std::fs::File::options()
+                    .append(true)
+                    .open(codex_cli::transcript_of(&home, &fork))
+                    .unwrap();
+                f.set_modified(now).unwrap();
+                ((), sb.home_files())
+            };
+            let mut args: Vec<&str> = plan_args.to_vec();
+            args.push("--dry-run");
+            let dry = sb.ok_json(&args);
+            assert_eq!(
+                sb.home_files(),
+                touched,
+                "a dry run changes no byte, databases included"
+            );
+            let kept = dry.to_string();
+            assert!(
+                kept.contains("a fork parent with live descendants"),
+                "{dry:#}"
+            );
+            drop(fingerprint);
+            support::age_tree(&home.join("sessions"), 40);
+
+            let mut args: Vec<&str> = plan_args.to_vec();
+            args.push("--dry-run");
+            let reviewed = sb.ok_json(&args);
+            let plan_id = reviewed["data"]["plan"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{reviewed:#}"))
+                .to_string();
+            let mut yes = plan_args.to_vec();
+            yes.extend(["--plan", &plan_id, "--yes"]);
+            let done = sb.ok_json(&yes);
+            let retired = done
+                .to_string()
+                .matches("\"kind\":\"retire_session\"")
+                .count();
+            assert!(retired >= 4, "all four sessions retired: {done:#}");
+            for id in &all {
+                let path = &files_before[id].0;
+                assert!(!Path::new(path).exists(), "{path} left the home");
+            }
+            let rows_now = rows_of(&home, &all);
+            assert!(
+                rows_now.values().all(|r| r.is_empty()),
+                "no row of a retired thread is left: {rows_now:?}"
+            );
+            let (active, archived) = listed(&bin, &home);
+            for id in &all {
+                assert!(
+                    !active.contains(id) && !archived.contains(id),
+                    "retired {id} is listed nowhere"
+                );
+            }
+            codex_cli::assert_parity_ok(&bin, &home, "retire");
+            sb.cmd().arg("verify").assert().success();
+
+            // One session back by its id: byte for byte, rows and turns identical.
+            let one = rh.ids[1].clone();
+            sb.ok_json(&["restore", &one]);
+            let (path, bytes) = &files_before[&one];
+            assert_eq!(
+                &std::fs::read(path).unwrap(),
+                bytes,
+                "{path} is back byte for byte"
+            );
+            assert_eq!(
+                rows_of(&home, std::slice::from_ref(&one)),
+                rows_of_subset(&rows_before, &one)
+            );
+            assert_eq!(
+                turns_of(&bin, &home, std::slice::from_ref(&one))[&one],
+                turns_before[&one]
+            );
+            codex_cli::assert_parity_ok(&bin, &home, "restore of one");
+
+            // The rest with undo, lineage included.
+            let run = done["data"]["run_id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{done:#}"))
+                .to_string();
+            sb.ok_json(&["undo", "--run", &run, "--yes"]);
+            for id in &all {
+                let (path, bytes) = &files_before[id];
+                assert_eq!(
+                    &std::fs::read(path).unwrap(),
+                    bytes,
+                    "{path} is back byte for byte"
+                );
+            }
+            assert_eq!(
+                rows_of(&home, &all),
+                rows_before,
+                "every row is back, identical"
+            );
+            assert_eq!(
+                turns_of(&bin, &home, &all),
+                turns_before,
+                "Codex reads the same turns"
+            );
+            codex_cli::assert_parity_ok(&bin, &home, "undo of the retire");
+            let (active, _) = listed(&bin, &home);
+            for id in &all {
+                assert!(active.contains(id), "{id} is listed again");
+            }
+            sb.cmd().arg("verify").assert().success();
+
+            // And Codex resumes a session that was retired.
+            let work = rh.sb.dir.path().join("work");
+            let out = codex_cli::codex(&bin, &home)
+                .current_dir(&work)
+                .args([
+                    "exec",
+                    "--skip-git-repo-check",
+                    "resume",
+                    &one,
+                    "one more turn after restore",
+                ])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "codex resumes {one}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let turns = turns_of(&bin, &home, std::slice::from_ref(&one));
+            assert!(
+                turns[&one].as_array().unwrap().len()
+                    > turns_before[&one].as_array().unwrap().len()
+            );
+            codex_cli::assert_parity_ok(&bin, &home, "resume after restore");
+        },
+    );
+}
+
+fn rows_of_subset(all: &BTreeMap<String, String>, id: &str) -> BTreeMap<String, String> {
+    [(id.to_string(), all[id].clone())].into()
+}
