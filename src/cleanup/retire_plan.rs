@@ -6,7 +6,16 @@
 //!
 //! A thread with a fork that stays is never chosen: the fork reads its early turns from it.
 
-use std::collections::HashSet;
+use anyhow::Result;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use super::plan::{Kept, action};
+use crate::home::CodexHome;
+use crate::home::sessions::{SessionFile, SessionLocation};
+use crate::home::thread_index::ThreadRow;
+use crate::ops::OpKind;
+use crate::policy::{SessionKnowledge, SessionPolicy, judge_with};
 
 use crate::clock::human_age;
 use crate::ops::session_retire::lineage::Lineage;
@@ -98,71 +107,6 @@ pub fn choose(
         kept_for_forks,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DAY: u64 = 86_400;
-
-    fn candidates(ages: &[(&'static str, u64)]) -> Vec<Candidate<'static>> {
-        ages.iter()
-            .map(|(id, days)| Candidate {
-                thread_id: id,
-                age_secs: days * DAY,
-            })
-            .collect()
-    }
-
-    fn chosen(choice: &Choice, c: &[Candidate<'_>]) -> Vec<String> {
-        let mut ids: Vec<String> = choice
-            .retire
-            .iter()
-            .map(|(i, _)| c[*i].thread_id.to_string())
-            .collect();
-        ids.sort();
-        ids
-    }
-
-    #[test]
-    fn old_sessions_retire_and_the_cap_takes_the_oldest_of_the_rest() {
-        let c = candidates(&[("a", 200), ("b", 10), ("c", 50), ("d", 30), ("e", 20)]);
-        // 6 archived after this run (one protected), a cap of 3: a by age, then c and d.
-        let choice = choose(&c, 6, 180 * DAY, 3, &Lineage::default());
-        assert_eq!(chosen(&choice, &c), ["a", "c", "d"]);
-        // Under the cap, age alone decides.
-        let choice = choose(&c, 6, 180 * DAY, 9_000, &Lineage::default());
-        assert_eq!(chosen(&choice, &c), ["a"]);
-    }
-
-    #[test]
-    fn a_parent_stays_while_a_fork_of_it_does_and_goes_with_all_of_them() {
-        let c = candidates(&[("parent", 300), ("fork", 20), ("other", 300)]);
-        let lineage = Lineage::from_pairs([("fork".to_string(), "parent".to_string())]);
-        let choice = choose(&c, 3, 180 * DAY, 9_000, &lineage);
-        assert_eq!(chosen(&choice, &c), ["other"]);
-        assert_eq!(choice.kept_for_forks.len(), 1);
-        assert!(
-            choice.kept_for_forks[0]
-                .1
-                .contains("fork reads its early turns")
-        );
-        let c = candidates(&[("parent", 300), ("fork", 200)]);
-        let choice = choose(&c, 2, 180 * DAY, 9_000, &lineage);
-        assert_eq!(chosen(&choice, &c), ["fork", "parent"]);
-    }
-}
-
-use anyhow::Result;
-use std::collections::HashMap;
-use std::path::PathBuf;
-
-use super::plan::{Kept, action};
-use crate::home::CodexHome;
-use crate::home::sessions::{SessionFile, SessionLocation};
-use crate::home::thread_index::ThreadRow;
-use crate::ops::OpKind;
-use crate::policy::{SessionKnowledge, SessionPolicy, judge_with};
 
 /// Reads the thread rows of a slice of transcripts (`None` without a thread index).
 pub type RowsOf<'a> = dyn Fn(&[&SessionFile]) -> Result<Option<HashMap<String, ThreadRow>>> + 'a;
@@ -278,4 +222,58 @@ pub fn plan(
         taken,
         kept,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 86_400;
+
+    fn candidates(ages: &[(&'static str, u64)]) -> Vec<Candidate<'static>> {
+        ages.iter()
+            .map(|(id, days)| Candidate {
+                thread_id: id,
+                age_secs: days * DAY,
+            })
+            .collect()
+    }
+
+    fn chosen(choice: &Choice, c: &[Candidate<'_>]) -> Vec<String> {
+        let mut ids: Vec<String> = choice
+            .retire
+            .iter()
+            .map(|(i, _)| c[*i].thread_id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn old_sessions_retire_and_the_cap_takes_the_oldest_of_the_rest() {
+        let c = candidates(&[("a", 200), ("b", 10), ("c", 50), ("d", 30), ("e", 20)]);
+        // 6 archived after this run (one protected), a cap of 3: a by age, then c and d.
+        let choice = choose(&c, 6, 180 * DAY, 3, &Lineage::default());
+        assert_eq!(chosen(&choice, &c), ["a", "c", "d"]);
+        // Under the cap, age alone decides.
+        let choice = choose(&c, 6, 180 * DAY, 9_000, &Lineage::default());
+        assert_eq!(chosen(&choice, &c), ["a"]);
+    }
+
+    #[test]
+    fn a_parent_stays_while_a_fork_of_it_does_and_goes_with_all_of_them() {
+        let c = candidates(&[("parent", 300), ("fork", 20), ("other", 300)]);
+        let lineage = Lineage::from_pairs([("fork".to_string(), "parent".to_string())]);
+        let choice = choose(&c, 3, 180 * DAY, 9_000, &lineage);
+        assert_eq!(chosen(&choice, &c), ["other"]);
+        assert_eq!(choice.kept_for_forks.len(), 1);
+        assert!(
+            choice.kept_for_forks[0]
+                .1
+                .contains("fork reads its early turns")
+        );
+        let c = candidates(&[("parent", 300), ("fork", 200)]);
+        let choice = choose(&c, 2, 180 * DAY, 9_000, &lineage);
+        assert_eq!(chosen(&choice, &c), ["fork", "parent"]);
+    }
 }
