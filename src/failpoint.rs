@@ -141,3 +141,11 @@ pub const OTHER_POINTS: &[&str] = &[
     "blob-temp-written",
     "restore-temp-written",
 ];
+
+/// Points a retire or the restore of a retired session passes.
+pub const RETIRE_POINTS: &[&str] = &[
+    "retire-objects-stored",
+    "retire-rows-taken",
+    "retire-source-removed",
+    "restore-transcript-written",
+];

@@ -165,3 +165,18 @@ fn undo_of_a_worktree_move_killed_after_git_moved_it_leaves_no_folder_behind() {
     assert!(r.killed, "the undo never reached {k}");
     assert!(r.failures.is_empty(), "{}", r.failures.join("\n"));
 }
+
+#[test]
+fn cleanup_retire() {
+    killed_anywhere("cleanup --only retire");
+}
+
+#[test]
+fn restore_of_a_retired_session() {
+    killed_anywhere("restore of a retired session");
+}
+
+#[test]
+fn undo_of_cleanup_retire() {
+    killed_anywhere("undo of cleanup --only retire");
+}

@@ -86,6 +86,16 @@ impl AppServer {
 
     /// Every thread Codex lists as archived (or not), page by page as a client pages.
     pub fn list_all(&mut self, archived: bool, page: u64) -> Listing {
+        self.list_filtered(archived, page, None)
+    }
+
+    /// As the resume picker asks: with the configured model provider too, which makes
+    /// Codex scan the files (and meet its 10,000-file cap) instead of its database.
+    pub fn list_as_picker(&mut self, archived: bool, provider: &str) -> Listing {
+        self.list_filtered(archived, 200, Some(provider))
+    }
+
+    fn list_filtered(&mut self, archived: bool, page: u64, provider: Option<&str>) -> Listing {
         let started = Instant::now();
         let mut first_page_secs = None;
         let mut cursor: Option<String> = None;
@@ -95,6 +105,9 @@ impl AppServer {
                 "sourceKinds": ["cli", "vscode", "exec", "appServer"]});
             if let Some(c) = &cursor {
                 params["cursor"] = json!(c);
+            }
+            if let Some(p) = provider {
+                params["modelProviders"] = json!([p]);
             }
             let result = self.request("thread/list", params);
             first_page_secs.get_or_insert(started.elapsed().as_secs_f64());

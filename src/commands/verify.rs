@@ -128,6 +128,21 @@ pub fn run(ctx: &Context) -> Result<Report> {
         json!({ "checked": sizes.objects, "packs": sizes.packs, "dictionaries": sizes.dictionaries, "bad": found.len() }),
     );
     problems.extend(found);
+    let retired = catalog.retired_sessions()?;
+    let missing = crate::ops::session_retire::verify_retired(&objects, &retired)?;
+    report.push(
+        report::VERIFICATION,
+        format!(
+            "{} retired sessions each hold their transcript and rows in the store: {} problems",
+            retired.len(),
+            missing.len()
+        ),
+    );
+    checks.insert(
+        "retired_sessions".into(),
+        json!({ "checked": retired.len(), "bad": missing.len() }),
+    );
+    problems.extend(missing);
     Ok(finish(report, problems, checks))
 }
 

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::clock::now_rfc3339;
 
 mod live;
+pub use live::RetiredSession;
 pub use live::live_page_size;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -29,11 +29,34 @@ pub struct Scenario {
 
 const ARCHIVE: &[&str] = &["archive", "--older-than", "10d", "--yes"];
 const ARCHIVE_COMPRESS: &[&str] = &["archive", "--older-than", "10d", "--compress", "--yes"];
-const CLEANUP: &[&str] = &["cleanup", "--yes", "--large-log-mb", "1", "--plan", "@plan"];
+/// Sessions idle 30 days or more are retired, the younger ones archived: every category
+/// of the kill home has actions.
+const CLEANUP: &[&str] = &[
+    "cleanup",
+    "--yes",
+    "--large-log-mb",
+    "1",
+    "--retire-min-age",
+    "30d",
+    "--plan",
+    "@plan",
+];
 const REPAIR: &[&str] = &["repair", "--yes"];
 const DECOMPRESS: &[&str] = &["decompress", "--yes"];
 const RESTORE: &[&str] = &["restore", "@session"];
 const UNDO: &[&str] = &["undo"];
+/// Every archived session of the kill home is idle beyond 10 days, so each is retired.
+const RETIRE: &[&str] = &[
+    "cleanup",
+    "--yes",
+    "--only",
+    "retire",
+    "--retire-min-age",
+    "10d",
+    "--plan",
+    "@plan",
+];
+const RESTORE_RETIRED: &[&str] = &["restore", "@session"];
 
 /// `cleanup --only` each category: where one category's undo fails, the others are still
 /// killed and checked on their own (the benchmark runs these; the test the whole cleanup).
@@ -200,6 +223,24 @@ pub const SCENARIOS: &[Scenario] = &[
         killed: UNDO,
         broken_index: false,
     },
+    Scenario {
+        name: "cleanup --only retire",
+        setup: &[ARCHIVE_COMPRESS],
+        killed: RETIRE,
+        broken_index: false,
+    },
+    Scenario {
+        name: "restore of a retired session",
+        setup: &[ARCHIVE_COMPRESS, RETIRE],
+        killed: RESTORE_RETIRED,
+        broken_index: false,
+    },
+    Scenario {
+        name: "undo of cleanup --only retire",
+        setup: &[ARCHIVE_COMPRESS, RETIRE],
+        killed: UNDO,
+        broken_index: false,
+    },
 ];
 
 pub fn scenario(name: &str) -> &'static Scenario {
@@ -220,6 +261,7 @@ pub fn failpoints() -> Vec<&'static str> {
         .iter()
         .chain(codex_maint::failpoint::OTHER_POINTS)
         .chain(RECODE_POINTS)
+        .chain(codex_maint::failpoint::RETIRE_POINTS)
         .copied()
         .collect()
 }
@@ -372,8 +414,17 @@ fn resolve(h: &KillHome, args: &[&str]) -> Result<Vec<String>, String> {
                     .iter()
                     .position(|a| *a == "--only")
                     .map(|i| args[i + 1]);
-                let mut dry = vec!["cleanup", "--dry-run", "--large-log-mb", "1"];
-                dry.extend(only.iter().flat_map(|c| ["--only", *c]));
+                let mut dry = vec!["cleanup", "--dry-run"];
+                let mut rest = args[1..].iter();
+                while let Some(a) = rest.next() {
+                    match *a {
+                        "--yes" => {}
+                        "--plan" => {
+                            rest.next();
+                        }
+                        other => dry.push(other),
+                    }
+                }
                 let doc = run_ok(h, &dry)?;
                 let plan = &doc["data"]["plan"];
                 let mut categories: Vec<&str> = plan["actions"]

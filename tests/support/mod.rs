@@ -157,10 +157,17 @@ pub fn assert_sessions_whole_and_consistent(
             entry.path().display()
         );
     }
+    let retired = retired_in_sandbox_store(home);
     for (id, hash) in original_hashes {
-        let path = seen
-            .get(id)
-            .unwrap_or_else(|| panic!("session {id} is lost"));
+        let Some(path) = seen.get(id) else {
+            // Retired into the sandbox's store: whole when its transcript object (the plain
+            // bytes, however the file lay) is the session's plain hash.
+            let object = retired
+                .get(id)
+                .unwrap_or_else(|| panic!("session {id} is lost: neither in the home nor retired"));
+            assert_eq!(object, hash, "retired session {id} is not whole");
+            continue;
+        };
         assert_eq!(&plain_hash(path), hash, "session {id} is not whole");
     }
     if home.join("state_5.sqlite").exists() {
@@ -180,6 +187,32 @@ pub fn assert_sessions_whole_and_consistent(
             );
         }
     }
+}
+
+/// The sessions the store beside `home` (a sandbox's `maint-store`) holds retired: thread
+/// id to transcript object.
+fn retired_in_sandbox_store(home: &Path) -> BTreeMap<String, String> {
+    let catalog = home
+        .parent()
+        .unwrap()
+        .join("maint-store")
+        .join(codex_maint::store::CATALOG_FILE);
+    if !catalog.exists() {
+        return BTreeMap::new();
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(&catalog, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT json_extract(detail, '$.thread_id'), json_extract(detail, '$.transcript.object')
+             FROM ops WHERE kind = 'retire_session' AND state = 'applied' AND reverted_by IS NULL",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// The hash of a transcript's plain bytes, decoding a compressed one: a session is whole

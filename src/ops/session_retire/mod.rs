@@ -113,25 +113,24 @@ impl super::OpType for SessionRetire {
 
 /// What `verify` finds wrong with the retired sessions themselves: each must have both its
 /// objects in the store (whose own check decodes every object to its hash).
-pub fn verify_retired(store: &Store, ops: &[OpRecord]) -> Result<Vec<String>> {
-    let objects = store.objects();
+pub fn verify_retired(
+    objects: &crate::store::pack::ObjectStore<'_>,
+    retired: &[crate::store::catalog::RetiredSession],
+) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    for op in ops.iter().filter(|o| is_retired(o)) {
-        let d = op.detail_as::<RetireDetail>()?;
+    for r in retired {
         for (what, id) in [
-            ("transcript", &d.transcript.object),
-            ("rows", &d.rows_object),
+            ("transcript", &r.transcript_object),
+            ("rows", &r.rows_object),
         ] {
-            let present = id
-                .parse()
-                .ok()
-                .map(|id| objects.contains(&id))
-                .transpose()?
-                .unwrap_or(false);
+            let present = match id.parse() {
+                Ok(id) => objects.contains(&id)?,
+                Err(_) => false,
+            };
             if !present {
                 problems.push(format!(
                     "op {}: retired session {}'s {what} object {id} is not in the store",
-                    op.id, d.thread_id
+                    r.op_id, r.thread_id
                 ));
             }
         }

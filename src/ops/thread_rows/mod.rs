@@ -29,6 +29,21 @@ struct OpenDatabase {
     name: String,
     conn: Connection,
     tables: Vec<ThreadTable>,
+    /// A WAL was beside it when opened: what is pending in it stays there, as Codex left
+    /// it, rather than folded into the database by our closing.
+    had_wal: bool,
+}
+
+impl Drop for OpenDatabase {
+    fn drop(&mut self) {
+        if !self.had_wal {
+            // Checkpointed on close and the WAL removed, as Codex's own clean exit leaves it.
+            let _ = self.conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                false,
+            );
+        }
+    }
 }
 
 impl ThreadDatabases {
@@ -46,12 +61,22 @@ impl ThreadDatabases {
                 .and_then(|n| n.to_str())
                 .context("a Codex database name")?
                 .to_string();
+            let had_wal =
+                std::fs::metadata(crate::sqlite_read::wal_path(&path)).is_ok_and(|m| m.len() > 0);
             let conn = Connection::open_with_flags(
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .with_context(|| format!("opening {}", path.display()))?;
             conn.busy_timeout(Duration::from_millis(1500))?;
+            // A pending WAL is left as Codex left it: closing the last connection would
+            // otherwise fold it into the database, rewriting a file whose rows this run may
+            // not even touch. Codex checkpoints it itself. (See `OpenDatabase`'s drop.)
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )?;
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
             // Rows are taken and put back table by table; the checks that matter are made on
             // the whole set, in one transaction per database.
             conn.pragma_update(None, "foreign_keys", "OFF")?;
@@ -69,7 +94,12 @@ impl ThreadDatabases {
                 )
                 .into());
             }
-            databases.push(OpenDatabase { name, conn, tables });
+            databases.push(OpenDatabase {
+                name,
+                conn,
+                tables,
+                had_wal,
+            });
         }
         Ok(ThreadDatabases { databases })
     }

@@ -54,7 +54,43 @@ fn columns_of_o() -> String {
         .join(", ")
 }
 
+/// A session retired into the store and not brought back: what `verify` proves, `inspect`
+/// counts and `prune` keeps. The journal is the one record of them (no table beside it).
+#[derive(Debug, Clone)]
+pub struct RetiredSession {
+    pub op_id: i64,
+    pub thread_id: String,
+    pub rollout_path: String,
+    pub transcript_object: String,
+    pub rows_object: String,
+    pub bytes: i64,
+}
+
 impl Catalog {
+    /// Every session retired and not brought back, by op id.
+    pub fn retired_sessions(&self) -> Result<Vec<RetiredSession>> {
+        let sql = format!(
+            "SELECT o.id, json_extract(o.detail, '$.thread_id'), o.src,
+                    json_extract(o.detail, '$.transcript.object'), json_extract(o.detail, '$.rows_object'),
+                    COALESCE(o.size, 0)
+             FROM ops o WHERE o.kind = 'retire_session' AND {IS_LIVE} ORDER BY o.id"
+        );
+        let mut stmt = self.connection().prepare(&sql)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(RetiredSession {
+                    op_id: r.get(0)?,
+                    thread_id: r.get(1)?,
+                    rollout_path: r.get(2)?,
+                    transcript_object: r.get(3)?,
+                    rows_object: r.get(4)?,
+                    bytes: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Every op in force, by id. What `verify` checks, `undo` takes back and `restore`
     /// accepts; callers that may meet a large catalog page with `live_ops_after`.
     pub fn live_ops(&self) -> Result<Vec<StoredOp>> {
