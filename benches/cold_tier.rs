@@ -21,7 +21,6 @@ use codex_maint::zstd_stream::{self, EncodeSettings, NewFileMeta};
 
 #[path = "../tests/support/model_server.rs"]
 mod model_server;
-#[allow(dead_code)]
 mod support;
 
 /// Commands whose output fills the corpus's tool calls: listings, history, source files.
@@ -161,6 +160,7 @@ struct Packed {
 fn as_packs(files: &[PathBuf], root: &Path, level: i32, batch: usize) -> Packed {
     let _ = std::fs::remove_dir_all(root);
     let store = Store::open_for_write(root).unwrap();
+    let empty_catalog = catalog_bytes(&store);
     let objects = store.objects();
     let block_bytes = std::env::var("CODEX_MAINT_BENCH_BLOCK_KB")
         .ok()
@@ -186,14 +186,27 @@ fn as_packs(files: &[PathBuf], root: &Path, level: i32, batch: usize) -> Packed 
         assert_eq!(objects.read(id).unwrap(), std::fs::read(f).unwrap());
     }
     let sizes = objects.sizes().unwrap();
-    let catalog_bytes = std::fs::metadata(root.join("catalog.sqlite")).map_or(0, |m| m.len())
-        + std::fs::metadata(root.join("catalog.sqlite-wal")).map_or(0, |m| m.len());
+    let catalog_bytes = catalog_bytes(&store) - empty_catalog;
     Packed {
         bytes: sizes.pack_bytes + sizes.dictionary_bytes,
         dictionary_bytes: sizes.dictionary_bytes,
         catalog_bytes,
         secs,
     }
+}
+
+/// The catalog's bytes once its write-ahead log is folded in.
+fn catalog_bytes(store: &Store) -> u64 {
+    let conn = store.catalog.connection();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let pages: u64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    let size: u64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    pages * size
 }
 
 fn plain_bytes(files: &[PathBuf]) -> u64 {
@@ -225,7 +238,7 @@ fn compare(
     for &level in levels {
         let packed = as_packs(files, &scratch.join(format!("store-{level}")), level, 50);
         say(format!(
-            "  packs at level {level:>2}: {:.2} MB (dictionary {:.2} MB) = {:.1}x smaller than .jsonl.zst, {:.1}x than plain; {:.1} MB/s into the store; catalog {:.2} MB",
+            "  packs at level {level:>2}: {:.2} MB (dictionary {:.2} MB) = {:.1}x smaller than .jsonl.zst, {:.1}x than plain; {:.1} MB/s into the store; catalog grew {:.2} MB",
             mb(packed.bytes),
             mb(packed.dictionary_bytes),
             zst as f64 / packed.bytes as f64,
@@ -306,7 +319,7 @@ fn read_at_scale(
         assert_eq!(got, expected);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let catalog = std::fs::metadata(root.join("catalog.sqlite")).map_or(0, |m| m.len());
+    let catalog = catalog_bytes(&store);
     say(format!(
         "read one ~50 KB object among {} objects ({} chunks, {} packs, catalog {:.1} MB, built in {built:.0} s): median {:.2} ms, max {:.2} ms over {probes} reads",
         sizes.objects,
