@@ -200,13 +200,13 @@ fn catalog_bytes(store: &Store) -> u64 {
     let conn = store.catalog.connection();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
         .unwrap();
-    let pages: u64 = conn
+    let pages: i64 = conn
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .unwrap();
-    let size: u64 = conn
+    let size: i64 = conn
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .unwrap();
-    pages * size
+    (pages * size) as u64
 }
 
 fn plain_bytes(files: &[PathBuf]) -> u64 {
