@@ -244,6 +244,29 @@ fn a_flipped_byte_in_a_pack_is_found_by_read_and_by_verify() {
 }
 
 #[test]
+fn bytes_that_decode_but_are_not_the_chunk_are_found_by_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("store"));
+    let objects = store.objects();
+    let mut w = objects.writer().unwrap();
+    let id = w.put_bytes(&transcript(4, 2000), Chunker::CdcLines).unwrap();
+    w.commit().unwrap();
+    // The pack is intact; the catalog places a chunk one byte off, so zstd decodes the
+    // block without complaint and only the hashes can tell.
+    store
+        .catalog
+        .connection()
+        .execute(
+            "UPDATE chunks SET offset = offset + 1 WHERE id = (SELECT id FROM chunks LIMIT 1)",
+            [],
+        )
+        .unwrap();
+    let err = objects.read(&id).unwrap_err();
+    assert!(format!("{err:#}").contains("does not"), "{err:#}");
+    assert!(!objects.verify_all().unwrap().is_empty());
+}
+
+#[test]
 fn a_pack_of_a_higher_format_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
