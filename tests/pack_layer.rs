@@ -249,7 +249,9 @@ fn bytes_that_decode_but_are_not_the_chunk_are_found_by_read() {
     let store = open(&dir.path().join("store"));
     let objects = store.objects();
     let mut w = objects.writer().unwrap();
-    let id = w.put_bytes(&transcript(4, 2000), Chunker::CdcLines).unwrap();
+    let id = w
+        .put_bytes(&transcript(4, 2000), Chunker::CdcLines)
+        .unwrap();
     w.commit().unwrap();
     // The pack is intact; the catalog places a chunk one byte off, so zstd decodes the
     // block without complaint and only the hashes can tell.
