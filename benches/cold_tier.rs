@@ -12,9 +12,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use codex_maint::store::Store;
+use codex_maint::store::pack::{Chunker, ObjectId, PackLimits};
+use codex_maint::testkit::synthetic_home::{SessionSpec, write_transcript};
+use codex_maint::zstd_stream::{self, EncodeSettings, NewFileMeta};
 
 #[path = "../tests/support/model_server.rs"]
 mod model_server;
+mod support;
 
 /// Commands whose output fills the corpus's tool calls: listings, history, source files.
 fn corpus_commands() -> Vec<String> {
@@ -125,6 +132,205 @@ fn real_corpus(codex: &Path, sessions: usize) -> Vec<PathBuf> {
     files
 }
 
+/// Bytes of `files` as `.jsonl.zst`, written by the compress tier's own encoder at its
+/// default settings.
+fn as_jsonl_zst(files: &[PathBuf], scratch: &Path) -> u64 {
+    std::fs::create_dir_all(scratch).unwrap();
+    let mut total = 0;
+    for (i, f) in files.iter().enumerate() {
+        let dst = scratch.join(format!("{i}.jsonl.zst"));
+        let hashed =
+            zstd_stream::encode_file(f, &dst, EncodeSettings::default(), NewFileMeta::default())
+                .unwrap();
+        total += hashed.stored_len;
+        std::fs::remove_file(&dst).unwrap();
+    }
+    total
+}
+
+struct Packed {
+    bytes: u64,
+    dictionary_bytes: u64,
+    catalog_bytes: u64,
+    secs: f64,
+}
+
+/// Stores `files` as cdc-lines objects in a new store, `batch` per writer (as retire runs
+/// commit), at `level`, and reads every one back against its file.
+fn as_packs(files: &[PathBuf], root: &Path, level: i32, batch: usize) -> Packed {
+    let _ = std::fs::remove_dir_all(root);
+    let store = Store::open_for_write(root).unwrap();
+    let empty_catalog = catalog_bytes(&store);
+    let objects = store.objects();
+    let block_bytes = std::env::var("CODEX_MAINT_BENCH_BLOCK_KB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(PackLimits::default().block_bytes, |kb| kb << 10);
+    let limits = PackLimits {
+        text_level: level,
+        block_bytes,
+        ..PackLimits::default()
+    };
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for group in files.chunks(batch) {
+        let mut w = objects.writer_with(limits).unwrap();
+        for f in group {
+            let mut file = std::fs::File::open(f).unwrap();
+            ids.push(w.put_reader(&mut file, Chunker::CdcLines).unwrap());
+        }
+        w.commit().unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    for (id, f) in ids.iter().zip(files) {
+        assert_eq!(objects.read(id).unwrap(), std::fs::read(f).unwrap());
+    }
+    let sizes = objects.sizes().unwrap();
+    let catalog_bytes = catalog_bytes(&store) - empty_catalog;
+    Packed {
+        bytes: sizes.pack_bytes + sizes.dictionary_bytes,
+        dictionary_bytes: sizes.dictionary_bytes,
+        catalog_bytes,
+        secs,
+    }
+}
+
+/// The catalog's bytes once its write-ahead log is folded in.
+fn catalog_bytes(store: &Store) -> u64 {
+    let conn = store.catalog.connection();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    let size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    (pages * size) as u64
+}
+
+fn plain_bytes(files: &[PathBuf]) -> u64 {
+    files.iter().map(|f| f.metadata().unwrap().len()).sum()
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// The comparison for one corpus, a row per pack level.
+fn compare(
+    label: &str,
+    files: &[PathBuf],
+    scratch: &Path,
+    levels: &[i32],
+    say: &mut dyn FnMut(String),
+) {
+    let plain = plain_bytes(files);
+    let zst = as_jsonl_zst(files, &scratch.join("zst"));
+    say(format!(
+        "{label}: {} transcripts, {:.1} MB plain, {:.2} MB as .jsonl.zst (level {}, {:.1}x)",
+        files.len(),
+        mb(plain),
+        mb(zst),
+        zstd_stream::DEFAULT_LEVEL,
+        plain as f64 / zst as f64
+    ));
+    for &level in levels {
+        let packed = as_packs(files, &scratch.join(format!("store-{level}")), level, 50);
+        say(format!(
+            "  packs at level {level:>2}: {:.2} MB (dictionary {:.2} MB) = {:.1}x smaller than .jsonl.zst, {:.1}x than plain; {:.1} MB/s into the store; catalog grew {:.2} MB",
+            mb(packed.bytes),
+            mb(packed.dictionary_bytes),
+            zst as f64 / packed.bytes as f64,
+            plain as f64 / packed.bytes as f64,
+            mb(plain) / packed.secs,
+            mb(packed.catalog_bytes),
+        ));
+    }
+}
+
+/// Generated transcripts of the testkit, as many as the real ones and of similar sizes.
+fn generated_corpus(dir: &Path, like: &[PathBuf]) -> Vec<PathBuf> {
+    let home = dir.join("generated");
+    like.iter()
+        .enumerate()
+        .map(|(n, f)| {
+            let bytes = f.metadata().unwrap().len() as usize;
+            let spec = SessionSpec::aged(n as u64, 30.0 + n as f64, bytes.max(4096));
+            write_transcript(&home, &spec).unwrap()
+        })
+        .collect()
+}
+
+/// A store of `count` objects of about 50 KB, built from the real transcripts with a
+/// unique first line each (fast level: this measures finding and decoding one object, not
+/// compression); then the time to read one back, over `probes` objects.
+fn read_at_scale(
+    real: &[PathBuf],
+    root: &Path,
+    count: usize,
+    probes: usize,
+    say: &mut dyn FnMut(String),
+) {
+    let _ = std::fs::remove_dir_all(root);
+    let bodies: Vec<Vec<u8>> = real
+        .iter()
+        .map(|f| {
+            let mut b = std::fs::read(f).unwrap();
+            b.truncate(50_000);
+            b
+        })
+        .collect();
+    let make = |k: usize| {
+        let mut bytes = format!("{{\"object\":{k}}}\n").into_bytes();
+        bytes.extend_from_slice(&bodies[k % bodies.len()]);
+        bytes
+    };
+    let started = Instant::now();
+    {
+        let store = Store::open_for_write(root).unwrap();
+        let objects = store.objects();
+        let limits = PackLimits {
+            text_level: 3,
+            ..PackLimits::default()
+        };
+        for start in (0..count).step_by(5000) {
+            let mut w = objects.writer_with(limits).unwrap();
+            for k in start..(start + 5000).min(count) {
+                w.put_bytes(&make(k), Chunker::CdcLines).unwrap();
+            }
+            w.commit().unwrap();
+        }
+    }
+    let built = started.elapsed().as_secs_f64();
+    let store = Store::open_for_write(root).unwrap();
+    let objects = store.objects();
+    let sizes = objects.sizes().unwrap();
+    let mut times = Vec::new();
+    for p in 0..probes {
+        let k = (p * 7919 + 13) % count;
+        let expected = make(k);
+        let id = ObjectId::of(&expected);
+        // A fresh view each time: no block or dictionary left cached by the last read.
+        let objects = store.objects();
+        let t = Instant::now();
+        let got = objects.read(&id).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(got, expected);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let catalog = catalog_bytes(&store);
+    say(format!(
+        "read one ~50 KB object among {} objects ({} chunks, {} packs, catalog {:.1} MB, built in {built:.0} s): median {:.2} ms, max {:.2} ms over {probes} reads",
+        sizes.objects,
+        sizes.chunks,
+        sizes.packs,
+        mb(catalog),
+        times[times.len() / 2],
+        times[times.len() - 1]
+    ));
+}
+
 fn main() {
     let Some(codex) = codex_maint::testkit::installed_codex() else {
         eprintln!("the real Codex CLI is not installed: run .ci/run (it installs it) first");
@@ -135,5 +341,49 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(240);
     let real = real_corpus(&codex, sessions);
-    println!("real corpus: {} transcripts", real.len());
+    let objects_at_scale: usize = std::env::var("CODEX_MAINT_BENCH_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let levels: Vec<i32> = std::env::var("CODEX_MAINT_BENCH_LEVELS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|l| l.parse().ok()).collect())
+        .unwrap_or_else(|| vec![19, 15, 12, 9, 6, 3]);
+    let dir = support::bench_dir("codex-maint-bench-cold-");
+    let mut out = String::new();
+    let mut say = |line: String| {
+        println!("{line}");
+        out.push_str(&line);
+        out.push('\n');
+    };
+    compare(
+        "real (Codex CLI)",
+        &real,
+        &dir.path().join("real"),
+        &levels,
+        &mut say,
+    );
+    if std::env::var("CODEX_MAINT_BENCH_ONLY").is_ok_and(|v| v == "real") {
+        return;
+    }
+    let generated = generated_corpus(dir.path(), &real);
+    compare(
+        "generated (testkit)",
+        &generated,
+        &dir.path().join("gen"),
+        &levels,
+        &mut say,
+    );
+    read_at_scale(
+        &real,
+        &dir.path().join("scale"),
+        objects_at_scale,
+        200,
+        &mut say,
+    );
+    std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cold-tier.txt"),
+        out,
+    )
+    .unwrap();
 }

@@ -85,6 +85,7 @@ fn collect(
                     run_id,
                     op_kind: super::OpKind::StoreFiles.to_string(),
                 }),
+                as_pages: false,
             });
         } else if name.ends_with(".sqlite") {
             let copy = copies.join(&name);
@@ -96,6 +97,7 @@ fn collect(
                 mtime_ns,
                 mode: file_mode(&meta),
                 held_in_store: None,
+                as_pages: true,
             });
         } else if name.ends_with(".toml") || name.ends_with(".json") {
             sources.push(BackupSource {
@@ -104,6 +106,7 @@ fn collect(
                 mtime_ns,
                 mode: file_mode(&meta),
                 held_in_store: None,
+                as_pages: false,
             });
         }
     }
@@ -127,6 +130,7 @@ fn collect(
                 mtime_ns: meta.modified().map(system_time_ns).unwrap_or(0),
                 mode: file_mode(&meta),
                 held_in_store: None,
+                as_pages: false,
             });
         }
     }
@@ -184,6 +188,115 @@ mod tests {
     use super::*;
     use std::fs::File;
 
+    fn home_with_a_database(dir: &Path) -> (CodexHome, Connection) {
+        let home = CodexHome {
+            root: dir.join("home"),
+        };
+        fs::create_dir_all(&home.root).unwrap();
+        fs::write(home.root.join("config.toml"), "model = \"x\"\n").unwrap();
+        let db = Connection::open(home.root.join("state_5.sqlite")).unwrap();
+        db.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT);")
+            .unwrap();
+        let tx = db.unchecked_transaction().unwrap();
+        for i in 0..4000 {
+            tx.execute(
+                "INSERT INTO t (body) VALUES (?1)",
+                [format!("thread {i} {}", "y".repeat(i % 200))],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        (home, db)
+    }
+
+    #[test]
+    fn a_second_backup_of_a_database_with_one_changed_row_costs_about_a_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, db) = home_with_a_database(dir.path());
+        let store = Store::open_for_write(&dir.path().join("store")).unwrap();
+        create(&store, &home, None, &[]).unwrap();
+        let first = store.objects().sizes().unwrap();
+        db.execute("UPDATE t SET body = 'changed' WHERE id = 2000", [])
+            .unwrap();
+        let second = create(&store, &home, None, &[]).unwrap();
+        let then = store.objects().sizes().unwrap();
+        let db_size = fs::metadata(home.root.join("state_5.sqlite"))
+            .unwrap()
+            .len();
+        assert!(db_size > 100 * 4096, "{db_size}");
+        assert!(
+            then.pack_bytes - first.pack_bytes < 3 * 4096,
+            "{} bytes of packs for a second backup of a {db_size}-byte database with one row changed (the first took {})",
+            then.pack_bytes - first.pack_bytes,
+            first.pack_bytes
+        );
+        let rows: i64 = store
+            .catalog
+            .connection()
+            .query_row("SELECT COUNT(*) FROM backup_objects", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+        let out = dir.path().join("out");
+        backup::extract(&store, second.info.id, &out).unwrap();
+        let body: String = Connection::open(out.join("state_5.sqlite"))
+            .unwrap()
+            .query_row("SELECT body FROM t WHERE id = 2000", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(body, "changed");
+        assert!(
+            backup::verify_all(&store.catalog, &store.root)
+                .unwrap()
+                .problems
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn verify_proves_every_byte_of_a_database_held_as_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, _db) = home_with_a_database(dir.path());
+        let store = Store::open_for_write(&dir.path().join("store")).unwrap();
+        let made = create(&store, &home, None, &[]).unwrap();
+        // One chunk's place moved by a byte: the pack decodes, the bytes are wrong.
+        store
+            .catalog
+            .connection()
+            .execute(
+                "UPDATE chunks SET offset = offset + 1 WHERE id = (SELECT id FROM chunks LIMIT 1)",
+                [],
+            )
+            .unwrap();
+        let problems = backup::verify_all(&store.catalog, &store.root)
+            .unwrap()
+            .problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with(&format!("backup {}: entry state_5.sqlite", made.info.id))),
+            "{problems:?}"
+        );
+        assert!(backup::extract(&store, made.info.id, &dir.path().join("out")).is_err());
+    }
+
+    #[test]
+    fn a_backup_of_a_newer_format_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, _db) = home_with_a_database(dir.path());
+        let store = Store::open_for_write(&dir.path().join("store")).unwrap();
+        let made = create(&store, &home, None, &[]).unwrap();
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(&made.info.manifest).unwrap()).unwrap();
+        manifest["format"] = 3.into();
+        fs::write(&made.info.manifest, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let err = backup::extract(&store, made.info.id, &dir.path().join("out")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("backup format 3") && text.contains("backup format 2"),
+            "{text}"
+        );
+        assert!(!dir.path().join("out").exists());
+    }
+
     #[test]
     fn a_backup_holds_state_and_databases_but_never_credentials() {
         let dir = tempfile::tempdir().unwrap();
@@ -215,11 +328,29 @@ mod tests {
                 .problems
                 .is_empty()
         );
-        // The database copy holds the row still in the WAL.
+        // The database is held as pages, not in the archive.
         let mut tar =
             tar::Archive::new(zstd::Decoder::new(File::open(&info.archive).unwrap()).unwrap());
+        let in_archive: Vec<String> = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(in_archive, vec!["config.toml", "memories/note.md"]);
+        // One step gives the whole backup back; the database copy holds the row still in
+        // the WAL.
         let out = dir.path().join("out");
-        tar.unpack(&out).unwrap();
+        assert!(backup::extract(&store, info.id, &out).unwrap().is_empty());
+        assert_eq!(fs::read(out.join("memories/note.md")).unwrap(), b"remember");
+        let db_entry = manifest
+            .entries
+            .iter()
+            .find(|e| e.path == "state_5.sqlite")
+            .unwrap();
+        assert_eq!(
+            crate::content_hash::hash_file(&out.join("state_5.sqlite")).unwrap(),
+            db_entry.hash
+        );
         let n: i64 = Connection::open(out.join("state_5.sqlite"))
             .unwrap()
             .query_row("SELECT x FROM t", [], |r| r.get(0))

@@ -1,7 +1,9 @@
 //! Backups in the store (DESIGN.md "backups"): `backups/YYYYMMDD-HHMMSS/state.tar.zst`
 //! plus `manifest.json` (path, size, mtime, mode and hash of each entry), read back and
-//! checked before the caller may change anything. What goes in is decided by the caller
-//! (`ops::state_backup`); this module knows archives, not Codex.
+//! checked before the caller may change anything. Databases go into the pack layer as
+//! objects cut at their pages (backup format 2), so a page unchanged since an earlier
+//! backup costs nothing. What goes in is decided by the caller (`ops::state_backup`); this
+//! module knows archives and objects, not Codex.
 
 use anyhow::{Context, Result};
 use rusqlite::params;
@@ -10,6 +12,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::pack::{Chunker, ObjectId, ObjectStore};
 use super::{Catalog, Store, create_private_dir, restrict_file};
 use crate::clock::now_rfc3339;
 use crate::content_hash::{HashingReader, hash_file};
@@ -28,10 +31,25 @@ pub struct BackupEntry {
     /// Set when the entry is not in the archive but held in the store as a blob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_in_store: Option<HeldInStore>,
+    /// Set when the entry is not in the archive but held as an object of the pack layer
+    /// (a database, cut at its pages): its id, which is also `hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectId>,
+}
+
+/// The backup format this binary writes and the highest it reads: 1, everything in the
+/// archive (or held in the store as a blob); 2, databases held as page-chunked objects.
+pub const BACKUP_FORMAT: u32 = 2;
+
+fn first_format() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Absent in manifests written before it existed: format 1.
+    #[serde(default = "first_format")]
+    pub format: u32,
     pub created_at: String,
     pub home: String,
     pub archive: String,
@@ -70,6 +88,9 @@ pub struct BackupSource {
     pub mode: u32,
     /// Not copied: only hashed, and named as held in the store.
     pub held_in_store: Option<HeldInStore>,
+    /// Stored as an object cut at its pages (an SQLite database), not in the archive, so
+    /// the pages it shares with earlier backups cost nothing.
+    pub as_pages: bool,
 }
 
 /// A folder under `backups/` for this snapshot; the caller fills a private temporary
@@ -108,6 +129,8 @@ pub fn create(
 ) -> Result<BackupInfo> {
     let archive_path = dir.join(ARCHIVE_NAME);
     let mut entries = Vec::new();
+    let objects = store.objects();
+    let mut pages = objects.writer()?;
     {
         let out = File::create(&archive_path)?;
         restrict_file(&archive_path)?;
@@ -123,6 +146,30 @@ pub fn create(
                     hash: hash_file(&s.bytes_from)
                         .with_context(|| format!("reading {}", s.bytes_from.display()))?,
                     held_in_store: Some(held.clone()),
+                    object: None,
+                });
+                continue;
+            }
+            if s.as_pages {
+                let file = crate::regular_file::open(&s.bytes_from)
+                    .with_context(|| format!("reading {}", s.bytes_from.display()))?;
+                let size = file.metadata()?.len();
+                let mut reader = HashingReader::new(file);
+                let id = pages.put_reader(&mut reader, Chunker::SqlitePage)?;
+                let (hash, read) = reader.finish();
+                anyhow::ensure!(
+                    read == size && hash == id.to_hex(),
+                    "{} changed while being backed up",
+                    s.name
+                );
+                entries.push(BackupEntry {
+                    path: s.name.clone(),
+                    size,
+                    mtime_ns: s.mtime_ns,
+                    mode: s.mode,
+                    hash,
+                    held_in_store: None,
+                    object: Some(id),
                 });
                 continue;
             }
@@ -149,12 +196,17 @@ pub fn create(
                 mode: s.mode,
                 hash,
                 held_in_store: None,
+                object: None,
             });
         }
         let encoder = tar.into_inner()?;
         encoder.finish()?.sync_all()?;
     }
+    // The objects are whole in the catalog before the backup that names them is recorded:
+    // a crash between leaves objects nothing names, for `prune`.
+    pages.commit()?;
     let manifest = Manifest {
+        format: BACKUP_FORMAT,
         created_at: now_rfc3339(),
         home: home_label.to_string(),
         archive: ARCHIVE_NAME.into(),
@@ -171,7 +223,8 @@ pub fn create(
     if crate::failpoint::armed_for("backup-corrupt") {
         corrupt_for_test(&archive_path)?;
     }
-    let problems = check(dir, &manifest)?;
+    let mut problems = check(dir, &manifest)?;
+    problems.extend(check_objects(&objects, &manifest)?);
     if !problems.is_empty() {
         return Err(MaintError::refused(
             format!(
@@ -216,6 +269,7 @@ fn corrupt_for_test(archive: &Path) -> Result<()> {
 
 /// Re-reads the archive and compares every entry with the manifest.
 pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    refuse_newer(dir, manifest)?;
     let mut problems = Vec::new();
     let archive = dir.join(&manifest.archive);
     match hash_file(&archive) {
@@ -246,7 +300,7 @@ pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
     let archived: Vec<&BackupEntry> = manifest
         .entries
         .iter()
-        .filter(|e| e.held_in_store.is_none())
+        .filter(|e| e.held_in_store.is_none() && e.object.is_none())
         .collect();
     if seen.len() != archived.len() {
         problems.push(format!(
@@ -266,6 +320,104 @@ pub fn check(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// A backup written by a newer codex-maint is refused (exit 3), naming both formats.
+fn refuse_newer(dir: &Path, manifest: &Manifest) -> Result<()> {
+    if manifest.format > BACKUP_FORMAT {
+        return Err(MaintError::refused(
+            format!(
+                "the backup {} has backup format {}, written by a newer codex-maint; this one reads backup format {BACKUP_FORMAT}. Nothing was changed: upgrade codex-maint",
+                dir.display(),
+                manifest.format
+            ),
+            vec![],
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Decodes every entry held as an object, proving each byte against the manifest: the
+/// object must be the entry's hash and length, and read back whole to it.
+pub fn check_objects(objects: &ObjectStore<'_>, manifest: &Manifest) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for e in &manifest.entries {
+        let Some(id) = &e.object else { continue };
+        if id.to_hex() != e.hash {
+            problems.push(format!(
+                "entry {}: its object {id} is not its hash {}",
+                e.path, e.hash
+            ));
+            continue;
+        }
+        match objects.read_to(id, &mut std::io::sink()) {
+            Ok(n) if n == e.size => {}
+            Ok(n) => problems.push(format!(
+                "entry {}: its object holds {n} bytes, the manifest {}",
+                e.path, e.size
+            )),
+            Err(err) => problems.push(format!("entry {}: {err:#}", e.path)),
+        }
+    }
+    Ok(problems)
+}
+
+/// Writes backup `backup_id` out whole into `dest` (a new folder): the archive's entries
+/// and every entry held as an object, each with its recorded mode, checked against the
+/// manifest's hash before it takes its name. Entries held in the store as a run's blob are
+/// not written (`undo --run` puts those back); their names are returned.
+pub fn extract(store: &Store, backup_id: i64, dest: &Path) -> Result<Vec<String>> {
+    let path: String = store
+        .catalog
+        .connection()
+        .query_row("SELECT path FROM backups WHERE id = ?1", [backup_id], |r| {
+            r.get(0)
+        })
+        .with_context(|| format!("backup {backup_id} is not in the catalog"))?;
+    let dir = PathBuf::from(path);
+    let manifest: Manifest = serde_json::from_slice(&fs::read(dir.join(MANIFEST_NAME))?)?;
+    let problems = check(&dir, &manifest)?;
+    anyhow::ensure!(
+        problems.is_empty(),
+        "backup {backup_id} does not check out: {problems:?}"
+    );
+    fs::create_dir(dest)
+        .with_context(|| format!("creating {} (it must not exist)", dest.display()))?;
+    tar::Archive::new(zstd::Decoder::new(File::open(
+        dir.join(&manifest.archive),
+    )?)?)
+    .unpack(dest)?;
+    let objects = store.objects();
+    let mut not_written = Vec::new();
+    for e in &manifest.entries {
+        if e.held_in_store.is_some() {
+            not_written.push(e.path.clone());
+            continue;
+        }
+        let Some(id) = &e.object else { continue };
+        let target = dest.join(&e.path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let temp = crate::fs_atomic::temp_path_beside(&target);
+        let written = (|| -> Result<()> {
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            objects.read_to(id, &mut out)?;
+            crate::fs_atomic::set_mode(&out, e.mode & 0o7777)?;
+            out.sync_all()?;
+            Ok(())
+        })();
+        if let Err(err) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(err.context(format!("writing {}", target.display())));
+        }
+        crate::fs_atomic::rename_no_replace(&temp, &target)?;
+    }
+    Ok(not_written)
 }
 
 /// Name, size and hash of every entry, in order.
@@ -302,6 +454,12 @@ fn record(
             "INSERT INTO backup_entries (backup_id, path, size, mtime_ns, mode, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id, e.path, e.size as i64, e.mtime_ns, e.mode as i64, e.hash],
         )?;
+        if let Some(object) = &e.object {
+            tx.execute(
+                "INSERT INTO backup_objects (backup_id, path, object) VALUES (?1, ?2, ?3)",
+                params![id, e.path, object],
+            )?;
+        }
     }
     tx.commit()?;
     Ok(id)
@@ -314,7 +472,8 @@ pub struct BackupCheck {
 
 /// Every recorded backup: its manifest unchanged, its archive unchanged and readable, every
 /// entry matching. Reads only.
-pub fn verify_all(catalog: &Catalog, _store_root: &Path) -> Result<BackupCheck> {
+pub fn verify_all(catalog: &Catalog, store_root: &Path) -> Result<BackupCheck> {
+    let objects = ObjectStore::new(catalog, store_root);
     let mut stmt = catalog
         .connection()
         .prepare("SELECT id, path, manifest_hash FROM backups ORDER BY id")?;
@@ -344,9 +503,14 @@ pub fn verify_all(catalog: &Catalog, _store_root: &Path) -> Result<BackupCheck> 
             continue;
         }
         let manifest: Manifest = serde_json::from_str(&text)?;
+        if let Err(e) = refuse_newer(&dir, &manifest) {
+            problems.push(format!("backup {id}: {e:#}"));
+            continue;
+        }
         problems.extend(
             check(&dir, &manifest)?
                 .into_iter()
+                .chain(check_objects(&objects, &manifest)?)
                 .map(|p| format!("backup {id}: {p}")),
         );
     }

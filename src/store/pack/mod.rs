@@ -101,11 +101,11 @@ pub struct PackLimits {
     pub dictionary_threshold: u64,
 }
 
-pub const BLOCK_BYTES: usize = 1 << 20;
+pub const BLOCK_BYTES: usize = 8 << 20;
 pub const PACK_BYTES: u64 = 64 << 20;
 /// Measured in benches/cold_tier.rs on transcripts the real Codex wrote: see the level
 /// table there and in docs/store-format.md.
-pub const TEXT_LEVEL: i32 = 15;
+pub const TEXT_LEVEL: i32 = 12;
 /// Database pages repeat as whole chunks, not within them: a fast level loses little.
 pub const PAGE_LEVEL: i32 = 3;
 pub const DICTIONARY_THRESHOLD: u64 = 100;

@@ -6,15 +6,17 @@ use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::OptionalExtension;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use super::pack_file::{Header, read_at};
 use super::{ObjectId, ObjectStore};
 
-/// Decoded blocks kept at once: an object's chunks sit in neighbouring blocks, and a
-/// deduped chunk may point back to an older one; four 1 MiB blocks bound the memory.
-const BLOCKS_KEPT: usize = 4;
+/// Decoded blocks kept at once: an object's chunks sit in one block or two neighbours,
+/// and a deduped chunk may point back to an older one; two 8 MiB blocks bound the memory.
+const BLOCKS_KEPT: usize = 2;
+/// Chunks located per catalog round: how far ahead a read looks to decode each block once.
+const CHUNKS_LOOKED_UP: usize = 256;
 
 #[derive(Debug, Clone)]
 struct ChunkPlace {
@@ -84,13 +86,27 @@ impl<'s> ObjectReader<'s> {
         let meta = self.meta(id)?;
         let mut whole = blake3::Hasher::new();
         let mut written = 0u64;
-        for chunk_id in &meta.chunks {
-            let bytes = self
-                .chunk(chunk_id)
+        for group in meta.chunks.chunks(CHUNKS_LOOKED_UP) {
+            let places = group
+                .iter()
+                .map(|c| self.located(c))
+                .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("reading object {id}"))?;
-            whole.update(&bytes);
-            written += bytes.len() as u64;
-            out.write_all(&bytes)?;
+            for (chunk_id, place) in group.iter().zip(&places) {
+                // Decoded as far as the last chunk this group needs from the block.
+                let needed = places
+                    .iter()
+                    .filter(|p| (p.pack_seq, p.block) == (place.pack_seq, place.block))
+                    .map(|p| p.offset + p.length)
+                    .max()
+                    .unwrap_or(0);
+                let bytes = self
+                    .cut(chunk_id, place, needed)
+                    .with_context(|| format!("reading object {id}"))?;
+                whole.update(&bytes);
+                written += bytes.len() as u64;
+                out.write_all(&bytes)?;
+            }
         }
         if written != meta.length || whole.finalize().as_bytes() != &id.0 {
             bail!(
@@ -103,11 +119,24 @@ impl<'s> ObjectReader<'s> {
 
     /// One chunk's bytes, checked against its id.
     pub fn chunk(&mut self, chunk_id: &[u8; 32]) -> Result<Vec<u8>> {
+        let place = self.located(chunk_id)?;
+        let needed = place.offset + place.length;
+        self.cut(chunk_id, &place, needed)
+    }
+
+    fn located(&self, chunk_id: &[u8; 32]) -> Result<ChunkPlace> {
+        self.place(chunk_id)?.ok_or_else(|| {
+            anyhow!(
+                "chunk {} is not in the catalog",
+                blake3::Hash::from_bytes(*chunk_id).to_hex()
+            )
+        })
+    }
+
+    /// The chunk at `place`, its block decoded at least `needed` bytes in.
+    fn cut(&mut self, chunk_id: &[u8; 32], place: &ChunkPlace, needed: usize) -> Result<Vec<u8>> {
         let hex = blake3::Hash::from_bytes(*chunk_id).to_hex();
-        let place = self
-            .place(chunk_id)?
-            .ok_or_else(|| anyhow!("chunk {hex} is not in the catalog"))?;
-        let block = self.block(&place)?;
+        let block = self.block(place, needed.max(place.offset + place.length))?;
         let bytes = block
             .get(place.offset..place.offset + place.length)
             .ok_or_else(|| {
@@ -154,18 +183,27 @@ impl<'s> ObjectReader<'s> {
             .optional()?)
     }
 
-    fn block(&mut self, place: &ChunkPlace) -> Result<Arc<Vec<u8>>> {
+    /// The block's plain bytes from its start to at least `needed` (a block is one zstd
+    /// frame, so reading a chunk decodes what precedes it in the block, never what follows).
+    fn block(&mut self, place: &ChunkPlace, needed: usize) -> Result<Arc<Vec<u8>>> {
         let key = (place.pack_seq, place.block);
-        if let Some(i) = self.blocks.iter().position(|(k, _)| *k == key) {
+        if let Some(i) = self
+            .blocks
+            .iter()
+            .position(|(k, b)| *k == key && b.len() >= needed)
+        {
             let hit = self.blocks.remove(i);
             let bytes = hit.1.clone();
             self.blocks.push(hit);
             return Ok(bytes);
         }
+        self.blocks.retain(|(k, _)| *k != key);
         let file = self.pack_file(place)?;
         let frame = read_at(file, place.block_offset, place.block_length)
             .with_context(|| format!("reading block {} of pack {}", place.block, place.pack_id))?;
-        let plain = if place.block_uses_dictionary {
+        let want = needed.min(place.block_plain);
+        let mut plain = vec![0u8; want];
+        let decoded = if place.block_uses_dictionary {
             let dict_id = place.dictionary.as_deref().ok_or_else(|| {
                 anyhow!(
                     "pack {} has a block compressed with a dictionary but names none",
@@ -173,11 +211,13 @@ impl<'s> ObjectReader<'s> {
                 )
             })?;
             let dict = self.store.dictionaries.get(self.store, dict_id)?;
-            zstd::bulk::Decompressor::with_dictionary(&dict)?.decompress(&frame, place.block_plain)
+            zstd::stream::read::Decoder::with_dictionary(&frame[..], &dict)
+                .and_then(|mut d| d.read_exact(&mut plain))
         } else {
-            zstd::bulk::Decompressor::new()?.decompress(&frame, place.block_plain)
-        }
-        .with_context(|| {
+            zstd::stream::read::Decoder::with_buffer(&frame[..])
+                .and_then(|mut d| d.read_exact(&mut plain))
+        };
+        decoded.with_context(|| {
             format!(
                 "decoding block {} of pack {}: the pack is damaged",
                 place.block, place.pack_id

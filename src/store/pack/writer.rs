@@ -47,10 +47,16 @@ pub struct ObjectWriter<'s> {
 impl<'s> ObjectWriter<'s> {
     pub(super) fn new(store: &'s ObjectStore<'s>, limits: PackLimits) -> Result<Self> {
         let dictionary = super::dictionary::latest(store)?;
-        let text_compressor = match &dictionary {
+        let mut text_compressor = match &dictionary {
             Some((_, bytes)) => zstd::bulk::Compressor::with_dictionary(limits.text_level, bytes)?,
             None => zstd::bulk::Compressor::new(limits.text_level)?,
         };
+        // The window spans the whole block at every level, so a session's records can
+        // match those of every other session in its block (levels under 12 would stop at
+        // 4 MiB).
+        text_compressor.set_parameter(zstd::zstd_safe::CParameter::WindowLog(window_log(
+            limits.block_bytes,
+        )))?;
         Ok(ObjectWriter {
             store,
             limits,
@@ -242,4 +248,14 @@ impl<'s> ObjectWriter<'s> {
         })?;
         Ok(())
     }
+}
+
+/// The smallest window that holds a whole block (zstd's bounds: 2^10 to 2^27, the most
+/// any zstd decoder accepts by default).
+fn window_log(block_bytes: usize) -> u32 {
+    let mut log = 10;
+    while (1usize << log) < block_bytes && log < 27 {
+        log += 1;
+    }
+    log
 }
