@@ -58,20 +58,6 @@ CREATE TABLE objects (
     created_at   TEXT NOT NULL
 );
 
--- One per retired session (issue 22): the transcript as Codex had it, its rows, and the
--- tables they came from. Filled by the retire op.
-CREATE TABLE retired_sessions (
-    id                INTEGER PRIMARY KEY,
-    thread_id         TEXT NOT NULL,
-    op_id             INTEGER REFERENCES ops(id),
-    rollout_path      TEXT NOT NULL,
-    transcript_object TEXT NOT NULL REFERENCES objects(id),
-    rows_object       TEXT REFERENCES objects(id),
-    schema            TEXT,
-    retired_at        TEXT NOT NULL
-);
-CREATE INDEX retired_sessions_by_thread ON retired_sessions(thread_id);
-
 -- A backup entry held as an object instead of inside state.tar.zst.
 CREATE TABLE backup_objects (
     backup_id    INTEGER NOT NULL REFERENCES backups(id),
