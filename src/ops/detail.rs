@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::config_edit::ConfigEditDetail;
+use super::database_reclaim::ReclaimDetail;
 use super::row_repair::RowFix;
 use super::session_move::MoveDetail;
 use super::store_dir::StoreDirDetail;
@@ -55,6 +56,7 @@ op_details! {
     ConfigEdit(ConfigEditDetail),
     WriteFile(WriteFileDetail),
     RowRepair(RowFix),
+    Reclaim(ReclaimDetail),
 }
 
 impl OpDetail {

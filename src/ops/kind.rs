@@ -97,6 +97,8 @@ op_kinds! {
     EditConfig = "edit_config" => super::config_edit::ConfigEdit,
     WriteFile = "write_file" => super::write_file::WriteFile,
     RepairThreadRow = "repair_thread_row" => super::row_repair::RowRepair,
+    ReclaimDatabase = "reclaim_database" => super::database_reclaim::DatabaseReclaim,
+    UnreclaimDatabase = "unreclaim_database" => super::database_reclaim::DatabaseReclaim,
 }
 
 impl fmt::Display for OpKind {
@@ -151,6 +153,8 @@ mod tests {
                 "edit_config",
                 "write_file",
                 "repair_thread_row",
+                "reclaim_database",
+                "unreclaim_database",
             ]
         );
     }

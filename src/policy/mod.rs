@@ -2,6 +2,7 @@
 //! `archive`, `inspect` and `cleanup` all ask here, so they can never disagree.
 
 mod judging;
+pub mod reclaim;
 pub use judging::{
     Judged, SessionKnowledge, SessionLine, handoff_threads, judge_sessions, judge_with,
 };
@@ -23,6 +24,7 @@ pub const CLEANUP_CATEGORIES: &[&str] = &[
     "worktrees",
     "releases",
     "projects",
+    "reclaim",
 ];
 /// A transcript at least this large is a long session that may still matter: it is kept
 /// until it has a handoff document (SPEC.md "Handoff Docs").
