@@ -197,6 +197,26 @@ fn reclaim_shrinks_both_databases_keeps_every_row_and_undo_puts_the_files_back()
 }
 
 #[test]
+fn inspect_counts_what_reclaim_gives_back_in_its_headline() {
+    let sb = home_with_free_pages();
+    let doc = sb.ok_json(&["inspect"]);
+    let f = &doc["data"]["frees"]["database_free_pages"];
+    assert_eq!(f["reclaimed"], serde_json::json!([LOGS, HISTORY]), "{f:#}");
+    let reclaimed = f["reclaimed_bytes"].as_u64().unwrap();
+    assert!(reclaimed > 16 << 20, "{f:#}");
+    assert!(doc["data"]["frees"]["cleanup_total"].as_u64().unwrap() >= reclaimed);
+    let text = doc.to_string();
+    assert!(
+        text.contains("reclaim: frees about") && text.contains("vacuuming logs_2.sqlite, thread_history_1.sqlite"),
+        "{doc:#}"
+    );
+    assert!(
+        text.contains("codex-maint cleanup --dry-run --only reclaim"),
+        "{doc:#}"
+    );
+}
+
+#[test]
 fn undo_leaves_a_reclaimed_database_codex_wrote_to_since_and_takes_back_the_rest() {
     let sb = home_with_free_pages();
     let (history, logs) = (sb.home.join(HISTORY), sb.home.join(LOGS));
