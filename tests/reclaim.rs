@@ -207,7 +207,8 @@ fn inspect_counts_what_reclaim_gives_back_in_its_headline() {
     assert!(doc["data"]["frees"]["cleanup_total"].as_u64().unwrap() >= reclaimed);
     let text = doc.to_string();
     assert!(
-        text.contains("reclaim: frees about") && text.contains("vacuuming logs_2.sqlite, thread_history_1.sqlite"),
+        text.contains("reclaim: frees about")
+            && text.contains("vacuuming logs_2.sqlite, thread_history_1.sqlite"),
         "{doc:#}"
     );
     assert!(
