@@ -73,6 +73,9 @@ pub struct ReclaimDetail {
     pub free_pages_before: Option<u64>,
     pub free_pages_after: Option<u64>,
     pub mode: u32,
+    /// The file's mtime as the op found it: an undo gives the file back with it.
+    #[serde(default)]
+    pub mtime_ns: i64,
     /// Every table's rows when the op began: the same after, or the op is taken back.
     pub rows: Option<RowsDigest>,
     /// The file's bytes once its WAL was checkpointed into it, before the change: what an
@@ -192,6 +195,7 @@ fn execute_reverting(run: &Run, db: &Path, reverts_op: Option<i64>) -> Result<Re
             db,
             detail.blob.as_deref().expect("set above"),
             detail.mode,
+            detail.mtime_ns,
         )?;
         run.store.catalog.mark_rolled_back(op_id)?;
         bail!(
@@ -228,6 +232,7 @@ fn begin(run: &Run, db: &Path) -> Result<(FileFacts, ReclaimDetail)> {
         free_pages_before: None,
         free_pages_after: None,
         mode: file_mode(&meta),
+        mtime_ns: facts.mtime_ns,
         rows: None,
         blob: None,
         puts_back: None,
@@ -332,11 +337,11 @@ fn keep_bytes(store: &Store, db: &Path) -> Result<String> {
     Ok(stored.hash)
 }
 
-/// Writes the blob's bytes in place of `db`, whole or not at all (a temporary beside it,
+/// Writes the blob's bytes in place of `db`, with the mode and mtime it had, whole or not at all (a temporary beside it,
 /// renamed over it). The `-wal` must be empty, as a checkpoint and close leave it: its
 /// frames would otherwise be read as pages of the file put back. It and the `-shm`, which
 /// only indexes it, are then removed, so SQLite finds the file alone, as it was kept.
-fn put_back(store: &Store, db: &Path, hash: &str, mode: u32) -> Result<()> {
+fn put_back(store: &Store, db: &Path, hash: &str, mode: u32, mtime_ns: i64) -> Result<()> {
     let wal = wal_path(db);
     if fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
         bail!(
@@ -350,6 +355,9 @@ fn put_back(store: &Store, db: &Path, hash: &str, mode: u32) -> Result<()> {
     let written = (|| -> Result<()> {
         let f = crate::regular_file::open_writable(&temp)?;
         crate::fs_atomic::set_mode(&f, mode)?;
+        f.set_modified(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns.max(0) as u64),
+        )?;
         f.sync_all()?;
         failpoint::hit("reclaim-put-back-written");
         fs::rename(&temp, db)?;
@@ -515,7 +523,7 @@ fn revert(run: &Run, op: &OpRecord) -> Result<i64> {
         return Err(e);
     }
     failpoint::hit("reclaim-kept");
-    put_back(run.store, &db, &puts_back, d.mode)?;
+    put_back(run.store, &db, &puts_back, d.mode, d.mtime_ns)?;
     failpoint::hit("file-moved");
     finish(run.store, new_id, &mut detail, &db)?;
     Ok(new_id)
