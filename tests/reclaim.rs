@@ -187,6 +187,11 @@ fn reclaim_shrinks_both_databases_keeps_every_row_and_undo_puts_the_files_back()
         mode, 2,
         "the thread history stays incremental, as Codex made it"
     );
+    let journal: String = Connection::open(&history)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal", "Codex finds the journal mode it left");
     assert_eq!(sb.json(&["verify"]).0, 0);
 
     sb.ok_json(&["undo"]);
