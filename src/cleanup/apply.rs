@@ -418,7 +418,8 @@ impl Done {
             if self.first_sessions.len() <= SESSIONS_LISTED {
                 self.first_sessions.push((a.bytes, line()));
             }
-        } else {
+        } else if a.kind != OpKind::ReclaimDatabase {
+            // A reclaim has its own line, with the bytes before and after.
             self.largest_others.offer(a.bytes, line);
         }
         if !is_per_transcript(&a.category) {
