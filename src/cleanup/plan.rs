@@ -564,6 +564,12 @@ pub fn build_plan(
         }
     }
 
+    // Last: after every step that takes rows out of a database, and the logs step that may
+    // move one whole.
+    if wanted(super::plan_reclaim::CATEGORY) {
+        super::plan_reclaim::plan(data, &mut actions, &mut kept)?;
+    }
+
     let (actions, unrecordable) = actions.finish()?;
     kept.extend(unrecordable.into_iter().map(|a| Kept {
         category: a.category,

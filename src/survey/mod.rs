@@ -5,6 +5,8 @@ pub mod compression;
 mod databases;
 mod frees;
 mod gather;
+pub mod history_weight;
+pub mod listing_cap;
 mod model;
 mod render;
 pub mod session_list;
