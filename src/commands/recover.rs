@@ -12,6 +12,13 @@ pub fn run(ctx: &Context) -> Result<Report> {
     refuse_if_codex_running(&home)?;
     let mut report = Report::spec_shaped("recover", "recover");
     if !crate::store::exists(&ctx.store_root)? {
+        let removed = crate::store::folder::remove_abandoned_builds_inside(&ctx.store_root);
+        report.extend(
+            report::COMPLETED,
+            removed
+                .iter()
+                .map(|p| format!("removed the build of a first store a crash left: {}", p.display())),
+        );
         report.push(report::COMPLETED, "nothing: there is no store yet");
         report.data = json!({ "recovered": [] });
         return Ok(report);

@@ -49,6 +49,11 @@ pub fn undo(ctx: &Context, run_id: Option<i64>, dry_run: bool) -> Result<Report>
     }
     let (store, recovered) = open(ctx, &home, dry_run)?;
     let Some(store) = store else {
+        if !dry_run {
+            // A first store killed while it was built leaves its build behind, and nothing
+            // in it: this is where it goes.
+            crate::store::folder::remove_abandoned_builds_inside(&ctx.store_root);
+        }
         return Ok(nothing_to_do(
             "undo",
             "there is no store yet: codex-maint has changed nothing",

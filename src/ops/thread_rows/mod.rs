@@ -29,15 +29,17 @@ struct OpenDatabase {
     name: String,
     conn: Connection,
     tables: Vec<ThreadTable>,
-    /// A WAL was beside it when opened: what is pending in it stays there, as Codex left
-    /// it, rather than folded into the database by our closing.
+    /// A WAL was beside it when opened: unless this run writes the database, what is
+    /// pending in it stays there, as Codex left it, rather than folded in by our closing.
     had_wal: bool,
+    wrote: bool,
 }
 
 impl Drop for OpenDatabase {
     fn drop(&mut self) {
-        if !self.had_wal {
-            // Checkpointed on close and the WAL removed, as Codex's own clean exit leaves it.
+        if !self.had_wal || self.wrote {
+            // Checkpointed on close and the WAL removed, as Codex's own clean exit leaves
+            // it: a database this run changed is folded whole, whatever was pending.
             let _ = self.conn.set_db_config(
                 rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
                 false,
@@ -99,6 +101,7 @@ impl ThreadDatabases {
                 conn,
                 tables,
                 had_wal,
+                wrote: false,
             });
         }
         Ok(ThreadDatabases { databases })
@@ -170,6 +173,7 @@ impl ThreadDatabases {
                     break;
                 }
             }
+            db.wrote = true;
             if !settled {
                 anyhow::bail!(
                     "{}: Codex's triggers keep writing rows of the threads taken out; nothing was changed in it",
@@ -244,6 +248,7 @@ impl ThreadDatabases {
                 .with_context(|| format!("writing {}", db.name))?;
             put_back_in(&tx, &db.tables, &ids_json, &mine)
                 .with_context(|| format!("putting rows back into {}", db.name))?;
+            db.wrote = true;
             tx.commit()
                 .with_context(|| format!("committing {}", db.name))?;
         }
