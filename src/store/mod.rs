@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod folder;
 pub mod migrations;
 mod read_back;
+pub mod retention;
 mod store_lock;
 
 use anyhow::{Context, Result};
