@@ -52,6 +52,9 @@ pub struct RunRecord {
     pub status: String,
     pub reverts_run: Option<i64>,
     pub op_counts: OpCounts,
+    /// When `forget` ended this run's undo history; its lines stay readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forgotten_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -399,14 +402,19 @@ impl Catalog {
     }
 
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        let mut stmt = self.conn.prepare(
+        let forgotten_at = if self.knows_forgetting() {
+            "(SELECT forgotten_at FROM forgotten_runs f WHERE f.run_id = r.id)"
+        } else {
+            "NULL"
+        };
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT r.id, r.command, r.args, r.home, r.started_at, r.finished_at, r.status, r.reverts_run,
                     COALESCE(SUM(o.state = 'applied'), 0), COALESCE(SUM(o.state = 'prepared'), 0),
                     COALESCE(SUM(o.state = 'rolled_back'), 0), COALESCE(SUM(o.reverted_by IS NOT NULL), 0),
-                    COALESCE(SUM(CASE WHEN o.state = 'applied' THEN o.size END), 0)
+                    COALESCE(SUM(CASE WHEN o.state = 'applied' THEN o.size END), 0), {forgotten_at}
              FROM runs r LEFT JOIN ops o ON o.run_id = r.id
-             GROUP BY r.id ORDER BY r.id",
-        )?;
+             GROUP BY r.id ORDER BY r.id"
+        ))?;
         let rows = stmt.query_map([], |r| {
             let args: String = r.get(2)?;
             Ok(RunRecord {
@@ -425,6 +433,7 @@ impl Catalog {
                     reverted: r.get(11)?,
                     bytes: r.get(12)?,
                 },
+                forgotten_at: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -6,6 +6,7 @@
 //! `CollectableKind`s; a kind added later adds one of each, and mark, decide and sweep stay
 //! as they are.
 
+pub mod budget;
 pub mod forget;
 pub mod prune;
 pub mod references;
