@@ -24,3 +24,7 @@ CREATE TABLE prune_condemned (
     condemned_at TEXT NOT NULL,
     PRIMARY KEY (kind, name)
 );
+
+-- Prune clears a freed blob from the ops of forgotten runs, and the blobs table's foreign
+-- key is checked against ops on each delete: both look ops up by blob.
+CREATE INDEX ops_by_blob ON ops(blob);

@@ -69,6 +69,7 @@ pub fn run(ctx: &Context, args: ForgetArgs) -> Result<Report> {
     let plan = forget::plan(&store.catalog, &selection, yeses, chrono::Utc::now())?;
     if plan.forget.is_empty() {
         describe_plan(&mut report, &plan, false);
+        report.data = json!({ "dry_run": false, "run_id": null, "plan": plan });
         return Ok(nothing(report, "no run to forget"));
     }
     confirm(

@@ -83,7 +83,11 @@ impl CollectableKind for Blobs {
             })
             .collect())
     }
+    /// Ops of forgotten runs may still name the blob in their `blob` column (a foreign
+    /// key): it is cleared; their `hash_after` and detail still say which bytes it was.
     fn drop_rows(&self, conn: &Connection, item: &Condemned) -> Result<()> {
+        conn.prepare_cached("UPDATE ops SET blob = NULL WHERE blob = ?1")?
+            .execute([&item.name])?;
         conn.prepare_cached("DELETE FROM blobs WHERE hash = ?1")?
             .execute([&item.name])?;
         Ok(())
