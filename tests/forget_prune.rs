@@ -287,3 +287,103 @@ fn a_cleanup_during_a_prune_is_refused_with_the_reason() {
     assert!(why.contains("prune") && why.contains("nothing was changed"), "{doc:#}");
     verify_ok(sb, "after both");
 }
+
+fn scheduled_run(sb: &Sandbox) -> (i32, String, Value) {
+    let out = sb
+        .cmd()
+        .args([
+            "cleanup",
+            "--policy",
+            sb.store.join("policy.toml").to_str().unwrap(),
+            "--unattended",
+        ])
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(sb.store.join("reports/latest.txt")).unwrap_or_default();
+    let json = std::fs::read(sb.store.join("reports/latest.json")).unwrap_or_default();
+    (
+        out.status.code().unwrap_or(-1),
+        text,
+        serde_json::from_slice(&json).unwrap_or(Value::Null),
+    )
+}
+
+fn set_policy(sb: &Sandbox, store_section: &str) {
+    let path = sb.store.join("policy.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("unattended = []", "unattended = [\"logs\"]")
+        .replace("large_log_mb = 50", "large_log_mb = 1");
+    let cut = text.find("[store]").unwrap();
+    std::fs::write(&path, format!("{}[store]\n{store_section}\n", &text[..cut])).unwrap();
+    sb.ok_json(&["automation", "--approve"]);
+}
+
+fn age_run(sb: &Sandbox, run: i64, days: i64) {
+    let conn = rusqlite::Connection::open(sb.store.join("catalog.sqlite")).unwrap();
+    let then = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+    conn.execute(
+        "UPDATE runs SET started_at = ?1 WHERE id = ?2",
+        rusqlite::params![then, run],
+    )
+    .unwrap();
+}
+
+/// The policy's budget: runs past `keep_within` are forgotten by the scheduled run, which
+/// says so; the only copy of a log goes only when the policy says yes; `max_store_bytes`
+/// forgets the oldest runs but never the newest, and says when it cannot get under.
+#[test]
+fn the_scheduled_run_keeps_the_store_inside_the_policy_and_says_what_it_dropped() {
+    let sb = Sandbox::with_sessions(&mixed_specs(8), true);
+    sb.ok_json(&["automation", "--init"]);
+    let rotate_a_log = |tag: &str| {
+        std::fs::create_dir_all(sb.home.join("log")).unwrap();
+        std::fs::write(sb.home.join("log/codex-tui.log"), tag.repeat(2 << 20)).unwrap();
+    };
+
+    set_policy(&sb, "keep_within = \"30d\"\ndelete_only_copies = false");
+    rotate_a_log("a");
+    let (code, report, _) = scheduled_run(&sb);
+    assert_eq!(code, 0, "{report}");
+    let first = 1;
+    age_run(&sb, first, 60);
+    rotate_a_log("b");
+    let (code, report, doc) = scheduled_run(&sb);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains(&format!("store budget kept run {first}")) && report.contains("only copy"),
+        "{report}"
+    );
+    assert!(forgotten(&sb).is_empty(), "{doc:#}");
+
+    set_policy(&sb, "keep_within = \"30d\"\ndelete_only_copies = true");
+    rotate_a_log("c");
+    let (code, report, doc) = scheduled_run(&sb);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(forgotten(&sb), vec![first], "{doc:#}");
+    assert!(report.contains(&format!("store budget: forgot run {first}")), "{report}");
+    let freed = doc["data"]["store_budget"]["pruned"]["removed"].as_array().unwrap();
+    assert!(freed.iter().any(|c| c["kind"] == "backup"), "{doc:#}");
+    assert!(freed.iter().any(|c| c["kind"] == "blob"), "{doc:#}");
+    verify_ok(&sb, "after the budget");
+
+    set_policy(&sb, "max_store_bytes = 1\ndelete_only_copies = true");
+    rotate_a_log("d");
+    let (code, report, doc) = scheduled_run(&sb);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("still over max_store_bytes"), "{report}");
+    let newest = sb.ok_json(&["log"])["data"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["command"] == "cleanup")
+        .map(|r| r["id"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    let gone = forgotten(&sb);
+    assert!(!gone.contains(&newest), "the newest run is kept: {gone:?} {doc:#}");
+    assert!(gone.len() >= 3, "every older cleanup is forgotten: {gone:?}");
+    verify_ok(&sb, "after the byte budget");
+    sb.ok_json(&["undo"]);
+    assert!(sb.home.join("log/codex-tui.log").exists(), "the newest run still undoes");
+}

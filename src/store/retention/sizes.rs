@@ -46,3 +46,27 @@ pub fn measure(root: &Path) -> StoreSizes {
         .saturating_sub(s.backups + s.blobs + s.retired_sessions + s.catalog + s.plans);
     s
 }
+
+/// The store as `inspect` reports it: its size by kind, and what `prune` would free now.
+#[derive(Debug, Serialize)]
+pub struct StoreSummary {
+    pub sizes: StoreSizes,
+    pub prune_would_free: u64,
+    pub prune_would_remove: usize,
+    pub runs_forgotten: usize,
+}
+
+/// `None` when there is no store yet. Reads only: the catalog is opened read-only.
+pub fn summary(root: &Path) -> anyhow::Result<Option<StoreSummary>> {
+    let Some(catalog) = crate::store::open_read_only(root)? else {
+        return Ok(None);
+    };
+    let forgotten = super::forgotten_runs(&catalog)?;
+    let items = super::prune::would_remove(root, &catalog, &forgotten)?;
+    Ok(Some(StoreSummary {
+        sizes: measure(root),
+        prune_would_free: items.iter().map(|c| c.bytes).sum(),
+        prune_would_remove: items.len(),
+        runs_forgotten: forgotten.len(),
+    }))
+}
