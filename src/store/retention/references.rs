@@ -53,7 +53,8 @@ impl ReferenceSource for OpBlobs {
     ) -> Result<()> {
         // Only rows that can name a blob are parsed: a session move (most ops) names none.
         let mut stmt = catalog.connection().prepare(
-            "SELECT run_id, blob, detail FROM ops WHERE blob IS NOT NULL OR instr(detail, 'blob\"') > 0",
+            "SELECT run_id, blob, detail, src, dst, hash_before FROM ops
+             WHERE blob IS NOT NULL OR instr(detail, 'blob\"') > 0",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -64,7 +65,12 @@ impl ReferenceSource for OpBlobs {
             if let Some(blob) = row.get::<_, Option<String>>(1)? {
                 refs.hold(BLOB, blob);
             }
-            let detail: String = row.get(2)?;
+            let detail = crate::store::catalog::full_detail(
+                &row.get::<_, String>(3)?,
+                row.get::<_, Option<String>>(4)?.as_deref(),
+                row.get::<_, Option<String>>(5)?.as_deref(),
+                row.get(2)?,
+            );
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&detail) {
                 add_detail_blobs(&value, refs);
             }
