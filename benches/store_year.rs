@@ -160,8 +160,8 @@ fn main() {
         run_ok(&mut ours(&["automation", "--approve"]), "automation --approve");
         let label = keep_within.map_or("no budget".to_string(), |w| format!("keep_within = {w}"));
         println!("\n## {label}: {} sessions, {} new a week", shape.sessions, shape.new_per_week);
-        println!("| week | store MB | backups | blobs | catalog | plans | ops | catalog B/op | cleanup s | verify s |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| week | store MB | backups | blobs | catalog | plans | reports | other | ops | catalog B/op | cleanup s | verify s |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for week in 1..=weeks {
             if week > 1 {
                 a_week_passes(&home, &shape, week);
@@ -184,12 +184,14 @@ fn main() {
                 .query_row("SELECT COUNT(*) FROM ops", [], |r| r.get(0))
                 .unwrap();
             println!(
-                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ops} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
+                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ops} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
                 mb(s.total),
                 mb(s.backups),
                 mb(s.blobs),
                 mb(s.catalog),
                 mb(s.plans),
+                mb(s.reports),
+                mb(s.other),
                 s.catalog as f64 / ops.max(1) as f64,
             );
             std::io::stdout().flush().unwrap();

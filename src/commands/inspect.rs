@@ -68,7 +68,7 @@ fn describe_store(root: &std::path::Path, report: &mut Report) -> Result<()> {
     report.push(
         crate::report::OBSERVED,
         format!(
-            "store {}: {} (backups {}, blobs {}, retired sessions {}, catalog {}, plans {}, other {}); prune would free {} in {} items",
+            "store {}: {} (backups {}, blobs {}, retired sessions {}, catalog {}, plans {}, reports {}, other {}); prune would free {} in {} items",
             root.display(),
             human_bytes(z.total),
             human_bytes(z.backups),
@@ -76,6 +76,7 @@ fn describe_store(root: &std::path::Path, report: &mut Report) -> Result<()> {
             human_bytes(z.retired_sessions),
             human_bytes(z.catalog),
             human_bytes(z.plans),
+            human_bytes(z.reports),
             human_bytes(z.other),
             human_bytes(s.prune_would_free),
             s.prune_would_remove

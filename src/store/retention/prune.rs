@@ -202,6 +202,59 @@ impl CollectableKind for Plans {
     }
 }
 
+/// The collectable kind of scheduled runs' reports kept in the store (`reports/`).
+pub const REPORT: &str = "report";
+/// Stamped reports kept per kind (`inspect`, `run`): a quarter of weekly runs.
+pub const REPORTS_KEPT: usize = 13;
+
+struct Reports;
+
+impl CollectableKind for Reports {
+    fn kind(&self) -> &'static str {
+        REPORT
+    }
+    /// `reports/<stamp>-<what>.txt` and `.json` past the newest `REPORTS_KEPT` of each
+    /// `what`; `latest.*` always stays. A report only tells what a run did, which `log`
+    /// keeps for good.
+    fn unheld(&self, root: &Path, _catalog: &Catalog, _refs: &References) -> Result<Vec<Condemned>> {
+        let dir = root.join("reports");
+        let mut by_what: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".json").or_else(|| name.strip_suffix(".txt")) else {
+                continue;
+            };
+            // `YYYYMMDD-HHMMSS-<what>`: the stamp sorts as time does.
+            if let Some((stamp, what)) = stem.get(..15).zip(stem.get(16..))
+                && stamp.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+            {
+                by_what.entry(what.to_string()).or_default().insert(format!("{stamp}-{what}"));
+            }
+        }
+        let mut out = Vec::new();
+        for stems in by_what.values() {
+            let old = stems.len().saturating_sub(REPORTS_KEPT);
+            for stem in stems.iter().take(old) {
+                for ext in ["json", "txt"] {
+                    let path = dir.join(format!("{stem}.{ext}"));
+                    if let Ok(meta) = fs::metadata(&path) {
+                        out.push(Condemned {
+                            kind: REPORT.into(),
+                            name: format!("{stem}.{ext}"),
+                            bytes: meta.len(),
+                            path,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+    fn held_again(&self, _refs: &References, _item: &Condemned) -> bool {
+        false
+    }
+}
+
 /// The kinds in force today; the pack layer adds packs (condemned whole, or repacked).
 fn kinds() -> Vec<Box<dyn CollectableKind>> {
     vec![
@@ -209,6 +262,7 @@ fn kinds() -> Vec<Box<dyn CollectableKind>> {
         Box::new(UnrecordedBackups),
         Box::new(Blobs),
         Box::new(Plans),
+        Box::new(Reports),
     ]
 }
 

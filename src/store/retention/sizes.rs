@@ -16,7 +16,9 @@ pub struct StoreSizes {
     /// `catalog.sqlite` with its `-wal` and `-shm`.
     pub catalog: u64,
     pub plans: u64,
-    /// Reports, handoffs, the policy, the lock, and anything else.
+    /// Reports of scheduled runs kept in the store (`reports/`).
+    pub reports: u64,
+    /// Handoffs, the policy, the lock, and anything else.
     pub other: u64,
     pub total: u64,
 }
@@ -38,12 +40,13 @@ pub fn measure(root: &Path) -> StoreSizes {
             .map(|suffix| file(&format!("{}{suffix}", crate::store::CATALOG_FILE)))
             .sum(),
         plans: folder_bytes(&root.join("plans")),
+        reports: folder_bytes(&root.join("reports")),
         ..Default::default()
     };
     s.total = folder_bytes(root);
     s.other = s
         .total
-        .saturating_sub(s.backups + s.blobs + s.retired_sessions + s.catalog + s.plans);
+        .saturating_sub(s.backups + s.blobs + s.retired_sessions + s.catalog + s.plans + s.reports);
     s
 }
 
