@@ -65,7 +65,11 @@ fn a_week_passes(home: &Path, shape: &Shape, week: u64) {
     index.execute_batch("BEGIN").unwrap();
     for i in 0..shape.new_per_week {
         let n = 1_000_000 + week * 10_000 + i;
-        let spec = SessionSpec::aged(n, 31.0 + (i % 20) as f64, 6_000 + (i as usize * 977) % 30_000);
+        let spec = SessionSpec::aged(
+            n,
+            31.0 + (i % 20) as f64,
+            6_000 + (i as usize * 977) % 30_000,
+        );
         write_transcript(home, &spec).unwrap();
         insert_row(&index, home, &spec).unwrap();
     }
@@ -157,10 +161,18 @@ fn main() {
         heavy.build(&home).unwrap();
         run_ok(&mut ours(&["automation", "--init"]), "automation --init");
         write_policy(&store, keep_within);
-        run_ok(&mut ours(&["automation", "--approve"]), "automation --approve");
+        run_ok(
+            &mut ours(&["automation", "--approve"]),
+            "automation --approve",
+        );
         let label = keep_within.map_or("no budget".to_string(), |w| format!("keep_within = {w}"));
-        println!("\n## {label}: {} sessions, {} new a week", shape.sessions, shape.new_per_week);
-        println!("| week | store MB | backups | blobs | catalog | plans | reports | other | ops | catalog B/op | cleanup s | verify s |");
+        println!(
+            "\n## {label}: {} sessions, {} new a week",
+            shape.sessions, shape.new_per_week
+        );
+        println!(
+            "| week | store MB | backups | blobs | catalog | plans | reports | other | ops | catalog B/op | cleanup s | verify s |"
+        );
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for week in 1..=weeks {
             if week > 1 {
@@ -169,7 +181,12 @@ fn main() {
             let t = Instant::now();
             let policy = store.join("policy.toml");
             run_ok(
-                &mut ours(&["cleanup", "--unattended", "--policy", policy.to_str().unwrap()]),
+                &mut ours(&[
+                    "cleanup",
+                    "--unattended",
+                    "--policy",
+                    policy.to_str().unwrap(),
+                ]),
                 &format!("week {week}: scheduled cleanup"),
             );
             let cleanup_secs = t.elapsed().as_secs_f64();
@@ -212,10 +229,19 @@ fn main() {
         &home,
         &store,
         dir.path(),
-        &["forget", "--keep-within", "90d", "--yes-delete-only-copies", "--yes"],
+        &[
+            "forget",
+            "--keep-within",
+            "90d",
+            "--yes-delete-only-copies",
+            "--yes",
+        ],
     ));
     let after = codex_maint::store::retention::sizes::measure(&store).total;
-    let verified = run_ok(&mut ours_in(&bin, &home, &store, dir.path(), &["verify"]), "verify after forget");
+    let verified = run_ok(
+        &mut ours_in(&bin, &home, &store, dir.path(), &["verify"]),
+        "verify after forget",
+    );
     println!(
         "\nforget --keep-within 90d + prune of {weeks} weeks: {:.2} s, {:.0} MB peak, store {:.1} MB -> {:.1} MB, verify ok: {} (targets: < 10 s, < 100 MB)",
         m.secs,

@@ -65,7 +65,13 @@ fn dry_runs_change_no_byte_of_the_store() {
     let before = store_bytes(&t.sb);
     for args in [
         &["forget", "--keep-last", "1", "--dry-run"][..],
-        &["forget", "--keep-last", "1", "--yes-delete-only-copies", "--dry-run"],
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--yes-delete-only-copies",
+            "--dry-run",
+        ],
         &["forget", "--run", "1", "--dry-run"],
         &["prune", "--dry-run"],
         &["inspect"],
@@ -74,12 +80,20 @@ fn dry_runs_change_no_byte_of_the_store() {
         assert_eq!(code, 0, "{args:?}: {doc:#}");
         let after = store_bytes(&t.sb);
         let diffs = codex_maint::testkit::fingerprint::differences(&before, &after);
-        assert!(diffs.is_empty(), "{args:?} changed the store:\n{}", diffs.join("\n"));
+        assert!(
+            diffs.is_empty(),
+            "{args:?} changed the store:\n{}",
+            diffs.join("\n")
+        );
     }
     // What the dry run lists: run 1 can no longer be undone and its logs are only copies.
-    let doc = t
-        .sb
-        .ok_json(&["forget", "--keep-last", "1", "--yes-delete-only-copies", "--dry-run"]);
+    let doc = t.sb.ok_json(&[
+        "forget",
+        "--keep-last",
+        "1",
+        "--yes-delete-only-copies",
+        "--dry-run",
+    ]);
     let forget = doc["data"]["plan"]["forget"].as_array().unwrap();
     assert_eq!(forget.len(), 1, "{doc:#}");
     assert_eq!(forget[0]["run_id"], 1);
@@ -89,8 +103,14 @@ fn dry_runs_change_no_byte_of_the_store() {
         .iter()
         .map(|c| c["path"].as_str().unwrap())
         .collect();
-    assert!(only.iter().any(|p| p.ends_with("codex-tui.log")), "{only:?}");
-    assert!(doc["data"]["frees"]["bytes"].as_u64().unwrap() > 0, "{doc:#}");
+    assert!(
+        only.iter().any(|p| p.ends_with("codex-tui.log")),
+        "{only:?}"
+    );
+    assert!(
+        doc["data"]["frees"]["bytes"].as_u64().unwrap() > 0,
+        "{doc:#}"
+    );
 }
 
 #[test]
@@ -105,12 +125,28 @@ fn the_only_copy_of_a_log_needs_its_own_yes_and_a_forgotten_run_stays_in_log_but
     assert_eq!(skipped.len(), 1, "{doc:#}");
     assert_eq!(skipped[0]["run_id"], 1);
     let reason = skipped[0]["reason"].as_str().unwrap();
-    assert!(reason.contains("only copy") && reason.contains("--yes-delete-only-copies"), "{reason}");
-    assert_eq!(blob_files(&sb.store), blobs_before, "nothing freed without the yes");
+    assert!(
+        reason.contains("only copy") && reason.contains("--yes-delete-only-copies"),
+        "{reason}"
+    );
+    assert_eq!(
+        blob_files(&sb.store),
+        blobs_before,
+        "nothing freed without the yes"
+    );
 
-    let doc = sb.ok_json(&["forget", "--keep-last", "1", "--yes-delete-only-copies", "--yes"]);
+    let doc = sb.ok_json(&[
+        "forget",
+        "--keep-last",
+        "1",
+        "--yes-delete-only-copies",
+        "--yes",
+    ]);
     assert_eq!(doc["data"]["plan"]["forget"][0]["run_id"], 1, "{doc:#}");
-    assert!(blob_files(&sb.store) < blobs_before, "the log blobs are freed");
+    assert!(
+        blob_files(&sb.store) < blobs_before,
+        "the log blobs are freed"
+    );
     verify_ok(sb, "after forget");
 
     let log = sb.ok_json(&["log"]);
@@ -162,7 +198,13 @@ fn a_retired_session_is_never_forgotten_without_its_own_flag() {
     let run = retire_run.to_string();
     for args in [
         &["forget", "--run", &run, "--yes", "--yes-delete-only-copies"][..],
-        &["forget", "--keep-within", "1d", "--yes", "--yes-delete-only-copies"],
+        &[
+            "forget",
+            "--keep-within",
+            "1d",
+            "--yes",
+            "--yes-delete-only-copies",
+        ],
     ] {
         let doc = sb.ok_json(args);
         let skipped = &doc["data"]["plan"]["skipped"];
@@ -172,7 +214,12 @@ fn a_retired_session_is_never_forgotten_without_its_own_flag() {
             .iter()
             .find(|s| s["run_id"] == retire_run)
             .unwrap_or_else(|| panic!("{args:?}: the retire run is not kept: {doc:#}"));
-        assert!(mine["reason"].as_str().unwrap().contains("--include-retired"));
+        assert!(
+            mine["reason"]
+                .as_str()
+                .unwrap()
+                .contains("--include-retired")
+        );
         assert!(!forgotten(sb).contains(&retire_run), "{args:?}");
     }
     sb.ok_json(&["forget", "--run", &run, "--yes", "--include-retired"]);
@@ -209,7 +256,11 @@ fn a_prune_killed_anywhere_leaves_a_store_that_verifies_and_the_kept_run_undoes(
     .map(|p| (p.to_string(), None))
     .collect();
     for i in 0..2 {
-        let micros = (seed.wrapping_mul(6364136223846793005).wrapping_add(i * 1442695040888963407) >> 33) % 60_000;
+        let micros = (seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(i * 1442695040888963407)
+            >> 33)
+            % 60_000;
         kills.push(("sigkill".into(), Some(micros)));
     }
     let mut stopped = 0;
@@ -217,11 +268,20 @@ fn a_prune_killed_anywhere_leaves_a_store_that_verifies_and_the_kept_run_undoes(
         let t = two_runs();
         let sb = &t.sb;
         let mut cmd = sb.process();
-        cmd.args(["forget", "--keep-last", "1", "--yes", "--yes-delete-only-copies"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        cmd.args([
+            "forget",
+            "--keep-last",
+            "1",
+            "--yes",
+            "--yes-delete-only-copies",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
         let status = match after {
-            None => cmd.env(codex_maint::failpoint::ENV_VAR, &point).status().unwrap(),
+            None => cmd
+                .env(codex_maint::failpoint::ENV_VAR, &point)
+                .status()
+                .unwrap(),
             Some(micros) => {
                 let mut child = cmd.spawn().unwrap();
                 std::thread::sleep(std::time::Duration::from_micros(micros));
@@ -243,9 +303,16 @@ fn a_prune_killed_anywhere_leaves_a_store_that_verifies_and_the_kept_run_undoes(
             .query_row("SELECT COUNT(*) FROM backups", [], |r| r.get(0))
             .unwrap();
         let folders = sb.store.join("backups").read_dir().unwrap().count() as i64;
-        assert_eq!(backups, folders, "{point}: every backup folder has its row, and no more");
+        assert_eq!(
+            backups, folders,
+            "{point}: every backup folder has its row, and no more"
+        );
         sb.ok_json(&["undo"]);
-        sb.assert_back_to(&t.after_first, &t.rows_after_first, &format!("undo after {point}"));
+        sb.assert_back_to(
+            &t.after_first,
+            &t.rows_after_first,
+            &format!("undo after {point}"),
+        );
     }
     assert!(stopped >= 5, "every failpoint stops the run ({stopped})");
 }
@@ -258,11 +325,11 @@ fn a_cleanup_during_a_prune_is_refused_with_the_reason() {
     write_large_logs(&sb.home);
     cleanup(sb, "logs");
     let only = ["--only", "sessions", "--large-log-mb", "1"];
-    let plan = sb.ok_json(&[&["cleanup", "--dry-run"][..], &only[..]].concat())["data"]["plan"]
-        ["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plan =
+        sb.ok_json(&[&["cleanup", "--dry-run"][..], &only[..]].concat())["data"]["plan"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let marker = sb.dir.path().join("paused");
     let mut prune = sb
         .process()
@@ -284,7 +351,10 @@ fn a_cleanup_during_a_prune_is_refused_with_the_reason() {
     assert!(prune.wait().unwrap().success());
     assert_eq!(code, 3, "{doc:#}");
     let why = error_message(&doc);
-    assert!(why.contains("prune") && why.contains("nothing was changed"), "{doc:#}");
+    assert!(
+        why.contains("prune") && why.contains("nothing was changed"),
+        "{doc:#}"
+    );
     verify_ok(sb, "after both");
 }
 
@@ -361,8 +431,13 @@ fn the_scheduled_run_keeps_the_store_inside_the_policy_and_says_what_it_dropped(
     let (code, report, doc) = scheduled_run(&sb);
     assert_eq!(code, 0, "{report}");
     assert_eq!(forgotten(&sb), vec![first], "{doc:#}");
-    assert!(report.contains(&format!("store budget: forgot run {first}")), "{report}");
-    let freed = doc["data"]["store_budget"]["pruned"]["removed"].as_array().unwrap();
+    assert!(
+        report.contains(&format!("store budget: forgot run {first}")),
+        "{report}"
+    );
+    let freed = doc["data"]["store_budget"]["pruned"]["removed"]
+        .as_array()
+        .unwrap();
     assert!(freed.iter().any(|c| c["kind"] == "backup"), "{doc:#}");
     assert!(freed.iter().any(|c| c["kind"] == "blob"), "{doc:#}");
     verify_ok(&sb, "after the budget");
@@ -381,9 +456,18 @@ fn the_scheduled_run_keeps_the_store_inside_the_policy_and_says_what_it_dropped(
         .max()
         .unwrap();
     let gone = forgotten(&sb);
-    assert!(!gone.contains(&newest), "the newest run is kept: {gone:?} {doc:#}");
-    assert!(gone.len() >= 3, "every older cleanup is forgotten: {gone:?}");
+    assert!(
+        !gone.contains(&newest),
+        "the newest run is kept: {gone:?} {doc:#}"
+    );
+    assert!(
+        gone.len() >= 3,
+        "every older cleanup is forgotten: {gone:?}"
+    );
     verify_ok(&sb, "after the byte budget");
     sb.ok_json(&["undo"]);
-    assert!(sb.home.join("log/codex-tui.log").exists(), "the newest run still undoes");
+    assert!(
+        sb.home.join("log/codex-tui.log").exists(),
+        "the newest run still undoes"
+    );
 }

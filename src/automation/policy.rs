@@ -247,8 +247,9 @@ mod tests {
         assert!(Policy::parse(&TEMPLATE.replace("at = \"09:30\"", "at = \"25:00\"")).is_err());
         assert!(Policy::parse(&format!("{TEMPLATE}\nsurprise = 1\n")).is_err());
         assert!(!p.store.is_set() && !p.store.delete_only_copies);
-        let budget = Policy::parse(&TEMPLATE.replace("# keep_within = \"90d\"", "keep_within = \"90d\""))
-            .unwrap();
+        let budget =
+            Policy::parse(&TEMPLATE.replace("# keep_within = \"90d\"", "keep_within = \"90d\""))
+                .unwrap();
         assert_eq!(budget.store.keep_within.as_deref(), Some("90d"));
         assert!(
             Policy::parse(&TEMPLATE.replace("# keep_within = \"90d\"", "keep_within = \"soon\""))

@@ -126,7 +126,10 @@ fn keep_store_budget(
         );
     }
     for s in &kept.skipped {
-        r.push(report::NOT_TOUCHED, format!("store budget kept run {}: {}", s.run_id, s.reason));
+        r.push(
+            report::NOT_TOUCHED,
+            format!("store budget kept run {}: {}", s.run_id, s.reason),
+        );
     }
     r.push(
         report::COMPLETED,

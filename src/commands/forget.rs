@@ -46,7 +46,10 @@ pub fn run(ctx: &Context, args: ForgetArgs) -> Result<Report> {
     let mut report = Report::spec_shaped("forget", "forget");
     if args.dry_run {
         let Some(store) = ctx.open_store_read_only()? else {
-            return Ok(nothing(report, "there is no store yet: there is no history to forget"));
+            return Ok(nothing(
+                report,
+                "there is no store yet: there is no history to forget",
+            ));
         };
         let plan = forget::plan(&store.catalog, &selection, yeses, chrono::Utc::now())?;
         let mut gone = crate::store::retention::forgotten_runs(&store.catalog)?;
@@ -56,7 +59,11 @@ pub fn run(ctx: &Context, args: ForgetArgs) -> Result<Report> {
         let bytes: u64 = frees.iter().map(|c| c.bytes).sum();
         report.push(
             report::PROPOSED,
-            format!("would free {} in {} stored items", human_bytes(bytes), frees.len()),
+            format!(
+                "would free {} in {} stored items",
+                human_bytes(bytes),
+                frees.len()
+            ),
         );
         report.push(report::VERIFICATION, "dry run: nothing was changed");
         report.data = json!({ "dry_run": true, "run_id": null, "plan": plan,
@@ -129,7 +136,11 @@ fn selection(args: &ForgetArgs) -> Result<Selection> {
 }
 
 fn describe_plan(report: &mut Report, plan: &ForgetPlan, dry_run: bool) {
-    let title = if dry_run { report::PROPOSED } else { report::COMPLETED };
+    let title = if dry_run {
+        report::PROPOSED
+    } else {
+        report::COMPLETED
+    };
     let verb = if dry_run { "would forget" } else { "forgot" };
     for r in &plan.forget {
         report.push(
@@ -152,7 +163,10 @@ fn describe_plan(report: &mut Report, plan: &ForgetPlan, dry_run: bool) {
         }
     }
     for s in &plan.skipped {
-        report.push(report::NOT_TOUCHED, format!("run {} kept: {}", s.run_id, s.reason));
+        report.push(
+            report::NOT_TOUCHED,
+            format!("run {} kept: {}", s.run_id, s.reason),
+        );
     }
 }
 

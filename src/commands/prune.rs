@@ -31,9 +31,20 @@ pub fn run(ctx: &Context, args: PruneArgs) -> Result<Report> {
         let items = prune::would_remove(&store.root, &store.catalog, &forgotten)?;
         let bytes: u64 = items.iter().map(|c| c.bytes).sum();
         for c in &items {
-            report.push(report::PROPOSED, format!("would remove {} {} ({})", c.kind, c.name, human_bytes(c.bytes)));
+            report.push(
+                report::PROPOSED,
+                format!(
+                    "would remove {} {} ({})",
+                    c.kind,
+                    c.name,
+                    human_bytes(c.bytes)
+                ),
+            );
         }
-        report.push(report::PROPOSED, format!("would free {} in {} items", human_bytes(bytes), items.len()));
+        report.push(
+            report::PROPOSED,
+            format!("would free {} in {} items", human_bytes(bytes), items.len()),
+        );
         report.push(report::VERIFICATION, "dry run: nothing was changed");
         report.data = json!({ "dry_run": true, "items": items, "bytes": bytes });
         return Ok(report);
@@ -47,7 +58,10 @@ pub fn run(ctx: &Context, args: PruneArgs) -> Result<Report> {
     run.finish(if outcome.is_err() { "failed" } else { "done" })?;
     let pruned = outcome?;
     for c in pruned.removed.iter().take(50) {
-        report.push(report::COMPLETED, format!("removed {} {} ({})", c.kind, c.name, human_bytes(c.bytes)));
+        report.push(
+            report::COMPLETED,
+            format!("removed {} {} ({})", c.kind, c.name, human_bytes(c.bytes)),
+        );
     }
     report.push(
         report::COMPLETED,
@@ -61,6 +75,7 @@ pub fn run(ctx: &Context, args: PruneArgs) -> Result<Report> {
         ),
     );
     report.push(report::VERIFICATION, "only what no run in force, backup kept or plan in use referenced was removed; `codex-maint verify` checks the rest");
-    report.data = json!({ "dry_run": false, "run_id": run_id, "pruned": pruned, "bytes": pruned.bytes() });
+    report.data =
+        json!({ "dry_run": false, "run_id": run_id, "pruned": pruned, "bytes": pruned.bytes() });
     Ok(report)
 }

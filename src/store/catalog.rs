@@ -15,7 +15,12 @@ pub use live::live_page_size;
 
 /// An op's detail as it was written, from its stored text and the op's own columns (see
 /// `lean_detail`): for readers that select the detail themselves.
-pub fn full_detail(src: &str, dst: Option<&str>, hash_before: Option<&str>, stored: String) -> String {
+pub fn full_detail(
+    src: &str,
+    dst: Option<&str>,
+    hash_before: Option<&str>,
+    stored: String,
+) -> String {
     lean_detail::expand(
         stored,
         &OwnValues {
@@ -356,11 +361,11 @@ impl Catalog {
 
     pub fn update_detail(&self, op_id: i64, detail: &Value) -> Result<()> {
         let (src, dst) = Self::paths_of(&self.conn, op_id)?;
-        let hash_before: Option<String> = self.conn.query_row(
-            "SELECT hash_before FROM ops WHERE id = ?1",
-            [op_id],
-            |r| r.get(0),
-        )?;
+        let hash_before: Option<String> =
+            self.conn
+                .query_row("SELECT hash_before FROM ops WHERE id = ?1", [op_id], |r| {
+                    r.get(0)
+                })?;
         let stored = lean_detail::compact(
             detail,
             &OwnValues {

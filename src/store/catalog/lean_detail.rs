@@ -88,9 +88,16 @@ mod tests {
             "short": "=src",
             "note": "=dst is a token only as a whole value"
         });
-        let own = OwnValues { src: Some(src), dst: Some(dst), hash_before: Some(hash) };
+        let own = OwnValues {
+            src: Some(src),
+            dst: Some(dst),
+            hash_before: Some(hash),
+        };
         let stored = compact(&detail, &own).unwrap();
-        assert!(!stored.contains(src) && !stored.contains(dst) && !stored.contains(hash), "{stored}");
+        assert!(
+            !stored.contains(src) && !stored.contains(dst) && !stored.contains(hash),
+            "{stored}"
+        );
         assert!(stored.len() < serde_json::to_string(&detail).unwrap().len() / 2);
         let back: Value = serde_json::from_str(&expand(stored, &own)).unwrap();
         // A literal "=src" in a detail would come back as the path: no field holds one
@@ -98,7 +105,11 @@ mod tests {
         let mut expected = detail.clone();
         expected["short"] = Value::String(src.into());
         assert_eq!(back, expected);
-        let none = OwnValues { src: None, dst: None, hash_before: None };
+        let none = OwnValues {
+            src: None,
+            dst: None,
+            hash_before: None,
+        };
         assert_eq!(expand("{\"a\":\"x\"}".into(), &none), "{\"a\":\"x\"}");
     }
 }

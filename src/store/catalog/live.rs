@@ -35,8 +35,7 @@ const PAGE: usize = 2048;
 /// They still count as `later` ops above, since the item did move on from where an earlier
 /// op left it. A catalog from before `forgotten_runs` (read by a dry run, unmigrated) has
 /// nothing forgotten.
-const NOT_FORGOTTEN: &str =
-    "NOT EXISTS (SELECT 1 FROM forgotten_runs f WHERE f.run_id = o.run_id)";
+const NOT_FORGOTTEN: &str = "NOT EXISTS (SELECT 1 FROM forgotten_runs f WHERE f.run_id = o.run_id)";
 
 /// The page size; a `test-hooks` build takes `CODEX_MAINT_PAGE_SIZE`, so a test of a few
 /// thousand ops crosses many page boundaries.
@@ -154,10 +153,7 @@ impl Catalog {
                 own + self.live_redo_ids_of_run(run)?.len() as i64
             }
             None => self.conn.query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM ops o WHERE {}",
-                    self.live_test(false)
-                ),
+                &format!("SELECT COUNT(*) FROM ops o WHERE {}", self.live_test(false)),
                 [],
                 |r| r.get(0),
             )?,
@@ -494,7 +490,10 @@ mod tests {
         }
         for plan in [
             by_id,
-            plan(&format!("SELECT o.id FROM ops o WHERE {}", c.live_test(false))),
+            plan(&format!(
+                "SELECT o.id FROM ops o WHERE {}",
+                c.live_test(false)
+            )),
         ] {
             assert!(plan.contains("ops_by_src (src=?"), "{plan}");
             assert!(

@@ -30,7 +30,12 @@ pub struct Kept {
 }
 
 /// Forgets the runs of `plan` as run `by_run`, then prunes: what `forget` does.
-pub fn forget_and_prune(store: &Store, plan: &ForgetPlan, by_run: i64, reason: &str) -> Result<Pruned> {
+pub fn forget_and_prune(
+    store: &Store,
+    plan: &ForgetPlan,
+    by_run: i64,
+    reason: &str,
+) -> Result<Pruned> {
     forget::apply(&store.catalog, plan, by_run, reason)?;
     crate::failpoint::hit("forget-recorded");
     prune::prune(store)
@@ -50,7 +55,11 @@ pub fn keep(store: &Store, budget: &Budget, by_run: i64) -> Result<Kept> {
             last: Some(1),
         };
         let plan = forget::plan(&store.catalog, &selection, budget.yeses, now)?;
-        merge(&mut kept, forget_and_prune(store, &plan, by_run, "keep_within")?, plan);
+        merge(
+            &mut kept,
+            forget_and_prune(store, &plan, by_run, "keep_within")?,
+            plan,
+        );
     } else {
         merge(&mut kept, prune::prune(store)?, ForgetPlan::default());
     }
@@ -58,7 +67,15 @@ pub fn keep(store: &Store, budget: &Budget, by_run: i64) -> Result<Kept> {
         let mut size = sizes::measure(&store.root).total;
         while size > max {
             // The oldest run that may go: everything but the newest one with changes.
-            let plan = forget::plan(&store.catalog, &Selection::Keep { within_secs: None, last: Some(1) }, budget.yeses, now)?;
+            let plan = forget::plan(
+                &store.catalog,
+                &Selection::Keep {
+                    within_secs: None,
+                    last: Some(1),
+                },
+                budget.yeses,
+                now,
+            )?;
             let Some(oldest) = plan.forget.last().cloned() else {
                 kept.over_budget = true;
                 break;
@@ -67,7 +84,11 @@ pub fn keep(store: &Store, budget: &Budget, by_run: i64) -> Result<Kept> {
                 forget: vec![oldest],
                 ..Default::default()
             };
-            merge(&mut kept, forget_and_prune(store, &one, by_run, "max_store_bytes")?, one);
+            merge(
+                &mut kept,
+                forget_and_prune(store, &one, by_run, "max_store_bytes")?,
+                one,
+            );
             size = sizes::measure(&store.root).total;
         }
     }

@@ -94,7 +94,10 @@ fn candidates(catalog: &Catalog, forgotten: &HashSet<i64>) -> Result<Vec<Candida
         })
     })?;
     let all: Vec<Candidate> = rows.collect::<rusqlite::Result<_>>()?;
-    Ok(all.into_iter().filter(|c| !forgotten.contains(&c.id)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|c| !forgotten.contains(&c.id))
+        .collect())
 }
 
 fn age_secs(started_at: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {

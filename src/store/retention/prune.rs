@@ -105,7 +105,9 @@ impl CollectableKind for Backups {
         BACKUP
     }
     fn unheld(&self, _root: &Path, catalog: &Catalog, refs: &References) -> Result<Vec<Condemned>> {
-        let mut stmt = catalog.connection().prepare("SELECT id, path FROM backups ORDER BY id")?;
+        let mut stmt = catalog
+            .connection()
+            .prepare("SELECT id, path FROM backups ORDER BY id")?;
         let rows: Vec<(i64, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -144,7 +146,11 @@ impl CollectableKind for UnrecordedBackups {
             .map(|p| p.map(PathBuf::from))
             .collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::new();
-        for entry in fs::read_dir(root.join("backups")).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(root.join("backups"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) && !recorded.contains(&path) {
                 out.push(Condemned {
@@ -178,9 +184,15 @@ impl CollectableKind for Plans {
             applied.extend(words);
         }
         let mut out = Vec::new();
-        for entry in fs::read_dir(root.join("plans")).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(root.join("plans"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".json") else { continue };
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
             let Ok(meta) = entry.metadata() else { continue };
             let old = meta
                 .modified()
@@ -216,19 +228,30 @@ impl CollectableKind for Reports {
     /// `reports/<stamp>-<what>.txt` and `.json` past the newest `REPORTS_KEPT` of each
     /// `what`; `latest.*` always stays. A report only tells what a run did, which `log`
     /// keeps for good.
-    fn unheld(&self, root: &Path, _catalog: &Catalog, _refs: &References) -> Result<Vec<Condemned>> {
+    fn unheld(
+        &self,
+        root: &Path,
+        _catalog: &Catalog,
+        _refs: &References,
+    ) -> Result<Vec<Condemned>> {
         let dir = root.join("reports");
         let mut by_what: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".json").or_else(|| name.strip_suffix(".txt")) else {
+            let Some(stem) = name
+                .strip_suffix(".json")
+                .or_else(|| name.strip_suffix(".txt"))
+            else {
                 continue;
             };
             // `YYYYMMDD-HHMMSS-<what>`: the stamp sorts as time does.
             if let Some((stamp, what)) = stem.get(..15).zip(stem.get(16..))
                 && stamp.bytes().all(|b| b.is_ascii_digit() || b == b'-')
             {
-                by_what.entry(what.to_string()).or_default().insert(format!("{stamp}-{what}"));
+                by_what
+                    .entry(what.to_string())
+                    .or_default()
+                    .insert(format!("{stamp}-{what}"));
             }
         }
         let mut out = Vec::new();
@@ -283,7 +306,11 @@ pub fn folder_bytes(dir: &Path) -> u64 {
 /// What a prune would remove if the runs in `forgotten` were forgotten (reads only): the
 /// dry run of `prune` and `forget`, and `inspect`. Includes what an interrupted prune
 /// already condemned.
-pub fn would_remove(root: &Path, catalog: &Catalog, forgotten: &HashSet<i64>) -> Result<Vec<Condemned>> {
+pub fn would_remove(
+    root: &Path,
+    catalog: &Catalog,
+    forgotten: &HashSet<i64>,
+) -> Result<Vec<Condemned>> {
     let refs = references::mark(catalog, forgotten)?;
     let mut out = pending(catalog)?;
     let mut seen: HashSet<PathBuf> = out.iter().map(|c| c.path.clone()).collect();

@@ -23,7 +23,9 @@ impl References {
     }
 
     pub fn holds(&self, kind: &str, name: &str) -> bool {
-        self.held.get(kind).is_some_and(|names| names.contains(name))
+        self.held
+            .get(kind)
+            .is_some_and(|names| names.contains(name))
     }
 }
 
@@ -110,7 +112,8 @@ impl ReferenceSource for KeptBackups {
         let backups: Vec<(i64, Option<i64>)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut entries = conn.prepare_cached("SELECT hash FROM backup_entries WHERE backup_id = ?1")?;
+        let mut entries =
+            conn.prepare_cached("SELECT hash FROM backup_entries WHERE backup_id = ?1")?;
         for (id, run) in backups {
             if run.is_some_and(|r| forgotten.contains(&r)) {
                 continue;

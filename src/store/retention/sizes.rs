@@ -30,7 +30,11 @@ pub fn retired_bytes(_root: &Path) -> u64 {
 }
 
 pub fn measure(root: &Path) -> StoreSizes {
-    let file = |name: &str| std::fs::metadata(root.join(name)).map(|m| m.len()).unwrap_or(0);
+    let file = |name: &str| {
+        std::fs::metadata(root.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
     let mut s = StoreSizes {
         backups: folder_bytes(&root.join("backups")),
         blobs: folder_bytes(&root.join("blobs")),
