@@ -86,6 +86,15 @@ fn dry_runs_change_no_byte_of_the_store() {
             diffs.join("\n")
         );
     }
+    let inspect = t.sb.ok_json(&["inspect"]);
+    let store = &inspect["data"]["store"];
+    assert!(store["sizes"]["backups"].as_u64().unwrap() > 0, "{store:#}");
+    assert!(store["sizes"]["blobs"].as_u64().unwrap() > 0, "{store:#}");
+    assert!(store["sizes"]["catalog"].as_u64().unwrap() > 0, "{store:#}");
+    assert_eq!(store["sizes"]["retired_sessions"], 0);
+    // The two cleanups' plans were applied: prune would remove them.
+    assert!(store["prune_would_free"].as_u64().unwrap() > 0, "{store:#}");
+    assert_eq!(t.sb.json(&["forget", "--run", "99", "--dry-run"]).0, 2);
     // What the dry run lists: run 1 can no longer be undone and its logs are only copies.
     let doc = t.sb.ok_json(&[
         "forget",

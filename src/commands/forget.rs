@@ -44,6 +44,14 @@ pub fn run(ctx: &Context, args: ForgetArgs) -> Result<Report> {
         retired: args.include_retired,
     };
     let mut report = Report::spec_shaped("forget", "forget");
+    if let Some(id) = args.run
+        && let Some(store) = ctx.open_store_read_only()?
+        && store.catalog.run(id)?.is_none()
+    {
+        return Err(
+            MaintError::usage(format!("there is no run {id}; see `codex-maint log`")).into(),
+        );
+    }
     if args.dry_run {
         let Some(store) = ctx.open_store_read_only()? else {
             return Ok(nothing(
