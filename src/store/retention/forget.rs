@@ -139,6 +139,21 @@ pub fn plan(
     gone.extend(chosen.iter().map(|c| c.id));
     let held_after = references::mark(catalog, &gone)?;
     for c in chosen {
+        let unsettled: i64 = catalog.connection().query_row(
+            "SELECT COUNT(*) FROM ops WHERE run_id = ?1 AND state = 'prepared'",
+            [c.id],
+            |r| r.get(0),
+        )?;
+        if unsettled > 0 {
+            // Recovery could not tell where its item is: what it holds may be all there is.
+            plan.skipped.push(Skipped {
+                run_id: c.id,
+                reason: format!(
+                    "{unsettled} of its operations were interrupted and are not settled; see `codex-maint verify`"
+                ),
+            });
+            continue;
+        }
         let retired = retired_sessions(catalog, c.id)?;
         let only_copies: Vec<OnlyCopy> = catalog
             .live_ops_of_run_of_kinds(c.id, ONLY_COPY_KINDS)?
@@ -211,4 +226,99 @@ pub fn apply(catalog: &Catalog, plan: &ForgetPlan, by_run: i64, reason: &str) ->
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewOp;
+
+    fn catalog() -> Catalog {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrations::apply_pending(&mut conn).unwrap();
+        Catalog::new(conn)
+    }
+
+    fn run_with(c: &Catalog, kind: &str, applied: bool) -> i64 {
+        let run = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        let op = c
+            .prepare_op(
+                run,
+                &NewOp {
+                    kind: kind.into(),
+                    src: format!("/h/item-{run}"),
+                    dst: Some(format!("/h/archived/item-{run}")),
+                    detail: serde_json::json!({}),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        if applied {
+            c.mark_applied(op, None).unwrap();
+        }
+        c.finish_run(run, "done").unwrap();
+        run
+    }
+
+    fn everything() -> Selection {
+        Selection::Keep {
+            within_secs: None,
+            last: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_run_with_an_unsettled_op_or_a_retired_session_is_kept_with_the_reason() {
+        let c = catalog();
+        let unsettled = run_with(&c, "archive_session", false);
+        let retired = run_with(&c, RETIRE_KIND, true);
+        let plain = run_with(&c, "archive_session", true);
+        let plan = plan(&c, &everything(), Yeses::default(), chrono::Utc::now()).unwrap();
+        assert_eq!(plan.run_ids(), HashSet::from([plain]));
+        let reasons: Vec<(i64, &str)> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.run_id, s.reason.as_str()))
+            .collect();
+        assert!(reasons.iter().any(|(r, why)| *r == unsettled && why.contains("interrupted")));
+        assert!(reasons.iter().any(|(r, why)| *r == retired && why.contains("--include-retired")));
+
+        let yes = Yeses {
+            retired: true,
+            only_copies: true,
+        };
+        let plan = super::plan(&c, &everything(), yes, chrono::Utc::now()).unwrap();
+        assert_eq!(plan.run_ids(), HashSet::from([plain, retired]), "no yes settles an op");
+    }
+
+    #[test]
+    fn keep_within_and_keep_last_each_keep_what_they_name() {
+        let c = catalog();
+        let old = run_with(&c, "archive_session", true);
+        let newer = run_with(&c, "archive_session", true);
+        let newest = run_with(&c, "archive_session", true);
+        c.connection()
+            .execute(
+                "UPDATE runs SET started_at = '2020-01-01T00:00:00Z' WHERE id IN (?1, ?2)",
+                [old, newer],
+            )
+            .unwrap();
+        let now = chrono::Utc::now();
+        let within = Selection::Keep {
+            within_secs: Some(90 * 86_400),
+            last: None,
+        };
+        let plan = plan(&c, &within, Yeses::default(), now).unwrap();
+        assert_eq!(plan.run_ids(), HashSet::from([old, newer]));
+        let both = Selection::Keep {
+            within_secs: Some(90 * 86_400),
+            last: Some(2),
+        };
+        let plan = super::plan(&c, &both, Yeses::default(), now).unwrap();
+        assert_eq!(plan.run_ids(), HashSet::from([old]));
+        assert_eq!(plan.kept, vec![newest, newer]);
+        apply(&c, &plan, newest, "test").unwrap();
+        let again = super::plan(&c, &Selection::Run(old), Yeses::default(), now).unwrap();
+        assert!(again.forget.is_empty(), "a forgotten run is not forgotten twice");
+    }
 }
