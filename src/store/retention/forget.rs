@@ -280,15 +280,27 @@ mod tests {
             .iter()
             .map(|s| (s.run_id, s.reason.as_str()))
             .collect();
-        assert!(reasons.iter().any(|(r, why)| *r == unsettled && why.contains("interrupted")));
-        assert!(reasons.iter().any(|(r, why)| *r == retired && why.contains("--include-retired")));
+        assert!(
+            reasons
+                .iter()
+                .any(|(r, why)| *r == unsettled && why.contains("interrupted"))
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|(r, why)| *r == retired && why.contains("--include-retired"))
+        );
 
         let yes = Yeses {
             retired: true,
             only_copies: true,
         };
         let plan = super::plan(&c, &everything(), yes, chrono::Utc::now()).unwrap();
-        assert_eq!(plan.run_ids(), HashSet::from([plain, retired]), "no yes settles an op");
+        assert_eq!(
+            plan.run_ids(),
+            HashSet::from([plain, retired]),
+            "no yes settles an op"
+        );
     }
 
     #[test]
@@ -319,6 +331,9 @@ mod tests {
         assert_eq!(plan.kept, vec![newest, newer]);
         apply(&c, &plan, newest, "test").unwrap();
         let again = super::plan(&c, &Selection::Run(old), Yeses::default(), now).unwrap();
-        assert!(again.forget.is_empty(), "a forgotten run is not forgotten twice");
+        assert!(
+            again.forget.is_empty(),
+            "a forgotten run is not forgotten twice"
+        );
     }
 }
