@@ -52,6 +52,10 @@ enum Command {
     Decompress(commands::decompress::DecompressArgs),
     /// Make Codex's thread index agree with the transcripts on disk (rows that lost their file, archived flags that disagree with the folder); journaled, `undo` puts the rows back
     Repair(commands::repair::RepairArgs),
+    /// End undo history past a window (--keep-within 90d, --keep-last N, --run N): forgotten runs stay in `log`; what only they held is freed
+    Forget(commands::forget::ForgetArgs),
+    /// Remove from the store what nothing references (blobs, backups of forgotten runs, used or stale plans); crash-safe
+    Prune(commands::prune::PruneArgs),
     /// Check the catalog, every blob and every archived item, and that Codex's index agrees with each; exit 4 on any problem
     Verify,
     /// Finish or roll back operations interrupted by a crash
@@ -213,6 +217,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
         Command::Restore(args) => commands::undo::restore(&ctx, &args.target, args.dry_run),
         Command::Decompress(args) => commands::decompress::run(&ctx, args),
         Command::Repair(args) => commands::repair::run(&ctx, args),
+        Command::Forget(args) => commands::forget::run(&ctx, args),
+        Command::Prune(args) => commands::prune::run(&ctx, args),
         Command::Verify => commands::verify::run(&ctx),
         Command::Recover => commands::recover::run(&ctx),
         Command::Skill(args) => commands::skill::run(&ctx, args),

@@ -19,6 +19,29 @@ pub struct Policy {
     pub inspect: InspectPolicy,
     #[serde(default)]
     pub cleanup: CleanupPolicy,
+    #[serde(default)]
+    pub store: StorePolicy,
+}
+
+/// The store's budget: after its cleanup, a scheduled run forgets undo history past
+/// `keep_within`, then the oldest runs while the store is over `max_store_bytes`, and
+/// prunes what they held. The newest run is always kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorePolicy {
+    /// An age like `90d`.
+    pub keep_within: Option<String>,
+    pub max_store_bytes: Option<u64>,
+    /// Whether the budget may delete the only copy of a rotated log (or old release) a
+    /// forgotten run moved into the store; without it such runs are kept, and reported.
+    #[serde(default)]
+    pub delete_only_copies: bool,
+}
+
+impl StorePolicy {
+    pub fn is_set(&self) -> bool {
+        self.keep_within.is_some() || self.max_store_bytes.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -102,6 +125,15 @@ large_log_mb = 50
 unattended = []
 min_age = "10d"
 handoff_min_mb = 2
+
+[store]
+# The store's budget. After each scheduled run, undo history older than keep_within is
+# forgotten (it stays in `codex-maint log`), then the oldest runs while the store is over
+# max_store_bytes, and what they alone held is pruned. The newest run is always kept.
+# keep_within = "90d"
+# max_store_bytes = 2000000000
+# A rotated log lives only in the store: the budget deletes it only with this yes.
+delete_only_copies = false
 "#;
 
 impl Policy {
@@ -134,6 +166,11 @@ impl Policy {
             if !crate::policy::CLEANUP_CATEGORIES.contains(&c.as_str()) {
                 bail!("cleanup.unattended: unknown category {c:?}");
             }
+        }
+        if let Some(age) = &self.store.keep_within
+            && crate::clock::parse_duration(age).is_none()
+        {
+            bail!("store.keep_within {age:?} is not an age like 90d");
         }
         if crate::clock::parse_duration(&self.cleanup.min_age).is_none() {
             bail!(
@@ -209,5 +246,14 @@ mod tests {
         );
         assert!(Policy::parse(&TEMPLATE.replace("at = \"09:30\"", "at = \"25:00\"")).is_err());
         assert!(Policy::parse(&format!("{TEMPLATE}\nsurprise = 1\n")).is_err());
+        assert!(!p.store.is_set() && !p.store.delete_only_copies);
+        let budget =
+            Policy::parse(&TEMPLATE.replace("# keep_within = \"90d\"", "keep_within = \"90d\""))
+                .unwrap();
+        assert_eq!(budget.store.keep_within.as_deref(), Some("90d"));
+        assert!(
+            Policy::parse(&TEMPLATE.replace("# keep_within = \"90d\"", "keep_within = \"soon\""))
+                .is_err()
+        );
     }
 }

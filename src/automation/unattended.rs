@@ -59,6 +59,12 @@ pub fn run(
             at, home, &args, &before, planned, reviewed, false, &handoffs,
         )
     };
+    let outcome = match outcome {
+        Ok(mut r) if approved && policy.store.is_set() => {
+            keep_store_budget(at, home, policy, &mut r).map(|_| r)
+        }
+        other => other,
+    };
     match outcome {
         Ok(r) => {
             file_report(&reports, "run", &r)?;
@@ -78,6 +84,77 @@ pub fn run(
             Err(e)
         }
     }
+}
+
+/// The policy's store budget, after the cleanup: forget and prune to stay inside it, as a
+/// run of its own, and say what was dropped, what was kept and why.
+fn keep_store_budget(
+    at: &Invocation<'_>,
+    home: &CodexHome,
+    policy: &Policy,
+    r: &mut Report,
+) -> Result<()> {
+    use crate::clock::human_bytes;
+    use crate::store::retention::budget::{self, Budget};
+    if !crate::store::exists(at.store_root)? {
+        return Ok(());
+    }
+    let limits = Budget {
+        keep_within_secs: policy
+            .store
+            .keep_within
+            .as_deref()
+            .and_then(crate::clock::parse_duration),
+        max_store_bytes: policy.store.max_store_bytes,
+        yeses: crate::store::retention::forget::Yeses {
+            only_copies: policy.store.delete_only_copies,
+            retired: false,
+        },
+    };
+    let (store, _) = crate::write_gate::open_store_and_recover(home, at.store_root)?;
+    let run = crate::ops::Run::begin(&store, "forget", at.argv, &home.root, None)?;
+    let outcome = budget::keep(&store, &limits, run.id);
+    run.finish(if outcome.is_err() { "failed" } else { "done" })?;
+    let kept = outcome?;
+    for f in &kept.forgotten {
+        r.push(
+            report::COMPLETED,
+            format!(
+                "store budget: forgot run {} ({}, {}): {} change(s) can no longer be undone; {} only cop(ies) deleted",
+                f.run_id, f.command, f.started_at, f.in_force, f.only_copies.len()
+            ),
+        );
+    }
+    for s in &kept.skipped {
+        r.push(
+            report::NOT_TOUCHED,
+            format!("store budget kept run {}: {}", s.run_id, s.reason),
+        );
+    }
+    r.push(
+        report::COMPLETED,
+        format!(
+            "store budget: pruned {} in {} items; the store is {} (was {})",
+            human_bytes(kept.pruned.bytes()),
+            kept.pruned.removed.len(),
+            human_bytes(kept.after.total),
+            human_bytes(kept.before.total)
+        ),
+    );
+    if kept.over_budget {
+        r.push(
+            report::RESIDUAL_RISK,
+            format!(
+                "the store ({}) is still over max_store_bytes ({}): nothing more may be forgotten without a yes the policy does not give",
+                human_bytes(kept.after.total),
+                human_bytes(policy.store.max_store_bytes.unwrap_or(0))
+            ),
+        );
+    }
+    if let Some(data) = r.data.as_object_mut() {
+        data.insert("store_budget".into(), serde_json::to_value(&kept)?);
+    }
+    Ok(())
 }
 
 /// `<dir>/<time>-<what>.txt` and `.json`, plus `latest.txt` / `latest.json` for the eye.

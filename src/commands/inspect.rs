@@ -63,7 +63,40 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<Report> {
     if let Some(history) = data.thread_history.as_mut() {
         history.retired_in_store = retired_in_store(&ctx.store_root)?;
     }
-    Ok(render(&home, &data, &options))
+    let mut report = render(&home, &data, &options);
+    describe_store(&ctx.store_root, &mut report)?;
+    Ok(report)
+}
+
+/// The store's own weight by kind, and what `prune` would free: the store is bounded by
+/// the user's policy, and this is where they see it.
+fn describe_store(root: &std::path::Path, report: &mut Report) -> Result<()> {
+    use crate::clock::human_bytes;
+    let Some(s) = crate::store::retention::sizes::summary(root)? else {
+        return Ok(());
+    };
+    let z = &s.sizes;
+    report.push(
+        crate::report::OBSERVED,
+        format!(
+            "store {}: {} (backups {}, blobs {}, retired sessions {}, catalog {}, plans {}, reports {}, other {}); prune would free {} in {} items",
+            root.display(),
+            human_bytes(z.total),
+            human_bytes(z.backups),
+            human_bytes(z.blobs),
+            human_bytes(z.retired_sessions),
+            human_bytes(z.catalog),
+            human_bytes(z.plans),
+            human_bytes(z.reports),
+            human_bytes(z.other),
+            human_bytes(s.prune_would_free),
+            s.prune_would_remove
+        ),
+    );
+    if let Some(data) = report.data.as_object_mut() {
+        data.insert("store".into(), serde_json::to_value(&s)?);
+    }
+    Ok(())
 }
 
 /// The sessions retired into the store and not brought back, and their bytes as they lay

@@ -105,6 +105,9 @@ fn describe_run(r: &RunRecord) -> String {
     if let Some(n) = r.reverts_run {
         line.push_str(&format!(" · reverts run {n}"));
     }
+    if let Some(when) = &r.forgotten_at {
+        line.push_str(&format!(" · forgotten {when}: no longer undoable"));
+    }
     line
 }
 

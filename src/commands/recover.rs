@@ -15,9 +15,12 @@ pub fn run(ctx: &Context) -> Result<Report> {
         let removed = crate::store::folder::remove_abandoned_builds_inside(&ctx.store_root);
         report.extend(
             report::COMPLETED,
-            removed
-                .iter()
-                .map(|p| format!("removed the build of a first store a crash left: {}", p.display())),
+            removed.iter().map(|p| {
+                format!(
+                    "removed the build of a first store a crash left: {}",
+                    p.display()
+                )
+            }),
         );
         report.push(report::COMPLETED, "nothing: there is no store yet");
         report.data = json!({ "recovered": [] });

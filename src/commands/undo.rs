@@ -79,6 +79,7 @@ fn undo_in(
                 ))
                 .into());
             }
+            refuse_if_forgotten(store, id)?;
             id
         }
         // The newest run with changes in force, passing over undo runs: a second `undo`
@@ -150,6 +151,7 @@ fn restore_session(ctx: &Context, text: &str, dry_run: bool) -> Result<Report> {
             ),
         ));
     };
+    refuse_if_forgotten(&store, last.run_id)?;
     let mut report = revert(
         ctx,
         &home,
@@ -200,6 +202,7 @@ fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
             "there is no op {op_id}; see `codex-maint log --run N`"
         ))
     })?;
+    refuse_if_forgotten(&store, op.run_id)?;
     if let Some(by) = op.reverted_by {
         return Err(MaintError::refused(
             format!("op {op_id} was already taken back by op {by}; nothing was changed"),
@@ -235,6 +238,21 @@ fn restore_op(ctx: &Context, op_id: i64, dry_run: bool) -> Result<Report> {
     )?;
     describe_recovery(&mut report, &recovered);
     Ok(report)
+}
+
+/// A forgotten run's changes stand, but what would take them back may be gone: refused
+/// (exit 3) before anything is checked or changed.
+fn refuse_if_forgotten(store: &Store, run_id: i64) -> Result<()> {
+    if let Some(when) = crate::store::retention::forgotten_at(&store.catalog, run_id)? {
+        return Err(MaintError::refused(
+            format!(
+                "run {run_id} was forgotten on {when} (`codex-maint forget`): its changes stand, but can no longer be undone or restored; nothing was changed"
+            ),
+            vec![],
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn open(

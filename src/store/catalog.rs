@@ -8,9 +8,29 @@ use serde_json::Value;
 
 use crate::clock::now_rfc3339;
 
+mod lean_detail;
 mod live;
+use lean_detail::OwnValues;
 pub use live::RetiredSession;
 pub use live::live_page_size;
+
+/// An op's detail as it was written, from its stored text and the op's own columns (see
+/// `lean_detail`): for readers that select the detail themselves.
+pub fn full_detail(
+    src: &str,
+    dst: Option<&str>,
+    hash_before: Option<&str>,
+    stored: String,
+) -> String {
+    lean_detail::expand(
+        stored,
+        &OwnValues {
+            src: Some(src),
+            dst,
+            hash_before,
+        },
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +73,9 @@ pub struct RunRecord {
     pub status: String,
     pub reverts_run: Option<i64>,
     pub op_counts: OpCounts,
+    /// When `forget` ended this run's undo history; its lines stay readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forgotten_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -107,21 +130,25 @@ const OP_COLUMNS: &str = "id, run_id, seq, kind, state, src, dst, size, mode, mt
      hash_after, blob, detail, reverts_op, reverted_by, prepared_at, finished_at";
 
 fn op_from_row(row: &Row<'_>) -> rusqlite::Result<StoredOp> {
+    let src: String = row.get(5)?;
+    let dst: Option<String> = row.get(6)?;
+    let hash_before: Option<String> = row.get(10)?;
+    let detail = full_detail(&src, dst.as_deref(), hash_before.as_deref(), row.get(13)?);
     Ok(StoredOp {
         id: row.get(0)?,
         run_id: row.get(1)?,
         seq: row.get(2)?,
         kind: row.get(3)?,
         state: OpState::parse(&row.get::<_, String>(4)?)?,
-        src: row.get(5)?,
-        dst: row.get(6)?,
+        src,
+        dst,
         size: row.get(7)?,
         mode: row.get(8)?,
         mtime_ns: row.get(9)?,
-        hash_before: row.get(10)?,
+        hash_before,
         hash_after: row.get(11)?,
         blob: row.get(12)?,
-        detail: row.get(13)?,
+        detail,
         reverts_op: row.get(14)?,
         reverted_by: row.get(15)?,
         prepared_at: row.get(16)?,
@@ -256,7 +283,14 @@ impl Catalog {
                 op.mtime_ns,
                 op.hash_before,
                 op.blob,
-                serde_json::to_string(&op.detail)?,
+                lean_detail::compact(
+                    &op.detail,
+                    &OwnValues {
+                        src: Some(&op.src),
+                        dst: op.dst.as_deref(),
+                        hash_before: op.hash_before.as_deref(),
+                    }
+                )?,
                                 op.reverts_op,
                 now_rfc3339()
             ])?;
@@ -310,19 +344,48 @@ impl Catalog {
     pub fn record_source_hashes(&self, ops: &[(i64, String, Value)]) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         for (op_id, hash_before, detail) in ops {
+            let (src, dst) = Self::paths_of(&tx, *op_id)?;
+            let stored = lean_detail::compact(
+                detail,
+                &OwnValues {
+                    src: Some(&src),
+                    dst: dst.as_deref(),
+                    hash_before: Some(hash_before),
+                },
+            )?;
             tx.prepare_cached("UPDATE ops SET hash_before = ?2, detail = ?3 WHERE id = ?1")?
-                .execute(params![op_id, hash_before, serde_json::to_string(detail)?])?;
+                .execute(params![op_id, hash_before, stored])?;
         }
         tx.commit()?;
         Ok(())
     }
 
     pub fn update_detail(&self, op_id: i64, detail: &Value) -> Result<()> {
+        let (src, dst) = Self::paths_of(&self.conn, op_id)?;
+        let hash_before: Option<String> =
+            self.conn
+                .query_row("SELECT hash_before FROM ops WHERE id = ?1", [op_id], |r| {
+                    r.get(0)
+                })?;
+        let stored = lean_detail::compact(
+            detail,
+            &OwnValues {
+                src: Some(&src),
+                dst: dst.as_deref(),
+                hash_before: hash_before.as_deref(),
+            },
+        )?;
         self.writing(self.conn.execute(
             "UPDATE ops SET detail = ?2 WHERE id = ?1",
-            params![op_id, serde_json::to_string(detail)?],
+            params![op_id, stored],
         ))?;
         Ok(())
+    }
+
+    fn paths_of(conn: &Connection, op_id: i64) -> Result<(String, Option<String>)> {
+        Ok(conn
+            .prepare_cached("SELECT src, dst FROM ops WHERE id = ?1")?
+            .query_row([op_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
     pub fn op(&self, op_id: i64) -> Result<Option<StoredOp>> {
@@ -400,14 +463,19 @@ impl Catalog {
     }
 
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        let mut stmt = self.conn.prepare(
+        let forgotten_at = if self.knows_forgetting() {
+            "(SELECT forgotten_at FROM forgotten_runs f WHERE f.run_id = r.id)"
+        } else {
+            "NULL"
+        };
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT r.id, r.command, r.args, r.home, r.started_at, r.finished_at, r.status, r.reverts_run,
                     COALESCE(SUM(o.state = 'applied'), 0), COALESCE(SUM(o.state = 'prepared'), 0),
                     COALESCE(SUM(o.state = 'rolled_back'), 0), COALESCE(SUM(o.reverted_by IS NOT NULL), 0),
-                    COALESCE(SUM(CASE WHEN o.state = 'applied' THEN o.size END), 0)
+                    COALESCE(SUM(CASE WHEN o.state = 'applied' THEN o.size END), 0), {forgotten_at}
              FROM runs r LEFT JOIN ops o ON o.run_id = r.id
-             GROUP BY r.id ORDER BY r.id",
-        )?;
+             GROUP BY r.id ORDER BY r.id"
+        ))?;
         let rows = stmt.query_map([], |r| {
             let args: String = r.get(2)?;
             Ok(RunRecord {
@@ -426,6 +494,7 @@ impl Catalog {
                     reverted: r.get(11)?,
                     bytes: r.get(12)?,
                 },
+                forgotten_at: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -438,13 +507,21 @@ impl Catalog {
     /// The `created_dirs` lists of every op that created folders, in op order.
     pub fn created_dir_lists(&self) -> Result<Vec<Value>> {
         let mut stmt = self.conn.prepare(
-            "SELECT json_extract(detail, '$.created_dirs') FROM ops
+            "SELECT src, dst, hash_before, detail FROM ops
              WHERE json_array_length(json_extract(detail, '$.created_dirs')) > 0 ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(full_detail(
+                &r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?.as_deref(),
+                r.get::<_, Option<String>>(2)?.as_deref(),
+                r.get(3)?,
+            ))
+        })?;
         let mut out = Vec::new();
         for row in rows {
-            out.push(serde_json::from_str(&row?)?);
+            let detail: Value = serde_json::from_str(&row?)?;
+            out.push(detail["created_dirs"].clone());
         }
         Ok(out)
     }

@@ -18,6 +18,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_handoffs.sql"),
     ),
     (3, "packs", include_str!("../../migrations/0003_packs.sql")),
+    // 3 is the pack layer's; this one does not depend on it, so either lands first.
+    (
+        4,
+        "retention",
+        include_str!("../../migrations/0004_retention.sql"),
+    ),
 ];
 
 /// The catalog's format is the newest migration this binary knows: a catalog at a higher
@@ -63,7 +69,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_are_recorded() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3]);
+        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4]);
         assert!(apply_pending(&mut conn).unwrap().is_empty());
         let recorded: i64 = conn
             .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {

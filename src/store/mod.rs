@@ -8,6 +8,7 @@ pub mod folder;
 pub mod migrations;
 pub mod pack;
 mod read_back;
+pub mod retention;
 mod store_lock;
 
 use anyhow::{Context, Result};

@@ -30,6 +30,13 @@ const IS_LIVE_IN_RUN: &str = "+o.state = 'applied' AND o.reverted_by IS NULL AND
 /// that a page of ops and their plans stays a few megabytes.
 const PAGE: usize = 2048;
 
+/// A forgotten run's ops are no longer in force for undo, restore or verify: their items
+/// stand where they are, but what would take them back may be gone (`forget`, `prune`).
+/// They still count as `later` ops above, since the item did move on from where an earlier
+/// op left it. A catalog from before `forgotten_runs` (read by a dry run, unmigrated) has
+/// nothing forgotten.
+const NOT_FORGOTTEN: &str = "NOT EXISTS (SELECT 1 FROM forgotten_runs f WHERE f.run_id = o.run_id)";
+
 /// The page size; a `test-hooks` build takes `CODEX_MAINT_PAGE_SIZE`, so a test of a few
 /// thousand ops crosses many page boundaries.
 #[cfg(feature = "test-hooks")]
@@ -73,7 +80,8 @@ impl Catalog {
             "SELECT o.id, json_extract(o.detail, '$.thread_id'), o.src,
                     json_extract(o.detail, '$.transcript.object'), json_extract(o.detail, '$.rows_object'),
                     COALESCE(o.size, 0)
-             FROM ops o WHERE o.kind = 'retire_session' AND {IS_LIVE} ORDER BY o.id"
+             FROM ops o WHERE o.kind = 'retire_session' AND {} ORDER BY o.id",
+            self.live_test(false)
         );
         let mut stmt = self.connection().prepare(&sql)?;
         let rows = stmt
@@ -91,6 +99,27 @@ impl Catalog {
         Ok(rows)
     }
 
+    /// Whether this catalog can hold forgotten runs (migration 4).
+    pub fn knows_forgetting(&self) -> bool {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forgotten_runs')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(false)
+    }
+
+    /// The test "in force" over all ops (`in_run: false`) or one run's, forgotten runs out.
+    fn live_test(&self, in_run: bool) -> String {
+        let base = if in_run { IS_LIVE_IN_RUN } else { IS_LIVE };
+        if self.knows_forgetting() {
+            format!("{base} AND {NOT_FORGOTTEN}")
+        } else {
+            base.to_string()
+        }
+    }
+
     /// Every op in force, by id. What `verify` checks, `undo` takes back and `restore`
     /// accepts; callers that may meet a large catalog page with `live_ops_after`.
     pub fn live_ops(&self) -> Result<Vec<StoredOp>> {
@@ -101,8 +130,9 @@ impl Catalog {
     pub fn live_ops_after(&self, after_id: i64, limit: usize) -> Result<Vec<StoredOp>> {
         self.query_ops(
             &format!(
-                "SELECT {} FROM ops o WHERE o.id > ?1 AND {IS_LIVE} ORDER BY o.id LIMIT ?2",
-                columns_of_o()
+                "SELECT {} FROM ops o WHERE o.id > ?1 AND {} ORDER BY o.id LIMIT ?2",
+                columns_of_o(),
+                self.live_test(false)
             ),
             params![after_id, limit as i64],
         )
@@ -118,11 +148,29 @@ impl Catalog {
     ) -> Result<Vec<StoredOp>> {
         self.query_ops(
             &format!(
-                "SELECT {} FROM ops o WHERE o.run_id = ?1 AND o.seq < ?2 AND {IS_LIVE_IN_RUN}
+                "SELECT {} FROM ops o WHERE o.run_id = ?1 AND o.seq < ?2 AND {}
                  ORDER BY o.seq DESC LIMIT ?3",
-                columns_of_o()
+                columns_of_o(),
+                self.live_test(true)
             ),
             params![run_id, before_seq, limit as i64],
+        )
+    }
+
+    /// The ops in force of run `run_id` whose kind is one of `kinds`, by seq.
+    pub fn live_ops_of_run_of_kinds(&self, run_id: i64, kinds: &[&str]) -> Result<Vec<StoredOp>> {
+        let kinds = kinds
+            .iter()
+            .map(|k| format!("'{}'", k.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.query_ops(
+            &format!(
+                "SELECT {} FROM ops o WHERE o.run_id = ?1 AND o.kind IN ({kinds}) AND {} ORDER BY o.seq",
+                columns_of_o(),
+                self.live_test(true)
+            ),
+            params![run_id],
         )
     }
 
@@ -132,14 +180,17 @@ impl Catalog {
         let count: i64 = match run_id {
             Some(run) => {
                 let own: i64 = self.conn.query_row(
-                    &format!("SELECT COUNT(*) FROM ops o WHERE o.run_id = ?1 AND {IS_LIVE_IN_RUN}"),
+                    &format!(
+                        "SELECT COUNT(*) FROM ops o WHERE o.run_id = ?1 AND {}",
+                        self.live_test(true)
+                    ),
                     [run],
                     |r| r.get(0),
                 )?;
                 own + self.live_redo_ids_of_run(run)?.len() as i64
             }
             None => self.conn.query_row(
-                &format!("SELECT COUNT(*) FROM ops o WHERE {IS_LIVE}"),
+                &format!("SELECT COUNT(*) FROM ops o WHERE {}", self.live_test(false)),
                 [],
                 |r| r.get(0),
             )?,
@@ -149,7 +200,10 @@ impl Catalog {
 
     pub fn is_live(&self, op_id: i64) -> Result<bool> {
         Ok(self.conn.query_row(
-            &format!("SELECT EXISTS(SELECT 1 FROM ops o WHERE o.id = ?1 AND {IS_LIVE_IN_RUN})"),
+            &format!(
+                "SELECT EXISTS(SELECT 1 FROM ops o WHERE o.id = ?1 AND {})",
+                self.live_test(true)
+            ),
             [op_id],
             |r| r.get(0),
         )?)
@@ -166,8 +220,9 @@ impl Catalog {
                 &format!(
                     "SELECT r.id FROM runs r
                      WHERE r.command != ?1
-                       AND EXISTS (SELECT 1 FROM ops o WHERE o.run_id = r.id AND {IS_LIVE_IN_RUN})
-                     ORDER BY r.id DESC LIMIT 1"
+                       AND EXISTS (SELECT 1 FROM ops o WHERE o.run_id = r.id AND {})
+                     ORDER BY r.id DESC LIMIT 1",
+                    self.live_test(true)
                 ),
                 [passed_over],
                 |r| r.get(0),
@@ -198,10 +253,11 @@ impl Catalog {
     /// took nothing back does that op again; an odd number, it takes that op back. Walks up
     /// through primary keys only; such chains are short.
     pub fn live_redos(&self) -> Result<Vec<Redo>> {
+        let live = self.live_test(false);
         let sql = format!(
             "WITH RECURSIVE up(op, cur, steps) AS (
                  SELECT o.id, o.reverts_op, 1 FROM ops o
-                 WHERE o.reverts_op IS NOT NULL AND {IS_LIVE}
+                 WHERE o.reverts_op IS NOT NULL AND {live}
                  UNION ALL
                  SELECT up.op, c.reverts_op, up.steps + 1 FROM up
                    JOIN ops c ON c.id = up.cur WHERE c.reverts_op IS NOT NULL)
@@ -438,7 +494,8 @@ mod tests {
             rows.join("\n")
         };
         let by_id = plan(&format!(
-            "SELECT o.id FROM ops o WHERE o.id > 5 AND {IS_LIVE} ORDER BY o.id LIMIT 9"
+            "SELECT o.id FROM ops o WHERE o.id > 5 AND {} ORDER BY o.id LIMIT 9",
+            c.live_test(false)
         ));
         assert!(
             by_id.contains("USING INDEX ops_by_state (state=? AND rowid>?)"),
@@ -446,14 +503,19 @@ mod tests {
         );
         for sql in [
             format!(
-                "SELECT o.id FROM ops o WHERE o.run_id = 1 AND o.seq < 9 AND {IS_LIVE_IN_RUN}
-                 ORDER BY o.seq DESC LIMIT 9"
+                "SELECT o.id FROM ops o WHERE o.run_id = 1 AND o.seq < 9 AND {}
+                 ORDER BY o.seq DESC LIMIT 9",
+                c.live_test(true)
             ),
-            format!("SELECT COUNT(*) FROM ops o WHERE o.run_id = 1 AND {IS_LIVE_IN_RUN}"),
+            format!(
+                "SELECT COUNT(*) FROM ops o WHERE o.run_id = 1 AND {}",
+                c.live_test(true)
+            ),
             format!(
                 "SELECT r.id FROM runs r WHERE r.command != 'undo'
-                 AND EXISTS (SELECT 1 FROM ops o WHERE o.run_id = r.id AND {IS_LIVE_IN_RUN})
-                 ORDER BY r.id DESC LIMIT 1"
+                 AND EXISTS (SELECT 1 FROM ops o WHERE o.run_id = r.id AND {})
+                 ORDER BY r.id DESC LIMIT 1",
+                c.live_test(true)
             ),
         ] {
             let plan = plan(&sql);
@@ -465,7 +527,10 @@ mod tests {
         }
         for plan in [
             by_id,
-            plan(&format!("SELECT o.id FROM ops o WHERE {IS_LIVE}")),
+            plan(&format!(
+                "SELECT o.id FROM ops o WHERE {}",
+                c.live_test(false)
+            )),
         ] {
             assert!(plan.contains("ops_by_src (src=?"), "{plan}");
             assert!(
