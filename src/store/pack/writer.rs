@@ -201,7 +201,13 @@ impl<'s> ObjectWriter<'s> {
             )?
             .execute(params![pack.id, pack.size as i64, PACK_FORMAT, dict, now])?;
             let seq = tx.last_insert_rowid();
-            for (number, b) in pack.index.blocks.iter().enumerate() {
+            // Read back from the file renamed into place: what the catalog records is what
+            // the pack on disk says of itself.
+            let path = self.store.pack_path(&pack.id);
+            let mut file = std::fs::File::open(&path)
+                .with_context(|| format!("reading back {}", path.display()))?;
+            let index = super::pack_file::read_index(&mut file, &path)?;
+            for (number, b) in index.blocks.iter().enumerate() {
                 tx.prepare_cached(
                     "INSERT INTO blocks (pack, number, offset, length, plain_length, dictionary)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -215,7 +221,7 @@ impl<'s> ObjectWriter<'s> {
                     b.dictionary
                 ])?;
             }
-            for c in &pack.index.chunks {
+            for c in &index.chunks {
                 let id = blake3::Hash::from_hex(&c.id)?;
                 tx.prepare_cached(
                     "INSERT OR IGNORE INTO chunks (id, pack, block, offset, length)
