@@ -30,7 +30,8 @@ struct OpenBlock {
 }
 
 pub struct ObjectWriter<'s> {
-    store: &'s ObjectStore<'s>,
+    /// Its own view of the store, so a writer may outlive the `objects()` it came from.
+    store: ObjectStore<'s>,
     limits: PackLimits,
     dictionary: Option<super::dictionary::Dictionary>,
     text_compressor: zstd::bulk::Compressor<'static>,
@@ -45,8 +46,8 @@ pub struct ObjectWriter<'s> {
 }
 
 impl<'s> ObjectWriter<'s> {
-    pub(super) fn new(store: &'s ObjectStore<'s>, limits: PackLimits) -> Result<Self> {
-        let dictionary = super::dictionary::latest(store)?;
+    pub(super) fn new(store: ObjectStore<'s>, limits: PackLimits) -> Result<Self> {
+        let dictionary = super::dictionary::latest(&store)?;
         let mut text_compressor = match &dictionary {
             Some((_, bytes)) => zstd::bulk::Compressor::with_dictionary(limits.text_level, bytes)?,
             None => zstd::bulk::Compressor::new(limits.text_level)?,
