@@ -538,9 +538,15 @@ fn a_chunk_in_a_condemned_pack_is_written_again_and_reads_without_it() {
     // Something new beside it, so the new pack is not the old one byte for byte.
     w.put_bytes(b"new\n", Chunker::Whole).unwrap();
     w.commit().unwrap();
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM packs WHERE state = 'live'"), 1);
     assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM chunks c JOIN packs p ON p.seq = c.pack WHERE p.state = 'condemned'"),
+        count(&store, "SELECT COUNT(*) FROM packs WHERE state = 'live'"),
+        1
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM chunks c JOIN packs p ON p.seq = c.pack WHERE p.state = 'condemned'"
+        ),
         0,
         "every chunk row moved to the new pack"
     );
@@ -569,7 +575,10 @@ fn the_same_pack_written_again_after_a_prune_condemned_it_is_live_again() {
     let id = w.put_bytes(&text, Chunker::CdcLines).unwrap();
     w.commit().unwrap();
     assert_eq!(count(&store, "SELECT COUNT(*) FROM packs"), 1);
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM packs WHERE state = 'live'"), 1);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM packs WHERE state = 'live'"),
+        1
+    );
     assert_eq!(objects.read(&id).unwrap(), text);
     assert_eq!(objects.verify_all().unwrap(), Vec::<String>::new());
 }

@@ -211,9 +211,10 @@ impl<'s> ObjectWriter<'s> {
                      ON CONFLICT (id) DO UPDATE SET state = 'live'
                      RETURNING seq",
                 )?
-                .query_row(params![pack.id, pack.size as i64, PACK_FORMAT, dict, now], |r| {
-                    r.get(0)
-                })?;
+                .query_row(
+                    params![pack.id, pack.size as i64, PACK_FORMAT, dict, now],
+                    |r| r.get(0),
+                )?;
             // Read back from the file renamed into place: what the catalog records is what
             // the pack on disk says of itself.
             let path = self.store.pack_path(&pack.id);
