@@ -7,6 +7,8 @@
 //!    `target/bench-corpus-cold`.
 //! 2. Generated transcripts (`testkit::synthetic_home`), the same comparison.
 //! 3. Reading one ~50 KB object back from a store holding 100,000 objects.
+//! 4. 52 weekly backups of a changing thread index: pages in packs against a separate
+//!    zstd -3 copy per backup (issue 23).
 //!
 //! `cargo bench --bench cold_tier`. Needs the real Codex CLI (.ci/run installs it).
 
@@ -331,6 +333,77 @@ fn read_at_scale(
     ));
 }
 
+/// Issue 23's weekly backups: a thread index of `rows` rows, changed each week (rows among
+/// the newest tenth updated, 2% added), backed up `weeks` times. Each backup as its own zstd -3
+/// copy (what `state.tar.zst` costs a database) against the pack bytes each adds as pages.
+fn weekly_backups(dir: &Path, rows: usize, weeks: usize, say: &mut dyn FnMut(String)) {
+    let db_path = dir.join("state_5.sqlite");
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE threads (id INTEGER PRIMARY KEY, title TEXT, preview TEXT, updated_at INTEGER);",
+    )
+    .unwrap();
+    let fill = |from: usize, to: usize| {
+        let tx = conn.unchecked_transaction().unwrap();
+        for i in from..to {
+            tx.execute(
+                "INSERT INTO threads (title, preview, updated_at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    format!("Fix the build of module {i}"),
+                    format!(
+                        "{} {i}",
+                        "The user asked to look at the failing test and ".repeat(1 + i % 5)
+                    ),
+                    i as i64
+                ],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    };
+    fill(0, rows);
+    let store = Store::open_for_write(&dir.join("backup-store")).unwrap();
+    let objects = store.objects();
+    let (mut tars, mut packs, mut plain) = (0u64, 0u64, 0u64);
+    let mut total = rows;
+    for week in 0..weeks {
+        if week > 0 {
+            let tx = conn.unchecked_transaction().unwrap();
+            for k in 0..rows / 10 {
+                // Recent threads are the ones that change.
+                let id = total - (k * 7919 + week) % (rows / 10);
+                tx.execute(
+                    "UPDATE threads SET updated_at = updated_at + 1 WHERE id = ?1",
+                    [id as i64],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+            fill(total, total + rows / 50);
+            total += rows / 50;
+        }
+        let bytes = std::fs::read(&db_path).unwrap();
+        plain += bytes.len() as u64;
+        tars += zstd::bulk::compress(&bytes, 3).unwrap().len() as u64;
+        let before = objects.sizes().unwrap().pack_bytes;
+        let mut w = objects.writer().unwrap();
+        w.put_bytes(&bytes, Chunker::SqlitePage).unwrap();
+        w.commit().unwrap();
+        packs += objects.sizes().unwrap().pack_bytes - before;
+        if week + 1 == 12 || week + 1 == weeks {
+            say(format!(
+                "{} weekly backups of a thread index of {rows} rows and more ({:.1} MB plain in all; rows among the newest tenth updated and 2% added each week): {:.2} MB as separate zstd -3 copies, {:.2} MB as pages in packs ({:.1}x less)",
+                week + 1,
+                mb(plain),
+                mb(tars),
+                mb(packs),
+                tars as f64 / packs as f64
+            ));
+        }
+    }
+    assert!(objects.verify_all().unwrap().is_empty());
+}
+
 fn main() {
     let Some(codex) = codex_maint::testkit::installed_codex() else {
         eprintln!("the real Codex CLI is not installed: run .ci/run (it installs it) first");
@@ -356,6 +429,11 @@ fn main() {
         out.push_str(&line);
         out.push('\n');
     };
+    if std::env::var("CODEX_MAINT_BENCH_ONLY").is_ok_and(|v| v == "backups") {
+        weekly_backups(dir.path(), 20_000, 52, &mut say);
+        return;
+    }
+    weekly_backups(dir.path(), 20_000, 52, &mut say);
     compare(
         "real (Codex CLI)",
         &real,

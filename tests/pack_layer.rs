@@ -515,3 +515,70 @@ fn a_missing_dictionary_is_named_by_verify() {
     );
     assert!(objects.read(&id).is_err());
 }
+
+#[test]
+fn a_chunk_in_a_condemned_pack_is_written_again_and_reads_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = open(&root);
+    let objects = store.objects();
+    let text = transcript(5, 800);
+    let mut w = objects.writer().unwrap();
+    w.put_bytes(&text, Chunker::CdcLines).unwrap();
+    w.commit().unwrap();
+    let old = pack_files(&root);
+    // A prune marked the pack unused and was stopped before it deleted the file.
+    store
+        .catalog
+        .connection()
+        .execute("UPDATE packs SET state = 'condemned'", [])
+        .unwrap();
+    let mut w = objects.writer().unwrap();
+    let id = w.put_bytes(&text, Chunker::CdcLines).unwrap();
+    // Something new beside it, so the new pack is not the old one byte for byte.
+    w.put_bytes(b"new\n", Chunker::Whole).unwrap();
+    w.commit().unwrap();
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM packs WHERE state = 'live'"),
+        1
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM chunks c JOIN packs p ON p.seq = c.pack WHERE p.state = 'condemned'"
+        ),
+        0,
+        "every chunk row moved to the new pack"
+    );
+    // The sweep deletes the condemned file; the object still reads whole.
+    std::fs::remove_file(&old[0]).unwrap();
+    assert_eq!(objects.read(&id).unwrap(), text);
+    assert_eq!(objects.verify_all().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn the_same_pack_written_again_after_a_prune_condemned_it_is_live_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = open(&root);
+    let objects = store.objects();
+    let text = transcript(6, 800);
+    let mut w = objects.writer().unwrap();
+    w.put_bytes(&text, Chunker::CdcLines).unwrap();
+    w.commit().unwrap();
+    store
+        .catalog
+        .connection()
+        .execute("UPDATE packs SET state = 'condemned'", [])
+        .unwrap();
+    let mut w = objects.writer().unwrap();
+    let id = w.put_bytes(&text, Chunker::CdcLines).unwrap();
+    w.commit().unwrap();
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM packs"), 1);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM packs WHERE state = 'live'"),
+        1
+    );
+    assert_eq!(objects.read(&id).unwrap(), text);
+    assert_eq!(objects.verify_all().unwrap(), Vec::<String>::new());
+}

@@ -163,14 +163,14 @@ impl<'a> ObjectStore<'a> {
     }
 
     /// A writer with the real limits; a dictionary is trained first when one is due.
-    pub fn writer(&self) -> Result<ObjectWriter<'_>> {
+    pub fn writer(&self) -> Result<ObjectWriter<'a>> {
         self.writer_with(PackLimits::default())
     }
 
     /// A writer with other limits (tests and benches).
-    pub fn writer_with(&self, limits: PackLimits) -> Result<ObjectWriter<'_>> {
+    pub fn writer_with(&self, limits: PackLimits) -> Result<ObjectWriter<'a>> {
         dictionary::train_if_due(self, limits.dictionary_threshold)?;
-        ObjectWriter::new(self, limits)
+        ObjectWriter::new(ObjectStore::new(self.catalog, &self.root), limits)
     }
 
     pub fn read(&self, id: &ObjectId) -> Result<Vec<u8>> {

@@ -102,11 +102,12 @@ pub struct PackBuilder {
 }
 
 /// A pack renamed into place, and what the catalog records of it.
+/// Its index is not kept: the writer reads it back from the file at commit, so a writer
+/// holds one pack's index at a time however many packs it fills.
 pub struct FinishedPack {
     pub id: String,
     pub size: u64,
     pub dictionary: Option<[u8; 32]>,
-    pub index: PackIndex,
 }
 
 impl PackBuilder {
@@ -209,7 +210,6 @@ impl PackBuilder {
             id,
             size: self.written,
             dictionary: self.dictionary,
-            index: std::mem::take(&mut self.index),
         })
     }
 }

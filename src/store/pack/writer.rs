@@ -30,7 +30,8 @@ struct OpenBlock {
 }
 
 pub struct ObjectWriter<'s> {
-    store: &'s ObjectStore<'s>,
+    /// Its own view of the store, so a writer may outlive the `objects()` it came from.
+    store: ObjectStore<'s>,
     limits: PackLimits,
     dictionary: Option<super::dictionary::Dictionary>,
     text_compressor: zstd::bulk::Compressor<'static>,
@@ -45,8 +46,8 @@ pub struct ObjectWriter<'s> {
 }
 
 impl<'s> ObjectWriter<'s> {
-    pub(super) fn new(store: &'s ObjectStore<'s>, limits: PackLimits) -> Result<Self> {
-        let dictionary = super::dictionary::latest(store)?;
+    pub(super) fn new(store: ObjectStore<'s>, limits: PackLimits) -> Result<Self> {
+        let dictionary = super::dictionary::latest(&store)?;
         let mut text_compressor = match &dictionary {
             Some((_, bytes)) => zstd::bulk::Compressor::with_dictionary(limits.text_level, bytes)?,
             None => zstd::bulk::Compressor::new(limits.text_level)?,
@@ -121,12 +122,18 @@ impl<'s> ObjectWriter<'s> {
         Ok(id)
     }
 
+    /// Whether the catalog holds the chunk in a live pack. One in a condemned pack (a
+    /// prune marked it unused and is to delete its file) counts as absent: it is written
+    /// again, and its row moves to the new pack at commit.
     fn catalog_has_chunk(&self, id: &[u8; 32]) -> Result<bool> {
         use rusqlite::OptionalExtension;
         Ok(self
             .store
             .conn()
-            .prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT 1 FROM chunks c JOIN packs p ON p.seq = c.pack
+                 WHERE c.id = ?1 AND p.state = 'live'",
+            )?
             .query_row([&id[..]], |_| Ok(()))
             .optional()?
             .is_some())
@@ -195,15 +202,28 @@ impl<'s> ObjectWriter<'s> {
             let dict = pack
                 .dictionary
                 .map(|d| blake3::Hash::from_bytes(d).to_hex().to_string());
-            tx.prepare_cached(
-                "INSERT INTO packs (id, size, format, dictionary, created_at, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'live')",
-            )?
-            .execute(params![pack.id, pack.size as i64, PACK_FORMAT, dict, now])?;
-            let seq = tx.last_insert_rowid();
-            for (number, b) in pack.index.blocks.iter().enumerate() {
+            // The same chunks laid the same way make the same pack, byte for byte: one a
+            // prune condemned and has not deleted yet is live again.
+            let seq: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO packs (id, size, format, dictionary, created_at, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'live')
+                     ON CONFLICT (id) DO UPDATE SET state = 'live'
+                     RETURNING seq",
+                )?
+                .query_row(
+                    params![pack.id, pack.size as i64, PACK_FORMAT, dict, now],
+                    |r| r.get(0),
+                )?;
+            // Read back from the file renamed into place: what the catalog records is what
+            // the pack on disk says of itself.
+            let path = self.store.pack_path(&pack.id);
+            let mut file = std::fs::File::open(&path)
+                .with_context(|| format!("reading back {}", path.display()))?;
+            let index = super::pack_file::read_index(&mut file, &path)?;
+            for (number, b) in index.blocks.iter().enumerate() {
                 tx.prepare_cached(
-                    "INSERT INTO blocks (pack, number, offset, length, plain_length, dictionary)
+                    "INSERT OR REPLACE INTO blocks (pack, number, offset, length, plain_length, dictionary)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![
@@ -215,11 +235,14 @@ impl<'s> ObjectWriter<'s> {
                     b.dictionary
                 ])?;
             }
-            for c in &pack.index.chunks {
+            for c in &index.chunks {
                 let id = blake3::Hash::from_hex(&c.id)?;
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO chunks (id, pack, block, offset, length)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO chunks (id, pack, block, offset, length)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET pack = excluded.pack,
+                         block = excluded.block, offset = excluded.offset,
+                         length = excluded.length",
                 )?
                 .execute(params![
                     &id.as_bytes()[..],
