@@ -442,11 +442,15 @@ impl Catalog {
 
     /// The sessions ops have touched whose id starts with `prefix`.
     pub fn thread_ids_starting_with(&self, prefix: &str) -> Result<Vec<String>> {
+        // A range on the indexed expression (`ops_by_thread`): every id starting with
+        // `prefix` sorts from it to it followed by the highest character.
         let mut stmt = self.conn.prepare(
             "SELECT DISTINCT json_extract(detail, '$.thread_id') AS t FROM ops
-             WHERE substr(t, 1, length(?1)) = ?1 ORDER BY t",
+             WHERE json_extract(detail, '$.thread_id') >= ?1
+               AND json_extract(detail, '$.thread_id') < ?2 ORDER BY t",
         )?;
-        let rows = stmt.query_map(params![prefix], |r| r.get::<_, String>(0))?;
+        let upper = format!("{prefix}\u{10FFFF}");
+        let rows = stmt.query_map(params![prefix, upper], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 

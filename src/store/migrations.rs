@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/0004_retention.sql"),
     ),
+    (
+        5,
+        "ops_by_thread",
+        include_str!("../../migrations/0005_ops_by_thread.sql"),
+    ),
 ];
 
 /// The catalog's format is the newest migration this binary knows: a catalog at a higher
@@ -69,7 +74,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_are_recorded() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4, 5]);
         assert!(apply_pending(&mut conn).unwrap().is_empty());
         let recorded: i64 = conn
             .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
