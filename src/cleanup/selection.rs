@@ -52,15 +52,17 @@ impl Selection {
 
     /// The categories to plan: each mark's, for the session's state when picked.
     pub fn categories(&self, active_of: impl Fn(&str) -> bool) -> Vec<String> {
-        let mut wanted: Vec<String> = Vec::new();
-        for (path, mark) in &self.marks {
-            for c in mark.categories(active_of(path)) {
-                if !wanted.iter().any(|w| w == c) {
-                    wanted.push(c.to_string());
-                }
-            }
-        }
-        wanted
+        let needed: std::collections::HashSet<&str> = self
+            .marks
+            .iter()
+            .flat_map(|(path, mark)| mark.categories(active_of(path)).iter().copied())
+            .collect();
+        // In cleanup's own order, as a plan lists its categories.
+        super::CATEGORIES
+            .iter()
+            .filter(|c| needed.contains(*c))
+            .map(|c| c.to_string())
+            .collect()
     }
 }
 
