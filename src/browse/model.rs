@@ -11,6 +11,7 @@ use super::marks::Mark;
 use super::plan::PlanView;
 use super::summary::Summary;
 use crate::policy::Protection;
+use crate::survey::id_prefixes::IdPrefixes;
 use crate::survey::session_list::{self, ListedSession, Need, SessionListing, SessionState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,8 @@ impl Cursor {
 pub struct Browser {
     pub home: String,
     pub listing: SessionListing,
+    /// The shortest unique prefix of each id, as `sessions` shows them.
+    pub prefixes: IdPrefixes,
     pub now: i64,
     pub grouping: Grouping,
     pub groups: Vec<Group>,
@@ -115,6 +118,7 @@ impl Browser {
     ) -> Browser {
         let mut b = Browser {
             home,
+            prefixes: IdPrefixes::new(&listing.sessions),
             listing,
             now,
             grouping: Grouping::Project,
@@ -142,6 +146,7 @@ impl Browser {
     /// A fresh look at the home (after a run), keeping the grouping, marks that still name
     /// a transcript, and the log.
     pub fn reload(&mut self, listing: SessionListing, handoffs: std::collections::HashSet<String>) {
+        self.prefixes = IdPrefixes::new(&listing.sessions);
         self.listing = listing;
         self.handoffs = handoffs;
         self.protections.clear();

@@ -21,7 +21,8 @@ pub struct PlanView {
     pub plan_id: Option<String>,
     pub headline: String,
     pub frees: Vec<String>,
-    pub actions: Vec<String>,
+    /// What each action does (kind and size), and the path it acts on.
+    pub actions: Vec<(String, String)>,
     pub kept: Vec<String>,
     /// Threads to write a handoff for.
     pub handoffs: Vec<String>,
@@ -92,11 +93,9 @@ pub fn plan_marks(
     }
     for a in plan.actions.each()? {
         let a = a?;
-        view.actions.push(format!(
-            "{} {} ({})",
-            a.kind,
+        view.actions.push((
+            format!("{} ({})", a.kind, human_bytes(a.bytes)),
             one_line(&crate::home::relative_to(home, Path::new(&a.path))),
-            human_bytes(a.bytes)
         ));
     }
     for k in &plan.kept {

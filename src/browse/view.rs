@@ -16,7 +16,7 @@ use crate::clock::{human_age, human_bytes};
 use crate::terminal_text::{clip_end, clip_start, one_line, pad, width};
 
 const KEYS_LINE: &str =
-    "Enter open  Left back  space/a/c/h mark  p plan  g group  L log  u undo  ? help  q quit";
+    "Enter:open Left:back space/a/c/h:mark p:plan g:group L:log u:undo ?:help q:quit";
 
 pub fn draw(frame: &mut Frame, b: &Browser) {
     let [header, banner, body, status, keys] = Layout::vertical([
@@ -169,6 +169,15 @@ fn draw_sessions(frame: &mut Frame, b: &Browser, area: Rect) {
     let inner = area.width.saturating_sub(2) as usize;
     let wide = inner >= 120;
     let largest = sessions.first().map_or(0, |s| s.file.size);
+    // As wide as the longest prefix shown, so the columns line up.
+    let id_width = sessions
+        .iter()
+        .skip(cursor.top)
+        .take(rows)
+        .filter_map(|s| s.id.as_deref())
+        .map(|id| width(&one_line(b.prefixes.of(id))))
+        .max()
+        .unwrap_or(8);
     let lines: Vec<Line> = sessions
         .iter()
         .enumerate()
@@ -176,7 +185,7 @@ fn draw_sessions(frame: &mut Frame, b: &Browser, area: Rect) {
         .take(rows)
         .map(|(i, s)| {
             let tag = b.marks.get(&path_key(s)).map_or(' ', |m| m.tag());
-            let id = s.id.as_deref().map_or("?".to_string(), |id| clip_end(&one_line(id), 8));
+            let id = s.id.as_deref().map_or("?".to_string(), |id| one_line(b.prefixes.of(id)));
             let kept = match b.protection_of(s) {
                 Some(Some(p)) => p.label(),
                 Some(None) => "-",
@@ -184,7 +193,7 @@ fn draw_sessions(frame: &mut Frame, b: &Browser, area: Rect) {
             };
             let mut head = format!(
                 "{tag} {} {:>10} {} {:>7} {} {} ",
-                pad(&id, 8),
+                pad(&id, id_width),
                 human_bytes(s.file.size),
                 bar(s.file.size, largest, if wide { 12 } else { 6 }),
                 human_age(s.age_secs(b.now)),
@@ -223,7 +232,10 @@ fn draw_pane(frame: &mut Frame, b: &Browser, pane: &Pane, body: Rect) {
             " session ",
             b.summary.as_ref().map(|s| s.lines.clone()).unwrap_or_default(),
         ),
-        Pane::Plan => (" plan: y applies it, Esc goes back ", plan_lines(b)),
+        Pane::Plan => (
+            " plan: y applies it, Esc goes back ",
+            plan_lines(b, body.width.saturating_sub(2) as usize),
+        ),
         Pane::Log => (
             " log: u takes back the last run, Esc goes back ",
             if b.log.is_empty() {
@@ -249,7 +261,7 @@ fn draw_pane(frame: &mut Frame, b: &Browser, pane: &Pane, body: Rect) {
     );
 }
 
-fn plan_lines(b: &Browser) -> Vec<String> {
+fn plan_lines(b: &Browser, columns: usize) -> Vec<String> {
     let Some(plan) = &b.plan else {
         return vec!["no plan".to_string()];
     };
@@ -260,7 +272,12 @@ fn plan_lines(b: &Browser) -> Vec<String> {
     lines.extend(plan.frees.iter().map(|f| format!("  {f}")));
     if !plan.actions.is_empty() {
         lines.push(format!("will do ({}):", plan.actions.len()));
-        lines.extend(plan.actions.iter().map(|a| format!("  {a}")));
+        // The end of a path names the session; its start is the same for every row.
+        lines.extend(plan.actions.iter().map(|(what, path)| {
+            let head = format!("  {what} ");
+            let room = columns.saturating_sub(width(&head));
+            format!("{head}{}", clip_start(path, room))
+        }));
     }
     if !plan.handoffs.is_empty() {
         lines.push(format!("handoff documents to write ({}):", plan.handoffs.len()));

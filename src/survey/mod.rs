@@ -7,6 +7,7 @@ mod frees;
 mod gather;
 mod model;
 mod render;
+pub mod id_prefixes;
 pub mod session_list;
 
 pub use databases::DatabaseDepth;
