@@ -125,3 +125,48 @@ fn marks_applied_in_the_terminal_archive_two_sessions_and_u_takes_them_back() {
     let commands: Vec<&str> = runs.iter().filter_map(|r| r["command"].as_str()).collect();
     assert!(commands.contains(&"cleanup") && commands.contains(&"undo"), "{log:#}");
 }
+
+#[test]
+fn while_codex_runs_the_view_says_so_and_applying_changes_nothing() {
+    let specs = vec![
+        spec(1, 40.0, 90_000, "/work/api"),
+        spec(2, 35.0, 60_000, "/work/api"),
+    ];
+    let sb = Sandbox::with_sessions(&specs, false);
+    let mut codex = fake_codex(sb.dir.path(), &sb.home);
+    let before = tree_fingerprint(&sb.home);
+
+    let mut cmd = sb.process();
+    cmd.arg("browse").env("TERM", "xterm-256color");
+    let mut session = Session::spawn(cmd).expect("browse starts in a pty");
+    session.get_process_mut().set_window_size(80, 24).unwrap();
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session
+        .expect("running,")
+        .expect("the banner says Codex is running");
+    send(&mut session, "\r");
+    send(&mut session, " ");
+    send(&mut session, "p");
+    send(&mut session, "y");
+    send(&mut session, "u");
+    send(&mut session, "y");
+    // Enough time for a run to have begun, had it been started.
+    std::thread::sleep(Duration::from_secs(2));
+    send(&mut session, "q");
+    send(&mut session, "q");
+    send(&mut session, "q");
+    let status = session.get_process().wait().unwrap();
+    codex.kill().unwrap();
+    codex.wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}"
+    );
+    let diffs = differences(&before, &tree_fingerprint(&sb.home));
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let runs = match sb.json(&["log"]) {
+        (0, doc) => doc["data"]["runs"].as_array().cloned().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    assert!(runs.is_empty(), "a run was made while Codex ran: {runs:?}");
+}
