@@ -292,3 +292,33 @@ fn without_a_terminal_it_draws_nothing_and_names_the_commands_to_use() {
     assert_eq!(before, sb.home_files());
     assert!(!Path::new(&sb.store).exists(), "browse without a terminal made the store");
 }
+
+#[test]
+fn a_session_summary_shows_its_first_message_turns_size_and_handoff() {
+    let sb = sandbox();
+    let mut b = browser(&sb);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Enter);
+    render(&mut b, 80, 24);
+    assert_eq!(key(&mut b, KeyCode::Enter), Effect::Summarize);
+    let handoffs = sb.store.join("handoffs");
+    std::fs::create_dir_all(&handoffs).unwrap();
+    std::fs::write(
+        handoffs.join(format!("{}-20260601T000000Z.md", id_for(1))),
+        "# Handoff\n## Goal\nship the \u{1b}[31mcache\n",
+    )
+    .unwrap();
+    codex_maint::browse::keys::open_summary(&mut b, &handoffs);
+    let lines = render(&mut b, 200, 60);
+    let text = screen(&lines);
+    let transcript = std::fs::read_to_string(specs()[0].path_in(&sb.home)).unwrap();
+    let turns = transcript.lines().filter(|l| l.contains("\"task_started\"")).count();
+    assert!(turns > 1);
+    assert!(text.contains(&format!("turns     {turns}")), "{text}");
+    // The index's first_user_message, which the synthetic index sets to the title.
+    let at = lines.iter().position(|l| l.contains("first message")).unwrap();
+    assert!(lines[at + 1].contains(&format!("task for {}", &id_for(1)[..8])), "{text}");
+    assert!(text.contains("88.5 KiB"), "{text}");
+    assert!(text.contains("## Goal") && text.contains("ship the \\x1b[31mcache"), "{text}");
+    assert!(!text.contains('\u{1b}'));
+}

@@ -112,7 +112,7 @@ fn on_pane_key(b: &mut Browser, pane: Pane, key: KeyEvent) -> Effect {
         (_, KeyCode::Esc | KeyCode::Char('q') | KeyCode::Left | KeyCode::Backspace) => {
             b.panes.pop();
         }
-        (Pane::Plan, KeyCode::Char('y') | KeyCode::Enter) => {
+        (Pane::Plan, KeyCode::Char('y')) => {
             if !b.codex_running.is_empty() {
                 b.status = "Codex is running: nothing is applied while it runs; close it first".into();
                 return Effect::None;

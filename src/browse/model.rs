@@ -258,11 +258,14 @@ impl Browser {
 
     /// Bytes and count of the marked sessions.
     pub fn marked_weight(&self) -> (usize, u64) {
+        if self.marks.is_empty() {
+            return (0, 0);
+        }
         let bytes = self
             .listing
             .sessions
             .iter()
-            .filter(|s| self.marks.contains_key(&path_key(s)))
+            .filter(|s| s.file.path.to_str().is_some_and(|p| self.marks.contains_key(p)))
             .map(|s| s.file.size)
             .sum();
         (self.marks.len(), bytes)

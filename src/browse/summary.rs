@@ -67,7 +67,7 @@ impl Summary {
     }
 }
 
-/// Codex writes one `turn_context` record per turn.
+/// Turns as `handoff` counts them: Codex records a `task_started` event as each begins.
 fn turns(path: &Path) -> String {
     let Ok(mut reader) = TranscriptReader::open(path) else {
         return "unreadable".to_string();
@@ -75,7 +75,11 @@ fn turns(path: &Path) -> String {
     let mut turns = 0u64;
     while reader.stats.bytes < TURNS_READ_BYTES {
         match reader.next_record() {
-            Ok(Some(record)) => turns += u64::from(record["type"] == "turn_context"),
+            Ok(Some(record)) => {
+                turns += u64::from(
+                    record["type"] == "event_msg" && record["payload"]["type"] == "task_started",
+                )
+            }
             Ok(None) => return turns.to_string(),
             Err(_) => return format!("{turns} before a read error"),
         }
@@ -97,7 +101,7 @@ fn newest_handoff(dir: &Path, id: &str) -> Option<(std::path::PathBuf, String)> 
         })
         .max()?;
     let file = crate::regular_file::open(&newest).ok()?;
-    let mut doc = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, 64 << 10), &mut doc).ok()?;
-    Some((newest, doc))
+    let mut doc = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 64 << 10), &mut doc).ok()?;
+    Some((newest, String::from_utf8_lossy(&doc).into_owned()))
 }

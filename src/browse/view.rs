@@ -1,8 +1,7 @@
 //! Drawing the browser: a header with the home's weight and whether anything can be
 //! changed now, the list (groups, or one group's sessions) with size bars, a status line,
-//! the keys, and the pane open over the list. Plain ASCII bars and borders, so it reads
-//! the same over any SSH session; every text from a transcript is escaped before it is
-//! laid out.
+//! the keys, and the pane open over the list. Bars are plain ASCII, so they read the same
+//! over any SSH session; every text from a transcript is escaped before it is laid out.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
