@@ -322,3 +322,19 @@ fn a_session_summary_shows_its_first_message_turns_size_and_handoff() {
     assert!(text.contains("## Goal") && text.contains("ship the \\x1b[31mcache"), "{text}");
     assert!(!text.contains('\u{1b}'));
 }
+
+#[test]
+fn a_handoff_mark_plans_a_document_and_moves_nothing() {
+    let sb = sandbox();
+    let mut b = browser(&sb);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Enter);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Down); // the pinned session: a handoff moves nothing, so it may have one
+    key(&mut b, KeyCode::Char('h'));
+    assert_eq!(b.marks.len(), 1, "{}", b.status);
+    let plan = plan_of(&b, &sb);
+    assert_eq!(plan.handoffs, [id_for(2)]);
+    assert!(plan.plan_id.is_none() && plan.actions.is_empty(), "{plan:#?}");
+    assert!(!sb.store.join("plans").exists(), "a plan was saved for no cleanup");
+}
