@@ -78,7 +78,12 @@ fn browser(sb: &Sandbox) -> Browser {
         root: sb.home.clone(),
     };
     let listing = SessionListing::gather(&home, &sb.store).unwrap();
-    Browser::new("~/.codex".into(), listing, Default::default(), now().timestamp())
+    Browser::new(
+        "~/.codex".into(),
+        listing,
+        Default::default(),
+        now().timestamp(),
+    )
 }
 
 fn render(b: &mut Browser, width: u16, height: u16) -> Vec<String> {
@@ -134,9 +139,14 @@ fn the_home_list_shows_projects_heaviest_first_with_bars() {
         let text = screen(&lines);
         let api = text.find("/work/api").expect("the api project is listed");
         let web = text.find("/work/web").expect("the web project is listed");
-        let notes = text.find("/work/notes").expect("the notes project is listed");
+        let notes = text
+            .find("/work/notes")
+            .expect("the notes project is listed");
         assert!(api < web && web < notes, "heaviest first:\n{text}");
-        assert!(text.contains("[##########]"), "the heaviest has a full bar:\n{text}");
+        assert!(
+            text.contains("[##########]"),
+            "the heaviest has a full bar:\n{text}"
+        );
         assert!(text.contains("read-only until you apply a plan"), "{text}");
         assert!(text.contains("?:help"), "keys are on screen:\n{text}");
         assert!(lines.iter().all(|l| l.chars().count() <= w as usize));
@@ -153,11 +163,17 @@ fn a_drilled_in_group_shows_each_session_escaped_with_its_state_and_protection()
         let lines = render(&mut b, w, h);
         snapshot(&format!("group_{w}x{h}"), &lines);
         let text = screen(&lines);
-        assert!(text.contains("pinned"), "the pinned session says so:\n{text}");
+        assert!(
+            text.contains("pinned"),
+            "the pinned session says so:\n{text}"
+        );
         assert!(text.contains(&id_for(1)[..8]), "{text}");
         // The title's escape sequences arrive as visible text, never as the ESC character.
         assert!(text.contains("fix \\x1b[2J"), "{text}");
-        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
     }
 }
 
@@ -172,7 +188,10 @@ fn a_protected_session_cannot_be_marked_and_the_view_says_why() {
     key(&mut b, KeyCode::Down);
     let pinned = path_key(b.current_session().unwrap());
     key(&mut b, KeyCode::Char(' '));
-    assert!(!b.marks.contains_key(&pinned), "a pinned session was marked");
+    assert!(
+        !b.marks.contains_key(&pinned),
+        "a pinned session was marked"
+    );
     assert!(b.status.contains("protected: pinned"), "{}", b.status);
     let lines = render(&mut b, 80, 24);
     assert!(screen(&lines).contains("cannot mark it to archive: protected: pinned"));
@@ -223,7 +242,9 @@ fn marks_plan_only_the_marked_sessions_and_the_plan_pane_shows_what_it_frees() {
         assert_eq!(plan.actions.len(), 2, "{:#?}", plan.actions);
         for n in [1, 3] {
             assert!(
-                plan.actions.iter().any(|(_, path)| path.contains(&id_for(n))),
+                plan.actions
+                    .iter()
+                    .any(|(_, path)| path.contains(&id_for(n))),
                 "session {n} is planned: {:#?}",
                 plan.actions
             );
@@ -237,7 +258,9 @@ fn marks_plan_only_the_marked_sessions_and_the_plan_pane_shows_what_it_frees() {
                 .any(|(_, p)| p.contains(&id_for(4)) || p.contains(&id_for(6)))
         );
         assert!(
-            plan.actions.iter().all(|(what, _)| what.starts_with("archive_session")),
+            plan.actions
+                .iter()
+                .all(|(what, _)| what.starts_with("archive_session")),
             "{:#?}",
             plan.actions
         );
@@ -274,8 +297,18 @@ fn a_compress_mark_compresses_its_session_and_an_archive_mark_beside_it_only_arc
             .find(|(_, p)| p.contains(&id_for(n)))
             .map(|(what, _)| what.split(' ').next().unwrap().to_string())
     };
-    assert_eq!(kind_of(1).as_deref(), Some("compress_session"), "{:#?}", plan.actions);
-    assert_eq!(kind_of(3).as_deref(), Some("archive_session"), "{:#?}", plan.actions);
+    assert_eq!(
+        kind_of(1).as_deref(),
+        Some("compress_session"),
+        "{:#?}",
+        plan.actions
+    );
+    assert_eq!(
+        kind_of(3).as_deref(),
+        Some("archive_session"),
+        "{:#?}",
+        plan.actions
+    );
     assert_eq!(plan.actions.len(), 2, "{:#?}", plan.actions);
 }
 
@@ -284,13 +317,26 @@ fn without_a_terminal_it_draws_nothing_and_names_the_commands_to_use() {
     let sb = sandbox();
     let out = sb.cmd().arg("browse").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains('\u{1b}'), "an escape sequence was written: {err:?}");
-    assert!(err.contains("codex-maint sessions") && err.contains("codex-maint inspect"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "an escape sequence was written: {err:?}"
+    );
+    assert!(
+        err.contains("codex-maint sessions") && err.contains("codex-maint inspect"),
+        "{err}"
+    );
     let before = sb.home_files();
     assert_eq!(before, sb.home_files());
-    assert!(!Path::new(&sb.store).exists(), "browse without a terminal made the store");
+    assert!(
+        !Path::new(&sb.store).exists(),
+        "browse without a terminal made the store"
+    );
 }
 
 #[test]
@@ -312,14 +358,26 @@ fn a_session_summary_shows_its_first_message_turns_size_and_handoff() {
     let lines = render(&mut b, 200, 60);
     let text = screen(&lines);
     let transcript = std::fs::read_to_string(specs()[0].path_in(&sb.home)).unwrap();
-    let turns = transcript.lines().filter(|l| l.contains("\"task_started\"")).count();
+    let turns = transcript
+        .lines()
+        .filter(|l| l.contains("\"task_started\""))
+        .count();
     assert!(turns > 1);
     assert!(text.contains(&format!("turns     {turns}")), "{text}");
     // The index's first_user_message, which the synthetic index sets to the title.
-    let at = lines.iter().position(|l| l.contains("first message")).unwrap();
-    assert!(lines[at + 1].contains(&format!("task for {}", &id_for(1)[..8])), "{text}");
+    let at = lines
+        .iter()
+        .position(|l| l.contains("first message"))
+        .unwrap();
+    assert!(
+        lines[at + 1].contains(&format!("task for {}", &id_for(1)[..8])),
+        "{text}"
+    );
     assert!(text.contains("88.5 KiB"), "{text}");
-    assert!(text.contains("## Goal") && text.contains("ship the \\x1b[31mcache"), "{text}");
+    assert!(
+        text.contains("## Goal") && text.contains("ship the \\x1b[31mcache"),
+        "{text}"
+    );
     assert!(!text.contains('\u{1b}'));
 }
 
@@ -335,6 +393,12 @@ fn a_handoff_mark_plans_a_document_and_moves_nothing() {
     assert_eq!(b.marks.len(), 1, "{}", b.status);
     let plan = plan_of(&b, &sb);
     assert_eq!(plan.handoffs, [id_for(2)]);
-    assert!(plan.plan_id.is_none() && plan.actions.is_empty(), "{plan:#?}");
-    assert!(!sb.store.join("plans").exists(), "a plan was saved for no cleanup");
+    assert!(
+        plan.plan_id.is_none() && plan.actions.is_empty(),
+        "{plan:#?}"
+    );
+    assert!(
+        !sb.store.join("plans").exists(),
+        "a plan was saved for no cleanup"
+    );
 }

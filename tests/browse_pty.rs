@@ -88,9 +88,11 @@ fn marks_applied_in_the_terminal_archive_two_sessions_and_u_takes_them_back() {
         "planning changed the home"
     );
     send(&mut session, "y");
-    wait_for("the two sessions to be archived", Duration::from_secs(60), || {
-        archived_names(&sb.home).len() == 2 && marked.iter().all(|p| !p.exists())
-    });
+    wait_for(
+        "the two sessions to be archived",
+        Duration::from_secs(60),
+        || archived_names(&sb.home).len() == 2 && marked.iter().all(|p| !p.exists()),
+    );
     let archived = archived_names(&sb.home);
     for s in &specs[..2] {
         assert!(archived.contains(&s.file_name()), "{archived:?}");
@@ -113,17 +115,17 @@ fn marks_applied_in_the_terminal_archive_two_sessions_and_u_takes_them_back() {
     send(&mut session, "q"); // the group
     send(&mut session, "q"); // quits
     let status = session.get_process().wait().unwrap();
-    assert!(
-        matches!(status, WaitStatus::Exited(_, 0)),
-        "{status:?}"
-    );
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
     let diffs = differences(&before, &tree_fingerprint(&sb.home));
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
     // Two runs in the journal: the cleanup and its undo.
     let log = sb.ok_json(&["log"]);
     let runs = log["data"]["runs"].as_array().expect("data.runs");
     let commands: Vec<&str> = runs.iter().filter_map(|r| r["command"].as_str()).collect();
-    assert!(commands.contains(&"cleanup") && commands.contains(&"undo"), "{log:#}");
+    assert!(
+        commands.contains(&"cleanup") && commands.contains(&"undo"),
+        "{log:#}"
+    );
 }
 
 #[test]
@@ -158,10 +160,7 @@ fn while_codex_runs_the_view_says_so_and_applying_changes_nothing() {
     let status = session.get_process().wait().unwrap();
     codex.kill().unwrap();
     codex.wait().unwrap();
-    assert!(
-        matches!(status, WaitStatus::Exited(_, 0)),
-        "{status:?}"
-    );
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
     let diffs = differences(&before, &tree_fingerprint(&sb.home));
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
     let runs = match sb.json(&["log"]) {

@@ -114,7 +114,8 @@ fn on_pane_key(b: &mut Browser, pane: Pane, key: KeyEvent) -> Effect {
         }
         (Pane::Plan, KeyCode::Char('y')) => {
             if !b.codex_running.is_empty() {
-                b.status = "Codex is running: nothing is applied while it runs; close it first".into();
+                b.status =
+                    "Codex is running: nothing is applied while it runs; close it first".into();
                 return Effect::None;
             }
             if b.plan.as_ref().is_some_and(|p| !p.is_empty()) {

@@ -54,7 +54,10 @@ pub fn plan_marks(
         }
     }
     if selection.marks.is_empty() {
-        view.headline = format!("{} handoff documents to write; nothing is moved", view.handoffs.len());
+        view.headline = format!(
+            "{} handoff documents to write; nothing is moved",
+            view.handoffs.len()
+        );
         return Ok(view);
     }
     let args = CleanupArgs {
@@ -89,7 +92,8 @@ pub fn plan_marks(
         ));
     }
     if let Some(method) = &frees.estimate_method {
-        view.frees.push(format!("compression estimated from a sample: {method}"));
+        view.frees
+            .push(format!("compression estimated from a sample: {method}"));
     }
     for a in plan.actions.each()? {
         let a = a?;

@@ -84,7 +84,10 @@ fn report_lines(doc: &Value) -> Vec<String> {
         if items.is_none_or(|i| i.is_empty()) {
             continue;
         }
-        lines.push(format!("{}:", one_line(section["title"].as_str().unwrap_or(""))));
+        lines.push(format!(
+            "{}:",
+            one_line(section["title"].as_str().unwrap_or(""))
+        ));
         for item in items.into_iter().flatten() {
             lines.push(format!("  {}", one_line(item.as_str().unwrap_or("?"))));
         }

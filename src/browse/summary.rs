@@ -32,7 +32,10 @@ impl Summary {
         lines.push(format!("session   {}", text(s.id.as_deref())));
         lines.push(format!("title     {}", text(s.title().map(|(t, _)| t))));
         lines.push(format!("project   {}", text(s.cwd())));
-        lines.push(format!("file      {}", one_line(&s.file.path.display().to_string())));
+        lines.push(format!(
+            "file      {}",
+            one_line(&s.file.path.display().to_string())
+        ));
         lines.push(format!(
             "size      {}   state {}   idle {}",
             human_bytes(s.file.size),
@@ -52,11 +55,23 @@ impl Summary {
         lines.push("first message".to_string());
         lines.push(format!("  {}", text(s.first_message())));
         lines.push(String::new());
-        match s.id.as_deref().and_then(|id| newest_handoff(handoff_dir, id)) {
+        match s
+            .id
+            .as_deref()
+            .and_then(|id| newest_handoff(handoff_dir, id))
+        {
             Some((path, doc)) => {
-                lines.push(format!("handoff   {}", one_line(&path.display().to_string())));
+                lines.push(format!(
+                    "handoff   {}",
+                    one_line(&path.display().to_string())
+                ));
                 let mut shown = doc.lines();
-                lines.extend(shown.by_ref().take(HANDOFF_LINES).map(|l| format!("  {}", one_line(l))));
+                lines.extend(
+                    shown
+                        .by_ref()
+                        .take(HANDOFF_LINES)
+                        .map(|l| format!("  {}", one_line(l))),
+                );
                 if shown.next().is_some() {
                     lines.push("  ...".to_string());
                 }

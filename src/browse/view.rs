@@ -41,7 +41,10 @@ pub fn draw(frame: &mut Frame, b: &Browser) {
         .style(Style::default().add_modifier(Modifier::BOLD)),
         header,
     );
-    frame.render_widget(Paragraph::new(banner_text(b, banner.width as usize)), banner);
+    frame.render_widget(
+        Paragraph::new(banner_text(b, banner.width as usize)),
+        banner,
+    );
     match b.open_group {
         None => draw_groups(frame, b, body),
         Some(_) => draw_sessions(frame, b, body),
@@ -137,7 +140,13 @@ fn draw_groups(frame: &mut Frame, b: &Browser, area: Rect) {
             };
             let room = inner.saturating_sub(width(&head));
             let label = one_line(shown_label(&g.label));
-            let text = format!("{head}{}", clip_end(&format!("{}{counts}", clip_start(&label, room.max(8))), room));
+            let text = format!(
+                "{head}{}",
+                clip_end(
+                    &format!("{}{counts}", clip_start(&label, room.max(8))),
+                    room
+                )
+            );
             styled(text, i == cursor.at)
         })
         .collect();
@@ -184,7 +193,9 @@ fn draw_sessions(frame: &mut Frame, b: &Browser, area: Rect) {
         .take(rows)
         .map(|(i, s)| {
             let tag = b.marks.get(&path_key(s)).map_or(' ', |m| m.tag());
-            let id = s.id.as_deref().map_or("?".to_string(), |id| one_line(b.prefixes.of(id)));
+            let id =
+                s.id.as_deref()
+                    .map_or("?".to_string(), |id| one_line(b.prefixes.of(id)));
             let kept = match b.protection_of(s) {
                 Some(Some(p)) => p.label(),
                 Some(None) => "-",
@@ -200,7 +211,9 @@ fn draw_sessions(frame: &mut Frame, b: &Browser, area: Rect) {
                 pad(&clip_end(kept, 8), 8)
             );
             if wide {
-                let project = s.cwd().map_or("-".to_string(), |c| clip_start(&one_line(c), 24));
+                let project = s
+                    .cwd()
+                    .map_or("-".to_string(), |c| clip_start(&one_line(c), 24));
                 head.push_str(&pad(&project, 24));
                 head.push(' ');
             }
@@ -211,7 +224,10 @@ fn draw_sessions(frame: &mut Frame, b: &Browser, area: Rect) {
         .collect();
     let title = format!(
         " {} : {} sessions, {} ",
-        clip_start(&one_line(shown_label(&group.label)), inner.saturating_sub(30).max(10)),
+        clip_start(
+            &one_line(shown_label(&group.label)),
+            inner.saturating_sub(30).max(10)
+        ),
         sessions.len(),
         human_bytes(group.bytes)
     );
@@ -225,11 +241,16 @@ fn draw_pane(frame: &mut Frame, b: &Browser, pane: &Pane, body: Rect) {
     let (title, lines): (&str, Vec<String>) = match pane {
         Pane::Help => (
             " keys ",
-            HELP.iter().map(|(k, what)| format!("{} {what}", pad(k, 16))).collect(),
+            HELP.iter()
+                .map(|(k, what)| format!("{} {what}", pad(k, 16)))
+                .collect(),
         ),
         Pane::Summary => (
             " session ",
-            b.summary.as_ref().map(|s| s.lines.clone()).unwrap_or_default(),
+            b.summary
+                .as_ref()
+                .map(|s| s.lines.clone())
+                .unwrap_or_default(),
         ),
         Pane::Plan => (
             " plan: y applies it, Esc goes back ",
@@ -279,7 +300,10 @@ fn plan_lines(b: &Browser, columns: usize) -> Vec<String> {
         }));
     }
     if !plan.handoffs.is_empty() {
-        lines.push(format!("handoff documents to write ({}):", plan.handoffs.len()));
+        lines.push(format!(
+            "handoff documents to write ({}):",
+            plan.handoffs.len()
+        ));
         lines.extend(plan.handoffs.iter().map(|t| format!("  {}", one_line(t))));
     }
     if !plan.kept.is_empty() {

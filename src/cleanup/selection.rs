@@ -107,14 +107,36 @@ mod tests {
         let s = Some(&s);
         assert!(picked(s, Path::new("/h/sessions/a.jsonl")));
         assert!(!picked(s, Path::new("/h/sessions/z.jsonl")));
-        assert!(!compress_on_archive(s, Path::new("/h/sessions/a.jsonl"), true));
-        assert!(compress_on_archive(s, Path::new("/h/sessions/b.jsonl"), true));
-        assert!(!compress_on_archive(s, Path::new("/h/sessions/b.jsonl"), false));
-        assert!(!compress_in_place(s, Path::new("/h/archived_sessions/z.jsonl")));
-        assert!(compress_in_place(s, Path::new("/h/archived_sessions/c.jsonl")));
+        assert!(!compress_on_archive(
+            s,
+            Path::new("/h/sessions/a.jsonl"),
+            true
+        ));
+        assert!(compress_on_archive(
+            s,
+            Path::new("/h/sessions/b.jsonl"),
+            true
+        ));
+        assert!(!compress_on_archive(
+            s,
+            Path::new("/h/sessions/b.jsonl"),
+            false
+        ));
+        assert!(!compress_in_place(
+            s,
+            Path::new("/h/archived_sessions/z.jsonl")
+        ));
+        assert!(compress_in_place(
+            s,
+            Path::new("/h/archived_sessions/c.jsonl")
+        ));
         // Without a selection the planner is as it always was.
         assert!(picked(None, Path::new("/h/sessions/z.jsonl")));
-        assert!(compress_on_archive(None, Path::new("/h/sessions/z.jsonl"), true));
+        assert!(compress_on_archive(
+            None,
+            Path::new("/h/sessions/z.jsonl"),
+            true
+        ));
     }
 
     #[test]

@@ -69,7 +69,10 @@ pub fn run(ctx: &Context, args: &BrowseArgs) -> Result<Report> {
         runs => format!(
             "browse: applied run{} {}; `codex-maint log` lists them, `codex-maint undo` takes the newest back\n",
             if runs.len() == 1 { "" } else { "s" },
-            runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            runs.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     });
     report.data = json!({ "runs": browser.runs });
@@ -127,7 +130,9 @@ fn interact(
         if effect != Effect::None {
             b.status = match effect {
                 Effect::Plan => "planning: reading the home as cleanup does...".into(),
-                Effect::Apply => "applying: backing up, then each action as a journaled op...".into(),
+                Effect::Apply => {
+                    "applying: backing up, then each action as a journaled op...".into()
+                }
                 Effect::Undo(_) => "taking back...".into(),
                 _ => b.status.clone(),
             };

@@ -5,9 +5,9 @@ pub mod compression;
 mod databases;
 mod frees;
 mod gather;
+pub mod id_prefixes;
 mod model;
 mod render;
-pub mod id_prefixes;
 pub mod session_list;
 
 pub use databases::DatabaseDepth;
