@@ -262,15 +262,20 @@ fn bench(ctx: &Context, args: &BrowseArgs, frames: usize) -> Result<Report> {
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let mean = times.iter().map(|d| ms(*d)).sum::<f64>() / times.len().max(1) as f64;
+    let mean = times.iter().map(|d| ms(*d)).sum::<f64>() / times.len().max(1) as f64 + 0.0;
     let p99 = times
         .get((times.len() * 99 / 100).min(times.len().saturating_sub(1)))
         .map_or(0.0, |d| ms(*d));
     let max = times.last().map_or(0.0, |d| ms(*d));
     let sessions: usize = b.groups.iter().map(|g| g.sessions.len()).sum();
     let mut report = Report::new("browse", "browse");
+    let scrolled = if frames == 0 {
+        "no scroll frames".to_string()
+    } else {
+        format!("{frames} scroll frames: mean {mean:.2} ms, p99 {p99:.2} ms, max {max:.2} ms")
+    };
     report.raw_text = Some(format!(
-        "browse bench: {sessions} sessions, {width}x{height}: first screen {:.0} ms; {frames} scroll frames: mean {mean:.2} ms, p99 {p99:.2} ms, max {max:.2} ms\n",
+        "browse bench: {sessions} sessions, {width}x{height}: first screen {:.0} ms; {scrolled}\n",
         ms(first_screen)
     ));
     report.data = json!({
