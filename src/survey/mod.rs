@@ -5,6 +5,7 @@ pub mod compression;
 mod databases;
 mod frees;
 mod gather;
+pub mod id_prefixes;
 mod model;
 mod render;
 pub mod session_list;
