@@ -8,6 +8,9 @@ use crate::commands::{self, Context};
 use crate::error::{ExitKind, details_of, exit_kind_of};
 use crate::report::Report;
 
+pub mod reference;
+pub use reference::reference_markdown;
+
 #[derive(Parser)]
 #[command(
     name = "codex-maint",
