@@ -331,8 +331,11 @@ fn without_a_terminal_it_draws_nothing_and_names_the_commands_to_use() {
         err.contains("codex-maint sessions") && err.contains("codex-maint inspect"),
         "{err}"
     );
-    let before = sb.home_files();
-    assert_eq!(before, sb.home_files());
+    // Nor with --json: a view is not a document.
+    let out = sb.cmd().args(["--json", "browse"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(error_message(&doc).contains("sessions --json"), "{doc:#}");
     assert!(
         !Path::new(&sb.store).exists(),
         "browse without a terminal made the store"
