@@ -331,8 +331,11 @@ fn without_a_terminal_it_draws_nothing_and_names_the_commands_to_use() {
         err.contains("codex-maint sessions") && err.contains("codex-maint inspect"),
         "{err}"
     );
-    let before = sb.home_files();
-    assert_eq!(before, sb.home_files());
+    // Nor with --json: a view is not a document.
+    let out = sb.cmd().args(["--json", "browse"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(error_message(&doc).contains("sessions --json"), "{doc:#}");
     assert!(
         !Path::new(&sb.store).exists(),
         "browse without a terminal made the store"
@@ -401,4 +404,33 @@ fn a_handoff_mark_plans_a_document_and_moves_nothing() {
         !sb.store.join("plans").exists(),
         "a plan was saved for no cleanup"
     );
+}
+
+/// The plan the marks saved is applied by `cleanup --yes --plan <id>` as any reviewed plan
+/// is, planned again over the same picks: the marked sessions are done, and the other
+/// idle ones are not even counted as unreviewed.
+#[test]
+fn cleanup_applies_a_plan_of_marks_by_its_id_over_the_same_picks() {
+    let sb = sandbox();
+    let mut b = browser(&sb);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Enter);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Char(' '));
+    key(&mut b, KeyCode::Down);
+    key(&mut b, KeyCode::Char(' '));
+    let plan = plan_of(&b, &sb);
+    let id = plan.plan_id.expect("a plan");
+    let (code, doc) = sb.json(&["cleanup", "--yes", "--plan", &id]);
+    assert_eq!(code, 0, "{doc:#}");
+    let done = doc["data"]["done"].as_array().unwrap();
+    assert_eq!(done.len(), 2, "{doc:#}");
+    let unreviewed = doc["data"]["not_in_reviewed_plan"].as_array().unwrap();
+    assert!(unreviewed.is_empty(), "{unreviewed:#?}");
+    for n in [1, 3] {
+        assert!(!specs()[n as usize - 1].path_in(&sb.home).exists());
+    }
+    for n in [4, 6] {
+        assert!(specs()[n as usize - 1].path_in(&sb.home).exists());
+    }
 }

@@ -49,6 +49,12 @@ pub fn run(ctx: &Context, args: &BrowseArgs) -> Result<Report> {
             .map_err(|_| MaintError::usage(format!("{BENCH_FRAMES_ENV} is a number of frames")))?;
         return bench(ctx, args, frames);
     }
+    if ctx.json {
+        return Err(MaintError::usage(
+            "browse is an interactive view, not a document: for JSON use `codex-maint sessions --json` or `codex-maint inspect --json`",
+        )
+        .into());
+    }
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(MaintError::usage(
             "browse is an interactive view and needs a terminal (stdin and stdout); without one, use `codex-maint sessions` to list sessions (--json for every field) or `codex-maint inspect` for the home's weight",
