@@ -69,7 +69,8 @@ fn main() {
     let (stale, missing) = row_parity(&home);
     let doctor = codex.as_ref().map(|c| codex_app::parity(c, &home));
     let (retired_count, retired_zst_bytes, one) = retired_sessions(&store);
-    let packs = bytes_under(&store.join("packs")) + bytes_under(&store.join("dicts"));
+    let (transcript_packed, rows_packed) = packed_bytes_of_retired(&store);
+    let dicts = bytes_under(&store.join("dicts"));
     let restore = measure(&mut ours(&["restore", &one]));
 
     println!("| step | time | peak memory |\n|---|---|---|");
@@ -98,13 +99,19 @@ fn main() {
     if let Some(d) = doctor {
         println!("- codex doctor's parity check after: {d}");
     }
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "- bytes: the home {} MB before retire, {} MB after; the {retired_count} retired sessions were {} MB as .jsonl.zst and are {} MB of packs in the store ({:.1}x smaller; generated transcripts)",
-        home_before >> 20,
-        home_after >> 20,
-        retired_zst_bytes >> 20,
-        packs >> 20,
-        retired_zst_bytes as f64 / packs.max(1) as f64
+        "- bytes: the home {:.1} MB before retire, {:.1} MB after (databases are not vacuumed here: that is `reclaim`)",
+        mb(home_before),
+        mb(home_after)
+    );
+    println!(
+        "- the {retired_count} retired transcripts were {:.2} MB as they lay (.jsonl.zst) and take {:.2} MB of pack blocks ({:.1}x smaller), plus {:.2} MB of dictionaries; their rows take {:.2} MB more (generated transcripts: see benches/cold_tier.rs for real ones)",
+        mb(retired_zst_bytes),
+        mb(transcript_packed),
+        retired_zst_bytes as f64 / transcript_packed.max(1) as f64,
+        mb(dicts),
+        mb(rows_packed)
     );
 }
 
@@ -192,6 +199,62 @@ fn retired_sessions(store: &Path) -> (u64, u64, String) {
         },
     )
     .expect("the retired sessions")
+}
+
+/// The compressed bytes of pack blocks the retired sessions' chunks take, transcripts and
+/// rows apart: each chunk's share of its block's compressed length (a block holds chunks
+/// of many objects; a chunk two sessions share counts once, for the first).
+fn packed_bytes_of_retired(store: &Path) -> (u64, u64) {
+    use std::collections::{HashMap, HashSet};
+    let conn = rusqlite::Connection::open_with_flags(
+        store.join("catalog.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the catalog");
+    let objects: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT json_extract(detail, '$.transcript.object'), json_extract(detail, '$.rows_object')
+             FROM ops WHERE kind = 'retire_session' AND state = 'applied' AND reverted_by IS NULL",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .flatten()
+        .collect();
+    let chunks_of = |id: &str| -> Vec<Vec<u8>> {
+        let list: Vec<u8> = conn
+            .query_row("SELECT chunk_list FROM objects WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .expect("the object is in the catalog");
+        let plain = zstd::decode_all(&list[..]).expect("a chunk list");
+        plain.chunks(32).map(<[u8]>::to_vec).collect()
+    };
+    let mut seen = HashSet::new();
+    let mut share = |ids: Vec<Vec<u8>>| -> u64 {
+        let mut bytes = 0.0;
+        for id in ids {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let (length, block_length, block_plain): (i64, i64, i64) = conn
+                .query_row(
+                    "SELECT c.length, b.length, b.plain_length FROM chunks c
+                     JOIN blocks b ON b.pack = c.pack AND b.number = c.block WHERE c.id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .expect("the chunk is in a block");
+            bytes += length as f64 * block_length as f64 / block_plain.max(1) as f64;
+        }
+        bytes as u64
+    };
+    let mut by_kind: HashMap<&str, u64> = HashMap::new();
+    for (transcript, rows) in &objects {
+        *by_kind.entry("transcript").or_default() += share(chunks_of(transcript));
+        *by_kind.entry("rows").or_default() += share(chunks_of(rows));
+    }
+    (by_kind["transcript"], by_kind["rows"])
 }
 
 fn newest_plan(store: &Path) -> String {

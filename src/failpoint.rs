@@ -135,6 +135,13 @@ pub const SESSION_MOVE_POINTS: &[&str] = &[
 
 /// Points only a move across filesystems or a write into the blob store passes; their
 /// own tests cover them.
+/// The points a database's reclaim, or its undo, passes besides the journal's own.
+pub const RECLAIM_POINTS: &[&str] = &[
+    "reclaim-kept",
+    "reclaim-vacuumed",
+    "reclaim-put-back-written",
+];
+
 pub const OTHER_POINTS: &[&str] = &[
     "move-copied-temp",
     "move-before-source-removed",

@@ -171,7 +171,10 @@ fn inspect_says_what_cleanup_frees_and_the_applied_cleanup_measures_it() {
         observed[4].starts_with(&format!(
             "  database free pages: {}",
             human_bytes(free_pages)
-        )) && observed[4].ends_with("reclaimable by a vacuum, not done by cleanup")
+        )) && observed[4].ends_with(
+            "reclaim: frees 0 (none of thread history or logs has at least 25% and 8.0 MiB free)"
+        ),
+        "{observed:#?}"
     );
     let proposed = items(&doc, "Proposed actions");
     assert!(

@@ -233,3 +233,75 @@ fn retired_sessions_leave_codex_whole_and_come_back_identical() {
 fn rows_of_subset(all: &BTreeMap<String, String>, id: &str) -> BTreeMap<String, String> {
     [(id.to_string(), all[id].clone())].into()
 }
+
+/// A session retired from a home 0.169 wrote comes back after 0.171 has migrated the home
+/// (new tables, new indexes): its rows go back by column name, and 0.171 reads the same
+/// turns 0.169 read.
+#[test]
+fn a_session_retired_under_0_169_comes_back_into_a_home_0_171_migrated() {
+    let (Some(old), Some(new)) = (
+        codex_cli::require_version("retired_under_0_169_restored_under_0_171", "0.169.0"),
+        codex_cli::require_version("retired_under_0_169_restored_under_0_171", "0.171.0"),
+    ) else {
+        return;
+    };
+    let codex = Codex {
+        version: "0.169.0",
+        bin: old.clone(),
+    };
+    let rh = codex_cli::real_home(
+        &codex,
+        &["upgrade alpha: list the files", "upgrade beta: say hi"],
+    );
+    let (home, sb) = (rh.home.clone(), &rh.sb);
+    let id = rh.ids[0].clone();
+    let turns_before = turns_of(&old, &home, std::slice::from_ref(&id));
+    let file_before = transcripts(&home, std::slice::from_ref(&id));
+    let rows_before = rows_of(&home, std::slice::from_ref(&id));
+    let args = [
+        "cleanup",
+        "--only",
+        "sessions,retire",
+        "--retire-min-age",
+        "30d",
+        "--min-age",
+        "30d",
+    ];
+    let mut dry: Vec<&str> = args.to_vec();
+    dry.push("--dry-run");
+    let plan = sb.ok_json(&dry)["data"]["plan"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut yes: Vec<&str> = args.to_vec();
+    yes.extend(["--plan", &plan, "--yes"]);
+    sb.ok_json(&yes);
+    assert!(!Path::new(&file_before[&id].0).exists());
+
+    // 0.171 opens the home and migrates it in place.
+    drop(AppServer::start(&new, &home));
+    let migrated: i64 = rusqlite::Connection::open(home.join("state_5.sqlite"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'session_model_ids'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(migrated, 1, "0.171 added its table");
+
+    sb.ok_json(&["restore", &id]);
+    let (path, bytes) = &file_before[&id];
+    assert_eq!(&std::fs::read(path).unwrap(), bytes);
+    assert_eq!(
+        rows_of(&home, std::slice::from_ref(&id)),
+        rows_before,
+        "the rows are back as they were"
+    );
+    assert_eq!(
+        turns_of(&new, &home, std::slice::from_ref(&id))[&id],
+        turns_before[&id],
+        "0.171 reads the turns 0.169 wrote"
+    );
+    codex_cli::assert_parity_ok(&new, &home, "restore into the migrated home");
+}

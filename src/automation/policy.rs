@@ -98,7 +98,7 @@ large_log_mb = 50
 
 [cleanup]
 # Categories a scheduled run may clean up without asking: sessions, logs, worktrees,
-# releases, projects. Empty: the scheduled run only inspects and reports.
+# releases, projects, reclaim. Empty: the scheduled run only inspects and reports.
 unattended = []
 min_age = "10d"
 handoff_min_mb = 2

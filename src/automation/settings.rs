@@ -13,7 +13,7 @@ use crate::survey::SurveyOptions;
 
 #[derive(Debug, Default, clap::Args)]
 pub struct CleanupFlags {
-    /// Only these categories: sessions,compress,logs,worktrees,releases,projects,retire
+    /// Only these categories: sessions,compress,logs,worktrees,releases,projects,retire,reclaim
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub only: Vec<String>,
     /// Sessions idle for less than this are kept [default: 10d, or the policy's]

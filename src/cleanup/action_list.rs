@@ -101,6 +101,16 @@ impl ActionListBuilder {
         Ok(())
     }
 
+    /// The actions so far that are not per transcript, in the order they were planned.
+    pub fn few_so_far(&self) -> &[Action] {
+        &self.few
+    }
+
+    /// Whether any action of `category` is planned so far.
+    pub fn plans(&self, category: &str) -> bool {
+        self.tallies.iter().any(|t| t.category == category)
+    }
+
     /// The list, and the actions set aside.
     pub fn finish(self) -> Result<(ActionList, Vec<Action>)> {
         let mut ids = self.ids;

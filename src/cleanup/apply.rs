@@ -14,7 +14,8 @@ use crate::clock::human_bytes;
 use crate::error::{ExitKind, MaintError};
 use crate::home::{CodexHome, relative_to};
 use crate::ops::{
-    OpKind, Outcome, Run, config_edit, state_backup, store_dir, store_files, worktree_move,
+    OpKind, Outcome, Run, config_edit, database_reclaim, state_backup, store_dir, store_files,
+    worktree_move,
 };
 use crate::report::{self, Largest, LongListWriter, Report};
 use crate::survey::{self, DatabaseDepth, InspectData};
@@ -179,6 +180,27 @@ pub fn apply(
             OpKind::EditConfig => {
                 config_edit::execute(&run, path, &a.projects).map(|id| id.unwrap_or(0))
             }
+            OpKind::ReclaimDatabase => match database_reclaim::execute(&run, path) {
+                Ok(done) if done.nothing_free => {
+                    r.push(
+                        report::COMPLETED,
+                        format!(
+                            "nothing to reclaim in {}: no free page when it ran (op {} rolled back, nothing changed)",
+                            relative_to(home, path),
+                            done.op_id
+                        ),
+                    );
+                    continue;
+                }
+                Ok(done) => {
+                    r.push(
+                        report::COMPLETED,
+                        format!("reclaimed {}", done.detail.line(done.op_id)),
+                    );
+                    Ok(done.op_id)
+                }
+                Err(e) => Err(e),
+            },
             other => Err(anyhow::anyhow!(
                 "a {other} action is not applied one by one"
             )),
@@ -396,7 +418,8 @@ impl Done {
             if self.first_sessions.len() <= SESSIONS_LISTED {
                 self.first_sessions.push((a.bytes, line()));
             }
-        } else {
+        } else if a.kind != OpKind::ReclaimDatabase {
+            // A reclaim has its own line, with the bytes before and after.
             self.largest_others.offer(a.bytes, line);
         }
         if !is_per_transcript(&a.category) {

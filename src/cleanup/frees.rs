@@ -16,7 +16,8 @@ pub struct CategoryFrees {
     pub bytes: u64,
     pub frees: u64,
     /// `exact` (moved out of the home into the store), `estimated` (compressed, at the
-    /// sample's ratio) or `none` (moved within the home, or edited).
+    /// sample's ratio), `free_pages` (a database's free pages as inspect measured them; the
+    /// op reclaims what is free when it runs) or `none` (moved within the home, or edited).
     pub how: &'static str,
 }
 
@@ -25,6 +26,9 @@ pub struct PlanFrees {
     pub categories: Vec<CategoryFrees>,
     pub exact: u64,
     pub estimated: u64,
+    /// Database free pages the plan's `reclaim` gives back, as measured when planning.
+    #[serde(default)]
+    pub free_pages: u64,
     pub total: u64,
     /// How the compression estimate was made, when the plan compresses anything.
     pub estimate_method: Option<String>,
@@ -44,7 +48,22 @@ pub fn plan_frees(plan: &Plan, data: &InspectData) -> PlanFrees {
                 let (n, plain) = plan.actions.tally_of(c, OpKind::CompressSession);
                 (compressed(plain), if n > 0 { "estimated" } else { "none" })
             }
-            "logs" | "releases" => (bytes, "exact"),
+            // A retired transcript leaves the home whole; its rows leave the databases, whose
+            // pages come back only with `reclaim`, so they are not counted here.
+            "logs" | "releases" | "retire" => (bytes, "exact"),
+            "reclaim" => {
+                let paths: Vec<&str> = plan
+                    .actions
+                    .few()
+                    .iter()
+                    .filter(|a| a.category == "reclaim")
+                    .map(|a| a.path.as_str())
+                    .collect();
+                (
+                    super::plan_reclaim::planned_free_bytes(data, &paths),
+                    "free_pages",
+                )
+            }
             _ => (0, "none"),
         };
         categories.push(CategoryFrees {
@@ -62,7 +81,7 @@ pub fn plan_frees(plan: &Plan, data: &InspectData) -> PlanFrees {
             .map(|c| c.frees)
             .sum()
     };
-    let (exact, estimated) = (sum("exact"), sum("estimated"));
+    let (exact, estimated, free_pages) = (sum("exact"), sum("estimated"), sum("free_pages"));
     PlanFrees {
         estimate_method: categories
             .iter()
@@ -72,7 +91,8 @@ pub fn plan_frees(plan: &Plan, data: &InspectData) -> PlanFrees {
         categories,
         exact,
         estimated,
-        total: exact + estimated,
+        free_pages,
+        total: exact + estimated + free_pages,
     }
 }
 
@@ -88,6 +108,12 @@ impl PlanFrees {
             human_bytes(self.exact),
             human_bytes(self.estimated),
         );
+        if self.free_pages > 0 {
+            line.push_str(&format!(
+                ", about {} of database free pages (measured now; reclaimed as they are when it runs)",
+                human_bytes(self.free_pages)
+            ));
+        }
         if let Some(method) = &self.estimate_method {
             line.push_str(&format!(" (estimated from a sample: {method})"));
         }
@@ -99,6 +125,10 @@ impl PlanFrees {
         match self.categories.iter().find(|c| c.category == category) {
             Some(c) if c.how == "exact" => format!("frees {}", human_bytes(c.frees)),
             Some(c) if c.how == "estimated" => format!("frees about {}", human_bytes(c.frees)),
+            Some(c) if c.how == "free_pages" => format!(
+                "frees about {} of free pages (measured again when it runs)",
+                human_bytes(c.frees)
+            ),
             _ if category == "projects" => "frees 0 (an edit of config.toml)".to_string(),
             _ => "frees 0 (moved within the home)".to_string(),
         }

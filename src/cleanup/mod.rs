@@ -8,6 +8,7 @@ mod apply_sessions;
 mod contract;
 mod frees;
 mod plan;
+mod plan_reclaim;
 mod plan_store;
 mod report;
 mod retire_plan;

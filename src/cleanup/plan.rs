@@ -318,30 +318,25 @@ pub fn build_plan(
                     .filter(|(f, _, _)| !retired.contains(&f.path))
                 {
                     let archived = session_move::archive_destination(home, file);
-                    // With compression chosen too, a session is archived straight
-                    // into its compressed form: one op, and the bytes are freed in
-                    // this run.
+                    // With compression chosen too, a session is archived straight into its
+                    // compressed form: one op, and the bytes are freed in this run.
                     let compress_too =
                         selection::compress_on_archive(picks, &file.path, compressing);
-                    actions.push(if compress_too && !file.compressed {
-                        action(
-                            "sessions",
-                            OpKind::CompressSession,
-                            &file.path,
-                            Some(&sessions::twin_path(&archived)),
-                            file.size,
-                            format!("{why}; stored compressed as .jsonl.zst, which Codex reads"),
-                        )
+                    let (kind, to, why) = if compress_too && !file.compressed {
+                        let why =
+                            format!("{why}; stored compressed as .jsonl.zst, which Codex reads");
+                        (OpKind::CompressSession, sessions::twin_path(&archived), why)
                     } else {
-                        action(
-                            "sessions",
-                            OpKind::ArchiveSession,
-                            &file.path,
-                            Some(&archived),
-                            file.size,
-                            why,
-                        )
-                    })?;
+                        (OpKind::ArchiveSession, archived, why)
+                    };
+                    actions.push(action(
+                        "sessions",
+                        kind,
+                        &file.path,
+                        Some(&to),
+                        file.size,
+                        why,
+                    ))?;
                 }
                 if compressing {
                     let targets: Vec<&SessionFile> = files
@@ -567,6 +562,12 @@ pub fn build_plan(
                 actions.push(a)?;
             }
         }
+    }
+
+    // Last: after every step that takes rows out of a database, and the logs step that may
+    // move one whole.
+    if wanted(super::plan_reclaim::CATEGORY) {
+        super::plan_reclaim::plan(data, &mut actions, &mut kept)?;
     }
 
     let (actions, unrecordable) = actions.finish()?;

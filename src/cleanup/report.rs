@@ -21,6 +21,7 @@ fn future_verb(a: &Action) -> &'static str {
         OpKind::StoreDir => "will move into the store",
         OpKind::MoveWorktree => "will move worktree",
         OpKind::EditConfig => "will prune dead projects from",
+        OpKind::ReclaimDatabase => "will reclaim the free pages of",
         _ => "will change",
     }
 }
@@ -35,6 +36,7 @@ pub(super) fn verb(a: &Action) -> &'static str {
         OpKind::MoveWorktree => "moved worktree",
         OpKind::EditConfig => "pruned dead projects from",
         OpKind::RetireSession => "retired into the store",
+        OpKind::ReclaimDatabase => "reclaimed the free pages of",
         _ => "changed",
     }
 }
@@ -109,14 +111,18 @@ pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Result<
             continue;
         }
         for a in plan.actions.first_of(c, count as usize)? {
+            // A reclaim names no size of its own: what it frees is in its reason.
+            let size = match a.kind {
+                OpKind::ReclaimDatabase => String::new(),
+                _ => format!(" ({})", human_bytes(a.bytes)),
+            };
             r.push(
                 report::PROPOSED,
                 format!(
-                    "{}: {} {} ({}) - {}",
+                    "{}: {} {}{size} - {}",
                     c,
                     future_verb(&a),
                     relative_to(home, Path::new(&a.path)),
-                    human_bytes(a.bytes),
                     a.reason
                 ),
             );

@@ -59,6 +59,22 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<Report> {
     } else {
         DatabaseDepth::Survey
     };
-    let data = gather(&home, &options, &handoffs, depth);
+    let mut data = gather(&home, &options, &handoffs, depth);
+    if let Some(history) = data.thread_history.as_mut() {
+        history.retired_in_store = retired_in_store(&ctx.store_root)?;
+    }
     Ok(render(&home, &data, &options))
+}
+
+/// The sessions retired into the store and not brought back, and their bytes as they lay
+/// in the home; read-only, `None` without a store.
+fn retired_in_store(store_root: &std::path::Path) -> Result<Option<crate::survey::CountBytes>> {
+    let Some(catalog) = crate::store::open_read_only(store_root)? else {
+        return Ok(None);
+    };
+    let retired = catalog.retired_sessions()?;
+    Ok(Some(crate::survey::CountBytes {
+        count: retired.len() as u64,
+        bytes: retired.iter().map(|r| r.bytes.max(0) as u64).sum(),
+    }))
 }

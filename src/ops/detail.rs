@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::config_edit::ConfigEditDetail;
+use super::database_reclaim::ReclaimDetail;
 use super::row_repair::RowFix;
 use super::session_move::MoveDetail;
 use super::session_retire::RetireDetail;
@@ -57,6 +58,7 @@ op_details! {
     WriteFile(WriteFileDetail),
     RowRepair(RowFix),
     Retire(RetireDetail),
+    Reclaim(ReclaimDetail),
 }
 
 impl OpDetail {

@@ -99,6 +99,8 @@ op_kinds! {
     RepairThreadRow = "repair_thread_row" => super::row_repair::RowRepair,
     RetireSession = "retire_session" => super::session_retire::SessionRetire,
     RestoreSession = "restore_session" => super::session_retire::SessionRetire,
+    ReclaimDatabase = "reclaim_database" => super::database_reclaim::DatabaseReclaim,
+    UnreclaimDatabase = "unreclaim_database" => super::database_reclaim::DatabaseReclaim,
 }
 
 impl fmt::Display for OpKind {
@@ -155,6 +157,8 @@ mod tests {
                 "repair_thread_row",
                 "retire_session",
                 "restore_session",
+                "reclaim_database",
+                "unreclaim_database",
             ]
         );
     }

@@ -4,9 +4,11 @@
 
 pub mod config_edit;
 pub mod created_file;
+pub mod database_reclaim;
 pub mod detail;
 pub mod kind;
 pub mod record;
+pub mod row_digest;
 pub mod row_now;
 pub mod row_repair;
 pub mod session_move;

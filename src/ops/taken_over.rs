@@ -23,6 +23,7 @@ pub fn by_codex(
     let thread_id = match &op.detail {
         OpDetail::SessionMove(d) => d.thread_id.as_str(),
         OpDetail::Recode(d) => d.thread_id.as_str(),
+        OpDetail::Reclaim(_) => return super::database_reclaim::taken_over(op),
         _ => return None,
     };
     let place = Path::new(op.dst.as_deref()?);

@@ -2,6 +2,7 @@
 //! `archive`, `inspect` and `cleanup` all ask here, so they can never disagree.
 
 mod judging;
+pub mod reclaim;
 pub use judging::{
     Judged, SessionKnowledge, SessionLine, handoff_threads, judge_sessions, judge_with,
 };
@@ -24,6 +25,7 @@ pub const CLEANUP_CATEGORIES: &[&str] = &[
     "releases",
     "projects",
     "retire",
+    "reclaim",
 ];
 /// Archived sessions idle this long are retired (`cleanup`'s `retire`).
 pub const DEFAULT_RETIRE_MIN_AGE_SECS: u64 = 180 * 86_400;

@@ -8,6 +8,9 @@ use crate::clock::human_bytes;
 use crate::home::config::ProjectState;
 use crate::home::worktrees::{Cleanliness, Registration};
 use crate::policy::CLEANUP_CATEGORIES;
+use crate::policy::reclaim::{
+    RECLAIM_MIN_FREE_BYTES, RECLAIM_MIN_FREE_PERCENT, is_reclaimable_database, passes,
+};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Frees {
@@ -18,7 +21,7 @@ pub struct Frees {
     pub archive: ArchiveStep,
     pub compress: CompressStep,
     pub logs_and_releases: LogsAndReleases,
-    /// Never counted in `cleanup_total`: only a vacuum reclaims it, and cleanup runs none.
+    /// Counted in `cleanup_total` for the part cleanup's `reclaim` gives back.
     pub database_free_pages: DatabaseFreePages,
     /// The categories that would do something, in cleanup's order.
     pub categories: Vec<String>,
@@ -61,6 +64,10 @@ pub struct LogsAndReleases {
 pub struct DatabaseFreePages {
     pub databases: u64,
     pub bytes: u64,
+    /// Of them, what cleanup's `reclaim` vacuums (`policy::reclaim`): these databases, and
+    /// their free bytes as measured now.
+    pub reclaimed: Vec<String>,
+    pub reclaimed_bytes: u64,
 }
 
 impl Frees {
@@ -106,7 +113,8 @@ impl Frees {
             .filter_map(|d| d.free_pages.map(|f| f.bytes))
             .filter(|&b| b > 0)
             .collect();
-        let categories = categories_that_apply(data, &compress);
+        let reclaimed = reclaimed_by_cleanup(data);
+        let categories = categories_that_apply(data, &compress, !reclaimed.is_empty());
         let next_command = (!categories.is_empty()).then(|| {
             if categories.len() == CLEANUP_CATEGORIES.len() {
                 "codex-maint cleanup --dry-run".to_string()
@@ -120,6 +128,7 @@ impl Frees {
         Frees {
             home_bytes: data.total.disk_bytes,
             cleanup_total: logs_and_releases.frees
+                + reclaimed.iter().map(|(_, b)| b).sum::<u64>()
                 + if compress.allowed {
                     compress.estimated_frees
                 } else {
@@ -135,6 +144,8 @@ impl Frees {
             database_free_pages: DatabaseFreePages {
                 databases: with_free_pages.len() as u64,
                 bytes: with_free_pages.iter().sum(),
+                reclaimed_bytes: reclaimed.iter().map(|(_, b)| b).sum(),
+                reclaimed: reclaimed.into_iter().map(|(name, _)| name).collect(),
             },
             categories,
             next_command,
@@ -178,11 +189,26 @@ impl Frees {
             l.log_databases,
             l.old_releases
         ));
-        lines.push(format!(
-            "  database free pages: {} in {} databases, reclaimable by a vacuum, not done by cleanup",
-            human_bytes(self.database_free_pages.bytes),
-            self.database_free_pages.databases
-        ));
+        let f = &self.database_free_pages;
+        lines.push(if f.reclaimed.is_empty() {
+            format!(
+                "  database free pages: {} in {} databases; reclaim: frees 0 (none of thread history or logs has at least {}% and {} free)",
+                human_bytes(f.bytes),
+                f.databases,
+                RECLAIM_MIN_FREE_PERCENT,
+                human_bytes(RECLAIM_MIN_FREE_BYTES)
+            )
+        } else {
+            format!(
+                "  database free pages: {} in {} databases; reclaim: frees about {} of them, vacuuming {} (at least {}% and {} free)",
+                human_bytes(f.bytes),
+                f.databases,
+                human_bytes(f.reclaimed_bytes),
+                f.reclaimed.join(", "),
+                RECLAIM_MIN_FREE_PERCENT,
+                human_bytes(RECLAIM_MIN_FREE_BYTES)
+            )
+        });
         lines
     }
 }
@@ -190,7 +216,11 @@ impl Frees {
 /// Each cleanup category with something to do, as cleanup would plan it. Sessions are
 /// compressed as they are archived only when `compress` is chosen too, so it goes with
 /// them whenever the gate is open.
-fn categories_that_apply(data: &InspectData, compress: &CompressStep) -> Vec<String> {
+fn categories_that_apply(
+    data: &InspectData,
+    compress: &CompressStep,
+    reclaim: bool,
+) -> Vec<String> {
     let sessions = data.sessions.archive_candidates.count > 0;
     let applies = |category: &str| match category {
         "sessions" => sessions,
@@ -206,6 +236,7 @@ fn categories_that_apply(data: &InspectData, compress: &CompressStep) -> Vec<Str
             .releases
             .as_ref()
             .is_some_and(|r| r.current.is_some() && r.releases.iter().any(|x| !x.is_current)),
+        "reclaim" => reclaim,
         "projects" => {
             data.config.parses
                 && data
@@ -220,5 +251,26 @@ fn categories_that_apply(data: &InspectData, compress: &CompressStep) -> Vec<Str
         .iter()
         .filter(|c| applies(c))
         .map(|c| c.to_string())
+        .collect()
+}
+
+/// The databases cleanup's `reclaim` would vacuum, by file name, with their free bytes: as
+/// its planner decides, leaving out a log database the `logs` step moves whole.
+fn reclaimed_by_cleanup(data: &InspectData) -> Vec<(String, u64)> {
+    data.databases
+        .iter()
+        .filter(|d| {
+            !data
+                .logs
+                .databases
+                .iter()
+                .any(|l| l.over_threshold && l.path == d.path)
+        })
+        .filter_map(|d| {
+            let name = std::path::Path::new(&d.path).file_name()?.to_string_lossy();
+            let free = d.free_pages?.bytes;
+            (is_reclaimable_database(&name) && passes(d.bytes, free))
+                .then(|| (name.into_owned(), free))
+        })
         .collect()
 }

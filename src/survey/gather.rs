@@ -79,6 +79,8 @@ pub fn gather(
     let mut seen_ids = SeenIds::default();
     let mut transcript_findings = Vec::new();
     let mut compression = CompressionSurvey::new(args.compress_min_idle_secs);
+    let mut dated = super::listing_cap::DatedCounts::default();
+    let sessions_root = home.sessions_dir();
     let mut on_transcript = |seen: TranscriptSeen<'_>| {
         let file = seen.file;
         if let Err(why) = &seen.meta {
@@ -142,6 +144,9 @@ pub fn gather(
             }
         }
         compression.see(&facts);
+        if file.location == SessionLocation::Active {
+            dated.add(&sessions_root, &file.path);
+        }
         if file.location == SessionLocation::Archived {
             sessions.archived.add(file, age);
             return;
@@ -173,8 +178,12 @@ pub fn gather(
     // The databases, the process table and git are asked on the other core while this
     // one walks the tree: the walk waits on the filesystem, the checks on the CPU.
     let db_paths = top_level_databases(home);
-    let (inv, (databases, log_databases), (processes, worktree_facts)) =
+    let history_path = super::history_weight::find(&db_paths);
+    let (inv, (databases, log_databases), (processes, worktree_facts), thread_history) =
         std::thread::scope(|scope| {
+            // The history's weight is a read of its own, beside the checks of every database.
+            let history = scope
+                .spawn(|| history_path.map(|p| super::history_weight::weigh(p, rows.as_ref())));
             let dbs = scope.spawn(|| {
                 use rayon::prelude::*;
                 // Each database on its own core: the thread index and a log database
@@ -211,6 +220,7 @@ pub fn gather(
                 inv,
                 dbs.join().expect("the database checks do not panic"),
                 others.join().expect("the process scan does not panic"),
+                history.join().expect("the history's weight does not panic"),
             )
         });
     sessions.large.sort_by_key(|l| std::cmp::Reverse(l.bytes));
@@ -338,6 +348,8 @@ pub fn gather(
     let mut live_thread_locks: Vec<String> = locks.into_iter().collect();
     live_thread_locks.sort();
 
+    let listing_cap =
+        super::listing_cap::ListingCap::of(sessions.active.count, sessions.archived.count, &dated);
     let mut data = InspectData {
         home: home.display(),
         looks_like_codex_home: home.looks_like_codex_home(),
@@ -357,6 +369,8 @@ pub fn gather(
         not_touched,
         compression,
         frees: Default::default(),
+        listing_cap,
+        thread_history,
     };
     data.frees = super::frees::Frees::of(&data);
     data

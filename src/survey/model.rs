@@ -36,6 +36,10 @@ pub struct InspectData {
     pub compression: CompressionReport,
     /// What a default cleanup would give back, step by step, and the command that does it.
     pub frees: super::frees::Frees,
+    /// Folders at or over the 10,000 files Codex lists, and what it no longer lists.
+    pub listing_cap: super::listing_cap::ListingCap,
+    /// The thread history's weight by thread state, when the home has one.
+    pub thread_history: Option<super::history_weight::HistoryWeight>,
 }
 
 #[derive(Debug, Serialize)]

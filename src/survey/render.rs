@@ -38,6 +38,10 @@ pub fn render(home: &CodexHome, data: &InspectData, args: &SurveyOptions) -> Rep
             human_bytes(s.archived.bytes)
         ),
     );
+    r.extend(hot, data.listing_cap.lines());
+    if let Some(history) = &data.thread_history {
+        r.push(hot, history.line());
+    }
     if !s.large.is_empty() {
         let top: Vec<String> = s
             .large

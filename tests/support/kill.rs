@@ -260,6 +260,7 @@ pub fn failpoints() -> Vec<&'static str> {
     codex_maint::failpoint::SESSION_MOVE_POINTS
         .iter()
         .chain(codex_maint::failpoint::OTHER_POINTS)
+        .chain(codex_maint::failpoint::RECLAIM_POINTS)
         .chain(RECODE_POINTS)
         .chain(codex_maint::failpoint::RETIRE_POINTS)
         .copied()

@@ -103,6 +103,7 @@ pub fn build(broken_index: bool) -> KillHome {
     add_worktree(&repo, "clean", &worktree);
     age_tree(&worktree, 20);
     write_large_logs(&home);
+    write_thread_history_with_free_pages(&home);
     let releases = home.join("packages/app-server-daemon/releases");
     for v in [OLD_RELEASE, CURRENT_RELEASE] {
         write_release(&releases.join(v), v);
@@ -126,6 +127,20 @@ pub fn build(broken_index: bool) -> KillHome {
         break_index(&home, &specs);
     }
     KillHome { sb, repo, specs }
+}
+
+/// A thread history as Codex leaves it after `codex delete` of a large session: 12 MB on
+/// disk, 10 MB of it free pages, what cleanup's `reclaim` gives back.
+fn write_thread_history_with_free_pages(home: &Path) {
+    let conn = rusqlite::Connection::open(home.join("thread_history_1.sqlite")).unwrap();
+    conn.execute_batch(
+        "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;
+         CREATE TABLE thread_items (thread_id TEXT NOT NULL, ordinal INTEGER NOT NULL, item_json TEXT NOT NULL, PRIMARY KEY (thread_id, ordinal));
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO thread_items SELECT 'thread-' || (i % 6), i, printf('{\"text\":\"%.4000c\"}', 'a') FROM n;
+         DELETE FROM thread_items WHERE thread_id <> 'thread-1';",
+    )
+    .unwrap();
 }
 
 /// SPEC.md's manual archive, which leaves the rows behind, and a flag set by hand.

@@ -204,7 +204,7 @@ impl<'a> Checker<'a> {
         let thread_id = match &op.detail {
             crate::ops::OpDetail::SessionMove(d) => d.thread_id.as_str(),
             crate::ops::OpDetail::Recode(d) => d.thread_id.as_str(),
-            _ => return None,
+            _ => return crate::ops::taken_over::by_codex(op, None),
         };
         let place = Path::new(op.dst.as_deref()?);
         let index = self.indexes_now.for_place(op.detail.index(), place)?;

@@ -111,6 +111,7 @@ pub fn execute_batch(
             .collect();
         tables.sort();
         tables.dedup();
+        let (title, cwd) = label_of(thread_rows);
         details.push(RetireDetail {
             thread_id: plan.thread_id.clone(),
             home: root.clone(),
@@ -119,6 +120,8 @@ pub fn execute_batch(
             row_count: thread_rows.len() as u64,
             tables,
             forks_from: plan.forks_from.clone(),
+            title,
+            cwd,
             temp: None,
             created: None,
             created_dirs: Vec::new(),
@@ -252,6 +255,23 @@ pub fn execute_batch(
             None => Outcome::Done(*id),
         })
         .collect())
+}
+
+/// A title a person recognizes (at most 200 characters) and the project folder, from the
+/// thread's `threads` row.
+fn label_of(rows: &[dump::DumpedRow]) -> (Option<String>, Option<String>) {
+    use crate::ops::thread_rows::RowValue;
+    let Some(row) = rows.iter().find(|r| r.table == "threads") else {
+        return (None, None);
+    };
+    let text = |name: &str| match row.columns.get(name) {
+        Some(RowValue::Text(t)) if !t.trim().is_empty() => Some(t.clone()),
+        _ => None,
+    };
+    let title = text("title")
+        .or_else(|| text("first_user_message"))
+        .map(|t| t.chars().take(200).collect());
+    (title, text("cwd"))
 }
 
 /// Why a restored session cannot be retired again now: it must still be the transcript

@@ -34,6 +34,12 @@ pub struct RetireDetail {
     /// early turns from that thread's rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forks_from: Option<String>,
+    /// What the session was about and where it ran (its `threads` row's title, else first
+    /// message, and `cwd`): how `sessions` names a retired session without reading it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
     /// A restore writes the transcript here first, then renames it into place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temp: Option<PathBuf>,
