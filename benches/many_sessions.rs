@@ -43,6 +43,8 @@ struct CodexFigures {
 
 struct Scale {
     sessions: u64,
+    /// `browse` drawn headless: its own report of the first screen and the scroll frames.
+    browse_frames: serde_json::Value,
     archived_by_policy: u64,
     compressed: u64,
     codex: Option<CodexFigures>,
@@ -120,6 +122,20 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
         best_of(3, || support::sh(&du_sort)),
     ));
 
+    // `browse` to its first screen, drawn into an in-memory terminal of 200x60 (its
+    // benchmark knob): the whole process, listing the home included, as a person waits
+    // for it. Then its own timing of scrolling the heaviest group a row a frame.
+    let browse = |frames: &str| {
+        let mut c = ours(&["browse"]);
+        c.env("CODEX_MAINT_BROWSE_BENCH_FRAMES", frames);
+        c
+    };
+    rows.push((
+        "browse, to its first screen (warm)".into(),
+        best_of(3, || browse("0")),
+    ));
+    let browse_frames = browse_frames(browse(BROWSE_FRAMES));
+
     let active_total_before = active_transcripts(&home);
     let listings_before = codex.map(|c| listings(c, &home));
     let (archive, _) = measure_cold(&mut ours(&["archive", "--older-than", "10d", "--yes"]));
@@ -191,11 +207,28 @@ fn run_scale(sessions: u64, kib: u64, codex: Option<&Path>) -> (Vec<(String, Mea
         rows,
         Scale {
             sessions,
+            browse_frames,
             archived_by_policy,
             compressed,
             codex: codex_figures,
         },
     )
+}
+
+/// Frames `browse` draws scrolling, one row each.
+const BROWSE_FRAMES: &str = "2000";
+
+/// `browse`'s headless report of its frames: `data` of its `--json` report.
+fn browse_frames(mut cmd: std::process::Command) -> serde_json::Value {
+    let out = cmd.output().expect("browse runs");
+    assert!(
+        out.status.success(),
+        "browse's benchmark run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("browse's report is JSON");
+    doc["data"].clone()
 }
 
 /// Codex's listing of active then archived threads, from a fresh app-server each (the
@@ -317,6 +350,19 @@ fn report(rows: &[Row], small: &Scale, large: &Scale, kib: u64) {
             "\n{} sessions: the policy archive moved {}; the compression cleanup planned {} transcripts.",
             scale.sessions, scale.archived_by_policy, scale.compressed
         );
+        let f = &scale.browse_frames;
+        let _ = writeln!(
+            out,
+            "browse at {}: first screen {:.0} ms after start of its work; {} frames scrolling the heaviest group ({} sessions in all): mean {:.2} ms, p99 {:.2} ms, max {:.2} ms a frame.",
+            f["size"],
+            f["first_screen_ms"].as_f64().unwrap_or(f64::NAN),
+            f["frames"],
+            f["sessions"],
+            f["frame_ms_mean"].as_f64().unwrap_or(f64::NAN),
+            f["frame_ms_p99"].as_f64().unwrap_or(f64::NAN),
+            f["frame_ms_max"].as_f64().unwrap_or(f64::NAN),
+        );
+        json.push(serde_json::json!({ "sessions": scale.sessions, "browse_frames": f }));
         let Some(c) = &scale.codex else {
             let _ = writeln!(
                 out,

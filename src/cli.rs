@@ -8,6 +8,9 @@ use crate::commands::{self, Context};
 use crate::error::{ExitKind, details_of, exit_kind_of};
 use crate::report::Report;
 
+pub mod reference;
+pub use reference::reference_markdown;
+
 #[derive(Parser)]
 #[command(
     name = "codex-maint",
@@ -34,6 +37,8 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// List sessions as people know them: title, project, size, idle time, state and why cleanup keeps one; changes nothing
     Sessions(commands::sessions::SessionsArgs),
+    /// Browse the home by weight in the terminal (sessions by project or month), mark sessions, and apply or take back the plan, journaled as cleanup's
+    Browse(commands::browse::BrowseArgs),
     /// Archive sessions by id (full or unique prefix) or by age, as Codex's own archive does
     Archive(commands::archive::ArchiveArgs),
     /// Inspect, plan, confirm, back up, then archive, rotate, move and prune; verify after
@@ -208,6 +213,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Report> {
     match cli.command {
         Command::Inspect(args) => commands::inspect::run(&ctx, &args),
         Command::Sessions(args) => commands::sessions::run(&ctx, &args),
+        Command::Browse(args) => commands::browse::run(&ctx, &args),
         Command::Archive(args) => commands::archive::run(&ctx, args),
         Command::Cleanup(flags) => commands::cleanup::run_with_flags(&ctx, flags),
         Command::Automation(args) => commands::automation::run(&ctx, args),

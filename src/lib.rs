@@ -18,6 +18,7 @@
 
 pub mod arg_values;
 pub mod automation;
+pub mod browse;
 pub mod cleanup;
 pub mod cli;
 pub mod clock;

@@ -16,7 +16,7 @@ pub const SUFFIX: &str = ".zst";
 /// (128 MiB). A frame needing more would be unreadable to it, so nothing above is ever used.
 pub const CODEX_MAX_WINDOW_LOG: u32 = 27;
 
-/// How a transcript is encoded. The default level comes from the table in the README
+/// How a transcript is encoded. The default level comes from the level table in docs/benchmarks.md
 /// (measured on transcripts the real Codex wrote; see benches/compression.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EncodeSettings {
@@ -96,14 +96,14 @@ pub(crate) const WORKER_JOB_BYTES: u32 = 4 << 20;
 /// three jobs beside the workers' jobs, so at 4 MiB the ring and the jobs' output took 34 MB
 /// of a compression cleanup's peak, at 2 MiB 17 MB. The price is more job boundaries in a
 /// transcript of 32 MB or more (the only ones given workers): 1.2% more output on 78 MB
-/// of real source text, none on generated transcripts (README, "Compressed transcripts").
+/// of real source text, none on generated transcripts (docs/benchmarks.md, "Compressed transcripts").
 const TRANSCRIPT_JOB_BYTES: u32 = 2 << 20;
 
 /// The match finder's hash table is held to 2^20 entries. zstd's own tables give level 9 a
 /// table of 2^21 and levels 10 and 11 2^22 (16 MiB, plus 4 MiB of tags, per context and so
 /// per worker; higher levels more): at level 10 the two workers' tables were 43 MB of a
 /// compression cleanup's 124 MB peak. At 2^20, measured with `zstd -T2 -10
-/// --zstd=hlog=20` against plain `-10` (README, "Compressed transcripts"), the output was
+/// --zstd=hlog=20` against plain `-10` (docs/benchmarks.md, "Compressed transcripts"), the output was
 /// 0.2-0.3% larger, the run faster and its peak half. Decoding does not depend on it: a
 /// frame records its window, not the encoder's tables.
 pub const MATCH_TABLE_LOG: u32 = 20;

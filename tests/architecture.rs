@@ -8,6 +8,7 @@ const MAX_LINES: usize = 600;
 
 /// Each layer below the commands, and the modules above it that it may never name.
 const LAYERS: &[(&str, &[&str])] = &[
+    ("src/browse", &["cli", "commands", "automation"]),
     ("src/automation", &["cli", "commands"]),
     ("src/cleanup", &["cli", "commands", "automation"]),
     ("src/survey", &["cli", "commands", "automation", "cleanup"]),

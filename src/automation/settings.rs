@@ -146,6 +146,7 @@ pub fn settle(flags: &CleanupFlags, policy: Option<&Policy>) -> (CleanupArgs, Ve
         dry_run: flags.dry_run,
         yes: flags.yes,
         plan_id: flags.plan.clone(),
+        selection: None,
     };
     (args, settings)
 }

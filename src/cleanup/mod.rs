@@ -12,6 +12,7 @@ mod plan_reclaim;
 mod plan_store;
 mod report;
 mod retire_plan;
+mod selection;
 mod verify;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use frees::{HomeBytes, PlanFrees, plan_frees};
 pub use plan::{Action, Kept, Plan, Planned, build_plan};
 pub use plan_store::{Seal, load_plan, save_plan};
 pub use report::plan_report;
+pub use selection::{Selection, SessionMark};
 
 use crate::survey::SurveyOptions;
 
@@ -44,4 +46,6 @@ pub struct CleanupArgs {
     pub dry_run: bool,
     pub yes: bool,
     pub plan_id: Option<String>,
+    /// Only these sessions, each for what it was marked (`browse`); `None`: every session.
+    pub selection: Option<Selection>,
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::action_list::{ActionList, ActionListBuilder};
+use super::selection::{self, Selection};
 use super::{ARCHIVED_WORKTREES_DIR, CATEGORIES, CleanupArgs};
 use crate::clock::{human_age, human_bytes, now_rfc3339};
 use crate::error::MaintError;
@@ -56,6 +57,9 @@ pub struct Plan {
     pub actions: ActionList,
     pub kept: Vec<Kept>,
     pub bytes: u64,
+    /// The sessions a person picked, when the plan was narrowed to them (`browse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
 }
 
 impl Plan {
@@ -160,6 +164,7 @@ pub fn build_plan(
     args: &CleanupArgs,
 ) -> Result<Planned> {
     let wanted = |c: &str| args.only.is_empty() || args.only.iter().any(|o| o == c);
+    let picks = args.selection.as_ref();
     // An item that is, sits in, or holds a name that is not UTF-8 cannot be recorded as it
     // is (`path_text`): it is kept, whatever its category, rather than planned.
     let not_utf8: Vec<PathBuf> = data
@@ -247,6 +252,7 @@ pub fn build_plan(
                     let targets: Vec<&SessionFile> = files
                         .iter()
                         .filter(|f| f.location == sessions::SessionLocation::Active)
+                        .filter(|f| selection::picked(picks, &f.path))
                         .collect();
                     let policy = SessionPolicy {
                         min_age_secs: args.inspect.min_age_secs,
@@ -307,37 +313,30 @@ pub fn build_plan(
                     kept.extend(planned.kept);
                     retired = planned.taken;
                 }
+                for (file, _, why) in archiving
+                    .into_iter()
+                    .filter(|(f, _, _)| !retired.contains(&f.path))
                 {
-                    for (file, _, why) in archiving
-                        .into_iter()
-                        .filter(|(f, _, _)| !retired.contains(&f.path))
-                    {
-                        let archived = session_move::archive_destination(home, file);
-                        // With compression chosen too, a session is archived straight
-                        // into its compressed form: one op, and the bytes are freed in
-                        // this run.
-                        actions.push(if compressing && !file.compressed {
-                            action(
-                                "sessions",
-                                OpKind::CompressSession,
-                                &file.path,
-                                Some(&sessions::twin_path(&archived)),
-                                file.size,
-                                format!(
-                                    "{why}; stored compressed as .jsonl.zst, which Codex reads"
-                                ),
-                            )
-                        } else {
-                            action(
-                                "sessions",
-                                OpKind::ArchiveSession,
-                                &file.path,
-                                Some(&archived),
-                                file.size,
-                                why,
-                            )
-                        })?;
-                    }
+                    let archived = session_move::archive_destination(home, file);
+                    // With compression chosen too, a session is archived straight into its
+                    // compressed form: one op, and the bytes are freed in this run.
+                    let compress_too =
+                        selection::compress_on_archive(picks, &file.path, compressing);
+                    let (kind, to, why) = if compress_too && !file.compressed {
+                        let why =
+                            format!("{why}; stored compressed as .jsonl.zst, which Codex reads");
+                        (OpKind::CompressSession, sessions::twin_path(&archived), why)
+                    } else {
+                        (OpKind::ArchiveSession, archived, why)
+                    };
+                    actions.push(action(
+                        "sessions",
+                        kind,
+                        &file.path,
+                        Some(&to),
+                        file.size,
+                        why,
+                    ))?;
                 }
                 if compressing {
                     let targets: Vec<&SessionFile> = files
@@ -346,6 +345,7 @@ pub fn build_plan(
                             f.location == sessions::SessionLocation::Archived
                                 && !f.compressed
                                 && !retired.contains(&f.path)
+                                && selection::compress_in_place(picks, &f.path)
                         })
                         .collect();
                     let min_idle = args.inspect.compress_min_idle_secs;
@@ -589,6 +589,7 @@ pub fn build_plan(
         bytes: actions.bytes(),
         actions,
         kept,
+        selection: args.selection.clone(),
     };
     Ok(Planned {
         plan,

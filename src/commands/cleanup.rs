@@ -24,12 +24,15 @@ pub fn run(ctx: &Context, mut args: CleanupArgs) -> Result<Report> {
     // Applying a reviewed plan plans again over the categories that plan covered: how one
     // category is carried out can depend on another being chosen (sessions are archived
     // straight into compressed form only alongside `compress`).
-    if let (Some(id), true, false) = (&args.plan_id, args.only.is_empty(), args.dry_run) {
-        let covered = load_plan(&ctx.store_root, id)?.0.categories;
+    // A plan narrowed to picked sessions (`browse`) plans again over the same picks.
+    if let (Some(id), false) = (&args.plan_id, args.dry_run) {
+        let reviewed = load_plan(&ctx.store_root, id)?.0;
+        let covered = reviewed.categories;
         // A plan of every category stays "every category": only a narrowed one narrows.
-        if !CATEGORIES.iter().all(|c| covered.iter().any(|k| k == c)) {
+        if args.only.is_empty() && !CATEGORIES.iter().all(|c| covered.iter().any(|k| k == c)) {
             args.only = covered;
         }
+        args.selection = reviewed.selection;
     }
     for c in &args.only {
         if !CATEGORIES.contains(&c.as_str()) {

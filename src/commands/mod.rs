@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod automation;
+pub mod browse;
 pub mod cleanup;
 pub mod decompress;
 pub mod forget;

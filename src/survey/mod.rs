@@ -6,6 +6,7 @@ mod databases;
 mod frees;
 mod gather;
 pub mod history_weight;
+pub mod id_prefixes;
 pub mod listing_cap;
 mod model;
 mod render;

@@ -1,5 +1,5 @@
 //! The survey's data model: everything a look at a home found. The field names are the
-//! `inspect --json` contract (README); `cleanup` plans from the same value.
+//! `inspect --json` contract (docs/guide.md, "inspect"); `cleanup` plans from the same value.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use crate::policy::Protection;
 use crate::sqlite_check::IntegrityCheck;
 use crate::survey::compression::CompressionReport;
 
-/// Everything inspect found; the field names are the `--json` contract (README).
+/// Everything inspect found; the field names are the `--json` contract (docs/guide.md, "inspect").
 #[derive(Debug, Serialize)]
 pub struct InspectData {
     pub home: String,

@@ -241,7 +241,7 @@ struct Prose {
     state: u64,
     /// Recent tool outputs: a session reads the same files and reruns the same tests, so
     /// about half of its outputs repeat an earlier one, which is most of why real
-    /// transcripts compress as well as they do (the README's level table).
+    /// transcripts compress as well as they do (the level table in docs/benchmarks.md).
     earlier: Vec<String>,
 }
 
