@@ -313,6 +313,39 @@ fn a_compress_mark_compresses_its_session_and_an_archive_mark_beside_it_only_arc
 }
 
 #[test]
+fn a_retire_mark_retires_only_its_session_whatever_its_age() {
+    let sb = sandbox();
+    let mut b = browser(&sb);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Enter);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Char('r')); // session 1, idle far less than the retire age
+    key(&mut b, KeyCode::Down); // past the pinned one
+    key(&mut b, KeyCode::Char('a')); // session 3
+    assert_eq!(b.marks.len(), 2, "{}", b.status);
+    let plan = plan_of(&b, &sb);
+    let kind_of = |n: u64| {
+        plan.actions
+            .iter()
+            .find(|(_, p)| p.contains(&id_for(n)))
+            .map(|(what, _)| what.split(' ').next().unwrap().to_string())
+    };
+    assert_eq!(
+        kind_of(1).as_deref(),
+        Some("retire_session"),
+        "{:#?}",
+        plan.actions
+    );
+    assert_eq!(
+        kind_of(3).as_deref(),
+        Some("archive_session"),
+        "{:#?}",
+        plan.actions
+    );
+    assert_eq!(plan.actions.len(), 2, "{:#?}", plan.actions);
+}
+
+#[test]
 fn without_a_terminal_it_draws_nothing_and_names_the_commands_to_use() {
     let sb = sandbox();
     let out = sb.cmd().arg("browse").output().unwrap();

@@ -34,7 +34,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("Enter Right l", "open a group; on a session, its summary"),
     ("Left Backspace", "back"),
     ("space", "mark the session to archive, or unmark it"),
-    ("a c h", "mark to archive, compress, or write a handoff"),
+    (
+        "a c r h",
+        "mark to archive, compress, retire (out of Codex's view, restorable), or write a handoff",
+    ),
     ("g", "group by project or by month"),
     ("p", "the plan for the marks: what it does and frees"),
     ("y", "in the plan: apply it (journaled, like cleanup)"),

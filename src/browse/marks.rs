@@ -17,6 +17,7 @@ pub enum Mark {
 pub const MARK_KEYS: &[(char, Mark, &str)] = &[
     ('a', Mark::Cleanup(SessionMark::Archive), "archive"),
     ('c', Mark::Cleanup(SessionMark::Compress), "compress"),
+    ('r', Mark::Cleanup(SessionMark::Retire), "retire"),
     ('h', Mark::Handoff, "hand off"),
 ];
 

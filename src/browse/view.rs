@@ -15,7 +15,7 @@ use crate::clock::{human_age, human_bytes};
 use crate::terminal_text::{clip_end, clip_start, one_line, pad, width};
 
 const KEYS_LINE: &str =
-    "Enter:open Left:back space/a/c/h:mark p:plan g:group L:log u:undo ?:help q:quit";
+    "Enter:open Left:back a/c/r/h:mark p:plan g:group L:log u:undo ?:help q:quit";
 
 pub fn draw(frame: &mut Frame, b: &Browser) {
     let [header, banner, body, status, keys] = Layout::vertical([

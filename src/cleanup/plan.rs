@@ -306,6 +306,7 @@ pub fn build_plan(
                         &rows_of,
                         &known,
                         &args.inspect,
+                        picks,
                     )?;
                     for a in planned.actions {
                         actions.push(a)?;

@@ -121,7 +121,10 @@ pub struct RetirePlanned {
 
 /// Judges the archived transcripts in `files` for retire (the archive protections, with no
 /// age: the cap applies at any age), adds `archiving` (chosen for archive by this plan,
-/// with their ages), and chooses.
+/// with their ages), and chooses. Under a selection (`browse`), only the sessions picked
+/// to be retired are judged, wherever they lie, and each picked one that passes goes: the
+/// pick is the person's own request, as naming a session is.
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     home: &CodexHome,
     files: &[SessionFile],
@@ -129,11 +132,20 @@ pub fn plan(
     rows_of: &RowsOf<'_>,
     known: &SessionKnowledge<'_>,
     options: &crate::survey::SurveyOptions,
+    picks: Option<&super::Selection>,
 ) -> Result<RetirePlanned> {
-    let archived: Vec<&SessionFile> = files
+    let archived_total = files
         .iter()
         .filter(|f| f.location == SessionLocation::Archived)
+        .count();
+    let archived: Vec<&SessionFile> = files
+        .iter()
+        .filter(|f| match picks {
+            None => f.location == SessionLocation::Archived,
+            Some(_) => super::selection::retire_picked(picks, &f.path),
+        })
         .collect();
+    let archiving = if picks.is_some() { &[][..] } else { archiving };
     let policy = SessionPolicy {
         min_age_secs: 0,
         explicit_request: false,
@@ -171,17 +183,28 @@ pub fn plan(
             age_secs: *age,
         })
         .collect();
+    let (min_age, cap) = match picks {
+        None => (options.retire_min_age_secs, options.retire_folder_cap),
+        Some(_) => (0, usize::MAX),
+    };
     let choice = choose(
         &candidates,
-        archived.len() + archiving.len(),
-        options.retire_min_age_secs,
-        options.retire_folder_cap,
+        archived_total + archiving.len(),
+        min_age,
+        cap,
         &lineage,
     );
     let mut actions = Vec::new();
     let mut taken = HashSet::new();
     for (i, reason) in choice.retire {
-        let file = eligible[i].0;
+        let (file, age) = eligible[i];
+        let reason = match picks {
+            None => reason,
+            Some(_) => format!(
+                "picked to be retired, idle {}; taken out of Codex's view into the store, restorable",
+                human_age(age)
+            ),
+        };
         actions.push(action(
             "retire",
             OpKind::RetireSession,

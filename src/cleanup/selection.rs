@@ -15,10 +15,16 @@ pub enum SessionMark {
     Archive,
     /// Into `.jsonl.zst`: archived straight into it when active, in place when archived.
     Compress,
+    /// Out of Codex's view into the store, from wherever it lies; restorable.
+    Retire,
 }
 
 impl SessionMark {
-    pub const ALL: &'static [SessionMark] = &[SessionMark::Archive, SessionMark::Compress];
+    pub const ALL: &'static [SessionMark] = &[
+        SessionMark::Archive,
+        SessionMark::Compress,
+        SessionMark::Retire,
+    ];
 
     /// The cleanup categories that carry this mark out for a session that is active or not.
     /// A new tier (retire) is one more variant and one more arm here.
@@ -28,6 +34,7 @@ impl SessionMark {
             (SessionMark::Archive, false) => &[],
             (SessionMark::Compress, true) => &["sessions", "compress"],
             (SessionMark::Compress, false) => &["compress"],
+            (SessionMark::Retire, _) => &["retire"],
         }
     }
 
@@ -35,6 +42,7 @@ impl SessionMark {
         match self {
             SessionMark::Archive => "archive",
             SessionMark::Compress => "compress",
+            SessionMark::Retire => "retire",
         }
     }
 }
@@ -79,6 +87,11 @@ pub fn compress_on_archive(
     gate_open: bool,
 ) -> bool {
     gate_open && selection.is_none_or(|s| s.mark_of(path) == Some(SessionMark::Compress))
+}
+
+/// Whether `path` was picked to be retired; without a selection, every session may be.
+pub fn retire_picked(selection: Option<&Selection>, path: &std::path::Path) -> bool {
+    selection.is_none_or(|s| s.mark_of(path) == Some(SessionMark::Retire))
 }
 
 /// Whether an archived plain transcript may be compressed in place.
