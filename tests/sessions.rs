@@ -503,3 +503,36 @@ fn a_home_real_codex_wrote_is_listed_by_what_each_session_asked() {
         },
     );
 }
+
+/// A retired session is no longer in the home, but `sessions` still names it, from the
+/// store's journal: with its title and project, so a person can find it to restore it.
+#[test]
+fn retired_sessions_are_listed_from_the_store() {
+    let mut specs: Vec<SessionSpec> = (0..3).map(|i| SessionSpec::aged(i, 200.0, 4_000)).collect();
+    specs[0].archived = true;
+    let sb = Sandbox::with_sessions(&specs, true);
+    let args = ["cleanup", "--only", "retire"];
+    let plan = sb.ok_json(&[&args[..], &["--dry-run"]].concat())["data"]["plan"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sb.ok_json(&[&args[..], &["--plan", &plan, "--yes"]].concat());
+    let doc = sb.ok_json(&["sessions", "--state", "retired"]);
+    let retired = doc["data"]["retired"].as_array().unwrap();
+    assert_eq!(retired.len(), 1, "{doc:#}");
+    assert_eq!(retired[0]["id"], specs[0].id.as_str());
+    assert_eq!(retired[0]["state"], "retired");
+    assert_eq!(
+        doc["data"]["matched"], 0,
+        "no transcript in the home is retired"
+    );
+    let out = sb.cmd().args(["sessions"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 sessions retired into the store"), "{text}");
+    let listed = sb
+        .cmd()
+        .args(["sessions", "--state", "retired"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&specs[0].id[..13]));
+}

@@ -222,7 +222,8 @@ impl Browser {
             match s.state() {
                 SessionState::Archived => g.archived += 1,
                 SessionState::Compressed => g.compressed += 1,
-                SessionState::Active => {}
+                // A listing of the home holds no retired session: those are in the store.
+                SessionState::Active | SessionState::Retired => {}
             }
         }
         groups.sort_by(|a, b| (Reverse(a.bytes), &a.label).cmp(&(Reverse(b.bytes), &b.label)));

@@ -54,7 +54,8 @@ pub struct SessionsArgs {
     /// Only sessions whose project folder (cwd) contains this text
     #[arg(long, value_name = "TEXT")]
     pub project: Option<String>,
-    /// Only sessions in this state (compressed: stored as .jsonl.zst, active or archived)
+    /// Only sessions in this state (compressed: stored as .jsonl.zst, active or archived;
+    /// retired: in the store, out of Codex's view)
     #[arg(long, value_enum, value_name = "STATE")]
     pub state: Option<SessionState>,
     /// Only sessions idle at least this long, e.g. 30d
@@ -169,8 +170,10 @@ pub fn run(ctx: &Context, args: &SessionsArgs) -> Result<Report> {
     let shown = limit.map_or(matched, |n| n.min(matched));
     let shown_sessions = &mut sessions[..shown];
 
+    let retired = retired_rows(ctx, args, needle.as_deref())?;
     let mut report = Report::new("sessions", "sessions");
     report.data = json!({
+        "retired": retired,
         "home": home.display(),
         "thread_index": listing.index_state,
         "total": total,
@@ -226,6 +229,7 @@ pub fn run(ctx: &Context, args: &SessionsArgs) -> Result<Report> {
             human_bytes(sessions[shown..].iter().map(|s| s.file.size).sum())
         ));
     }
+    text.push_str(&retired_text(&retired, args, limit));
     report.raw_text = Some(text);
     if !listing.problems.is_empty() {
         let notes: String = listing
@@ -332,4 +336,102 @@ fn table(
         out.push_str(&line(row));
     }
     out
+}
+
+/// A session retired into the store, as `sessions` lists it: from the journal, since its
+/// transcript and rows are no longer in the home.
+#[derive(Serialize)]
+struct RetiredRow {
+    id: String,
+    title: Option<String>,
+    project: Option<String>,
+    size_bytes: u64,
+    state: &'static str,
+    retired_at: Option<String>,
+    op_id: i64,
+}
+
+/// The retired sessions the filters keep (all states, or `--state retired`); none when the
+/// state asked for is another, or there is no store.
+fn retired_rows(
+    ctx: &Context,
+    args: &SessionsArgs,
+    needle: Option<&str>,
+) -> Result<Vec<RetiredRow>> {
+    if args.state.is_some_and(|s| s != SessionState::Retired) {
+        return Ok(Vec::new());
+    }
+    let Some(catalog) = crate::store::open_read_only(&ctx.store_root)? else {
+        return Ok(Vec::new());
+    };
+    let mut rows: Vec<RetiredRow> = catalog
+        .retired_sessions()?
+        .into_iter()
+        .filter(|r| {
+            let project_ok = args
+                .project
+                .as_deref()
+                .is_none_or(|p| r.cwd.as_deref().is_some_and(|c| c.contains(p)));
+            let text_ok = needle.is_none_or(|n| {
+                r.title
+                    .as_deref()
+                    .is_some_and(|t| t.to_lowercase().contains(n))
+            });
+            project_ok && text_ok
+        })
+        .map(|r| RetiredRow {
+            id: r.thread_id,
+            title: r.title,
+            project: r.cwd,
+            size_bytes: r.bytes.max(0) as u64,
+            state: SessionState::Retired.as_str(),
+            retired_at: r.retired_at,
+            op_id: r.op_id,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.size_bytes
+            .cmp(&a.size_bytes)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(rows)
+}
+
+/// The retired sessions in the text view: listed under `--state retired`, else counted.
+fn retired_text(rows: &[RetiredRow], args: &SessionsArgs, limit: Option<usize>) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let bytes: u64 = rows.iter().map(|r| r.size_bytes).sum();
+    let mut text = format!(
+        "{} sessions retired into the store ({}); `codex-maint restore <id>` brings one back{}\n",
+        rows.len(),
+        human_bytes(bytes),
+        if args.state == Some(SessionState::Retired) {
+            ":"
+        } else {
+            "; `--state retired` lists them"
+        }
+    );
+    if args.state == Some(SessionState::Retired) {
+        for r in rows.iter().take(limit.unwrap_or(usize::MAX)) {
+            text.push_str(&format!(
+                "  {}  {:>9}  retired {}  {}  {}\n",
+                &r.id[..r.id.len().min(13)],
+                human_bytes(r.size_bytes),
+                r.retired_at
+                    .as_deref()
+                    .map_or("-", |t| &t[..t.len().min(10)]),
+                pad(
+                    &clip_start(
+                        &one_line(r.project.as_deref().unwrap_or("-")),
+                        PROJECT_COLUMNS
+                    ),
+                    PROJECT_COLUMNS
+                ),
+                clip_end(&one_line(r.title.as_deref().unwrap_or("-")), TITLE_COLUMNS),
+            ));
+        }
+    }
+    text
 }

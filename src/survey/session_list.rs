@@ -32,6 +32,8 @@ pub enum SessionState {
     Archived,
     /// Stored as `.jsonl.zst`, wherever it is.
     Compressed,
+    /// Taken out of Codex's view into the store (`retire`); listed from the store's journal.
+    Retired,
 }
 
 impl SessionState {
@@ -48,6 +50,7 @@ impl SessionState {
             SessionState::Active => "active",
             SessionState::Archived => "archived",
             SessionState::Compressed => "compressed",
+            SessionState::Retired => "retired",
         }
     }
 }

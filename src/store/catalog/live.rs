@@ -71,6 +71,9 @@ pub struct RetiredSession {
     pub transcript_object: String,
     pub rows_object: String,
     pub bytes: i64,
+    pub title: Option<String>,
+    pub cwd: Option<String>,
+    pub retired_at: Option<String>,
 }
 
 impl Catalog {
@@ -79,7 +82,8 @@ impl Catalog {
         let sql = format!(
             "SELECT o.id, json_extract(o.detail, '$.thread_id'), o.src,
                     json_extract(o.detail, '$.transcript.object'), json_extract(o.detail, '$.rows_object'),
-                    COALESCE(o.size, 0)
+                    COALESCE(o.size, 0), json_extract(o.detail, '$.title'),
+                    json_extract(o.detail, '$.cwd'), o.finished_at
              FROM ops o WHERE o.kind = 'retire_session' AND {} ORDER BY o.id",
             self.live_test(false)
         );
@@ -93,6 +97,9 @@ impl Catalog {
                     transcript_object: r.get(3)?,
                     rows_object: r.get(4)?,
                     bytes: r.get(5)?,
+                    title: r.get(6)?,
+                    cwd: r.get(7)?,
+                    retired_at: r.get(8)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
