@@ -175,8 +175,10 @@ mod tests {
         assert_eq!(args.inspect.large_log_bytes, 50 << 20);
         assert_eq!(args.inspect.handoff_min_bytes, 2 << 20);
         assert_eq!(args.inspect.compress_min_idle_secs, 7 * 86_400);
+        assert_eq!(args.inspect.retire_min_age_secs, 180 * 86_400);
+        assert_eq!(args.inspect.retire_folder_cap, 9_000);
         assert!(settings.iter().all(|s| s.source == Source::Default));
-        assert_eq!(settings.len(), 5);
+        assert_eq!(settings.len(), 6);
     }
 
     #[test]
