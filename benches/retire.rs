@@ -213,7 +213,9 @@ fn packed_bytes_of_retired(store: &Path) -> (u64, u64) {
     .expect("the catalog");
     let objects: Vec<(String, String)> = conn
         .prepare(
-            "SELECT json_extract(detail, '$.transcript.object'), json_extract(detail, '$.rows_object')
+            "SELECT CASE json_extract(detail, '$.transcript.object') WHEN '=hash_before' THEN hash_before
+                    ELSE json_extract(detail, '$.transcript.object') END,
+                    json_extract(detail, '$.rows_object')
              FROM ops WHERE kind = 'retire_session' AND state = 'applied' AND reverted_by IS NULL",
         )
         .unwrap()

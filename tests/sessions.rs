@@ -374,7 +374,7 @@ fn each_filter_keeps_only_what_it_names() {
     assert_eq!(bad.status.code(), Some(2));
     let bad = sb
         .cmd()
-        .args(["sessions", "--state", "retired"])
+        .args(["sessions", "--state", "nonsense"])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));

@@ -20,6 +20,7 @@ pub struct Frees {
     pub cleanup_total: u64,
     pub archive: ArchiveStep,
     pub compress: CompressStep,
+    pub retire: RetireStep,
     pub logs_and_releases: LogsAndReleases,
     /// Counted in `cleanup_total` for the part cleanup's `reclaim` gives back.
     pub database_free_pages: DatabaseFreePages,
@@ -51,6 +52,55 @@ pub struct CompressStep {
     pub reason: String,
 }
 
+/// Sessions taken out of Codex's view into the store: idle past the retire age, and the
+/// oldest beyond the folder cap. Their transcripts leave the home as they lie (archive
+/// candidates among them are retired plain, so compression no longer counts them).
+#[derive(Debug, Default, Serialize)]
+pub struct RetireStep {
+    pub sessions: u64,
+    pub frees: u64,
+    pub by_age: u64,
+    pub beyond_cap: u64,
+    /// Plain bytes of archive candidates retired rather than compressed.
+    #[serde(skip)]
+    pub not_compressed_plain: u64,
+}
+
+impl RetireStep {
+    /// What a default cleanup's `retire` would choose, as `cleanup::retire_plan::choose`
+    /// does (forks aside: a parent whose fork stays is kept, so this is "about").
+    fn of(s: &super::model::SessionsReport) -> RetireStep {
+        let mut step = RetireStep::default();
+        let (old, mut rest): (Vec<_>, Vec<_>) = s
+            .retire_eligible
+            .iter()
+            .partition(|e| e.age_secs >= s.retire_min_age_secs);
+        let take = |e: &super::model::RetireEligible, step: &mut RetireStep| {
+            step.sessions += 1;
+            step.frees += e.bytes;
+            if e.archive_candidate {
+                step.not_compressed_plain += e.bytes;
+            }
+        };
+        for e in &old {
+            step.by_age += 1;
+            take(e, &mut step);
+        }
+        let archived_after = (s.archived.count + s.archive_candidates.count) as usize;
+        let mut staying = archived_after.saturating_sub(old.len());
+        rest.sort_by_key(|e| std::cmp::Reverse(e.age_secs));
+        for e in rest {
+            if staying <= s.retire_folder_cap {
+                break;
+            }
+            step.beyond_cap += 1;
+            take(&e, &mut step);
+            staying -= 1;
+        }
+        step
+    }
+}
+
 /// Bytes that move out of the home into the store: exact, not estimated.
 #[derive(Debug, Default, Serialize)]
 pub struct LogsAndReleases {
@@ -73,14 +123,17 @@ pub struct DatabaseFreePages {
 impl Frees {
     pub fn of(data: &InspectData) -> Frees {
         let c = &data.compression;
+        let retire = RetireStep::of(&data.sessions);
         let to_compress_plain = c.candidates.plain_bytes + c.archive_candidates.plain_bytes;
         let compress = CompressStep {
             transcripts: c.candidates.count + c.archive_candidates.count,
             plain_bytes: to_compress_plain,
-            // Per category, as the cleanup's plan reckons it (sessions, compress).
+            // Per category, as the cleanup's plan reckons it (sessions, compress); what
+            // retire takes plain is not compressed first.
             estimated_frees: c.estimate.as_ref().map_or(0, |e| {
-                e.freed_from(c.archive_candidates.plain_bytes)
-                    + e.freed_from(c.candidates.plain_bytes)
+                (e.freed_from(c.archive_candidates.plain_bytes)
+                    + e.freed_from(c.candidates.plain_bytes))
+                .saturating_sub(e.freed_from(retire.not_compressed_plain))
             }),
             method: c.estimate.as_ref().map(|e| e.method.clone()),
             allowed: c.gate.allowed,
@@ -114,7 +167,8 @@ impl Frees {
             .filter(|&b| b > 0)
             .collect();
         let reclaimed = reclaimed_by_cleanup(data);
-        let categories = categories_that_apply(data, &compress, !reclaimed.is_empty());
+        let categories =
+            categories_that_apply(data, &compress, !reclaimed.is_empty(), retire.sessions > 0);
         let next_command = (!categories.is_empty()).then(|| {
             if categories.len() == CLEANUP_CATEGORIES.len() {
                 "codex-maint cleanup --dry-run".to_string()
@@ -128,6 +182,7 @@ impl Frees {
         Frees {
             home_bytes: data.total.disk_bytes,
             cleanup_total: logs_and_releases.frees
+                + retire.frees
                 + reclaimed.iter().map(|(_, b)| b).sum::<u64>()
                 + if compress.allowed {
                     compress.estimated_frees
@@ -140,6 +195,7 @@ impl Frees {
                 frees: 0,
             },
             compress,
+            retire,
             logs_and_releases,
             database_free_pages: DatabaseFreePages {
                 databases: with_free_pages.len() as u64,
@@ -181,6 +237,18 @@ impl Frees {
                 c.reason
             ),
         });
+        let r = &self.retire;
+        lines.push(if r.sessions == 0 {
+            "  retire: no archived session is idle past the retire age or beyond the folder cap, frees 0".to_string()
+        } else {
+            format!(
+                "  retire: frees {} of {} sessions taken out of Codex's view into the store, restorable ({} idle past the retire age, {} the oldest beyond the folder cap)",
+                human_bytes(r.frees),
+                r.sessions,
+                r.by_age,
+                r.beyond_cap
+            )
+        });
         let l = &self.logs_and_releases;
         lines.push(format!(
             "  logs and releases: frees {} ({} logs and {} log databases over the threshold, {} old releases), moved into the store",
@@ -220,6 +288,7 @@ fn categories_that_apply(
     data: &InspectData,
     compress: &CompressStep,
     reclaim: bool,
+    retire: bool,
 ) -> Vec<String> {
     let sessions = data.sessions.archive_candidates.count > 0;
     let applies = |category: &str| match category {
@@ -237,6 +306,7 @@ fn categories_that_apply(
             .as_ref()
             .is_some_and(|r| r.current.is_some() && r.releases.iter().any(|x| !x.is_current)),
         "reclaim" => reclaim,
+        "retire" => retire,
         "projects" => {
             data.config.parses
                 && data

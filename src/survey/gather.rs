@@ -71,9 +71,17 @@ pub fn gather(
         explicit_request: false,
         handoff_min_bytes: args.handoff_min_bytes,
     };
+    // What keeps an archived session from being retired: the archive protections, at any
+    // age (the folder cap applies whatever the age).
+    let any_age = SessionPolicy {
+        min_age_secs: 0,
+        ..policy.clone()
+    };
     let mut sessions = SessionsReport {
         large_threshold_bytes: args.large_session_bytes,
         min_age_secs: args.min_age_secs,
+        retire_min_age_secs: args.retire_min_age_secs,
+        retire_folder_cap: args.retire_folder_cap,
         ..Default::default()
     };
     let mut seen_ids = SeenIds::default();
@@ -149,6 +157,13 @@ pub fn gather(
         }
         if file.location == SessionLocation::Archived {
             sessions.archived.add(file, age);
+            if judge_for_archive(&facts, &any_age).is_ok() {
+                sessions.retire_eligible.push(super::model::RetireEligible {
+                    age_secs: age,
+                    bytes: file.size,
+                    archive_candidate: false,
+                });
+            }
             return;
         }
         sessions.active.add(file, age);
@@ -157,6 +172,11 @@ pub fn gather(
                 compression.see_archive_candidate(file);
                 sessions.archive_candidates.count += 1;
                 sessions.archive_candidates.bytes += file.size;
+                sessions.retire_eligible.push(super::model::RetireEligible {
+                    age_secs: age,
+                    bytes: file.size,
+                    archive_candidate: true,
+                });
             }
             Err(protection) => {
                 let slot = sessions

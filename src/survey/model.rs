@@ -95,6 +95,21 @@ pub struct SessionsReport {
     pub protected: BTreeMap<String, CountBytes>,
     /// Every protected session except the merely recent, with its reason.
     pub protected_sessions: Vec<ProtectedSession>,
+    /// Sessions a default cleanup's `retire` step may take (archived ones and archive
+    /// candidates that pass the archive protections at any age), for `frees` to choose from.
+    #[serde(skip)]
+    pub retire_eligible: Vec<RetireEligible>,
+    pub retire_min_age_secs: u64,
+    pub retire_folder_cap: usize,
+}
+
+/// One session `retire` may take: how long it has been idle, its bytes as it lies, and
+/// its plain bytes when it is still an archive candidate (which it would not compress).
+#[derive(Debug, Clone, Copy)]
+pub struct RetireEligible {
+    pub age_secs: u64,
+    pub bytes: u64,
+    pub archive_candidate: bool,
 }
 
 #[derive(Debug, Default, Serialize, Clone, Copy)]

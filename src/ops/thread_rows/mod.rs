@@ -20,6 +20,8 @@ use tables::{ThreadTable, quoted};
 /// and each round settles one more level of them.
 const SETTLING_ROUNDS: usize = 4;
 
+const WAL_HEADER_BYTES: u64 = 32;
+
 /// Codex's databases of one home, open for writing, with the thread tables of each.
 pub struct ThreadDatabases {
     databases: Vec<OpenDatabase>,
@@ -63,8 +65,9 @@ impl ThreadDatabases {
                 .and_then(|n| n.to_str())
                 .context("a Codex database name")?
                 .to_string();
-            let had_wal =
-                std::fs::metadata(crate::sqlite_read::wal_path(&path)).is_ok_and(|m| m.len() > 0);
+            // Frames pending, not just the 32-byte header an opened WAL starts with.
+            let had_wal = std::fs::metadata(crate::sqlite_read::wal_path(&path))
+                .is_ok_and(|m| m.len() > WAL_HEADER_BYTES);
             let conn = Connection::open_with_flags(
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -151,6 +154,24 @@ impl ThreadDatabases {
     pub fn delete(&mut self, ids: &[&str]) -> Result<()> {
         let ids_json = serde_json::to_string(ids)?;
         for db in &mut self.databases {
+            // A database that holds none of these rows is not written at all: not even an
+            // empty transaction, which would leave a WAL Codex did not.
+            let mut holds_any = false;
+            for table in &db.tables {
+                let count: i64 = db.conn.query_row(
+                    &format!(
+                        "SELECT count(*) FROM {} WHERE {}",
+                        quoted(&table.table),
+                        matching(table)
+                    ),
+                    [&ids_json],
+                    |r| r.get(0),
+                )?;
+                holds_any |= count > 0;
+            }
+            if !holds_any {
+                continue;
+            }
             let tx = db
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -79,12 +79,22 @@ pub struct RetiredSession {
 impl Catalog {
     /// Every session retired and not brought back, by op id.
     pub fn retired_sessions(&self) -> Result<Vec<RetiredSession>> {
+        // A lean detail writes a value equal to the op's own src, dst or hash_before as a
+        // token (`lean_detail`): a plain transcript's object id is its hash_before.
+        let field = |path: &str| {
+            format!(
+                "CASE json_extract(o.detail, '{path}') WHEN '=src' THEN o.src WHEN '=dst' THEN o.dst
+                 WHEN '=hash_before' THEN o.hash_before ELSE json_extract(o.detail, '{path}') END"
+            )
+        };
         let sql = format!(
-            "SELECT o.id, json_extract(o.detail, '$.thread_id'), o.src,
-                    json_extract(o.detail, '$.transcript.object'), json_extract(o.detail, '$.rows_object'),
-                    COALESCE(o.size, 0), json_extract(o.detail, '$.title'),
-                    json_extract(o.detail, '$.cwd'), o.finished_at
+            "SELECT o.id, {}, o.src, {}, {}, COALESCE(o.size, 0), {}, {}, o.finished_at
              FROM ops o WHERE o.kind = 'retire_session' AND {} ORDER BY o.id",
+            field("$.thread_id"),
+            field("$.transcript.object"),
+            field("$.rows_object"),
+            field("$.title"),
+            field("$.cwd"),
             self.live_test(false)
         );
         let mut stmt = self.connection().prepare(&sql)?;
