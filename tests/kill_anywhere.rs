@@ -136,8 +136,14 @@ fn the_kill_home_has_an_item_of_every_category_and_a_release_with_symlinks() {
             .filter(|e| e.path_is_symlink())
             .collect();
     assert!(links.len() >= 6, "{links:?}");
-    let doc =
-        h.sb.ok_json(&["cleanup", "--dry-run", "--large-log-mb", "1"]);
+    let doc = h.sb.ok_json(&[
+        "cleanup",
+        "--dry-run",
+        "--large-log-mb",
+        "1",
+        "--retire-min-age",
+        "30d",
+    ]);
     let mut categories: Vec<&str> = doc["data"]["plan"]["actions"]
         .as_array()
         .unwrap()
