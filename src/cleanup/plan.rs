@@ -289,7 +289,7 @@ pub fn build_plan(
                         }
                     }
                 }
-                let mut retired = std::collections::HashSet::new();
+                let mut retired: std::collections::HashSet<&Path> = std::collections::HashSet::new();
                 if wanted("retire") {
                     let known = SessionKnowledge {
                         rows: None,
@@ -300,23 +300,20 @@ pub fn build_plan(
                     let chosen: Vec<(&SessionFile, u64)> =
                         archiving.iter().map(|(f, age, _)| (*f, *age)).collect();
                     let planned = super::retire_plan::plan(
-                        home,
                         &files,
                         &chosen,
                         &rows_of,
                         &known,
                         &args.inspect,
                         picks,
+                        &mut |a| actions.push(a),
                     )?;
-                    for a in planned.actions {
-                        actions.push(a)?;
-                    }
                     kept.extend(planned.kept);
                     retired = planned.taken;
                 }
                 for (file, _, why) in archiving
                     .into_iter()
-                    .filter(|(f, _, _)| !retired.contains(&f.path))
+                    .filter(|(f, _, _)| !retired.contains(f.path.as_path()))
                 {
                     let archived = session_move::archive_destination(home, file);
                     // With compression chosen too, a session is archived straight into its
@@ -345,7 +342,7 @@ pub fn build_plan(
                         .filter(|f| {
                             f.location == sessions::SessionLocation::Archived
                                 && !f.compressed
-                                && !retired.contains(&f.path)
+                                && !retired.contains(f.path.as_path())
                                 && selection::compress_in_place(picks, &f.path)
                         })
                         .collect();

@@ -8,10 +8,9 @@
 
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::plan::{Kept, action};
-use crate::home::CodexHome;
 use crate::home::sessions::{SessionFile, SessionLocation};
 use crate::home::thread_index::ThreadRow;
 use crate::ops::OpKind;
@@ -26,10 +25,18 @@ pub struct Candidate<'a> {
     pub age_secs: u64,
 }
 
+/// Why a candidate is retired: a word, not a sentence, since a heavy home has 100,000 of
+/// them; the sentence is written as each action is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    IdleLong,
+    BeyondCap,
+}
+
 /// The candidates chosen (by index, with the reason) and those kept back for a fork.
 #[derive(Debug, Default)]
 pub struct Choice {
-    pub retire: Vec<(usize, String)>,
+    pub retire: Vec<(usize, Why)>,
     pub kept_for_forks: Vec<(usize, String)>,
 }
 
@@ -42,17 +49,9 @@ pub fn choose(
     folder_cap: usize,
     lineage: &Lineage,
 ) -> Choice {
-    let mut reasons: Vec<Option<String>> = candidates
+    let mut reasons: Vec<Option<Why>> = candidates
         .iter()
-        .map(|c| {
-            (c.age_secs >= min_age_secs).then(|| {
-                format!(
-                    "archived, idle {} (retire age {}); taken out of Codex's view into the store, restorable",
-                    human_age(c.age_secs),
-                    human_age(min_age_secs)
-                )
-            })
-        })
+        .map(|c| (c.age_secs >= min_age_secs).then_some(Why::IdleLong))
         .collect();
     let by_age = reasons.iter().filter(|r| r.is_some()).count();
     let mut staying = archived_after.saturating_sub(by_age);
@@ -65,10 +64,7 @@ pub fn choose(
             if staying <= folder_cap {
                 break;
             }
-            reasons[i] = Some(format!(
-                "archived, idle {}: among the oldest beyond the {folder_cap} transcripts archived_sessions/ keeps so that Codex lists every one; taken into the store, restorable",
-                human_age(candidates[i].age_secs)
-            ));
+            reasons[i] = Some(Why::BeyondCap);
             staying -= 1;
         }
     }
@@ -111,11 +107,11 @@ pub fn choose(
 /// Reads the thread rows of a slice of transcripts (`None` without a thread index).
 pub type RowsOf<'a> = dyn Fn(&[&SessionFile]) -> Result<Option<HashMap<String, ThreadRow>>> + 'a;
 
-/// What the retire step decided: its actions, and the transcripts they take, which no
-/// archive or compress action of the same plan may name.
-pub struct RetirePlanned {
-    pub actions: Vec<super::Action>,
-    pub taken: HashSet<PathBuf>,
+/// What the retire step decided beyond its actions (handed to the plan as they are made):
+/// the transcripts they take, which no archive or compress action of the same plan may
+/// name, and the sessions it keeps.
+pub struct RetirePlanned<'f> {
+    pub taken: HashSet<&'f Path>,
     pub kept: Vec<Kept>,
 }
 
@@ -125,15 +121,15 @@ pub struct RetirePlanned {
 /// to be retired are judged, wherever they lie, and each picked one that passes goes: the
 /// pick is the person's own request, as naming a session is.
 #[allow(clippy::too_many_arguments)]
-pub fn plan(
-    home: &CodexHome,
-    files: &[SessionFile],
-    archiving: &[(&SessionFile, u64)],
+pub fn plan<'f>(
+    files: &'f [SessionFile],
+    archiving: &[(&'f SessionFile, u64)],
     rows_of: &RowsOf<'_>,
     known: &SessionKnowledge<'_>,
     options: &crate::survey::SurveyOptions,
     picks: Option<&super::Selection>,
-) -> Result<RetirePlanned> {
+    push: &mut dyn FnMut(super::Action) -> Result<()>,
+) -> Result<RetirePlanned<'f>> {
     let archived_total = files
         .iter()
         .filter(|f| f.location == SessionLocation::Archived)
@@ -151,7 +147,7 @@ pub fn plan(
         explicit_request: false,
         handoff_min_bytes: options.handoff_min_bytes,
     };
-    let mut eligible: Vec<(&SessionFile, u64)> = Vec::new();
+    let mut eligible: Vec<(&'f SessionFile, u64)> = Vec::new();
     let mut kept = Vec::new();
     for slice in archived.chunks(1024) {
         let rows = rows_of(slice)?;
@@ -175,7 +171,7 @@ pub fn plan(
         }
     }
     eligible.extend(archiving.iter().copied());
-    let lineage = crate::ops::session_retire::lineage::of_home(&home.root)?;
+    let lineage = crate::ops::session_retire::lineage::of_files(files);
     let candidates: Vec<Candidate<'_>> = eligible
         .iter()
         .map(|(f, age)| Candidate {
@@ -194,26 +190,44 @@ pub fn plan(
         cap,
         &lineage,
     );
-    let mut actions = Vec::new();
-    let mut taken = HashSet::new();
-    for (i, reason) in choice.retire {
+    // Forks before the threads they read from, so that a parent is retired only once its
+    // forks have gone (they may fall in an earlier batch); otherwise by path, a fixed order
+    // whatever order the folders were read in, since the plan's contract compares actions
+    // one for one.
+    let mut chosen = choice.retire;
+    let depth_of = |i: usize| eligible[i].0.id().map_or(0, |id| lineage.depth(id));
+    chosen.sort_by(|(a, _), (b, _)| {
+        depth_of(*b)
+            .cmp(&depth_of(*a))
+            .then_with(|| eligible[*a].0.path.cmp(&eligible[*b].0.path))
+    });
+    let mut taken = HashSet::with_capacity(chosen.len());
+    for (i, why) in chosen {
         let (file, age) = eligible[i];
-        let reason = match picks {
-            None => reason,
-            Some(_) => format!(
+        let reason = match (picks, why) {
+            (Some(_), _) => format!(
                 "picked to be retired, idle {}; taken out of Codex's view into the store, restorable",
                 human_age(age)
             ),
+            (None, Why::IdleLong) => format!(
+                "archived, idle {} (retire age {}); taken out of Codex's view into the store, restorable",
+                human_age(age),
+                human_age(min_age)
+            ),
+            (None, Why::BeyondCap) => format!(
+                "archived, idle {}: among the oldest beyond the {cap} transcripts archived_sessions/ keeps so that Codex lists every one; taken into the store, restorable",
+                human_age(age)
+            ),
         };
-        actions.push(action(
+        push(action(
             "retire",
             OpKind::RetireSession,
             &file.path,
             None,
             file.size,
             reason,
-        ));
-        taken.insert(file.path.clone());
+        ))?;
+        taken.insert(file.path.as_path());
     }
     for (i, reason) in choice.kept_for_forks {
         kept.push(Kept {
@@ -222,29 +236,7 @@ pub fn plan(
             reason,
         });
     }
-    // Forks before the threads they read from, so that a parent is retired only once its
-    // forks have gone (they may fall in an earlier batch); otherwise by path, a fixed order
-    // whatever order the folders were read in, since the plan's contract compares actions
-    // one for one.
-    let depth_of = |a: &super::Action| {
-        crate::home::sessions::parse_rollout_name(
-            &std::path::Path::new(&a.path)
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy(),
-        )
-        .map_or(0, |n| lineage.depth(&n.id))
-    };
-    actions.sort_by(|a, b| {
-        depth_of(b)
-            .cmp(&depth_of(a))
-            .then_with(|| a.path.cmp(&b.path))
-    });
-    Ok(RetirePlanned {
-        actions,
-        taken,
-        kept,
-    })
+    Ok(RetirePlanned { taken, kept })
 }
 
 #[cfg(test)]

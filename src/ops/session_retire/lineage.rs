@@ -85,18 +85,23 @@ impl Lineage {
 /// The forks among the transcripts of `home` (active and archived), read from their first
 /// records.
 pub fn of_home(home: &std::path::Path) -> anyhow::Result<Lineage> {
-    use rayon::prelude::*;
     let home = crate::home::CodexHome {
         root: home.to_path_buf(),
     };
     let (files, _) = crate::home::sessions::scan(&home);
+    Ok(of_files(&files))
+}
+
+/// The forks among `files`, a scan the caller already holds.
+pub fn of_files(files: &[crate::home::sessions::SessionFile]) -> Lineage {
+    use rayon::prelude::*;
     let pairs: Vec<(String, String)> = files
         .par_iter()
         .filter(|f| !f.is_symlink)
         .filter_map(|f| crate::home::sessions::read_session_meta(&f.path).ok())
         .filter_map(|meta| meta.forks_from.map(|parent| (meta.id, parent)))
         .collect();
-    Ok(Lineage::from_pairs(pairs))
+    Lineage::from_pairs(pairs)
 }
 
 #[cfg(test)]
