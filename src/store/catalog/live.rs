@@ -75,10 +75,14 @@ pub struct RetiredSession {
 
 impl Catalog {
     /// Every session retired and not brought back, by op id.
+    /// A lean detail stores the transcript's object as `=hash_before` (it is the file's
+    /// hash): read back as that column.
     pub fn retired_sessions(&self) -> Result<Vec<RetiredSession>> {
         let sql = format!(
             "SELECT o.id, json_extract(o.detail, '$.thread_id'), o.src,
-                    json_extract(o.detail, '$.transcript.object'), json_extract(o.detail, '$.rows_object'),
+                    CASE json_extract(o.detail, '$.transcript.object') WHEN '=hash_before' THEN o.hash_before
+                        ELSE json_extract(o.detail, '$.transcript.object') END,
+                    json_extract(o.detail, '$.rows_object'),
                     COALESCE(o.size, 0)
              FROM ops o WHERE o.kind = 'retire_session' AND {} ORDER BY o.id",
             self.live_test(false)

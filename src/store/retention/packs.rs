@@ -60,15 +60,23 @@ impl ReferenceSource for HeldObjects {
         // is not forgotten: the scan below holds them, along with any object another op
         // names. It reads each field as it is, so an op whose detail lacks one (written by
         // hand, or by an older binary) holds what it has and fails nothing.
-        let mut stmt =
-            conn.prepare("SELECT run_id, detail FROM ops WHERE instr(detail, 'object\"') > 0")?;
+        let mut stmt = conn.prepare(
+            "SELECT run_id, detail, src, dst, hash_before FROM ops
+             WHERE instr(detail, 'object\"') > 0",
+        )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             if forgotten.contains(&row.get::<_, i64>(0)?) {
                 continue;
             }
-            let detail: Option<String> = row.get(1)?;
-            if let Some(value) = detail.and_then(|d| serde_json::from_str(&d).ok()) {
+            // A lean detail names the transcript's object as `=hash_before`: expanded first.
+            let detail = crate::store::catalog::full_detail(
+                &row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?.as_deref(),
+                row.get::<_, Option<String>>(4)?.as_deref(),
+                row.get(1)?,
+            );
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&detail) {
                 add_detail_objects(&value, refs);
             }
         }

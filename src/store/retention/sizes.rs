@@ -41,27 +41,31 @@ fn pack_shares(root: &Path) -> (u64, u64) {
             return Ok((0, 0));
         }
         let mut seen = std::collections::HashSet::new();
-        // As `Catalog::retired_sessions` reads them, a field a hand-written op lacks skipped.
-        let mut retired: Vec<String> = Vec::new();
+        // Retire ops in force, their lean details expanded (the transcript's object is
+        // stored as `=hash_before`); a field a hand-written op lacks is skipped.
         let not_forgotten = if catalog.knows_forgetting() {
             "AND run_id NOT IN (SELECT run_id FROM forgotten_runs)"
         } else {
             ""
         };
         let mut stmt = conn.prepare(&format!(
-            "SELECT json_extract(detail, '$.transcript.object'), json_extract(detail, '$.rows_object')
-             FROM ops WHERE kind = 'retire_session' AND state = 'applied' AND reverted_by IS NULL
+            "SELECT detail, src, dst, hash_before FROM ops
+             WHERE kind = 'retire_session' AND state = 'applied' AND reverted_by IS NULL
                {not_forgotten}"
         ))?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?,
-                r.get::<_, Option<String>>(1)?,
-            ))
-        })?;
-        for row in rows {
-            let (transcript, rows) = row?;
-            retired.extend(transcript.into_iter().chain(rows));
+        let mut rows = stmt.query([])?;
+        let mut retired: Vec<String> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let detail = crate::store::catalog::full_detail(
+                &row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?.as_deref(),
+                row.get::<_, Option<String>>(3)?.as_deref(),
+                row.get(0)?,
+            );
+            let value: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+            for field in [&value["transcript"]["object"], &value["rows_object"]] {
+                retired.extend(field.as_str().map(str::to_string));
+            }
         }
         let retired = crate::store::pack::collect::packed_bytes_of(conn, retired, &mut seen)?;
         let backups: Vec<String> = conn
