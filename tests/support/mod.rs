@@ -205,7 +205,10 @@ fn retired_in_sandbox_store(home: &Path) -> BTreeMap<String, String> {
             .unwrap();
     let mut stmt = conn
         .prepare(
-            "SELECT json_extract(detail, '$.thread_id'), json_extract(detail, '$.transcript.object')
+            // A lean detail stores the transcript's object as `=hash_before`.
+            "SELECT json_extract(detail, '$.thread_id'),
+                    CASE json_extract(detail, '$.transcript.object') WHEN '=hash_before' THEN hash_before
+                    ELSE json_extract(detail, '$.transcript.object') END
              FROM ops WHERE kind = 'retire_session' AND state = 'applied' AND reverted_by IS NULL",
         )
         .unwrap();
