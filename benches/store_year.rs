@@ -136,6 +136,30 @@ fn write_policy(store: &Path, keep_within: Option<&str>) {
     std::fs::write(&path, format!("{}{budget}", &text[..cut])).unwrap();
 }
 
+/// What the newest backup's databases would cost as a per-backup tar at zstd -3 (today's
+/// format before page objects): each database the backup holds as an object, read back
+/// whole and compressed alone.
+fn newest_backup_as_tar(store: &Path) -> u64 {
+    let catalog = codex_maint::store::open_read_only(store).unwrap().unwrap();
+    let objects = codex_maint::store::pack::ObjectStore::new(&catalog, store);
+    let ids: Vec<String> = catalog
+        .connection()
+        .prepare(
+            "SELECT object FROM backup_objects WHERE backup_id = (SELECT MAX(id) FROM backups)",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    ids.iter()
+        .map(|id| {
+            let bytes = objects.read(&id.parse().unwrap()).unwrap();
+            zstd::bulk::compress(&bytes, 3).unwrap().len() as u64
+        })
+        .sum()
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -171,9 +195,12 @@ fn main() {
             shape.sessions, shape.new_per_week
         );
         println!(
-            "| week | store MB | backups | blobs | catalog | plans | reports | other | ops | catalog B/op | cleanup s | verify s |"
+            "| week | store MB | backups | as tars | blobs | catalog | plans | reports | other | ops | catalog B/op | cleanup s | verify s |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        // Backups as they would be as one tar.zst each, for the weeks whose backups are
+        // still in the store (all of them without a budget).
+        let mut as_tars = 0u64;
         for week in 1..=weeks {
             if week > 1 {
                 a_week_passes(&home, &shape, week);
@@ -196,14 +223,16 @@ fn main() {
             assert_eq!(verified["data"]["ok"], true, "week {week}: {verified:#}");
             let verify_secs = t.elapsed().as_secs_f64();
             let s = codex_maint::store::retention::sizes::measure(&store);
+            as_tars += newest_backup_as_tar(&store);
             let ops: i64 = rusqlite::Connection::open(store.join("catalog.sqlite"))
                 .unwrap()
                 .query_row("SELECT COUNT(*) FROM ops", [], |r| r.get(0))
                 .unwrap();
             println!(
-                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ops} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
+                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ops} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
                 mb(s.total),
                 mb(s.backups),
+                mb(as_tars),
                 mb(s.blobs),
                 mb(s.catalog),
                 mb(s.plans),

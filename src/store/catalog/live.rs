@@ -78,6 +78,8 @@ pub struct RetiredSession {
 
 impl Catalog {
     /// Every session retired and not brought back, by op id.
+    /// A lean detail stores the transcript's object as `=hash_before` (it is the file's
+    /// hash): read back as that column.
     pub fn retired_sessions(&self) -> Result<Vec<RetiredSession>> {
         // A lean detail writes a value equal to the op's own src, dst or hash_before as a
         // token (`lean_detail`): a plain transcript's object id is its hash_before.

@@ -4,6 +4,7 @@
 //! shared backups are both built on it, so both dedupe and both verify the same way.
 
 mod chunker;
+pub mod collect;
 mod dictionary;
 mod pack_file;
 mod reader;

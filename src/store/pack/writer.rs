@@ -122,6 +122,15 @@ impl<'s> ObjectWriter<'s> {
         Ok(id)
     }
 
+    /// Lays a chunk whatever the catalog holds (a repack moves chunks out of a pack that
+    /// is still live); its row moves to the new pack at commit.
+    pub fn put_chunk(&mut self, id: [u8; 32], chunk: &[u8], text: bool) -> Result<()> {
+        if self.written.contains(&id) {
+            return Ok(());
+        }
+        self.add_chunk(id, chunk, text)
+    }
+
     /// Whether the catalog holds the chunk in a live pack. One in a condemned pack (a
     /// prune marked it unused and is to delete its file) counts as absent: it is written
     /// again, and its row moves to the new pack at commit.
@@ -191,7 +200,16 @@ impl<'s> ObjectWriter<'s> {
 
     /// Closes the last block and pack, then records every pack, chunk and object in one
     /// catalog transaction. Objects are readable once this returns.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_with(|_| Ok(()))
+    }
+
+    /// `commit`, with `also` run in the same transaction (a repack condemns the packs it
+    /// emptied there, so no instant sees a chunk in two places or in none).
+    pub fn commit_with(
+        mut self,
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
         self.close_block()?;
         self.close_pack()?;
         failpoint::hit("packs-written");
@@ -266,6 +284,7 @@ impl<'s> ObjectWriter<'s> {
                 now
             ])?;
         }
+        also(&tx)?;
         tx.commit().with_context(|| {
             "recording new packs in the catalog (the pack files stay on disk unreferenced; `prune` removes them)"
         })?;

@@ -8,6 +8,7 @@
 
 pub mod budget;
 pub mod forget;
+pub mod packs;
 pub mod prune;
 pub mod references;
 pub mod sizes;

@@ -43,8 +43,26 @@ pub trait CollectableKind {
     }
     /// Whether something took `item` up again since it was condemned (a later run stored
     /// the same bytes): it is then kept, and its mark dropped.
-    fn held_again(&self, refs: &References, item: &Condemned) -> bool {
-        refs.holds(self.kind(), &item.name)
+    fn held_again(&self, _catalog: &Catalog, refs: &References, item: &Condemned) -> Result<bool> {
+        Ok(refs.holds(self.kind(), &item.name))
+    }
+    /// Drops, inside the decision's transaction, rows of things that have no file of
+    /// their own (the pack layer's objects and chunks): nothing reads them from then on.
+    fn drop_unheld_rows(&self, _conn: &Connection) -> Result<()> {
+        Ok(())
+    }
+    /// Work after the decision that condemns more (a repack): what it condemned, already
+    /// recorded in `prune_condemned`, for the sweep.
+    fn after_decide(&self, _store: &Store) -> Result<Vec<Condemned>> {
+        Ok(Vec::new())
+    }
+    /// What the work after the decision would free, for dry runs.
+    fn would_free_after_decide(&self) -> Vec<Condemned> {
+        Vec::new()
+    }
+    /// Drops the rows once the file is gone; by default as at the decision.
+    fn swept_rows(&self, conn: &Connection, item: &Condemned) -> Result<()> {
+        self.drop_rows(conn, item)
     }
 }
 
@@ -123,6 +141,10 @@ impl CollectableKind for Backups {
             .collect())
     }
     fn drop_rows(&self, conn: &Connection, item: &Condemned) -> Result<()> {
+        if crate::store::retention::packs::knows_packs(conn)? {
+            conn.prepare_cached("DELETE FROM backup_objects WHERE backup_id = ?1")?
+                .execute([&item.name])?;
+        }
         conn.prepare_cached("DELETE FROM backup_entries WHERE backup_id = ?1")?
             .execute([&item.name])?;
         conn.prepare_cached("DELETE FROM backups WHERE id = ?1")?
@@ -163,8 +185,8 @@ impl CollectableKind for UnrecordedBackups {
         }
         Ok(out)
     }
-    fn held_again(&self, _refs: &References, _item: &Condemned) -> bool {
-        false
+    fn held_again(&self, _: &Catalog, _: &References, _: &Condemned) -> Result<bool> {
+        Ok(false)
     }
 }
 
@@ -209,8 +231,8 @@ impl CollectableKind for Plans {
         }
         Ok(out)
     }
-    fn held_again(&self, _refs: &References, _item: &Condemned) -> bool {
-        false
+    fn held_again(&self, _: &Catalog, _: &References, _: &Condemned) -> Result<bool> {
+        Ok(false)
     }
 }
 
@@ -273,12 +295,13 @@ impl CollectableKind for Reports {
         }
         Ok(out)
     }
-    fn held_again(&self, _refs: &References, _item: &Condemned) -> bool {
-        false
+    fn held_again(&self, _: &Catalog, _: &References, _: &Condemned) -> Result<bool> {
+        Ok(false)
     }
 }
 
-/// The kinds in force today; the pack layer adds packs (condemned whole, or repacked).
+/// The kinds in force: packs (condemned whole, or repacked) after backups, whose rows
+/// named the objects in them.
 fn kinds() -> Vec<Box<dyn CollectableKind>> {
     vec![
         Box::new(Backups),
@@ -286,6 +309,8 @@ fn kinds() -> Vec<Box<dyn CollectableKind>> {
         Box::new(Blobs),
         Box::new(Plans),
         Box::new(Reports),
+        Box::new(super::packs::Packs::default()),
+        Box::new(super::packs::Dictionaries),
     ]
 }
 
@@ -315,7 +340,8 @@ pub fn would_remove(
     let mut out = pending(catalog)?;
     let mut seen: HashSet<PathBuf> = out.iter().map(|c| c.path.clone()).collect();
     for kind in kinds() {
-        for c in kind.unheld(root, catalog, &refs)? {
+        let unheld = kind.unheld(root, catalog, &refs)?;
+        for c in unheld.into_iter().chain(kind.would_free_after_decide()) {
             if seen.insert(c.path.clone()) {
                 out.push(c);
             }
@@ -375,20 +401,25 @@ pub fn prune(store: &Store) -> Result<Pruned> {
     // as a folder no row names.
     let mut seen: HashSet<PathBuf> = earlier.iter().map(|c| c.path.clone()).collect();
     let mut decided = Vec::new();
-    for kind in kinds() {
+    let kinds = kinds();
+    for kind in &kinds {
         decided.extend(
             kind.unheld(&store.root, catalog, &refs)?
                 .into_iter()
                 .filter(|c| seen.insert(c.path.clone())),
         );
     }
-    decide(catalog, &decided)?;
+    crate::failpoint::hit("prune-marked");
+    decide(catalog, &decided, &kinds)?;
     crate::failpoint::hit("prune-decided");
+    for kind in &kinds {
+        decided.extend(kind.after_decide(store)?);
+    }
     for item in earlier.into_iter().chain(decided) {
         let Some(kind) = kind_named(&item.kind) else {
             continue;
         };
-        if kind.held_again(&refs, &item) {
+        if kind.held_again(catalog, &refs, &item)? {
             unmark(catalog, &item)?;
             pruned.kept_again += 1;
             continue;
@@ -400,24 +431,36 @@ pub fn prune(store: &Store) -> Result<Pruned> {
 }
 
 /// The decision, in one transaction: every item condemned and the rows naming it gone.
-fn decide(catalog: &Catalog, items: &[Condemned]) -> Result<()> {
+fn decide(
+    catalog: &Catalog,
+    items: &[Condemned],
+    kinds: &[Box<dyn CollectableKind>],
+) -> Result<()> {
     let tx = catalog.connection().unchecked_transaction()?;
-    let now = crate::clock::now_rfc3339();
     for item in items {
         let kind = kind_named(&item.kind).expect("condemned by a known kind");
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO prune_condemned (kind, name, path, bytes, condemned_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            item.kind,
-            item.name,
-            crate::path_text::recorded(&item.path)?,
-            item.bytes as i64,
-            now
-        ])?;
+        record_condemned(&tx, item)?;
         kind.drop_rows(&tx, item)?;
     }
+    for kind in kinds {
+        kind.drop_unheld_rows(&tx)?;
+    }
     tx.commit().context("recording what prune removes")?;
+    Ok(())
+}
+
+/// Names `item` in `prune_condemned`: from this commit on, only the sweep reads it.
+pub(super) fn record_condemned(conn: &Connection, item: &Condemned) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO prune_condemned (kind, name, path, bytes, condemned_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        item.kind,
+        item.name,
+        crate::path_text::recorded(&item.path)?,
+        item.bytes as i64,
+        crate::clock::now_rfc3339()
+    ])?;
     Ok(())
 }
 
@@ -440,7 +483,7 @@ fn sweep_one(catalog: &Catalog, kind: &dyn CollectableKind, item: &Condemned) ->
     let _ = crate::fs_atomic::fsync_parent(&item.path);
     crate::failpoint::hit("prune-swept");
     let tx = catalog.connection().unchecked_transaction()?;
-    kind.drop_rows(&tx, item)?;
+    kind.swept_rows(&tx, item)?;
     tx.execute(
         "DELETE FROM prune_condemned WHERE kind = ?1 AND name = ?2",
         params![item.kind, item.name],

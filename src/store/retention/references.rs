@@ -11,6 +11,9 @@ pub const BLOB: &str = "blob";
 /// The collectable kind of backups (`backups/<stamp>/`, named by the backup's id).
 pub const BACKUP: &str = "backup";
 
+/// Objects of the pack layer (by id), which hold their chunks and so their packs.
+pub const OBJECT: &str = "object";
+
 /// Names held, by collectable kind.
 #[derive(Debug, Default)]
 pub struct References {
@@ -20,6 +23,11 @@ pub struct References {
 impl References {
     pub fn hold(&mut self, kind: &'static str, name: impl Into<String>) {
         self.held.entry(kind).or_default().insert(name.into());
+    }
+
+    /// Every name held of `kind`.
+    pub fn held(&self, kind: &str) -> HashSet<String> {
+        self.held.get(kind).cloned().unwrap_or_default()
     }
 
     pub fn holds(&self, kind: &str, name: &str) -> bool {
@@ -128,10 +136,14 @@ impl ReferenceSource for KeptBackups {
     }
 }
 
-/// The sources in force today. The pack layer adds its own (retired sessions and backup
-/// objects holding chunks) here.
+/// The sources in force: op blobs, kept backups, and the pack layer's objects those and
+/// retired sessions name (`packs::HeldObjects`).
 pub fn sources() -> Vec<Box<dyn ReferenceSource>> {
-    vec![Box::new(OpBlobs), Box::new(KeptBackups)]
+    vec![
+        Box::new(OpBlobs),
+        Box::new(KeptBackups),
+        Box::new(super::packs::HeldObjects),
+    ]
 }
 
 /// Everything held, with the runs in `forgotten` counted as gone.
