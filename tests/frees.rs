@@ -163,15 +163,21 @@ fn inspect_says_what_cleanup_frees_and_the_applied_cleanup_measures_it() {
         )) && observed[2].contains("estimated from a sample (measured by compressing"),
         "{observed:#?}"
     );
-    assert!(observed[3].starts_with(&format!(
+    // No session is idle half a year and the folder holds far fewer than the cap.
+    assert!(
+        observed[3].starts_with("  retire: no archived session is idle past the retire age"),
+        "{observed:#?}"
+    );
+    assert_eq!(u(&f["retire"]["sessions"]), 0);
+    assert!(observed[4].starts_with(&format!(
         "  logs and releases: frees {}",
         human_bytes(logs_and_releases)
     )));
     assert!(
-        observed[4].starts_with(&format!(
+        observed[5].starts_with(&format!(
             "  database free pages: {}",
             human_bytes(free_pages)
-        )) && observed[4].ends_with(
+        )) && observed[5].ends_with(
             "reclaim: frees 0 (none of thread history or logs has at least 25% and 8.0 MiB free)"
         ),
         "{observed:#?}"
@@ -289,6 +295,42 @@ fn a_log_over_its_threshold_leads_to_proposing_cleanup() {
         "{proposed:#?}"
     );
     assert!(
-        items(&doc, "Observed hot spots")[3].starts_with("  logs and releases: frees 60.0 MiB")
+        items(&doc, "Observed hot spots")[4].starts_with("  logs and releases: frees 60.0 MiB")
     );
+}
+
+/// Sessions idle past the retire age are counted in the headline as what retire frees,
+/// exactly (their transcripts leave the home), and the proposed command includes retire.
+#[test]
+fn inspect_counts_what_retire_frees() {
+    let mut specs: Vec<SessionSpec> = (0..4)
+        .map(|i| SessionSpec::aged(i, 200.0, 30_000))
+        .collect();
+    for s in specs.iter_mut().take(2) {
+        s.archived = true;
+    }
+    let sb = Sandbox::with_sessions(&specs, true);
+    let doc = sb.ok_json(&["inspect"]);
+    let f = &doc["data"]["frees"];
+    assert_eq!(u(&f["retire"]["sessions"]), 4, "{f:#}");
+    assert_eq!(u(&f["retire"]["by_age"]), 4);
+    let observed = items(&doc, "Observed hot spots");
+    assert!(
+        observed[3].starts_with("  retire: frees ") && observed[3].contains("4 sessions"),
+        "{observed:#?}"
+    );
+    assert!(
+        f["next_command"].as_str().unwrap().contains("retire"),
+        "{f:#}"
+    );
+    // What a default cleanup retires (archived, and the sessions it archives) is what
+    // inspect counted.
+    let plan = sb.ok_json(&["cleanup", "--dry-run", "--only", "sessions,retire"]);
+    let retired = plan["data"]["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "retire_session")
+        .count();
+    assert_eq!(retired, 4);
 }

@@ -289,7 +289,8 @@ pub fn build_plan(
                         }
                     }
                 }
-                let mut retired: std::collections::HashSet<&Path> = std::collections::HashSet::new();
+                let mut retired: std::collections::HashSet<&Path> =
+                    std::collections::HashSet::new();
                 if wanted("retire") {
                     let known = SessionKnowledge {
                         rows: None,
