@@ -180,10 +180,9 @@ impl KillHome {
             // An empty `-wal` is what any reader of a WAL database leaves when it is killed
             // before it closes: it holds no frame, and SQLite reads it as no WAL at all.
             files: tree_fingerprint_filtered(&self.sb.home, |rel| {
-                !rel.starts_with("state_5.sqlite")
-                    && !rel.ends_with("-shm")
-                    && !(rel.ends_with("-wal")
-                        && std::fs::metadata(self.sb.home.join(rel)).is_ok_and(|m| m.len() == 0))
+                let empty_wal = rel.ends_with("-wal")
+                    && std::fs::metadata(self.sb.home.join(rel)).is_ok_and(|m| m.len() == 0);
+                !rel.starts_with("state_5.sqlite") && !rel.ends_with("-shm") && !empty_wal
             }),
             rows: self.sb.thread_rows(),
             worktrees: git(&self.repo, &["worktree", "list", "--porcelain"]),
