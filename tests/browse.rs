@@ -277,72 +277,46 @@ fn marks_plan_only_the_marked_sessions_and_the_plan_pane_shows_what_it_frees() {
     }
 }
 
+/// Marks session 1 with `first` and session 3 (past the pinned 2) with `archive`, and
+/// returns the plan's op kind for each.
+fn kinds_after_marks(sb: &Sandbox, first: char) -> (Option<String>, Option<String>, usize) {
+    let mut b = browser(sb);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Enter);
+    render(&mut b, 80, 24);
+    key(&mut b, KeyCode::Char(first)); // session 1
+    key(&mut b, KeyCode::Down); // past the pinned one
+    key(&mut b, KeyCode::Char('a')); // session 3
+    assert_eq!(b.marks.len(), 2, "{}", b.status);
+    let plan = plan_of(&b, sb);
+    let kind_of = |n: u64| {
+        plan.actions
+            .iter()
+            .find(|(_, p)| p.contains(&id_for(n)))
+            .map(|(what, _)| what.split(' ').next().unwrap().to_string())
+    };
+    (kind_of(1), kind_of(3), plan.actions.len())
+}
+
 #[test]
 fn a_compress_mark_compresses_its_session_and_an_archive_mark_beside_it_only_archives() {
     let sb = sandbox();
     // Evidence of a Codex that reads .jsonl.zst, so the compression gate is open.
     write_two_releases(&sb.home);
-    let mut b = browser(&sb);
-    render(&mut b, 80, 24);
-    key(&mut b, KeyCode::Enter);
-    render(&mut b, 80, 24);
-    key(&mut b, KeyCode::Char('c')); // session 1
-    key(&mut b, KeyCode::Down); // past the pinned one
-    key(&mut b, KeyCode::Char('a')); // session 3
-    assert_eq!(b.marks.len(), 2, "{}", b.status);
-    let plan = plan_of(&b, &sb);
-    let kind_of = |n: u64| {
-        plan.actions
-            .iter()
-            .find(|(_, p)| p.contains(&id_for(n)))
-            .map(|(what, _)| what.split(' ').next().unwrap().to_string())
-    };
-    assert_eq!(
-        kind_of(1).as_deref(),
-        Some("compress_session"),
-        "{:#?}",
-        plan.actions
-    );
-    assert_eq!(
-        kind_of(3).as_deref(),
-        Some("archive_session"),
-        "{:#?}",
-        plan.actions
-    );
-    assert_eq!(plan.actions.len(), 2, "{:#?}", plan.actions);
+    let (first, third, actions) = kinds_after_marks(&sb, 'c');
+    assert_eq!(first.as_deref(), Some("compress_session"));
+    assert_eq!(third.as_deref(), Some("archive_session"));
+    assert_eq!(actions, 2);
 }
 
 #[test]
 fn a_retire_mark_retires_only_its_session_whatever_its_age() {
     let sb = sandbox();
-    let mut b = browser(&sb);
-    render(&mut b, 80, 24);
-    key(&mut b, KeyCode::Enter);
-    render(&mut b, 80, 24);
-    key(&mut b, KeyCode::Char('r')); // session 1, idle far less than the retire age
-    key(&mut b, KeyCode::Down); // past the pinned one
-    key(&mut b, KeyCode::Char('a')); // session 3
-    assert_eq!(b.marks.len(), 2, "{}", b.status);
-    let plan = plan_of(&b, &sb);
-    let kind_of = |n: u64| {
-        plan.actions
-            .iter()
-            .find(|(_, p)| p.contains(&id_for(n)))
-            .map(|(what, _)| what.split(' ').next().unwrap().to_string())
-    };
-    assert_eq!(
-        kind_of(1).as_deref(),
-        Some("retire_session"),
-        "{:#?}",
-        plan.actions
-    );
-    assert_eq!(
-        kind_of(3).as_deref(),
-        Some("archive_session"),
-        "{:#?}",
-        plan.actions
-    );
-    assert_eq!(plan.actions.len(), 2, "{:#?}", plan.actions);
+    // Session 1 is idle far less than the retire age; the pick is the request.
+    let (first, third, actions) = kinds_after_marks(&sb, 'r');
+    assert_eq!(first.as_deref(), Some("retire_session"));
+    assert_eq!(third.as_deref(), Some("archive_session"));
+    assert_eq!(actions, 2);
 }
 
 #[test]

@@ -187,6 +187,40 @@ pub fn recover_all(store: &Store, guard: &HomeGuard) -> Result<Vec<RecoveredOp>>
     Ok(results)
 }
 
+/// After a batch failed with `err`, settles each of its ops in `op_ids` still prepared (as
+/// recovery would after a crash, with `recover`), and returns `err`, saying what, if
+/// anything, was left for `codex-maint recover`.
+pub fn settle_failed_batch(
+    store: &Store,
+    op_ids: impl IntoIterator<Item = i64>,
+    err: anyhow::Error,
+    recover: impl Fn(&Store, &OpRecord) -> Result<Recovered>,
+) -> anyhow::Error {
+    use anyhow::Context as _;
+    let mut unsettled = Vec::new();
+    for id in op_ids {
+        let settled = store
+            .catalog
+            .op(id)
+            .and_then(|op| op.context("a prepared op is in the catalog"))
+            .and_then(OpRecord::try_from)
+            .and_then(|op| recover(store, &op));
+        match settled {
+            Ok(Recovered::Stuck(why)) => unsettled.push(why),
+            Ok(_) => {}
+            Err(e) => unsettled.push(format!("op {id}: {e:#}")),
+        }
+    }
+    if unsettled.is_empty() {
+        return err;
+    }
+    err.context(format!(
+        "and settling the batch left {} item(s) for `codex-maint recover`: {}",
+        unsettled.len(),
+        unsettled.join("; ")
+    ))
+}
+
 fn recover_one(store: &Store, op: &OpRecord) -> Result<Recovered> {
     op.kind.op_type().recover(store, op)
 }

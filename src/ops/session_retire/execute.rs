@@ -23,7 +23,7 @@ use crate::fs_atomic::{SourceKept, remove_file_within_home};
 use crate::home::sessions::file_mode;
 use crate::ops::source_recheck::{SourceSeen, WriterHold};
 use crate::ops::thread_rows::{ThreadDatabases, dump};
-use crate::ops::{OpKind, OpRecord, Outcome, Recovered, Run};
+use crate::ops::{OpKind, OpRecord, Outcome, Run};
 use crate::store::NewOp;
 use crate::store::pack::Chunker;
 
@@ -213,27 +213,17 @@ pub fn execute_batch(
         catalog.mark_rolled_back(op_ids[*i])?;
     }
     if let Err(err) = outcome {
-        let mut unsettled = Vec::new();
-        for (_, id) in op_ids.iter().enumerate().filter(|(i, _)| !is_left(*i)) {
-            let settled = catalog
-                .op(*id)
-                .and_then(|op| op.context("a prepared op is in the catalog"))
-                .and_then(OpRecord::try_from)
-                .and_then(|op| bring_back::recover(run.store, &op));
-            match settled {
-                Ok(Recovered::Stuck(why)) => unsettled.push(why),
-                Ok(_) => {}
-                Err(e) => unsettled.push(format!("op {id}: {e:#}")),
-            }
-        }
-        if !unsettled.is_empty() {
-            return Err(err.context(format!(
-                "and settling the batch left {} item(s) for `codex-maint recover`: {}",
-                unsettled.len(),
-                unsettled.join("; ")
-            )));
-        }
-        return Err(err);
+        let unsettled = op_ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !is_left(*i))
+            .map(|(_, id)| *id);
+        return Err(crate::ops::settle_failed_batch(
+            run.store,
+            unsettled,
+            err,
+            bring_back::recover,
+        ));
     }
     let applied: Vec<(i64, Option<String>)> = op_ids
         .iter()

@@ -20,7 +20,7 @@ use crate::home_guard::HomeGuard;
 use crate::ops::created_file::CreatedFile;
 use crate::ops::source_recheck::{SourceSeen, WriterHold};
 use crate::ops::thread_row::{IndexWriter, RowState};
-use crate::ops::{OpRecord, Outcome, Recovered, Run};
+use crate::ops::{Outcome, Run};
 use crate::store::NewOp;
 use crate::zstd_stream::{self, EncodeSettings, Hashed};
 
@@ -228,27 +228,14 @@ pub fn execute_batch(
 
     let is_left = |i: usize| left.iter().any(|(k, _)| *k == i);
     if let Err(err) = outcome {
-        let mut unsettled = Vec::new();
-        for (_, id) in ids.iter().enumerate().filter(|(i, _)| !is_left(*i)) {
-            let settled = catalog
-                .op(*id)
-                .and_then(|op| op.context("a prepared op is in the catalog"))
-                .and_then(OpRecord::try_from)
-                .and_then(|op| recover(run.store, &op));
-            match settled {
-                Ok(Recovered::Stuck(why)) => unsettled.push(why),
-                Ok(_) => {}
-                Err(e) => unsettled.push(format!("op {id}: {e:#}")),
-            }
-        }
-        if !unsettled.is_empty() {
-            return Err(err.context(format!(
-                "and settling the batch left {} item(s) for `codex-maint recover`: {}",
-                unsettled.len(),
-                unsettled.join("; ")
-            )));
-        }
-        return Err(err);
+        let unsettled = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !is_left(*i))
+            .map(|(_, id)| *id);
+        return Err(crate::ops::settle_failed_batch(
+            run.store, unsettled, err, recover,
+        ));
     }
 
     let applied: Vec<(i64, Option<String>)> = ids
