@@ -39,6 +39,15 @@ fn make_home(home: &Path) {
         .unwrap();
 }
 
+/// The home of `make_home` with thread `a` taken out; its rows as they were.
+fn home_with_a_taken_out(home: &Path) -> Vec<dump::DumpedRow> {
+    make_home(home);
+    let mut dbs = ThreadDatabases::open(home).unwrap();
+    let taken = dbs.rows_of(&["a"]).unwrap().remove("a").unwrap();
+    dbs.delete(&["a"]).unwrap();
+    taken
+}
+
 fn all_rows(home: &Path) -> Vec<u8> {
     let dbs = ThreadDatabases::open(home).unwrap();
     let rows = dbs.rows_of(&["a", "b"]).unwrap();
@@ -116,11 +125,7 @@ fn a_thread_taken_out_and_put_back_has_the_same_rows_and_the_others_are_untouche
 fn rows_go_back_by_column_name_into_a_schema_that_moved_on() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
-    make_home(home);
-    let mut dbs = ThreadDatabases::open(home).unwrap();
-    let taken = dbs.rows_of(&["a"]).unwrap().remove("a").unwrap();
-    dbs.delete(&["a"]).unwrap();
-    drop(dbs);
+    let taken = home_with_a_taken_out(home);
     // A later Codex adds a column with a default and reorders nothing else.
     Connection::open(home.join("state_5.sqlite"))
         .unwrap()
@@ -143,11 +148,7 @@ fn rows_go_back_by_column_name_into_a_schema_that_moved_on() {
 fn a_needed_column_that_is_gone_refuses_with_nothing_changed() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
-    make_home(home);
-    let mut dbs = ThreadDatabases::open(home).unwrap();
-    let taken = dbs.rows_of(&["a"]).unwrap().remove("a").unwrap();
-    dbs.delete(&["a"]).unwrap();
-    drop(dbs);
+    let taken = home_with_a_taken_out(home);
     let conn = Connection::open(home.join("state_5.sqlite")).unwrap();
     conn.execute_batch("ALTER TABLE threads DROP COLUMN score")
         .unwrap();

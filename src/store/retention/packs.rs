@@ -77,25 +77,10 @@ impl ReferenceSource for HeldObjects {
                 row.get(1)?,
             );
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&detail) {
-                add_detail_objects(&value, refs);
+                super::references::hold_named_in_detail(&value, OBJECT, refs);
             }
         }
         Ok(())
-    }
-}
-
-fn add_detail_objects(value: &serde_json::Value, refs: &mut References) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map {
-                match v {
-                    serde_json::Value::String(s) if key.ends_with("object") => refs.hold(OBJECT, s),
-                    _ => add_detail_objects(v, refs),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| add_detail_objects(v, refs)),
-        _ => {}
     }
 }
 

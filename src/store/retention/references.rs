@@ -82,24 +82,32 @@ impl ReferenceSource for OpBlobs {
                 row.get(2)?,
             );
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&detail) {
-                add_detail_blobs(&value, refs);
+                hold_named_in_detail(&value, BLOB, refs);
             }
         }
         Ok(())
     }
 }
 
-fn add_detail_blobs(value: &serde_json::Value, refs: &mut References) {
+/// Holds, as `kind`, every string in an op's detail under a key ending with `kind` (a
+/// `blob`, a `transcript.object`, a `rows_object`), wherever in the detail it sits.
+pub(super) fn hold_named_in_detail(
+    value: &serde_json::Value,
+    kind: &'static str,
+    refs: &mut References,
+) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map {
                 match v {
-                    serde_json::Value::String(s) if key.ends_with("blob") => refs.hold(BLOB, s),
-                    _ => add_detail_blobs(v, refs),
+                    serde_json::Value::String(s) if key.ends_with(kind) => refs.hold(kind, s),
+                    _ => hold_named_in_detail(v, kind, refs),
                 }
             }
         }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| add_detail_blobs(v, refs)),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .for_each(|v| hold_named_in_detail(v, kind, refs)),
         _ => {}
     }
 }
@@ -167,7 +175,7 @@ mod tests {
             "files": [{"path": "/x", "blob": "c"}, {"path": "/y", "blob": null}],
             "thread_id": "d"
         });
-        add_detail_blobs(&detail, &mut refs);
+        hold_named_in_detail(&detail, BLOB, &mut refs);
         for held in ["a", "b", "c"] {
             assert!(refs.holds(BLOB, held), "{held}");
         }
