@@ -36,7 +36,7 @@ pub const VACUUM: &str = "vacuum";
 pub const PUT_BACK: &str = "put back";
 
 /// What a database file is now, cheaply: a write by anyone changes one of these.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileFacts {
     pub len: u64,
     pub mtime_ns: i64,
@@ -377,17 +377,8 @@ fn put_back(store: &Store, db: &Path, hash: &str, mode: u32, mtime_ns: i64) -> R
     Ok(())
 }
 
-/// The rows `db` holds now, read without writing a byte beside it; `None` when its WAL is
-/// too large to read that way (its rows cannot be told without opening it for writing).
 fn rows_now(db: &Path) -> Result<Option<RowsDigest>> {
-    let read = crate::sqlite_read::open(db)?;
-    if matches!(
-        read.snapshot,
-        crate::sqlite_read::Snapshot::MainFileOnly { .. }
-    ) {
-        return Ok(None);
-    }
-    RowsDigest::of(&read.conn).map(Some)
+    RowsDigest::of_file_now(db, || FileFacts::of(db))
 }
 
 /// Why the rows of the op's database are not those it recorded; empty when they are.

@@ -8,6 +8,9 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDigest {
@@ -46,6 +49,51 @@ impl RowsDigest {
             tables.push(digest_query(conn, &name, &sql)?);
         }
         Ok(RowsDigest { tables })
+    }
+
+    /// The rows the database file `db` holds now, read without writing a byte beside it;
+    /// `None` when its WAL is too large to read that way (its rows cannot be told without
+    /// opening it for writing). `facts` says what the file is (a write changes them).
+    ///
+    /// Each database is read once per process while it stays the same file: a catalog
+    /// holding a reclaim of the log database from every weekly cleanup would otherwise have
+    /// `verify` read a gigabyte once per op.
+    pub fn of_file_now<F: Eq + std::hash::Hash>(
+        db: &Path,
+        facts: impl Fn() -> Option<F>,
+    ) -> Result<Option<RowsDigest>> {
+        static READ: OnceLock<Mutex<HashMap<(PathBuf, u64), RowsDigest>>> = OnceLock::new();
+        let read_before = READ.get_or_init(Default::default);
+        let key = |f: &F| {
+            use std::hash::Hasher;
+            let mut h = std::hash::DefaultHasher::new();
+            f.hash(&mut h);
+            (db.to_path_buf(), h.finish())
+        };
+        let before = facts();
+        if let Some(f) = &before
+            && let Some(known) = read_before
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key(f)).cloned())
+        {
+            return Ok(Some(known));
+        }
+        let read = crate::sqlite_read::open(db)?;
+        if matches!(
+            read.snapshot,
+            crate::sqlite_read::Snapshot::MainFileOnly { .. }
+        ) {
+            return Ok(None);
+        }
+        let rows = RowsDigest::of(&read.conn)?;
+        if let Some(f) = before
+            && facts().as_ref() == Some(&f)
+            && let Ok(mut m) = read_before.lock()
+        {
+            m.insert(key(&f), rows.clone());
+        }
+        Ok(Some(rows))
     }
 
     pub fn rows(&self) -> u64 {
@@ -174,5 +222,23 @@ mod tests {
         let ua = da.tables.iter().find(|t| t.table == "u").unwrap();
         let ub = db.tables.iter().find(|t| t.table == "u").unwrap();
         assert_ne!(ua.digest, ub.digest);
+    }
+
+    #[test]
+    fn a_file_is_read_again_only_once_it_is_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("logs_2.sqlite");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE logs(x); INSERT INTO logs VALUES (1);")
+            .unwrap();
+        let first = RowsDigest::of_file_now(&db, || Some(1)).unwrap().unwrap();
+        conn.execute("INSERT INTO logs VALUES (2)", []).unwrap();
+        // The same facts: the same file as far as anyone can tell, not read again.
+        assert_eq!(
+            RowsDigest::of_file_now(&db, || Some(1)).unwrap().unwrap(),
+            first
+        );
+        let now = RowsDigest::of_file_now(&db, || Some(2)).unwrap().unwrap();
+        assert_eq!(now.rows(), 2);
     }
 }
