@@ -305,3 +305,84 @@ fn a_session_retired_under_0_169_comes_back_into_a_home_0_171_migrated() {
     );
     codex_cli::assert_parity_ok(&new, &home, "restore into the migrated home");
 }
+
+/// Codex resumes a session right before retire would take it out (its objects stored, its op
+/// prepared): the retire checks the transcript and rows again under Codex's writer locks,
+/// leaves that session as Codex wrote it (its op rolled back), and retires the others. The
+/// new turn is read by Codex, doctor parity is ok, and verify passes.
+#[test]
+fn a_resume_right_before_retire_removes_the_session_keeps_its_turn() {
+    use codex_maint::failpoint::{ACTION_POINT_VAR, ACTION_RUN_VAR};
+    codex_cli::on_each_current(
+        "a_resume_right_before_retire_removes_the_session_keeps_its_turn",
+        |codex: &Codex| {
+            let rh = codex_cli::real_home(
+                codex,
+                &["race alpha: list the files", "race beta: say hello"],
+            );
+            let (home, bin, sb) = (rh.home.clone(), rh.bin.clone(), &rh.sb);
+            let work = sb.dir.path().join("work");
+            let (raced, other) = (rh.ids[0].clone(), rh.ids[1].clone());
+            let other_path = codex_cli::transcript_of(&home, &other);
+            let marker = format!("resumed-during-retire-{}", codex.version.replace('.', "-"));
+            let exit_file = sb.dir.path().join("resume.exit");
+            let resume_cmd = format!(
+                "case \"$CODEX_MAINT_ACTION_PATH\" in *{raced}*) cd '{}' && CODEX_HOME='{}' RUST_LOG=error '{}' exec --skip-git-repo-check resume {raced} '{marker}' </dev/null >/dev/null 2>&1; echo $? > '{}';; esac",
+                work.display(),
+                home.display(),
+                bin.display(),
+                exit_file.display()
+            );
+            let args = [
+                "cleanup",
+                "--only",
+                "sessions,retire",
+                "--retire-min-age",
+                "30d",
+                "--min-age",
+                "30d",
+            ];
+            let mut dry: Vec<&str> = args.to_vec();
+            dry.push("--dry-run");
+            let plan = sb.ok_json(&dry)["data"]["plan"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mut yes: Vec<&str> = vec!["--json"];
+            yes.extend(args);
+            yes.extend(["--plan", &plan, "--yes"]);
+            let out = sb
+                .cmd()
+                .env(ACTION_POINT_VAR, "before-source-removed")
+                .env(ACTION_RUN_VAR, &resume_cmd)
+                .args(&yes)
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{report}");
+            assert_eq!(
+                std::fs::read_to_string(&exit_file).unwrap().trim(),
+                "0",
+                "Codex resumed {raced}"
+            );
+            assert!(report.contains("left as Codex wrote it"), "{report}");
+            assert!(!other_path.exists(), "the other session was retired");
+            let transcript = codex_cli::transcript_of(&home, &raced);
+            let text = codex_maint::zstd_stream::open_plain(&transcript)
+                .map(|mut r| {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut r, &mut s).unwrap();
+                    s
+                })
+                .unwrap();
+            assert!(text.contains(&marker), "the new turn is in the transcript");
+            let turns = turns_of(&bin, &home, std::slice::from_ref(&raced));
+            assert!(
+                turns[&raced].to_string().contains(&marker),
+                "thread/read returns the new turn"
+            );
+            codex_cli::assert_parity_ok(&bin, &home, "a retire Codex raced");
+            sb.cmd().arg("verify").assert().success();
+        },
+    );
+}
