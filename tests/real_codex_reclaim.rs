@@ -55,29 +55,7 @@ fn file_and_wal(db: &Path) -> u64 {
 /// Every row of every table of the thread history, in rowid order: what undo must give back.
 fn history_rows(db: &Path) -> Vec<String> {
     let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut out = Vec::new();
-    for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        out.extend(
-            stmt.query_map([], |r| {
-                Ok((0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap()
-            .map(|r| format!("{t}: {}", r.unwrap())),
-        );
-    }
-    out
+    support::table_rows_text(&conn, false)
 }
 
 #[test]

@@ -56,31 +56,7 @@ fn rows(db: &Path) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let copy = copy_trio(db, dir.path());
     let conn = Connection::open(&copy).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut out = Vec::new();
-    for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {t}")).unwrap();
-        let n = stmt.column_count();
-        let mut found: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok((0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap()
-            .map(|r| format!("{t}: {}", r.unwrap()))
-            .collect();
-        found.sort();
-        out.extend(found);
-    }
-    out
+    support::table_rows_text(&conn, true)
 }
 
 /// A copy of the database with its `-wal`, read without touching the original.

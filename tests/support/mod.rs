@@ -192,29 +192,16 @@ pub fn assert_sessions_whole_and_consistent(
 /// The sessions the store beside `home` (a sandbox's `maint-store`) holds retired: thread
 /// id to transcript object.
 fn retired_in_sandbox_store(home: &Path) -> BTreeMap<String, String> {
-    let catalog = home
-        .parent()
-        .unwrap()
-        .join("maint-store")
-        .join(codex_maint::store::CATALOG_FILE);
-    if !catalog.exists() {
-        return BTreeMap::new();
+    let store = home.parent().unwrap().join("maint-store");
+    match codex_maint::store::open_read_only(&store).unwrap() {
+        Some(catalog) => catalog
+            .retired_sessions()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.thread_id, r.transcript_object))
+            .collect(),
+        None => BTreeMap::new(),
     }
-    let conn =
-        rusqlite::Connection::open_with_flags(&catalog, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT json_extract(detail, '$.thread_id'),
-                    CASE json_extract(detail, '$.transcript.object') WHEN '=hash_before' THEN hash_before
-                    ELSE json_extract(detail, '$.transcript.object') END
-             FROM ops WHERE kind = 'retire_session' AND state = 'applied' AND reverted_by IS NULL",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// The hash of a transcript's plain bytes, decoding a compressed one: a session is whole
@@ -417,4 +404,37 @@ pub fn fake_codex(sandbox: &Path, codex_home: &Path) -> std::process::Child {
     };
     std::thread::sleep(std::time::Duration::from_millis(150));
     child
+}
+
+/// Every row of every table of `conn`, as `table: v1|v2|...` text, each table's rows in the
+/// order SQLite returns them (sorted when `sorted`): what two states of a database are
+/// compared by when their pages may differ.
+pub fn table_rows_text(conn: &rusqlite::Connection, sorted: bool) -> Vec<String> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut found: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok((0..n)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap()
+            .map(|r| format!("{t}: {}", r.unwrap()))
+            .collect();
+        if sorted {
+            found.sort();
+        }
+        out.extend(found);
+    }
+    out
 }

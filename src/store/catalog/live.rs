@@ -81,41 +81,42 @@ impl Catalog {
     /// A lean detail stores the transcript's object as `=hash_before` (it is the file's
     /// hash): read back as that column.
     pub fn retired_sessions(&self) -> Result<Vec<RetiredSession>> {
-        // A lean detail writes a value equal to the op's own src, dst or hash_before as a
-        // token (`lean_detail`): a plain transcript's object id is its hash_before.
-        let field = |path: &str| {
-            format!(
-                "CASE json_extract(o.detail, '{path}') WHEN '=src' THEN o.src WHEN '=dst' THEN o.dst
-                 WHEN '=hash_before' THEN o.hash_before ELSE json_extract(o.detail, '{path}') END"
-            )
-        };
         let sql = format!(
-            "SELECT o.id, {}, o.src, {}, {}, COALESCE(o.size, 0), {}, {}, o.finished_at
+            "SELECT o.id, o.src, o.dst, o.hash_before, o.detail, COALESCE(o.size, 0), o.finished_at
              FROM ops o WHERE o.kind = 'retire_session' AND {} ORDER BY o.id",
-            field("$.thread_id"),
-            field("$.transcript.object"),
-            field("$.rows_object"),
-            field("$.title"),
-            field("$.cwd"),
             self.live_test(false)
         );
         let mut stmt = self.connection().prepare(&sql)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(RetiredSession {
-                    op_id: r.get(0)?,
-                    thread_id: r.get(1)?,
-                    rollout_path: r.get(2)?,
-                    transcript_object: r.get(3)?,
-                    rows_object: r.get(4)?,
-                    bytes: r.get(5)?,
-                    title: r.get(6)?,
-                    cwd: r.get(7)?,
-                    retired_at: r.get(8)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut rows = stmt.query([])?;
+        let mut retired = Vec::new();
+        while let Some(r) = rows.next()? {
+            let src: String = r.get(1)?;
+            let dst: Option<String> = r.get(2)?;
+            let hash_before: Option<String> = r.get(3)?;
+            // Expanded as every read of a lean detail is: a plain transcript's object id is
+            // its hash_before, stored as a token.
+            let detail =
+                super::full_detail(&src, dst.as_deref(), hash_before.as_deref(), r.get(4)?);
+            let detail: serde_json::Value = serde_json::from_str(&detail)?;
+            let text = |pointer: &str| {
+                detail
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            };
+            retired.push(RetiredSession {
+                op_id: r.get(0)?,
+                thread_id: text("/thread_id").unwrap_or_default(),
+                rollout_path: src,
+                transcript_object: text("/transcript/object").unwrap_or_default(),
+                rows_object: text("/rows_object").unwrap_or_default(),
+                bytes: r.get(5)?,
+                title: text("/title"),
+                cwd: text("/cwd"),
+                retired_at: r.get(6)?,
+            });
+        }
+        Ok(retired)
     }
 
     /// Whether this catalog can hold forgotten runs (migration 4).
