@@ -22,6 +22,7 @@ fn future_verb(a: &Action) -> &'static str {
         OpKind::MoveWorktree => "will move worktree",
         OpKind::EditConfig => "will prune dead projects from",
         OpKind::ReclaimDatabase => "will reclaim the free pages of",
+        OpKind::RetireSession => "will retire into the store",
         _ => "will change",
     }
 }
@@ -104,6 +105,12 @@ pub fn plan_report(home: &CodexHome, plan: &Plan, data: &InspectData) -> Result<
             if count > packed {
                 r.push(report::PROPOSED, format!("sessions: will archive {} idle sessions ({}) to archived_sessions/, each with its thread row; frees 0 (moved within the home)", count - packed, human_bytes(bytes - packed_bytes)));
             }
+            continue;
+        }
+        // One line per retired session was 74,736 lines and a third of the dry run's peak
+        // memory at 100,000 sessions; `--json`, `sessions` and `browse` name each one.
+        if c == "retire" && count > 10 {
+            r.push(report::PROPOSED, format!("retire: will retire {count} idle sessions ({}) out of Codex's view into the store, transcript and thread rows, each back with `restore <id>`; {freed}", human_bytes(bytes)));
             continue;
         }
         if c == "compress" && count > 10 {

@@ -156,6 +156,11 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<StoredOp> {
     })
 }
 
+/// Its `WHERE` is the partial index `ops_creating_dirs`'s own, word for word: SQLite uses a
+/// partial index only for a query whose terms imply the index's.
+pub(crate) const CREATED_DIR_LISTS: &str = "SELECT src, dst, hash_before, detail FROM ops
+     WHERE json_array_length(json_extract(detail, '$.created_dirs')) > 0 ORDER BY id";
+
 pub struct Catalog {
     conn: Connection,
     /// Named in every failed write, so "disk is full" says which disk and which file.
@@ -510,10 +515,7 @@ impl Catalog {
 
     /// The `created_dirs` lists of every op that created folders, in op order.
     pub fn created_dir_lists(&self) -> Result<Vec<Value>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT src, dst, hash_before, detail FROM ops
-             WHERE json_array_length(json_extract(detail, '$.created_dirs')) > 0 ORDER BY id",
-        )?;
+        let mut stmt = self.conn.prepare(CREATED_DIR_LISTS)?;
         let rows = stmt.query_map([], |r| {
             Ok(full_detail(
                 &r.get::<_, String>(0)?,

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ops_by_thread",
         include_str!("../../migrations/0005_ops_by_thread.sql"),
     ),
+    (
+        6,
+        "ops_creating_dirs",
+        include_str!("../../migrations/0006_ops_creating_dirs.sql"),
+    ),
 ];
 
 /// The catalog's format is the newest migration this binary knows: a catalog at a higher
@@ -74,7 +79,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_are_recorded() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4, 5, 6]);
         assert!(apply_pending(&mut conn).unwrap().is_empty());
         let recorded: i64 = conn
             .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
@@ -82,5 +87,25 @@ mod tests {
             })
             .unwrap();
         assert_eq!(recorded, latest_version());
+    }
+
+    #[test]
+    fn the_folders_undo_tidies_are_read_through_their_index_not_a_scan_of_every_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply_pending(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                crate::store::catalog::CREATED_DIR_LISTS
+            ))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("ops_creating_dirs")),
+            "{plan:?}"
+        );
     }
 }

@@ -228,16 +228,22 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Every writer checks the catalog before it records anything, with `quick_check`: every
+/// page, b-tree and record. The full `integrity_check` (each index against its table) is
+/// `verify`'s: at 100,000 retired sessions the catalog is 335 MB, and the full check took
+/// 0.84 s of a 0.95 s `restore` of one session, against 0.18 s for `quick_check`.
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
-    let problems = crate::sqlite_check::integrity_problems(conn).map_err(|e| {
-        MaintError::refused(
-            format!(
-                "the catalog {} cannot be read ({e}); nothing was changed",
-                path.display()
-            ),
-            vec![],
-        )
-    })?;
+    let problems =
+        crate::sqlite_check::problems(conn, crate::sqlite_check::IntegrityCheck::QuickCheck)
+            .map_err(|e| {
+                MaintError::refused(
+                    format!(
+                        "the catalog {} cannot be read ({e}); nothing was changed",
+                        path.display()
+                    ),
+                    vec![],
+                )
+            })?;
     if !problems.is_empty() {
         return Err(MaintError::refused(
             format!(
