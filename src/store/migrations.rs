@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ops_by_thread",
         include_str!("../../migrations/0005_ops_by_thread.sql"),
     ),
+    (
+        6,
+        "forgotten_journals",
+        include_str!("../../migrations/0006_forgotten_journals.sql"),
+    ),
 ];
 
 /// The catalog's format is the newest migration this binary knows: a catalog at a higher
@@ -74,7 +79,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_are_recorded() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4, 5, 6]);
         assert!(apply_pending(&mut conn).unwrap().is_empty());
         let recorded: i64 = conn
             .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
