@@ -177,10 +177,21 @@ fn a_kill_after_the_compaction_commit_leaves_the_record_whole() {
     assert_eq!(log["data"]["ops"].as_array().unwrap().len() as i64, lines);
 }
 
+/// What `verify` checks: items of ops in force, and of those, items moved on since.
+fn items_in_force(sb: &Sandbox) -> (i64, i64) {
+    let (code, doc) = sb.json(&["verify"]);
+    assert_eq!(code, 0, "verify: {doc:#}");
+    let items = &doc["data"]["checked"]["items"];
+    (
+        items["checked"].as_i64().unwrap(),
+        items["taken_over_by_codex"].as_i64().unwrap_or(0),
+    )
+}
+
 /// Run 1 archives, run 2 compresses what run 1 archived. Run 2 forgotten: its ops are
 /// what keeps run 1's out of force (they picked the items up where run 1 left them), so
-/// they stay rows; with them deleted, run 1's archive ops would be in force again and
-/// `verify` would look for transcripts that are now `.jsonl.zst`.
+/// they stay rows; with them deleted, run 1's archive ops would be in force again, their
+/// items read as moved on since.
 #[test]
 fn an_op_that_keeps_an_earlier_op_out_of_force_stays_a_row_until_both_are_forgotten() {
     let sb = Sandbox::with_sessions(&mixed_specs(30), true);
@@ -192,14 +203,23 @@ fn an_op_that_keeps_an_earlier_op_out_of_force_stays_a_row_until_both_are_forgot
     assert!(compressions > 0);
     let undoable_before = sb.ok_json(&["log"])["data"]["runs"][0]["op_counts"].clone();
 
+    let before = items_in_force(&sb);
+    assert_eq!(before.1, 0);
     let forgot = sb.ok_json(&["forget", "--run", "2", "--yes"]);
+    // Run 1's archive ops stay out of force: with them back in, verify would read each
+    // of their items as moved on since (taken over by Codex) instead of not checking it.
+    let items = items_in_force(&sb);
+    assert_eq!(
+        items,
+        (before.0 - compressions, 0),
+        "in force before: {before:?}"
+    );
     let compacted = &forgot["data"]["pruned"]["compacted"];
     assert!(
         compacted["kept_as_rows"].as_i64().unwrap() >= compressions,
         "{forgot:#}"
     );
     assert_eq!(rows_and_lines(&sb, 2).0, compressions, "run 2 stays rows");
-    verify_ok(&sb, "run 2 forgotten, run 1 kept");
     assert_eq!(
         sb.ok_json(&["log"])["data"]["runs"][0]["op_counts"],
         undoable_before

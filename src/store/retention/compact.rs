@@ -267,3 +267,82 @@ pub fn apply(catalog: &Catalog, plan: &CompactionPlan) -> Result<Compacted> {
     crate::failpoint::hit("compact-committed");
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewOp;
+
+    fn catalog() -> Catalog {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        crate::store::migrations::apply_pending(&mut conn).unwrap();
+        Catalog::new(conn)
+    }
+
+    fn applied_op(c: &Catalog, run: i64, reverts_op: Option<i64>) -> i64 {
+        let op = c
+            .prepare_op(
+                run,
+                &NewOp {
+                    kind: "archive_session".into(),
+                    src: format!("/h/sessions/item-{run}"),
+                    dst: Some(format!("/h/archived/item-{run}")),
+                    detail: serde_json::json!({"thread_id": format!("t{run}")}),
+                    reverts_op,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        c.mark_applied(op, None).unwrap();
+        op
+    }
+
+    fn forget(c: &Catalog, runs: &[i64]) -> HashSet<i64> {
+        for run in runs {
+            c.connection()
+                .execute(
+                    "INSERT OR IGNORE INTO forgotten_runs (run_id, forgotten_at, reason) VALUES (?1, 'now', 'test')",
+                    [run],
+                )
+                .unwrap();
+        }
+        crate::store::retention::forgotten_runs(c).unwrap()
+    }
+
+    /// An undo run forgotten alone stays rows: the op it took back, in force history of a
+    /// run kept, names it as `reverted_by`. Once both are forgotten they compact in one
+    /// transaction, each naming the other.
+    #[test]
+    fn an_op_a_kept_row_names_stays_a_row_and_both_compact_together() {
+        let c = catalog();
+        let archive = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        let original = applied_op(&c, archive, None);
+        let undo = c.begin_run("undo", &[], "/h", Some(archive)).unwrap();
+        applied_op(&c, undo, Some(original));
+        let forgotten = forget(&c, &[undo]);
+        let only_undo = plan(&c, &forgotten).unwrap();
+        assert_eq!((only_undo.lines(), only_undo.kept_as_rows), (0, 1));
+        apply(&c, &only_undo).unwrap();
+
+        let forgotten = forget(&c, &[archive]);
+        let both = plan(&c, &forgotten).unwrap();
+        assert_eq!((both.lines(), both.kept_as_rows), (2, 0));
+        let done = apply(&c, &both).unwrap();
+        assert_eq!(done.runs, 2);
+        let rows: i64 = c
+            .connection()
+            .query_row("SELECT COUNT(*) FROM ops", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+        let back = c.ops_of_run(undo).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].reverts_op, Some(original));
+        assert_eq!(
+            c.op(original).unwrap().unwrap().reverted_by,
+            Some(back[0].id)
+        );
+        assert_eq!(c.ops_of_thread(&format!("t{archive}")).unwrap().len(), 1);
+        assert_eq!(c.runs().unwrap()[0].op_counts.reverted, 1);
+    }
+}
