@@ -56,6 +56,7 @@ impl Compacted {
     pub fn add(&mut self, other: &Compacted) {
         self.runs += other.runs;
         self.lines += other.lines;
+        // A count of rows as they stand, not of work done: the latest pass tells it.
         self.kept_as_rows = other.kept_as_rows;
         self.plain_bytes += other.plain_bytes;
         self.stored_bytes += other.stored_bytes;
