@@ -19,3 +19,9 @@ CREATE TABLE forgotten_journals (
     lines         BLOB NOT NULL,
     compacted_at  TEXT NOT NULL
 );
+
+-- Deleting an op row makes SQLite look for rows naming it (the foreign keys `reverts_op`
+-- and `reverted_by`): without an index each look was a scan of every op, and compacting
+-- a first run of 16,000 ops took 131 s. Few ops name another, so the indexes are small.
+CREATE INDEX ops_by_reverts_op ON ops(reverts_op) WHERE reverts_op IS NOT NULL;
+CREATE INDEX ops_by_reverted_by ON ops(reverted_by) WHERE reverted_by IS NOT NULL;
