@@ -335,6 +335,75 @@ impl Catalog {
         Ok(None)
     }
 
+    /// Every record decoded and checked against the columns beside it (lines, op ids,
+    /// counts), and no op both a line and a row: (records, lines, problems).
+    pub fn verify_compacted_journals(&self) -> Result<(u64, u64, Vec<String>)> {
+        let (mut records, mut lines, mut problems) = (0, 0, Vec::new());
+        if !self.knows_compaction() {
+            return Ok((records, lines, problems));
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, ops, first_op, last_op, applied, rolled_back, reverted, applied_bytes
+             FROM forgotten_journals ORDER BY run_id",
+        )?;
+        let recorded: Vec<[i64; 8]> = stmt
+            .query_map([], |r| {
+                Ok([
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ])
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut is_row = self
+            .conn
+            .prepare("SELECT EXISTS(SELECT 1 FROM ops WHERE id = ?1)")?;
+        for [run, ops, first, last, applied, rolled_back, reverted, bytes] in recorded {
+            records += 1;
+            let held = match self.compacted_lines(run) {
+                Ok(held) => held,
+                Err(e) => {
+                    problems.push(format!("the compacted journal of run {run}: {e:#}"));
+                    continue;
+                }
+            };
+            lines += held.len() as u64;
+            let state = |s: &str| held.iter().filter(|l| l.state == s).count() as i64;
+            let found = [
+                held.len() as i64,
+                held.iter().map(|l| l.id).min().unwrap_or(0),
+                held.iter().map(|l| l.id).max().unwrap_or(0),
+                state("applied"),
+                state("rolled_back"),
+                held.iter().filter(|l| l.reverted_by.is_some()).count() as i64,
+                held.iter()
+                    .filter(|l| l.state == "applied")
+                    .filter_map(|l| l.size)
+                    .sum(),
+            ];
+            if found != [ops, first, last, applied, rolled_back, reverted, bytes] {
+                problems.push(format!(
+                    "the compacted journal of run {run} holds {found:?} (lines, first and last op, applied, rolled back, reverted, bytes) where its row says {:?}",
+                    [ops, first, last, applied, rolled_back, reverted, bytes]
+                ));
+            }
+            for line in &held {
+                if is_row.query_row([line.id], |r| r.get::<_, bool>(0))? {
+                    problems.push(format!(
+                        "op {} of run {run} is both a row and a compacted line",
+                        line.id
+                    ));
+                }
+            }
+        }
+        Ok((records, lines, problems))
+    }
+
     /// Adds to each run's counts those of its compacted lines, kept beside the record.
     pub(super) fn add_compacted_counts(&self, runs: &mut [RunRecord]) -> Result<()> {
         if !self.knows_compaction() {

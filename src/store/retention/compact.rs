@@ -10,7 +10,10 @@
 //!   would put that op back in force;
 //! - a row that stays names it as `reverts_op` or `reverted_by` (a foreign key, and the
 //!   chains `live_redos` walks);
-//! - it is still `prepared` (forget never picks such a run; a row is what recovery reads).
+//! - it is still `prepared` (forget never picks such a run; a row is what recovery reads);
+//! - it is the op with the highest id: `ops` has no AUTOINCREMENT, so SQLite gives a new
+//!   row the highest id plus one, and with that row deleted the next op would take the id
+//!   of a compacted one (`log`, `restore <op>` and `verify` name ops by id).
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, params};
@@ -95,6 +98,17 @@ pub fn plan(catalog: &Catalog, forgotten: &HashSet<i64>) -> Result<CompactionPla
     if forgotten.is_empty() || !catalog.knows_compaction() {
         return Ok(plan);
     }
+    // Most prunes find every forgotten run compacted already: a lookup per run, no scan.
+    let mut has_rows = catalog
+        .connection()
+        .prepare("SELECT EXISTS(SELECT 1 FROM ops WHERE run_id = ?1)")?;
+    let mut any = false;
+    for run in forgotten {
+        any |= has_rows.query_row([run], |r| r.get::<_, bool>(0))?;
+    }
+    if !any {
+        return Ok(plan);
+    }
     // One pass over every op: the rows of forgotten runs, where each op not forgotten
     // first left an item, and every reference between ops.
     let mut candidates: Vec<(i64, i64)> = Vec::new();
@@ -125,6 +139,13 @@ pub fn plan(catalog: &Catalog, forgotten: &HashSet<i64>) -> Result<CompactionPla
                 references.push((id, target));
             }
         }
+    }
+    let highest: Option<i64> =
+        catalog
+            .connection()
+            .query_row("SELECT MAX(id) FROM ops", [], |r| r.get(0))?;
+    if let Some(highest) = highest {
+        compactable.remove(&highest);
     }
     for (id, src) in forgotten_sources {
         if first_left_at.get(&src).is_some_and(|&first| first < id) {
@@ -327,6 +348,8 @@ mod tests {
         apply(&c, &only_undo).unwrap();
 
         let forgotten = forget(&c, &[archive]);
+        let later = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        applied_op(&c, later, None);
         let both = plan(&c, &forgotten).unwrap();
         assert_eq!((both.lines(), both.kept_as_rows), (2, 0));
         let done = apply(&c, &both).unwrap();
@@ -335,7 +358,7 @@ mod tests {
             .connection()
             .query_row("SELECT COUNT(*) FROM ops", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(rows, 0);
+        assert_eq!(rows, 1, "the later run's op");
         let back = c.ops_of_run(undo).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].reverts_op, Some(original));
