@@ -332,6 +332,50 @@ mod tests {
         crate::store::retention::forgotten_runs(c).unwrap()
     }
 
+    /// Retired sessions are read from rows in force: compacting another forgotten run
+    /// leaves them as they were, and a retire run forgotten (`--include-retired`) holds
+    /// none before its compaction or after, while `log --session` still finds its line.
+    #[test]
+    fn retired_sessions_read_the_same_before_and_after_compaction() {
+        let c = catalog();
+        let retire = c.begin_run("retire", &[], "/h", None).unwrap();
+        let op = c
+            .prepare_op(
+                retire,
+                &NewOp {
+                    kind: crate::store::retention::RETIRE_KIND.into(),
+                    src: "/h/sessions/r.jsonl".into(),
+                    dst: Some("store:/h/sessions/r.jsonl".into()),
+                    detail: serde_json::json!({"thread_id": "r", "rows_object": "x"}),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        c.mark_applied(op, None).unwrap();
+        let archive = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        applied_op(&c, archive, None);
+        let later = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        applied_op(&c, later, None);
+        let retired = |c: &Catalog| -> Vec<(i64, String)> {
+            c.retired_sessions()
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.op_id, s.thread_id))
+                .collect()
+        };
+        assert_eq!(retired(&c), vec![(op, "r".to_string())]);
+        apply(&c, &plan(&c, &forget(&c, &[archive])).unwrap()).unwrap();
+        assert_eq!(c.compacted_ops_of_run(archive).unwrap().len(), 1);
+        assert_eq!(retired(&c), vec![(op, "r".to_string())]);
+
+        let forgotten = forget(&c, &[archive, retire]);
+        assert!(retired(&c).is_empty(), "a forgotten retire run holds none");
+        apply(&c, &plan(&c, &forgotten).unwrap()).unwrap();
+        assert!(retired(&c).is_empty());
+        assert_eq!(c.compacted_ops_of_run(retire).unwrap()[0].id, op);
+        assert_eq!(c.ops_of_thread("r").unwrap()[0].id, op);
+    }
+
     /// An undo run forgotten alone stays rows: the op it took back, in force history of a
     /// run kept, names it as `reverted_by`. Once both are forgotten they compact in one
     /// transaction, each naming the other.
