@@ -171,6 +171,16 @@ fn journal_lines(store: &Path) -> (i64, i64) {
     )
 }
 
+/// The compacted records' bytes, and the catalog's free pages (freed rows later rows reuse).
+fn catalog_space(store: &Path) -> (u64, u64) {
+    let conn = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    (
+        count("SELECT COALESCE(SUM(length(lines)), 0) FROM forgotten_journals"),
+        count("PRAGMA freelist_count") * count("PRAGMA page_size"),
+    )
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -206,9 +216,11 @@ fn main() {
             shape.sessions, shape.new_per_week
         );
         println!(
-            "| week | store MB | backups | as tars | blobs | catalog | plans | reports | other | op rows | compacted lines | catalog B/line | cleanup s | verify s |"
+            "| week | store MB | backups | as tars | blobs | catalog | plans | reports | other | op rows | compacted lines | records KB | free pages MB | catalog B/line | cleanup s | verify s |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         // Backups as they would be as one tar.zst each, for the weeks whose backups are
         // still in the store (all of them without a budget).
         let mut as_tars = 0u64;
@@ -236,8 +248,9 @@ fn main() {
             let s = codex_maint::store::retention::sizes::measure(&store);
             as_tars += newest_backup_as_tar(&store);
             let (ops, compacted) = journal_lines(&store);
+            let (records, free) = catalog_space(&store);
             println!(
-                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {ops} | {compacted} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
+                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {ops} | {compacted} | {:.0} | {:.2} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
                 mb(s.total),
                 mb(s.backups),
                 mb(as_tars),
@@ -246,6 +259,8 @@ fn main() {
                 mb(s.plans),
                 mb(s.reports),
                 mb(s.other),
+                records as f64 / 1e3,
+                mb(free),
                 s.catalog as f64 / (ops + compacted).max(1) as f64,
             );
             std::io::stdout().flush().unwrap();
