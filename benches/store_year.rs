@@ -7,7 +7,8 @@
 //! `CODEX_MAINT_BENCH=full` the (20,000 sessions, 400 new a week).
 //! `CODEX_MAINT_BENCH_WEEKS` shortens the year; `CODEX_MAINT_BENCH_DIR` picks the folder.
 //! Simulated time: after each week every run in the catalog is moved 7 days back, so the
-//! policy's window sees a year pass. Rerun as is once backups are page-deduped.
+//! policy's window sees a year pass. The catalog is read as op rows and the lines of forgotten
+//! runs compacted by prune (`forgotten_journals`); B/line is over both.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -160,6 +161,26 @@ fn newest_backup_as_tar(store: &Path) -> u64 {
         .sum()
 }
 
+/// Op rows, and lines held in forgotten runs' compacted journals.
+fn journal_lines(store: &Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get(0)).unwrap();
+    (
+        count("SELECT COUNT(*) FROM ops"),
+        count("SELECT COALESCE(SUM(ops), 0) FROM forgotten_journals"),
+    )
+}
+
+/// The compacted records' bytes, and the catalog's free pages (freed rows later rows reuse).
+fn catalog_space(store: &Path) -> (u64, u64) {
+    let conn = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    (
+        count("SELECT COALESCE(SUM(length(lines)), 0) FROM forgotten_journals"),
+        count("PRAGMA freelist_count") * count("PRAGMA page_size"),
+    )
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -195,9 +216,11 @@ fn main() {
             shape.sessions, shape.new_per_week
         );
         println!(
-            "| week | store MB | backups | as tars | blobs | catalog | plans | reports | other | ops | catalog B/op | cleanup s | verify s |"
+            "| week | store MB | backups | as tars | blobs | catalog | plans | reports | other | op rows | compacted lines | records KB | free pages MB | catalog B/line | cleanup s | verify s |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         // Backups as they would be as one tar.zst each, for the weeks whose backups are
         // still in the store (all of them without a budget).
         let mut as_tars = 0u64;
@@ -224,12 +247,10 @@ fn main() {
             let verify_secs = t.elapsed().as_secs_f64();
             let s = codex_maint::store::retention::sizes::measure(&store);
             as_tars += newest_backup_as_tar(&store);
-            let ops: i64 = rusqlite::Connection::open(store.join("catalog.sqlite"))
-                .unwrap()
-                .query_row("SELECT COUNT(*) FROM ops", [], |r| r.get(0))
-                .unwrap();
+            let (ops, compacted) = journal_lines(&store);
+            let (records, free) = catalog_space(&store);
             println!(
-                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ops} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
+                "| {week} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {ops} | {compacted} | {:.0} | {:.2} | {:.0} | {cleanup_secs:.1} | {verify_secs:.1} |",
                 mb(s.total),
                 mb(s.backups),
                 mb(as_tars),
@@ -238,7 +259,9 @@ fn main() {
                 mb(s.plans),
                 mb(s.reports),
                 mb(s.other),
-                s.catalog as f64 / ops.max(1) as f64,
+                records as f64 / 1e3,
+                mb(free),
+                s.catalog as f64 / (ops + compacted).max(1) as f64,
             );
             std::io::stdout().flush().unwrap();
         }
@@ -267,12 +290,13 @@ fn main() {
         ],
     ));
     let after = codex_maint::store::retention::sizes::measure(&store).total;
+    let (rows, compacted) = journal_lines(&store);
     let verified = run_ok(
         &mut ours_in(&bin, &home, &store, dir.path(), &["verify"]),
         "verify after forget",
     );
     println!(
-        "\nforget --keep-within 90d + prune of {weeks} weeks: {:.2} s, {:.0} MB peak, store {:.1} MB -> {:.1} MB, verify ok: {} (targets: < 10 s, < 100 MB)",
+        "\nforget --keep-within 90d + prune of {weeks} weeks: {:.2} s, {:.0} MB peak, store {:.1} MB -> {:.1} MB ({rows} op rows, {compacted} lines compacted), verify ok: {} (targets: < 10 s, < 100 MB)",
         m.secs,
         m.max_rss_mb,
         mb(before),

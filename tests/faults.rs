@@ -447,7 +447,7 @@ fn cases() -> Vec<Case> {
                 args(&["log"])
             },
             exit: 3,
-            says: "knows formats up to 5",
+            says: "knows formats up to 7",
             never_says: None,
         },
         // 4. Our own temporary files are never data.

@@ -10,7 +10,7 @@ use crate::clock::human_bytes;
 use crate::error::MaintError;
 use crate::report::{self, Report};
 use crate::store::retention::forget::{self, ForgetPlan, Selection, Yeses};
-use crate::store::retention::{budget, prune};
+use crate::store::retention::{budget, compact, prune};
 
 #[derive(clap::Args)]
 pub struct ForgetArgs {
@@ -63,6 +63,7 @@ pub fn run(ctx: &Context, args: ForgetArgs) -> Result<Report> {
         let mut gone = crate::store::retention::forgotten_runs(&store.catalog)?;
         gone.extend(plan.run_ids());
         let frees = prune::would_remove(&store.root, &store.catalog, &gone)?;
+        let compacts = compact::preview(&store.catalog, &compact::plan(&store.catalog, &gone)?)?;
         describe_plan(&mut report, &plan, true);
         let bytes: u64 = frees.iter().map(|c| c.bytes).sum();
         report.push(
@@ -73,9 +74,12 @@ pub fn run(ctx: &Context, args: ForgetArgs) -> Result<Report> {
                 frees.len()
             ),
         );
+        if let Some(line) = compacts.line(true) {
+            report.push(report::PROPOSED, line);
+        }
         report.push(report::VERIFICATION, "dry run: nothing was changed");
         report.data = json!({ "dry_run": true, "run_id": null, "plan": plan,
-            "frees": { "bytes": bytes, "items": frees } });
+            "frees": { "bytes": bytes, "items": frees }, "compacts": compacts });
         return Ok(report);
     }
     let home = ctx.locate_home()?;
@@ -113,6 +117,9 @@ pub fn run(ctx: &Context, args: ForgetArgs) -> Result<Report> {
             }
         ),
     );
+    if let Some(line) = pruned.compacted.line(false) {
+        report.push(report::COMPLETED, line);
+    }
     report.push(
         report::VERIFICATION,
         "every run not forgotten keeps what its undo needs; `codex-maint verify` checks it",

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Context, describe_recovery};
 use crate::clock::human_bytes;
 use crate::report::{self, Report};
-use crate::store::retention::{self, prune};
+use crate::store::retention::{self, compact, prune};
 
 #[derive(clap::Args)]
 pub struct PruneArgs {
@@ -29,6 +29,8 @@ pub fn run(ctx: &Context, args: PruneArgs) -> Result<Report> {
         };
         let forgotten = retention::forgotten_runs(&store.catalog)?;
         let items = prune::would_remove(&store.root, &store.catalog, &forgotten)?;
+        let compacts =
+            compact::preview(&store.catalog, &compact::plan(&store.catalog, &forgotten)?)?;
         let bytes: u64 = items.iter().map(|c| c.bytes).sum();
         for c in &items {
             report.push(
@@ -45,8 +47,12 @@ pub fn run(ctx: &Context, args: PruneArgs) -> Result<Report> {
             report::PROPOSED,
             format!("would free {} in {} items", human_bytes(bytes), items.len()),
         );
+        if let Some(line) = compacts.line(true) {
+            report.push(report::PROPOSED, line);
+        }
         report.push(report::VERIFICATION, "dry run: nothing was changed");
-        report.data = json!({ "dry_run": true, "items": items, "bytes": bytes });
+        report.data =
+            json!({ "dry_run": true, "items": items, "bytes": bytes, "compacts": compacts });
         return Ok(report);
     }
     let home = ctx.locate_home()?;
@@ -74,6 +80,9 @@ pub fn run(ctx: &Context, args: PruneArgs) -> Result<Report> {
             pruned.temporaries
         ),
     );
+    if let Some(line) = pruned.compacted.line(false) {
+        report.push(report::COMPLETED, line);
+    }
     report.push(report::VERIFICATION, "only what no run in force, backup kept or plan in use referenced was removed; `codex-maint verify` checks the rest");
     report.data =
         json!({ "dry_run": false, "run_id": run_id, "pruned": pruned, "bytes": pruned.bytes() });

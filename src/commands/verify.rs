@@ -143,6 +143,19 @@ pub fn run(ctx: &Context) -> Result<Report> {
         json!({ "checked": retired.len(), "bad": missing.len() }),
     );
     problems.extend(missing);
+    let (records, lines, bad) = catalog.verify_compacted_journals()?;
+    report.push(
+        report::VERIFICATION,
+        format!(
+            "{records} compacted journals of forgotten runs decoded, {lines} lines, each matching its record: {} problems",
+            bad.len()
+        ),
+    );
+    checks.insert(
+        "compacted_journals".into(),
+        json!({ "checked": records, "lines": lines, "bad": bad.len() }),
+    );
+    problems.extend(bad);
     Ok(finish(report, problems, checks))
 }
 

@@ -8,8 +8,10 @@ use serde_json::Value;
 
 use crate::clock::now_rfc3339;
 
+mod compacted;
 mod lean_detail;
 mod live;
+pub use compacted::{JOURNAL_FORMAT, JournalLine, LINE_COLUMNS};
 use lean_detail::OwnValues;
 pub use live::RetiredSession;
 pub use live::live_page_size;
@@ -158,7 +160,7 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<StoredOp> {
 
 /// Its `WHERE` is the partial index `ops_creating_dirs`'s own, word for word: SQLite uses a
 /// partial index only for a query whose terms imply the index's.
-pub(crate) const CREATED_DIR_LISTS: &str = "SELECT src, dst, hash_before, detail FROM ops
+pub(crate) const CREATED_DIR_LISTS: &str = "SELECT id, src, dst, hash_before, detail FROM ops
      WHERE json_array_length(json_extract(detail, '$.created_dirs')) > 0 ORDER BY id";
 
 pub struct Catalog {
@@ -393,15 +395,20 @@ impl Catalog {
             .query_row([op_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
+    /// The op `op_id`, from its row or, once its run was compacted, its journal line.
     pub fn op(&self, op_id: i64) -> Result<Option<StoredOp>> {
-        Ok(self
+        let row = self
             .conn
             .query_row(
                 &format!("SELECT {OP_COLUMNS} FROM ops WHERE id = ?1"),
                 [op_id],
                 op_from_row,
             )
-            .optional()?)
+            .optional()?;
+        match row {
+            Some(op) => Ok(Some(op)),
+            None => self.compacted_op(op_id),
+        }
     }
 
     pub fn ops_in_state(&self, state: OpState) -> Result<Vec<StoredOp>> {
@@ -425,38 +432,6 @@ impl Catalog {
             ),
             params![run_id, after_seq, limit as i64],
         )
-    }
-
-    pub fn ops_of_run(&self, run_id: i64) -> Result<Vec<StoredOp>> {
-        self.query_ops(
-            &format!("SELECT {OP_COLUMNS} FROM ops WHERE run_id = ?1 ORDER BY seq"),
-            params![run_id],
-        )
-    }
-
-    /// Every op whose detail names this session (`thread_id`), whatever its kind, oldest
-    /// first: keyed on the detail so each kind that moves a session is found without a list.
-    pub fn ops_of_thread(&self, thread_id: &str) -> Result<Vec<StoredOp>> {
-        self.query_ops(
-            &format!(
-                "SELECT {OP_COLUMNS} FROM ops WHERE json_extract(detail, '$.thread_id') = ?1 ORDER BY id"
-            ),
-            params![thread_id],
-        )
-    }
-
-    /// The sessions ops have touched whose id starts with `prefix`.
-    pub fn thread_ids_starting_with(&self, prefix: &str) -> Result<Vec<String>> {
-        // A range on the indexed expression (`ops_by_thread`): every id starting with
-        // `prefix` sorts from it to it followed by the highest character.
-        let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT json_extract(detail, '$.thread_id') AS t FROM ops
-             WHERE json_extract(detail, '$.thread_id') >= ?1
-               AND json_extract(detail, '$.thread_id') < ?2 ORDER BY t",
-        )?;
-        let upper = format!("{prefix}\u{10FFFF}");
-        let rows = stmt.query_map(params![prefix, upper], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn query_ops(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<StoredOp>> {
@@ -506,30 +481,13 @@ impl Catalog {
                 forgotten_at: r.get(13)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut runs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        self.add_compacted_counts(&mut runs)?;
+        Ok(runs)
     }
 
     pub fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
         Ok(self.runs()?.into_iter().find(|r| r.id == run_id))
-    }
-
-    /// The `created_dirs` lists of every op that created folders, in op order.
-    pub fn created_dir_lists(&self) -> Result<Vec<Value>> {
-        let mut stmt = self.conn.prepare(CREATED_DIR_LISTS)?;
-        let rows = stmt.query_map([], |r| {
-            Ok(full_detail(
-                &r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?.as_deref(),
-                r.get::<_, Option<String>>(2)?.as_deref(),
-                r.get(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let detail: Value = serde_json::from_str(&row?)?;
-            out.push(detail["created_dirs"].clone());
-        }
-        Ok(out)
     }
 
     /// Threads that have a handoff document on record.

@@ -31,8 +31,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         6,
+        "forgotten_journals",
+        include_str!("../../migrations/0006_forgotten_journals.sql"),
+    ),
+    (
+        7,
         "ops_creating_dirs",
-        include_str!("../../migrations/0006_ops_creating_dirs.sql"),
+        include_str!("../../migrations/0007_ops_creating_dirs.sql"),
     ),
 ];
 
@@ -79,7 +84,7 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_are_recorded() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(apply_pending(&mut conn).unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
         assert!(apply_pending(&mut conn).unwrap().is_empty());
         let recorded: i64 = conn
             .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {

@@ -107,5 +107,6 @@ fn merge(kept: &mut Kept, pruned: Pruned, plan: ForgetPlan) {
     kept.pruned.resumed += pruned.resumed;
     kept.pruned.kept_again += pruned.kept_again;
     kept.pruned.temporaries += pruned.temporaries;
+    kept.pruned.compacted.add(&pruned.compacted);
     kept.pruned.removed.extend(pruned.removed);
 }

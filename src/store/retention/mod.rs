@@ -7,6 +7,7 @@
 //! as they are.
 
 pub mod budget;
+pub mod compact;
 pub mod forget;
 pub mod packs;
 pub mod prune;

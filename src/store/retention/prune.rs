@@ -378,6 +378,8 @@ pub struct Pruned {
     pub kept_again: usize,
     /// Temporary files a killed run left in the store.
     pub temporaries: usize,
+    /// Forgotten runs' op rows replaced by their compacted journals.
+    pub compacted: super::compact::Compacted,
 }
 
 impl Pruned {
@@ -427,6 +429,9 @@ pub fn prune(store: &Store) -> Result<Pruned> {
         sweep_one(catalog, kind.as_ref(), &item)?;
         pruned.removed.push(item);
     }
+    // Last: what the forgotten runs' ops held is freed, so their rows only tell `log`.
+    let compaction = super::compact::plan(catalog, &forgotten)?;
+    pruned.compacted = super::compact::apply(catalog, &compaction)?;
     Ok(pruned)
 }
 
