@@ -237,10 +237,38 @@ fn compare(
         zstd_stream::DEFAULT_LEVEL,
         plain as f64 / zst as f64
     ));
-    for &level in levels {
-        let packed = as_packs(files, &scratch.join(format!("store-{level}")), level, 50);
+    // A retire commits its objects `BATCH` sessions at a time, and a block closes at each
+    // commit: a large retire fills 8 MiB blocks, a small weekly one (50 here) leaves
+    // shorter blocks with less to match across sessions. Both are measured.
+    let runs = [
+        (codex_maint::ops::session_retire::BATCH, levels),
+        (50, &[PackLimits::default().text_level][..]),
+    ];
+    for (batch, levels) in runs {
+        for &level in levels {
+            pack_row(files, scratch, level, batch, zst, plain, say);
+        }
+    }
+}
+
+fn pack_row(
+    files: &[PathBuf],
+    scratch: &Path,
+    level: i32,
+    batch: usize,
+    zst: u64,
+    plain: u64,
+    say: &mut dyn FnMut(String),
+) {
+    {
+        let packed = as_packs(
+            files,
+            &scratch.join(format!("store-{level}-{batch}")),
+            level,
+            batch,
+        );
         say(format!(
-            "  packs at level {level:>2}: {:.2} MB (dictionary {:.2} MB) = {:.1}x smaller than .jsonl.zst, {:.1}x than plain; {:.1} MB/s into the store; catalog grew {:.2} MB",
+            "  packs at level {level:>2}, {batch} sessions a commit: {:.2} MB (dictionary {:.2} MB) = {:.1}x smaller than .jsonl.zst, {:.1}x than plain; {:.1} MB/s into the store; catalog grew {:.2} MB",
             mb(packed.bytes),
             mb(packed.dictionary_bytes),
             zst as f64 / packed.bytes as f64,
