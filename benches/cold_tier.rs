@@ -260,23 +260,21 @@ fn pack_row(
     plain: u64,
     say: &mut dyn FnMut(String),
 ) {
-    {
-        let packed = as_packs(
-            files,
-            &scratch.join(format!("store-{level}-{batch}")),
-            level,
-            batch,
-        );
-        say(format!(
-            "  packs at level {level:>2}, {batch} sessions a commit: {:.2} MB (dictionary {:.2} MB) = {:.1}x smaller than .jsonl.zst, {:.1}x than plain; {:.1} MB/s into the store; catalog grew {:.2} MB",
-            mb(packed.bytes),
-            mb(packed.dictionary_bytes),
-            zst as f64 / packed.bytes as f64,
-            plain as f64 / packed.bytes as f64,
-            mb(plain) / packed.secs,
-            mb(packed.catalog_bytes),
-        ));
-    }
+    let packed = as_packs(
+        files,
+        &scratch.join(format!("store-{level}-{batch}")),
+        level,
+        batch,
+    );
+    say(format!(
+        "  packs at level {level:>2}, {batch} sessions a commit: {:.2} MB (dictionary {:.2} MB) = {:.1}x smaller than .jsonl.zst, {:.1}x than plain; {:.1} MB/s into the store; catalog grew {:.2} MB",
+        mb(packed.bytes),
+        mb(packed.dictionary_bytes),
+        zst as f64 / packed.bytes as f64,
+        plain as f64 / packed.bytes as f64,
+        mb(plain) / packed.secs,
+        mb(packed.catalog_bytes),
+    ));
 }
 
 /// Generated transcripts of the testkit, as many as the real ones and of similar sizes.

@@ -302,7 +302,10 @@ impl Catalog {
 
     /// Compacted ops whose detail lists folders they created (`created_dirs`).
     pub fn compacted_ops_creating_dirs(&self) -> Result<Vec<StoredOp>> {
-        self.compacted_ops_where("created_dirs", &|op| {
+        // Every move writes `created_dirs`, mostly empty: only a record holding a non-empty
+        // list, as its lines spell it (the detail is a JSON string in the line, so its
+        // quotes are escaped), is decoded line by line.
+        self.compacted_ops_where(r#"\"created_dirs\":[\""#, &|op| {
             serde_json::from_str::<serde_json::Value>(&op.detail)
                 .ok()
                 .and_then(|d| d["created_dirs"].as_array().map(|a| !a.is_empty()))

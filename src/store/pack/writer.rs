@@ -62,8 +62,12 @@ impl<'s> ObjectWriter<'s> {
         // retiring 74,736 sessions over its 100 MB budget. Capped at 2^21 hash and 2^22
         // chain entries they take about 13 MB; on the transcripts the real Codex wrote
         // (benches/cold_tier.rs's corpus, in 8 MiB blocks) the output grew 0.17%.
-        text_compressor.set_parameter(zstd::zstd_safe::CParameter::HashLog(TEXT_HASH_LOG))?;
-        text_compressor.set_parameter(zstd::zstd_safe::CParameter::ChainLog(TEXT_CHAIN_LOG))?;
+        // Fast levels search smaller tables of their own (level 3: 2^17 hash entries),
+        // which the caps would enlarge; the store writes at level 12.
+        if limits.text_level >= 10 {
+            text_compressor.set_parameter(zstd::zstd_safe::CParameter::HashLog(TEXT_HASH_LOG))?;
+            text_compressor.set_parameter(zstd::zstd_safe::CParameter::ChainLog(TEXT_CHAIN_LOG))?;
+        }
         Ok(ObjectWriter {
             store,
             limits,
@@ -298,11 +302,11 @@ impl<'s> ObjectWriter<'s> {
     }
 }
 
-/// The smallest window that holds a whole block (zstd's bounds: 2^10 to 2^27, the most
-/// any zstd decoder accepts by default).
 const TEXT_HASH_LOG: u32 = 21;
 const TEXT_CHAIN_LOG: u32 = 22;
 
+/// The smallest window that holds a whole block (zstd's bounds: 2^10 to 2^27, the most
+/// any zstd decoder accepts by default).
 fn window_log(block_bytes: usize) -> u32 {
     let mut log = 10;
     while (1usize << log) < block_bytes && log < 27 {

@@ -380,6 +380,43 @@ mod tests {
     /// run kept, names it as `reverted_by`. Once both are forgotten they compact in one
     /// transaction, each naming the other.
     #[test]
+    fn folders_a_compacted_op_created_are_still_read_and_empty_lists_are_not() {
+        let c = catalog();
+        let archive = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        let mut ops = Vec::new();
+        for (n, dirs) in [vec!["/h/archived/2026"], vec![]].into_iter().enumerate() {
+            let op = c
+                .prepare_op(
+                    archive,
+                    &NewOp {
+                        kind: "archive_session".into(),
+                        src: format!("/h/sessions/{n}.jsonl"),
+                        dst: Some(format!("/h/archived/2026/{n}.jsonl")),
+                        detail: serde_json::json!({"thread_id": format!("t{n}"), "created_dirs": dirs}),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            c.mark_applied(op, None).unwrap();
+            ops.push(op);
+        }
+        let later = c.begin_run("cleanup", &[], "/h", None).unwrap();
+        applied_op(&c, later, None);
+        let before = c.created_dir_lists().unwrap();
+        apply(&c, &plan(&c, &forget(&c, &[archive])).unwrap()).unwrap();
+        assert_eq!(c.compacted_ops_of_run(archive).unwrap().len(), 2);
+        assert_eq!(c.created_dir_lists().unwrap(), before);
+        assert_eq!(before, vec![serde_json::json!(["/h/archived/2026"])]);
+        let creating: Vec<i64> = c
+            .compacted_ops_creating_dirs()
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect();
+        assert_eq!(creating, vec![ops[0]]);
+    }
+
+    #[test]
     fn an_op_a_kept_row_names_stays_a_row_and_both_compact_together() {
         let c = catalog();
         let archive = c.begin_run("cleanup", &[], "/h", None).unwrap();
