@@ -39,6 +39,8 @@ pub struct ObjectReader<'s> {
     files: HashMap<i64, File>,
     /// Decoded blocks by (pack, block number), least recently used first.
     blocks: Vec<(BlockKey, Arc<Vec<u8>>)>,
+    /// Decode each block whole on first use, for a reader that goes through every object.
+    whole_blocks: bool,
 }
 
 pub struct ObjectMeta {
@@ -52,6 +54,17 @@ impl<'s> ObjectReader<'s> {
             store,
             files: HashMap::new(),
             blocks: Vec::new(),
+            whole_blocks: false,
+        }
+    }
+
+    /// A reader for every object in turn (`verify`). Objects are laid one after another in
+    /// a block, so decoding only as far as each one's chunks decoded each block again from
+    /// its start for every object in it: verify at 74,736 retired sessions took 97-242 s.
+    pub fn for_every_object(store: &'s ObjectStore<'s>) -> Self {
+        ObjectReader {
+            whole_blocks: true,
+            ..ObjectReader::new(store)
         }
     }
 
@@ -186,6 +199,11 @@ impl<'s> ObjectReader<'s> {
     /// The block's plain bytes from its start to at least `needed` (a block is one zstd
     /// frame, so reading a chunk decodes what precedes it in the block, never what follows).
     fn block(&mut self, place: &ChunkPlace, needed: usize) -> Result<Arc<Vec<u8>>> {
+        let needed = if self.whole_blocks {
+            needed.max(place.block_plain)
+        } else {
+            needed
+        };
         let key = (place.pack_seq, place.block);
         if let Some(i) = self
             .blocks

@@ -171,17 +171,23 @@ fn check_pack(store: &ObjectStore<'_>, row: &PackRow, problems: &mut Vec<String>
 }
 
 fn check_objects(store: &ObjectStore<'_>, problems: &mut Vec<String>) -> Result<()> {
-    let mut reader = ObjectReader::new(store);
-    let mut after = String::new();
+    let mut reader = ObjectReader::for_every_object(store);
+    // In the order they were stored, which is the order their chunks were laid in blocks:
+    // in the order of their ids (random) nearly every object needed a block decoded again.
+    let mut after = 0i64;
     loop {
-        let ids: Vec<String> = store
+        let page: Vec<(i64, String)> = store
             .conn()
-            .prepare_cached("SELECT id FROM objects WHERE id > ?1 ORDER BY id LIMIT ?2")?
-            .query_map(rusqlite::params![after, PAGE], |r| r.get(0))?
+            .prepare_cached(
+                "SELECT rowid, id FROM objects WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+            )?
+            .query_map(rusqlite::params![after, PAGE], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
-        let Some(last) = ids.last() else { break };
-        after = last.clone();
-        for text in ids {
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        for (_, text) in page {
             let result = text
                 .parse::<ObjectId>()
                 .and_then(|id| reader.read_to(&id, &mut std::io::sink()));
