@@ -204,15 +204,7 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
             .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
                 r.get(0)
             })
-            .map_err(|e| {
-                MaintError::refused(
-                    format!(
-                        "the catalog {} cannot be read ({e}); nothing was changed",
-                        path.display()
-                    ),
-                    vec![],
-                )
-            })?;
+            .map_err(|e| unreadable(&path, e))?;
         let known = migrations::latest_version();
         if let Some(newest) = newest.filter(|v| *v > known) {
             return Err(MaintError::refused(
@@ -228,6 +220,16 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
     Ok(())
 }
 
+fn unreadable(path: &Path, e: impl std::fmt::Display) -> MaintError {
+    MaintError::refused(
+        format!(
+            "the catalog {} cannot be read ({e}); nothing was changed",
+            path.display()
+        ),
+        vec![],
+    )
+}
+
 /// Every writer checks the catalog before it records anything, with `quick_check`: every
 /// page, b-tree and record. The full `integrity_check` (each index against its table) is
 /// `verify`'s: at 100,000 retired sessions the catalog is 335 MB, and the full check took
@@ -235,15 +237,7 @@ fn check_catalog(conn: &Connection, root: &Path) -> Result<()> {
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
     let problems =
         crate::sqlite_check::problems(conn, crate::sqlite_check::IntegrityCheck::QuickCheck)
-            .map_err(|e| {
-                MaintError::refused(
-                    format!(
-                        "the catalog {} cannot be read ({e}); nothing was changed",
-                        path.display()
-                    ),
-                    vec![],
-                )
-            })?;
+            .map_err(|e| unreadable(path, e))?;
     if !problems.is_empty() {
         return Err(MaintError::refused(
             format!(
