@@ -229,12 +229,14 @@ pub fn apply(
         ),
     );
 
+    // Both plans (each action's id kept sorted, 82,529 of them at 100,000 sessions) go
+    // before the survey after the run, which is this command's peak.
+    let planned_frees = plan_frees(&reviewed, before);
+    let reviewed_id = reviewed.id.clone();
+    drop((reviewed, plan));
     let after = survey::gather(home, &args.inspect, handoffs, DatabaseDepth::Full);
     let home_bytes = HomeBytes::measured(before, &after);
-    r.push(
-        report::COMPLETED,
-        home_bytes.line(&plan_frees(&reviewed, before)),
-    );
+    r.push(report::COMPLETED, home_bytes.line(&planned_frees));
     let problems = verify_after(
         &mut r,
         home,
@@ -257,7 +259,7 @@ pub fn apply(
     r.data = json!({
         "dry_run": false,
         "run_id": run_id,
-        "reviewed_plan": reviewed.id,
+        "reviewed_plan": reviewed_id,
         "backup": backup.info,
         "verification_problems": problems,
         "sizes": sizes(before, &after),
