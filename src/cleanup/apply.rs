@@ -210,7 +210,18 @@ pub fn apply(
             Err(e) => failure = Some(e.context(format!("{} {}", a.kind, a.path))),
         }
     }
-    run.finish(if failure.is_some() { "failed" } else { "done" })?;
+    if let Err(finishing) = run.finish(if failure.is_some() { "failed" } else { "done" }) {
+        // A store that filled in the failed step has no room to mark the run either; the
+        // failure is what the user must hear (the run is settled by the next `recover`).
+        let Some(e) = failure else {
+            return Err(finishing);
+        };
+        return Err(e.context(format!(
+            "cleanup run {run_id} stopped after {} actions (they can be undone); {}",
+            done.count,
+            crate::write_gate::STOPPED_PART_WAY
+        )));
+    }
 
     r.extend(report::COMPLETED, done.lines());
     no_longer_hold.lines(&mut r, home, "skipped because they no longer hold", |_| {
