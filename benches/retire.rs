@@ -58,11 +58,11 @@ fn main() {
     );
     let before = Counts::of(&home);
     let picker_before = codex.as_ref().map(|c| picker_archived(c, &home));
-    let home_before = bytes_under(&home);
+    let home_before = codex_maint::store::retention::prune::folder_bytes(&home);
 
     let (dry, retired) = apply("retire", &[]);
     let after = Counts::of(&home);
-    let home_after = bytes_under(&home);
+    let home_after = codex_maint::store::retention::prune::folder_bytes(&home);
     let picker_after = codex.as_ref().map(|c| picker_archived(c, &home));
     let verify = measure(&mut ours(&["verify"]));
 
@@ -70,7 +70,7 @@ fn main() {
     let doctor = codex.as_ref().map(|c| codex_app::parity(c, &home));
     let (retired_count, retired_zst_bytes, one) = retired_sessions(&store);
     let (transcript_packed, rows_packed) = packed_bytes_of_retired(&store);
-    let dicts = bytes_under(&store.join("dicts"));
+    let dicts = codex_maint::store::retention::prune::folder_bytes(&store.join("dicts"));
     let restore = measure(&mut ours(&["restore", &one]));
 
     println!("| step | time | peak memory |\n|---|---|---|");
@@ -140,16 +140,6 @@ fn picker_archived(codex: &Path, home: &Path) -> usize {
     AppServer::start(codex, home)
         .list_as_picker(true, "openai")
         .threads
-}
-
-fn bytes_under(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 /// Rows whose transcript is gone, and transcripts no row names: what Codex's doctor counts,

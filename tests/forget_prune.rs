@@ -286,18 +286,7 @@ fn a_prune_killed_anywhere_leaves_a_store_that_verifies_and_the_kept_run_undoes(
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-        let status = match after {
-            None => cmd
-                .env(codex_maint::failpoint::ENV_VAR, &point)
-                .status()
-                .unwrap(),
-            Some(micros) => {
-                let mut child = cmd.spawn().unwrap();
-                std::thread::sleep(std::time::Duration::from_micros(micros));
-                let _ = child.kill();
-                child.wait().unwrap()
-            }
-        };
+        let status = support::run_and_stop(&mut cmd, &point, after);
         stopped += !status.success() as usize;
         verify_ok(sb, &format!("right after the kill at {point} {after:?}"));
         let doc = sb.ok_json(&["prune"]);

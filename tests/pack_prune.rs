@@ -299,18 +299,7 @@ fn a_prune_killed_anywhere_in_the_pack_layer_leaves_every_object_readable() {
         cmd.args(["forget", "--run", "1", "--yes", "--yes-delete-only-copies"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let status = match after {
-            None => cmd
-                .env(codex_maint::failpoint::ENV_VAR, &point)
-                .status()
-                .unwrap(),
-            Some(micros) => {
-                let mut child = cmd.spawn().unwrap();
-                std::thread::sleep(std::time::Duration::from_micros(micros));
-                let _ = child.kill();
-                child.wait().unwrap()
-            }
-        };
+        let status = support::run_and_stop(&mut cmd, &point, after);
         stopped += !status.success() as usize;
         let when = format!("right after the kill at {point} {after:?}");
         verify_ok(sb, &when);

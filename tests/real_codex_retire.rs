@@ -258,21 +258,8 @@ fn a_session_retired_under_0_169_comes_back_into_a_home_0_171_migrated() {
     let turns_before = turns_of(&old, &home, std::slice::from_ref(&id));
     let file_before = transcripts(&home, std::slice::from_ref(&id));
     let rows_before = rows_of(&home, std::slice::from_ref(&id));
-    let args = [
-        "cleanup",
-        "--only",
-        "sessions,retire",
-        "--retire-min-age",
-        "30d",
-        "--min-age",
-        "30d",
-    ];
-    let mut dry: Vec<&str> = args.to_vec();
-    dry.push("--dry-run");
-    let plan = sb.ok_json(&dry)["data"]["plan"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let args = RETIRE_CLEANUP;
+    let plan = reviewed_plan(sb, &args);
     let mut yes: Vec<&str> = args.to_vec();
     yes.extend(["--plan", &plan, "--yes"]);
     sb.ok_json(&yes);
@@ -333,21 +320,8 @@ fn a_resume_right_before_retire_removes_the_session_keeps_its_turn() {
                 bin.display(),
                 exit_file.display()
             );
-            let args = [
-                "cleanup",
-                "--only",
-                "sessions,retire",
-                "--retire-min-age",
-                "30d",
-                "--min-age",
-                "30d",
-            ];
-            let mut dry: Vec<&str> = args.to_vec();
-            dry.push("--dry-run");
-            let plan = sb.ok_json(&dry)["data"]["plan"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let args = RETIRE_CLEANUP;
+            let plan = reviewed_plan(sb, &args);
             let mut yes: Vec<&str> = vec!["--json"];
             yes.extend(args);
             yes.extend(["--plan", &plan, "--yes"]);
@@ -385,4 +359,25 @@ fn a_resume_right_before_retire_removes_the_session_keeps_its_turn() {
             sb.cmd().arg("verify").assert().success();
         },
     );
+}
+
+/// A cleanup that archives and then retires sessions idle 30 days.
+const RETIRE_CLEANUP: [&str; 7] = [
+    "cleanup",
+    "--only",
+    "sessions,retire",
+    "--retire-min-age",
+    "30d",
+    "--min-age",
+    "30d",
+];
+
+/// The id of the plan a dry run of `args` saves, for the user's reviewed `--plan`.
+fn reviewed_plan(sb: &support::Sandbox, args: &[&str]) -> String {
+    let mut dry: Vec<&str> = args.to_vec();
+    dry.push("--dry-run");
+    sb.ok_json(&dry)["data"]["plan"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

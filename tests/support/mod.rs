@@ -438,3 +438,24 @@ pub fn table_rows_text(conn: &rusqlite::Connection, sorted: bool) -> Vec<String>
     }
     out
 }
+
+/// Runs `cmd` until the failure point `point` aborts it or, with `after_micros`, kills it
+/// that long after it started: the two ways the store's kill tests stop a writer.
+pub fn run_and_stop(
+    cmd: &mut std::process::Command,
+    point: &str,
+    after_micros: Option<u64>,
+) -> std::process::ExitStatus {
+    match after_micros {
+        None => cmd
+            .env(codex_maint::failpoint::ENV_VAR, point)
+            .status()
+            .unwrap(),
+        Some(micros) => {
+            let mut child = cmd.spawn().unwrap();
+            std::thread::sleep(std::time::Duration::from_micros(micros));
+            let _ = child.kill();
+            child.wait().unwrap()
+        }
+    }
+}
